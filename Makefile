@@ -1,0 +1,58 @@
+# The Makefile is the interface: `make run` (the default pipeline) and `make test` (the test suite) both create
+# the virtual environment they need on a fresh machine.
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+CONFIG ?= configs/default.yaml
+PYTEST_ARGS ?=
+
+.PHONY: setup run pipeline test test-fast test-slow e2e test-gpu lint fmt world bench mlflow-ui clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+setup: $(STAMP)  ## create .venv and install the project (CPU torch 2.13.0)
+
+run: $(STAMP)  ## run the default SPCT pipeline on the embedded world and print the results table
+	$(VENV)/bin/grm run --config $(CONFIG)
+
+pipeline: run
+
+test: $(STAMP)  ## the whole CPU test suite (unit, integration, e2e); GPU tests are skipped
+	$(PY) -m pytest -m "not gpu" $(PYTEST_ARGS)
+
+test-fast: $(STAMP)  ## unit tests only (seconds)
+	$(PY) -m pytest -m "not slow and not gpu and not e2e" $(PYTEST_ARGS)
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -m "slow and not gpu" $(PYTEST_ARGS)
+
+e2e: $(STAMP)
+	$(PY) -m pytest -m "e2e and not gpu" $(PYTEST_ARGS)
+
+test-gpu:  ## on a CUDA machine with requirements-gpu.txt installed
+	$(PY) -m pytest -m gpu $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+fmt: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+world: $(STAMP)  ## write the embedded world's splits to data/world/
+	$(VENV)/bin/grm world --output data/world
+
+bench: $(STAMP)
+	$(PY) bench/sampling.py
+
+mlflow-ui: $(STAMP)  ## browse runs of the embedded store at http://127.0.0.1:5000
+	$(VENV)/bin/mlflow server --backend-store-uri sqlite:///mlruns/mlflow.db --default-artifact-root mlruns/artifacts --host 127.0.0.1 --port 5000
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

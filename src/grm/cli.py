@@ -1,0 +1,127 @@
+"""The ``grm`` command line. Every command has ``--help``; heavy imports happen inside the commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    name="grm",
+    help="Generalist reward models with Self-Principled Critique Tuning (DeepSeek-GRM).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """Generalist reward models with Self-Principled Critique Tuning (DeepSeek-GRM)."""
+
+
+def _parse_ks(text: str) -> list[int]:
+    try:
+        ks = sorted({int(x) for x in text.split(",") if x.strip()})
+    except ValueError as exc:
+        raise typer.BadParameter(f"--k takes integers separated by commas (e.g. 1,8), got {text!r}") from exc
+    if not ks or ks[0] < 1:
+        raise typer.BadParameter(f"--k values must be >= 1, got {text!r}")
+    return ks
+
+
+@app.command()
+def score(
+    model: Annotated[
+        str,
+        typer.Option(
+            help="GRM: a local model dir, an http(s) URL of an OpenAI-compatible server, vllm:PATH, or world-teacher"
+        ),
+    ],
+    input: Annotated[Path, typer.Option("--input", help="canonical items JSONL")],
+    output: Annotated[Path, typer.Option(help="where to write one judgement record per item (JSONL)")],
+    k: Annotated[int, typer.Option(help="samples per item (Voting@k)")] = 8,
+    temperature: Annotated[float, typer.Option(help="sampling temperature (paper: 0.5); 0 = greedy")] = 0.5,
+    seed: Annotated[int, typer.Option(help="seed for shuffles, sampling and tie-breaks")] = 0,
+    max_new_tokens: Annotated[int, typer.Option(help="generation budget per judgement")] = 512,
+    template: Annotated[str, typer.Option(help="prompt template: deepseek-grm or compact")] = "deepseek-grm",
+    meta_rm: Annotated[Path | None, typer.Option(help="meta RM dir: keep the k_meta best-rated samples")] = None,
+    k_meta: Annotated[int | None, typer.Option(help="samples the meta RM keeps (default k/2)")] = None,
+    shuffle: Annotated[bool, typer.Option(help="shuffle response order per sample")] = True,
+    trust_remote_code: Annotated[bool, typer.Option(help="let the model repo run its own code")] = False,
+) -> None:
+    """Score items with a GRM: k shuffled judgements per item, summed (Voting@k), optionally meta-guided."""
+    from grm import judging, verdicts
+    from grm.files import write_jsonl_atomic
+    from grm.sampling import build_sampler
+    from grm.schemas import read_items
+
+    items = read_items(input)
+    sampler = build_sampler(model, trust_remote_code=trust_remote_code)
+    meta_scorer = None
+    if meta_rm is not None:
+        from grm.meta_rm import load_meta_scorer
+
+        meta_scorer = load_meta_scorer(meta_rm)
+    results = judging.judge_items(
+        items,
+        sampler,
+        k=k,
+        temperature=temperature,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        template=template,
+        shuffle=shuffle,
+        meta_scorer=meta_scorer,
+    )
+    method = "metarm" if meta_scorer is not None else "voting"
+    records = []
+    correct = 0.0
+    for item, res in zip(items, results, strict=True):
+        v = verdicts.decide(res, k=k, method=method, k_meta=k_meta, seed=seed)
+        correct += v.credit
+        records.append(
+            {
+                "id": item.id,
+                "method": method,
+                "k": k,
+                "final_scores": v.totals,
+                "predicted": v.predicted,
+                "tied": v.tied,
+                "correct": v.credit,
+                "samples": [
+                    {
+                        "order": s.order,
+                        "text": s.text,
+                        "scores": s.scores,
+                        "status": s.status,
+                        "meta_score": s.meta_score,
+                    }
+                    for s in res.samples
+                ],
+            }
+        )
+    write_jsonl_atomic(output, records)
+    fails = sum(1 for r in results for s in r.samples if s.scores is None)
+    typer.echo(
+        f"scored {len(items)} items (k={k}, {method}) -> {output}; accuracy vs labels {correct / max(1, len(items)):.3f}; "
+        f"parse failures {fails}/{len(items) * k}"
+    )
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+def _register_optional_commands() -> None:
+    """Commands whose modules live beside the core (evaluation, serving, pipeline)."""
+    from grm.commands import register
+
+    register(app)
+
+
+_register_optional_commands()
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

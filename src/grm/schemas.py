@@ -1,0 +1,228 @@
+"""The canonical preference item and its JSONL loader.
+
+One JSON object per line::
+
+    {"id": "world/arith/17", "query": "...", "responses": ["...", "..."], "best": 1}
+    {"id": "world/arith/18", "query": "...", "responses": ["..."], "label": 0}
+
+``query`` is a string or a list of chat messages (``{"role": ..., "content": ...}``) ending with a user turn.
+n >= 2 responses carry ``best`` (0-based); n == 1 carries ``label`` (0/1 correctness). Optional: ``ratings``
+(ground-truth rewards with a unique maximum, consistent with ``best``), ``source``, ``subset``.
+Loading reports every bad row as ``file:line: field: problem`` and loads nothing from a bad file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from grm.files import write_jsonl_atomic
+
+ROLES = ("system", "user", "assistant")
+KNOWN_FIELDS = ("id", "query", "responses", "best", "label", "ratings", "source", "subset", "meta")
+
+
+class DataError(ValueError):
+    """Raised when a data file has bad rows; ``errors`` holds every ``file:line: field: problem`` line."""
+
+    def __init__(self, path: str | Path, errors: list[str]):
+        self.path = str(path)
+        self.errors = errors
+        shown = "\n".join(errors[:50])
+        more = f"\n... and {len(errors) - 50} more" if len(errors) > 50 else ""
+        super().__init__(f"{len(errors)} bad row(s) in {path}; nothing was loaded. Fix these rows:\n{shown}{more}")
+
+
+@dataclass(frozen=True)
+class Item:
+    """One preference item: a query, n >= 1 responses and a ground-truth label."""
+
+    id: str
+    query: str | tuple[dict[str, str], ...]
+    responses: tuple[str, ...]
+    best: int | None = None  # 0-based index of the best response (n >= 2)
+    label: int | None = None  # 0/1 correctness of the only response (n == 1)
+    ratings: tuple[float, ...] | None = None  # optional ground-truth rewards, unique maximum
+    source: str | None = None
+    subset: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def n(self) -> int:
+        return len(self.responses)
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> Item:
+        """Build an item from a dict; raises ``ValueError`` listing every problem."""
+        problems = validate_record(record)
+        if problems:
+            raise ValueError("; ".join(f"{f}: {p}" for f, p in problems))
+        query = record["query"]
+        if isinstance(query, list):
+            query = tuple({"role": m["role"], "content": m["content"]} for m in query)
+        ratings = record.get("ratings")
+        return cls(
+            id=record["id"],
+            query=query,
+            responses=tuple(record["responses"]),
+            best=record.get("best"),
+            label=record.get("label"),
+            ratings=tuple(float(r) for r in ratings) if ratings is not None else None,
+            source=record.get("source"),
+            subset=record.get("subset"),
+            meta=dict(record.get("meta") or {}),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "query": list(self.query) if isinstance(self.query, tuple) else self.query,
+            "responses": list(self.responses),
+        }
+        for key in ("best", "label", "source", "subset"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        if self.ratings is not None:
+            out["ratings"] = list(self.ratings)
+        if self.meta:
+            out["meta"] = self.meta
+        return out
+
+    def query_text(self) -> str:
+        """The user's last turn (used for decontamination and short displays)."""
+        if isinstance(self.query, str):
+            return self.query
+        return self.query[-1]["content"]
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def validate_record(record: Any) -> list[tuple[str, str]]:
+    """Return every ``(field, problem)`` of one decoded JSONL record; empty when it is valid."""
+    if not isinstance(record, dict):
+        return [("<row>", f"expected a JSON object, got {type(record).__name__}")]
+    problems: list[tuple[str, str]] = []
+    unknown = sorted(set(record) - set(KNOWN_FIELDS))
+    if unknown:
+        problems.append((unknown[0], f"unknown field(s) {unknown}; valid fields are {list(KNOWN_FIELDS)}"))
+    item_id = record.get("id")
+    if not isinstance(item_id, str) or not item_id.strip():
+        problems.append(("id", "missing or not a non-empty string"))
+    query = record.get("query")
+    if isinstance(query, str):
+        if not query.strip():
+            problems.append(("query", "empty string"))
+    elif isinstance(query, list):
+        if not query:
+            problems.append(("query", "empty message list"))
+        for i, msg in enumerate(query):
+            if (
+                not isinstance(msg, dict)
+                or set(msg) - {"role", "content"}
+                or "role" not in msg
+                or "content" not in msg
+            ):
+                problems.append((f"query[{i}]", "must be an object with exactly 'role' and 'content'"))
+            elif msg["role"] not in ROLES:
+                problems.append((f"query[{i}].role", f"{msg['role']!r} is not one of {list(ROLES)}"))
+            elif not isinstance(msg["content"], str) or not msg["content"].strip():
+                problems.append((f"query[{i}].content", "missing or empty"))
+        if query and isinstance(query[-1], dict) and query[-1].get("role") != "user":
+            problems.append(("query", "the last message must be the user's turn"))
+    else:
+        problems.append(("query", "missing, or neither a string nor a list of chat messages"))
+    responses = record.get("responses")
+    n = 0
+    if not isinstance(responses, list) or not responses:
+        problems.append(("responses", "missing or not a non-empty list"))
+    else:
+        n = len(responses)
+        for i, resp in enumerate(responses):
+            if not isinstance(resp, str) or not resp.strip():
+                problems.append((f"responses[{i}]", "must be a non-empty string"))
+    best, label = record.get("best"), record.get("label")
+    if n >= 2:
+        if label is not None:
+            problems.append(("label", f"only for single responses (n = 1); this row has n = {n}, use 'best'"))
+        if best is None:
+            problems.append(("best", f"missing: rows with n = {n} responses need the 0-based index of the best"))
+        elif not _is_int(best) or not 0 <= best < n:
+            problems.append(("best", f"{best!r} is not an integer in [0, {n - 1}]"))
+    elif n == 1:
+        if best is not None:
+            problems.append(("best", "only for n >= 2 responses; a single response needs 'label' (0 or 1)"))
+        if label is None:
+            problems.append(("label", "missing: a single response needs a 0/1 correctness label"))
+        elif not _is_int(label) or label not in (0, 1):
+            problems.append(("label", f"{label!r} is not 0 or 1"))
+    ratings = record.get("ratings")
+    if ratings is not None and n:
+        if not isinstance(ratings, list) or len(ratings) != n:
+            problems.append(("ratings", f"must be a list of {n} numbers (one per response)"))
+        elif not all(isinstance(r, int | float) and not isinstance(r, bool) for r in ratings):
+            problems.append(("ratings", "every rating must be a number"))
+        elif n >= 2:
+            top = max(ratings)
+            if sum(1 for r in ratings if r == top) > 1:
+                problems.append(("ratings", "the maximum is tied; ground truth needs a unique best response"))
+            elif _is_int(best) and 0 <= best < n and ratings[best] != top:
+                problems.append(("ratings", f"the maximum is at {ratings.index(top)}, but best = {best}"))
+    for key in ("source", "subset"):
+        if key in record and record[key] is not None and not isinstance(record[key], str):
+            problems.append((key, "must be a string"))
+    if "meta" in record and not isinstance(record["meta"], dict):
+        problems.append(("meta", "must be an object"))
+    return problems
+
+
+def read_items(path: str | Path) -> list[Item]:
+    """Load canonical items from JSONL. Raises ``DataError`` naming every bad row; loads nothing then.
+
+    Blank lines are skipped. Ids must be unique within the file.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file; write one with `grm world` or a converter")
+    errors: list[str] = []
+    items: list[Item] = []
+    seen: dict[str, int] = {}
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                errors.append(f"{path}:{lineno}: <json>: invalid JSON ({exc.msg} at column {exc.colno})")
+                continue
+            problems = validate_record(record)
+            if problems:
+                errors.extend(f"{path}:{lineno}: {f}: {p}" for f, p in problems)
+                continue
+            if record["id"] in seen:
+                errors.append(f"{path}:{lineno}: id: duplicate {record['id']!r} (first on line {seen[record['id']]})")
+                continue
+            seen[record["id"]] = lineno
+            items.append(Item.from_dict(record))
+    if errors:
+        raise DataError(path, errors)
+    return items
+
+
+def iter_records(path: str | Path) -> Iterator[dict[str, Any]]:
+    """Stream raw JSON objects from a JSONL file (no validation); for large inputs."""
+    with Path(path).open(encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                yield json.loads(line)
+
+
+def write_items(path: str | Path, items: Iterable[Item]) -> Path:
+    """Write items as canonical JSONL, atomically."""
+    return write_jsonl_atomic(path, (it.to_dict() for it in items))

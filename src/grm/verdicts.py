@@ -1,0 +1,113 @@
+"""Turn sampled judgements into verdicts: greedy, Voting@k and MetaRM@k, with an explicit tie policy.
+
+Tie policies (the report always states which one was used):
+- ``random`` (paper default): the top tie is broken by a seeded draw; credit 1 or 0.
+- ``strict``: a tie at the top is wrong (credit 0 unless the best response wins alone).
+- ``half``: credit 1/m when the best response is among m tied winners (0.5 for a tied pair).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from grm import voting
+from grm.judging import ItemJudgement
+
+TIE_POLICIES = ("random", "strict", "half")
+METHODS = ("voting", "metarm")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The verdict on one item under one method and k."""
+
+    id: str
+    credit: float  # 1.0 correct, 0.0 wrong, fractional under the ``half`` tie policy
+    tied: bool  # the top was tied (or every sample failed to parse, so nothing was decided)
+    predicted: int | None  # predicted best index (n >= 2) or predicted label (n = 1)
+    totals: list[float] | None  # summed scores in original order; None when every sample failed
+    n_failed: int  # samples that failed to parse among those used
+    n_used: int  # samples looked at (k)
+    score: float | None = None  # mean score for single responses (for ROC-AUC); None otherwise
+
+
+def _credit(winners: list[int], truth: int, policy: str, seed: int, item_id: str) -> tuple[float, int]:
+    if len(winners) == 1:
+        return float(winners[0] == truth), winners[0]
+    pick = winners[int(np.random.default_rng(voting.derive_seed("tie", seed, item_id)).integers(len(winners)))]
+    if policy == "random":
+        return float(pick == truth), pick
+    if policy == "strict":
+        return 0.0, pick
+    return (1.0 / len(winners) if truth in winners else 0.0), pick
+
+
+def decide(
+    judgement: ItemJudgement,
+    *,
+    k: int,
+    method: str = "voting",
+    k_meta: int | None = None,
+    seed: int = 0,
+    tie_policy: str = "random",
+) -> Verdict:
+    """Aggregate the first ``k`` samples of ``judgement`` into a verdict.
+
+    Args:
+        judgement: sampled judgements of one item (at least ``k`` samples).
+        k: how many samples to use (Voting@k / MetaRM@k; greedy is k = 1).
+        method: ``voting`` (sum over parsed samples) or ``metarm`` (sum over the top ``k_meta`` by meta score).
+        k_meta: samples kept by the meta RM; default k // 2 (at least 1).
+        seed: tie-break seed.
+        tie_policy: ``random`` | ``strict`` | ``half``.
+
+    Example:
+        >>> from grm.judging import ItemJudgement, SampleJudgement
+        >>> j = ItemJudgement("a", 2, 1, None, False, [SampleJudgement([0, 1], "", s, "ok") for s in
+        ...     ([8, 8], [5, 9], [7, 10])])
+        >>> decide(j, k=3).totals, decide(j, k=3).credit
+        ([20.0, 27.0], 1.0)
+    """
+    if method not in METHODS:
+        raise ValueError(f"Unknown method {method!r}. Available: {', '.join(METHODS)}")
+    if tie_policy not in TIE_POLICIES:
+        raise ValueError(f"Unknown tie_policy {tie_policy!r}. Available: {', '.join(TIE_POLICIES)}")
+    if len(judgement.samples) < k:
+        raise ValueError(f"item {judgement.id} has {len(judgement.samples)} samples, k={k} needs at least k")
+    samples = judgement.samples[:k]
+    scores = [s.scores for s in samples]
+    n_failed = sum(1 for s in scores if s is None)
+    if method == "metarm":
+        k_meta = k_meta if k_meta is not None else max(1, k // 2)
+        metas = [s.meta_score for s in samples]
+        if any(m is None for m, sc in zip(metas, scores, strict=True) if sc is not None):
+            raise ValueError(f"item {judgement.id}: method 'metarm' needs meta scores; pass a meta RM")
+        totals_int = voting.meta_vote(scores, metas, k_meta, judgement.n)
+    else:
+        totals_int = voting.vote_sum(scores, judgement.n)
+    totals = [float(t) for t in totals_int] if totals_int is not None else None
+    if judgement.n == 1:
+        return _decide_single(judgement, samples, totals, n_failed, seed, tie_policy)
+    if totals is None:  # nothing parsed: every response is "tied"
+        winners = list(range(judgement.n))
+    else:
+        top = max(totals)
+        winners = [i for i, t in enumerate(totals) if t == top]
+    credit, pick = _credit(winners, int(judgement.best), tie_policy, seed, judgement.id)  # type: ignore[arg-type]
+    return Verdict(judgement.id, credit, len(winners) > 1, pick, totals, n_failed, k)
+
+
+def _decide_single(
+    judgement: ItemJudgement, samples: Sequence, totals: list[float] | None, n_failed: int, seed: int, policy: str
+) -> Verdict:
+    """n = 1: the mean parsed score against the midpoint of the score range decides the 0/1 label."""
+    low, high = (0, 1) if judgement.single_label else (1, 10)
+    n_parsed = len(samples) - n_failed
+    mean = totals[0] / n_parsed if totals is not None and n_parsed else None
+    mid = (low + high) / 2
+    winners = [0, 1] if mean is None or mean == mid else [1 if mean > mid else 0]
+    credit, pick = _credit(winners, int(judgement.label), policy, seed, judgement.id)  # type: ignore[arg-type]
+    return Verdict(judgement.id, credit, len(winners) > 1, pick, totals, n_failed, len(samples), mean)

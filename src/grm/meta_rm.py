@@ -1,0 +1,238 @@
+"""Meta RM (SPEC §6): a scalar classifier that rates sampled GRM judgements, and its batch scorer for voting.
+
+Training pairs are (meta-RM template, sampled judgement) labelled by Eq. 10 correctness: the RFT-stage non-hinted
+teacher samples plus samples of the trained GRM. The model is a sequence classifier with one logit trained with
+binary cross-entropy; at inference its sigmoid is the meta score and meta-guided voting keeps the top k_meta.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from grm import prompts
+from grm.judging import ItemJudgement
+from grm.rft import Trajectory
+from grm.schemas import Item
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MetaRMConfig:
+    """Meta-RM training. Paper: lr 1e-5, batch 512, same base family as the GRM."""
+
+    backbone: str = field(
+        default="grm",
+        metadata={"help": "'grm' initialises from the GRM checkpoint (shares its tokenizer); or any HF model dir"},
+    )
+    learning_rate: float = field(default=1e-3, metadata={"help": "AdamW learning rate (paper: 1e-5 at 27B)"})
+    steps: int = field(default=300, metadata={"help": "optimizer steps"})
+    batch_size: int = field(default=32, metadata={"help": "examples per step"})
+    max_length: int = field(
+        default=256, metadata={"help": "tokens per meta-RM input (left-truncated: the judgement is at the end)"}
+    )
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
+    balance: bool = field(default=True, metadata={"help": "weight BCE so both labels count equally"})
+    val_fraction: float = field(default=0.1, metadata={"help": "held-out share for the AUC report"})
+    seed: int = field(default=0, metadata={"help": "seed"})
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError(f"meta_rm.steps={self.steps}, meta_rm.batch_size={self.batch_size}: both must be >= 1")
+        if not 0 <= self.val_fraction < 1:
+            raise ValueError(f"meta_rm.val_fraction={self.val_fraction}: must be in [0, 1)")
+
+
+def examples_from_trajectories(
+    items: Mapping[str, Item], trajectories: Sequence[Trajectory], include_hinted: bool = False
+) -> list[dict[str, Any]]:
+    """Meta-RM pairs from rejective-sampling trajectories (non-hinted by default, as in the paper)."""
+    out = []
+    for t in trajectories:
+        if t.hinted and not include_hinted:
+            continue
+        item = items[t.id]
+        shown = [item.responses[o] for o in t.order]
+        out.append(
+            {"text": prompts.render_meta_prompt(item.query, shown, t.completion), "label": int(t.correct), "id": t.id}
+        )
+    return out
+
+
+def examples_from_judgements(items: Sequence[Item], judgements: Sequence[ItemJudgement]) -> list[dict[str, Any]]:
+    """Meta-RM pairs from the trained GRM's own samples (so the meta RM sees the policy it will guide)."""
+    from grm.correctness import is_correct
+
+    out = []
+    for item, res in zip(items, judgements, strict=True):
+        for s in res.samples:
+            shown = [item.responses[o] for o in s.order]
+            label = int(is_correct(s.scores, best=item.best, label=item.label))
+            out.append({"text": prompts.render_meta_prompt(item.query, shown, s.text), "label": label, "id": item.id})
+    return out
+
+
+def roc_auc(scores: Sequence[float], labels: Sequence[int]) -> float:
+    """ROC-AUC as the Mann-Whitney statistic (ties count one half); NaN when one class is absent.
+
+    Example:
+        >>> roc_auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1])
+        0.75
+    """
+    pos = [s for s, y in zip(scores, labels, strict=True) if y]
+    neg = [s for s, y in zip(scores, labels, strict=True) if not y]
+    if not pos or not neg:
+        return float("nan")
+    wins = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg)
+    return wins / (len(pos) * len(neg))
+
+
+def _split(examples: Sequence[dict[str, Any]], frac: float, seed: int) -> tuple[list, list]:
+    """Split by item id so the held-out AUC is measured on unseen items."""
+    import numpy as np
+
+    ids = sorted({e["id"] for e in examples})
+    rng = np.random.default_rng(seed)
+    held = set(rng.choice(ids, size=int(len(ids) * frac), replace=False).tolist()) if frac > 0 else set()
+    return [e for e in examples if e["id"] not in held], [e for e in examples if e["id"] in held]
+
+
+class MetaScorer:
+    """Batch scorer: meta-RM prompts -> probability that each judgement is correct."""
+
+    def __init__(
+        self, model_dir: str | Path, batch_size: int = 32, max_length: int = 256, num_threads: int | None = None
+    ):
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        if num_threads:
+            torch.set_num_threads(num_threads)
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        self.tokenizer.truncation_side = "left"  # keep the judgement, which is at the end
+        self.tokenizer.padding_side = "left"
+        self.model = AutoModelForSequenceClassification.from_pretrained(model_dir, use_safetensors=True).eval()
+        self.batch_size = batch_size
+        self.max_length = max_length
+
+    def logits(self, texts: Sequence[str]) -> list[float]:
+        import torch
+
+        out: list[float] = []
+        with torch.no_grad():
+            for i in range(0, len(texts), self.batch_size):
+                enc = self.tokenizer(
+                    list(texts[i : i + self.batch_size]),
+                    return_tensors="pt",
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_length,
+                )
+                out.extend(self.model(**enc).logits[:, 0].float().tolist())
+        return out
+
+    def __call__(self, texts: list[str]) -> list[float]:
+        return [1.0 / (1.0 + math.exp(-x)) for x in self.logits(texts)]
+
+
+def load_meta_scorer(model_dir: str | Path, **kwargs: Any) -> MetaScorer:
+    """Load a trained meta RM as a batch scorer for ``judging.judge_items(meta_scorer=...)``."""
+    path = Path(model_dir)
+    if not any(path.glob("*.safetensors")):
+        raise FileNotFoundError(
+            f"{path}: no *.safetensors weights; train one with the meta-RM stage or pass a valid dir"
+        )
+    return MetaScorer(path, **kwargs)
+
+
+def train_meta_rm(
+    backbone_dir: str | Path,
+    examples: Sequence[dict[str, Any]],
+    out_dir: str | Path,
+    cfg: MetaRMConfig,
+    num_threads: int | None = None,
+    log_fn: Any = None,
+) -> dict[str, float]:
+    """Train a one-logit sequence classifier with BCE and save it (safetensors) to ``out_dir`` atomically.
+
+    Args:
+        backbone_dir: HF causal-LM or classifier dir to initialise from (a new one-logit head is added).
+        examples: ``{"text", "label", "id"}`` dicts.
+        out_dir: destination.
+        cfg: training settings.
+        num_threads: torch CPU threads.
+        log_fn: optional ``(metrics: dict, step: int) -> None`` for training curves.
+
+    Returns:
+        ``train_loss`` (last 20 steps), ``val_auc``, ``val_accuracy``, ``n_train``, ``n_val``, ``positive_rate``.
+    """
+    import numpy as np
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    if num_threads:
+        torch.set_num_threads(num_threads)
+    labels = [e["label"] for e in examples]
+    if len(set(labels)) < 2:
+        raise ValueError(f"meta-RM data has only label {set(labels)}: it needs correct and incorrect judgements")
+    torch.manual_seed(cfg.seed)
+    train, val = _split(examples, cfg.val_fraction, cfg.seed)
+    tokenizer = AutoTokenizer.from_pretrained(backbone_dir)
+    tokenizer.truncation_side = "left"
+    tokenizer.padding_side = "left"
+    model = AutoModelForSequenceClassification.from_pretrained(backbone_dir, num_labels=1, use_safetensors=True)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    pos_rate = float(np.mean([e["label"] for e in train]))
+    pos_weight = torch.tensor((1 - pos_rate) / max(pos_rate, 1e-6)) if cfg.balance else None
+    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.learning_rate, total_steps=cfg.steps, pct_start=0.1)
+    rng = np.random.default_rng(cfg.seed)
+    losses: list[float] = []
+    model.train()
+    for step in range(cfg.steps):
+        batch = [train[i] for i in rng.integers(0, len(train), size=cfg.batch_size)]
+        enc = tokenizer(
+            [b["text"] for b in batch], return_tensors="pt", padding=True, truncation=True, max_length=cfg.max_length
+        )
+        logits = model(**enc).logits[:, 0]
+        loss = loss_fn(logits, torch.tensor([float(b["label"]) for b in batch]))
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        losses.append(float(loss.detach()))
+        if log_fn is not None and (step + 1) % 10 == 0:
+            log_fn({"meta_rm/train/loss": float(np.mean(losses[-10:]))}, step + 1)
+    model.eval()
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    metrics = {
+        "train_loss": float(np.mean(losses[-20:])),
+        "n_train": float(len(train)),
+        "n_val": float(len(val)),
+        "positive_rate": pos_rate,
+        "val_auc": float("nan"),
+        "val_accuracy": float("nan"),
+    }
+    if val:
+        scorer = MetaScorer(tmp, max_length=cfg.max_length)
+        probs = scorer([e["text"] for e in val])
+        ys = [e["label"] for e in val]
+        metrics["val_auc"] = roc_auc(probs, ys)
+        metrics["val_accuracy"] = float(np.mean([(p > 0.5) == bool(y) for p, y in zip(probs, ys, strict=True)]))
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    tmp.rename(out_dir)
+    return metrics

@@ -1,0 +1,200 @@
+"""Rule-based online RL (SPEC §4) with TRL's GRPO trainer: reward +1 if the judgement is correct, -1 otherwise.
+
+Ground truth travels as dataset columns (``best`` = position of the best response in the order the prompt shows,
+``label`` for single responses, ``n``), which TRL passes to ``grm.rewards.CorrectnessReward``. The reference policy
+is the starting (RFT) checkpoint; a KL term (``beta``) keeps the format (no format reward, as in the paper).
+Items the starting model already gets right ``too_easy_samples`` times out of ``too_easy_samples`` are removed.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from grm import judging, prompts, voting
+from grm.correctness import is_correct
+from grm.rewards import CorrectnessReward
+from grm.sampling.base import Sampler
+from grm.schemas import Item
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GRPOStageConfig:
+    """GRPO hyper-parameters. Paper (27B): G=4, beta=0.08, lr 4e-7, batch 512, 900 steps."""
+
+    learning_rate: float = field(default=1e-5, metadata={"help": "AdamW learning rate (paper 27B: 4e-7)"})
+    beta: float = field(
+        default=0.08, metadata={"help": "KL coefficient against the RFT reference (paper 27B: 0.08; 16B: 0.002)"}
+    )
+    num_generations: int = field(default=4, metadata={"help": "group size G (paper: 4)"})
+    prompts_per_step: int = field(
+        default=8, metadata={"help": "prompts per optimizer step; the batch is prompts_per_step * G rollouts"}
+    )
+    max_steps: int = field(default=60, metadata={"help": "optimizer steps (paper: 900)"})
+    max_completion_length: int = field(default=96, metadata={"help": "rollout length budget in tokens"})
+    temperature: float = field(
+        default=1.0, metadata={"help": "rollout temperature [choice: the paper leaves it open]"}
+    )
+    epsilon: float = field(default=0.2, metadata={"help": "PPO-style clip range"})
+    loss_type: str = field(
+        default="grpo", metadata={"help": "TRL loss_type; 'grpo' is the original sequence-normalised loss"}
+    )
+    too_easy_samples: int = field(
+        default=3,
+        metadata={
+            "help": "drop items the start model gets right this many times out of this many (paper: 3/3); 0 disables"
+        },
+    )
+    too_easy_temperature: float = field(default=1.0, metadata={"help": "temperature of the too-easy probe"})
+    template: str = field(default="compact", metadata={"help": "prompt template"})
+    warmup_ratio: float = field(default=0.0, metadata={"help": "linear warmup share of steps"})
+    logging_steps: int = field(
+        default=5, metadata={"help": "log every N steps (reward mean, KL, length, zero-variance share)"}
+    )
+    seed: int = field(default=0, metadata={"help": "seed"})
+    report_to: str = field(
+        default="none", metadata={"help": "TRL/transformers report_to ('mlflow' inside a tracked stage)"}
+    )
+
+    def __post_init__(self) -> None:
+        if self.num_generations < 2:
+            raise ValueError(f"rl.num_generations={self.num_generations}: GRPO needs groups of >= 2 (paper: 4)")
+        if self.beta < 0:
+            raise ValueError(f"rl.beta={self.beta}: must be >= 0")
+        if self.template not in prompts.TEMPLATES:
+            raise ValueError(f"rl.template={self.template!r}: use one of {list(prompts.TEMPLATES)}")
+
+
+def build_rl_rows(items: Sequence[Item], template: str, seed: int) -> list[dict[str, Any]]:
+    """One RL prompt per item, responses in a seeded shuffled order; ground truth in that order.
+
+    Returns rows with ``prompt``, ``best`` (shown position, -1 for n = 1), ``label`` (-1 for n >= 2), ``n``, ``id``.
+    """
+    rows = []
+    for item in items:
+        order = voting.shuffle_order(item.n, seed, item.id, 0)
+        shown = [item.responses[o] for o in order]
+        rows.append(
+            {
+                "id": item.id,
+                "prompt": prompts.render_prompt(item.query, shown, template=template, single_label=item.n == 1),
+                "best": order.index(item.best) if item.best is not None else -1,
+                "label": item.label if item.label is not None else -1,
+                "n": item.n,
+            }
+        )
+    return rows
+
+
+def drop_too_easy(items: Sequence[Item], sampler: Sampler, cfg: GRPOStageConfig) -> tuple[list[Item], float]:
+    """Remove items the current model judges correctly in all ``cfg.too_easy_samples`` samples.
+
+    Returns:
+        The remaining items and the too-easy rate.
+    """
+    if cfg.too_easy_samples < 1 or not items:
+        return list(items), 0.0
+    results = judging.judge_items(
+        items,
+        sampler,
+        k=cfg.too_easy_samples,
+        temperature=cfg.too_easy_temperature,
+        max_new_tokens=cfg.max_completion_length,
+        seed=cfg.seed + 104729,
+        template=cfg.template,
+        single_label=True,
+    )
+    keep = [
+        item
+        for item, res in zip(items, results, strict=True)
+        if not all(is_correct(s.scores, best=item.best, label=item.label) for s in res.samples)
+    ]
+    return keep, 1.0 - len(keep) / len(items)
+
+
+def train_grpo(
+    model_dir: str | Path,
+    rows: Sequence[dict[str, Any]],
+    out_dir: str | Path,
+    cfg: GRPOStageConfig,
+    num_threads: int | None = None,
+    callbacks: list[Any] | None = None,
+    reward_funcs: list[Any] | None = None,
+) -> dict[str, Any]:
+    """Run TRL GRPO from ``model_dir`` (also the KL reference) and save the policy to ``out_dir`` atomically.
+
+    Args:
+        model_dir: the RFT checkpoint (HF dir, safetensors).
+        rows: from ``build_rl_rows``.
+        out_dir: where the trained policy and tokenizer are saved.
+        cfg: GRPO settings.
+        num_threads: torch CPU threads.
+        callbacks: extra ``transformers.TrainerCallback`` objects.
+        reward_funcs: TRL reward functions; default ``[CorrectnessReward()]`` (the paper's ±1 rule).
+
+    Returns:
+        The trainer's log history (list of dicts) under ``log_history`` and the final ``train_loss``.
+    """
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import GRPOConfig, GRPOTrainer
+
+    if num_threads:
+        torch.set_num_threads(num_threads)
+    if not rows:
+        raise ValueError("train_grpo got no RL rows (every item was too easy?); lower rl.too_easy_samples or add data")
+    out_dir = Path(out_dir)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent if out_dir.parent.exists() else None))
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer.padding_side = "left"
+    model = AutoModelForCausalLM.from_pretrained(model_dir, use_safetensors=True, dtype=torch.float32)
+    args = GRPOConfig(
+        output_dir=str(tmp / "trainer"),
+        learning_rate=cfg.learning_rate,
+        beta=cfg.beta,
+        num_generations=cfg.num_generations,
+        per_device_train_batch_size=cfg.prompts_per_step * cfg.num_generations,
+        gradient_accumulation_steps=1,
+        max_steps=cfg.max_steps,
+        max_completion_length=cfg.max_completion_length,
+        temperature=cfg.temperature,
+        epsilon=cfg.epsilon,
+        loss_type=cfg.loss_type,
+        warmup_steps=cfg.warmup_ratio,
+        logging_steps=cfg.logging_steps,
+        seed=cfg.seed,
+        report_to=cfg.report_to,
+        use_cpu=not torch.cuda.is_available(),
+        bf16=False,
+        save_strategy="no",
+        disable_dropout=True,
+        log_completions=False,
+        shuffle_dataset=True,
+        dataloader_num_workers=0,
+    )
+    dataset = Dataset.from_list([dict(r) for r in rows])
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=reward_funcs or [CorrectnessReward()],
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        callbacks=callbacks,
+    )
+    result = trainer.train()
+    final = tmp / "model"
+    trainer.model.save_pretrained(final, safe_serialization=True)
+    tokenizer.save_pretrained(final)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    final.rename(out_dir)
+    shutil.rmtree(tmp, ignore_errors=True)
+    return {"train_loss": float(result.training_loss), "log_history": list(trainer.state.log_history)}

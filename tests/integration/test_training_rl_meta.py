@@ -1,0 +1,107 @@
+"""Tiny end-to-end training steps: TRL GRPO with the ±1 rule reward, and the BCE meta RM."""
+
+import math
+import random
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+from grm import meta_rm
+from grm.rft import Trajectory
+from grm.schemas import Item
+from grm.training.grpo import GRPOStageConfig, build_rl_rows, train_grpo
+
+ITEMS = [Item(f"i{i}", f"the question {i}", ("good answer", "bad answer"), best=i % 2) for i in range(6)] + [
+    Item("s", "one", ("good",), label=1)
+]
+
+
+def test_rl_rows_carry_ground_truth_in_the_shown_order():
+    rows = build_rl_rows(ITEMS, "compact", seed=3)
+    for item, row in zip(ITEMS, rows, strict=True):
+        lines = row["prompt"].splitlines()
+        if item.n == 1:
+            assert row["best"] == -1 and row["label"] == 1 and "Judge 0 or 1:" in row["prompt"]
+        else:
+            shown_best = lines[1 + row["best"]]
+            assert shown_best.endswith(item.responses[item.best]) and row["label"] == -1
+
+
+class _NoisyReward:
+    """Random ±1 rewards: gives groups non-zero variance so a random tiny model gets gradients."""
+
+    __name__ = "noisy_reward"
+
+    def __call__(self, completions, **kwargs):
+        return [random.choice([-1.0, 1.0]) for _ in completions]
+
+
+def _weights(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_grpo_logs_rl_curves_and_saves_a_loadable_policy(tiny_model_dir, tmp_path):
+    rows = build_rl_rows(ITEMS, "compact", seed=0)
+    cfg = GRPOStageConfig(max_steps=2, prompts_per_step=2, max_completion_length=8, logging_steps=1, beta=0.08)
+    out = train_grpo(tiny_model_dir, rows, tmp_path / "rl", cfg, num_threads=2)
+    logs = [h for h in out["log_history"] if "reward" in h]
+    assert logs, out["log_history"]
+    for key in ("rewards/correctness_reward/mean", "kl", "completions/mean_length", "frac_reward_zero_std"):
+        assert key in logs[0]
+    # the rule reward is exactly ±1
+    assert -1.0 <= logs[0]["rewards/correctness_reward/mean"] <= 1.0
+    assert math.isfinite(out["train_loss"])
+    AutoModelForCausalLM.from_pretrained(tmp_path / "rl")
+
+
+def test_grpo_updates_parameters_when_rewards_vary(tiny_model_dir, tmp_path):
+    random.seed(0)
+    before = _weights(AutoModelForCausalLM.from_pretrained(tiny_model_dir))
+    cfg = GRPOStageConfig(max_steps=2, prompts_per_step=2, max_completion_length=8, learning_rate=1e-2, beta=0.0)
+    train_grpo(tiny_model_dir, build_rl_rows(ITEMS, "compact", 0), tmp_path / "rl", cfg, reward_funcs=[_NoisyReward()])
+    after = _weights(AutoModelForCausalLM.from_pretrained(tmp_path / "rl"))
+    assert sum(not torch.equal(before[k], after[k]) for k in before) > len(before) // 2
+
+
+def test_meta_rm_labels_come_from_correctness_and_skip_hinted():
+    items = {it.id: it for it in ITEMS}
+    trajs = [
+        Trajectory("i0", 0, "p", "Scores: \\boxed{9, 2}", True, False, "ok", (0, 1), 2),
+        Trajectory("i0", 1, "p", "Scores: \\boxed{2, 9}", False, False, "ok", (1, 0), 2),
+        Trajectory("i0", -1, "p", "Scores: \\boxed{9, 2}", True, True, "ok", (0, 1), 2),
+    ]
+    ex = meta_rm.examples_from_trajectories(items, trajs)
+    assert [e["label"] for e in ex] == [1, 0]
+    # the meta prompt shows responses in the order that sample saw
+    assert ex[1]["text"].index("bad answer") < ex[1]["text"].index("good answer")
+    assert len(meta_rm.examples_from_trajectories(items, trajs, include_hinted=True)) == 3
+
+
+def test_roc_auc_hand_cases():
+    assert meta_rm.roc_auc([0.9, 0.8, 0.1], [1, 1, 0]) == 1.0
+    assert meta_rm.roc_auc([0.5, 0.5], [1, 0]) == 0.5
+    assert math.isnan(meta_rm.roc_auc([0.3], [1]))
+
+
+def test_meta_rm_trains_with_bce_and_scores_in_unit_interval(tiny_model_dir, tmp_path):
+    examples = [
+        {"text": f"Response: good {i}" if i % 2 else f"Response: bad {i}", "label": i % 2, "id": f"x{i}"}
+        for i in range(40)
+    ]
+    cfg = meta_rm.MetaRMConfig(steps=30, batch_size=8, learning_rate=5e-3, val_fraction=0.25, max_length=16)
+    metrics = meta_rm.train_meta_rm(tiny_model_dir, examples, tmp_path / "meta", cfg, num_threads=2)
+    assert math.isfinite(metrics["train_loss"]) and metrics["n_val"] > 0
+    assert metrics["val_auc"] > 0.9  # "good"/"bad" is trivially separable
+    scorer = meta_rm.load_meta_scorer(tmp_path / "meta")
+    probs = scorer(["Response: good", "Response: bad"])
+    assert all(0.0 < p < 1.0 for p in probs) and probs[0] > probs[1]
+    clf = AutoModelForSequenceClassification.from_pretrained(tmp_path / "meta")
+    assert clf.config.num_labels == 1
+
+
+def test_meta_rm_refuses_single_class_data(tiny_model_dir, tmp_path):
+    with pytest.raises(ValueError, match="correct and incorrect"):
+        meta_rm.train_meta_rm(
+            tiny_model_dir, [{"text": "a", "label": 1, "id": "a"}], tmp_path / "m", meta_rm.MetaRMConfig()
+        )

@@ -10,8 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from grm.meta_rm import MetaRMConfig
 from grm.prompts import TEMPLATES
+from grm.rft import RejectiveSamplingConfig
+from grm.training.grpo import GRPOStageConfig
+from grm.training.sft import SFTStageConfig
 from grm.verdicts import TIE_POLICIES
+from grm.world.generator import WorldConfig
+from grm.world.model import TinyModelConfig
 
 
 def _fail(key: str, value: object, fix: str) -> None:
@@ -72,6 +78,14 @@ class EvalConfig:
     )
     seed: int = field(default=0, metadata={"help": "seed for shuffles, sampling and tie-breaks"})
     limit: int | None = field(default=None, metadata={"help": "evaluate only the first N test items"})
+    benchmarks: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "help": "registered benchmarks to evaluate the final GRM on (grm eval names), besides the held-out test split"
+        },
+    )
+    benchmark_limit: int | None = field(default=None, metadata={"help": "items per benchmark (None: all)"})
+    benchdata: str = field(default="../shared/benchdata", metadata={"help": "folder holding local benchmark copies"})
 
     @property
     def k_max(self) -> int:
@@ -110,13 +124,73 @@ class RegistryConfig:
 
 
 @dataclass(frozen=True)
+class ModelConfig:
+    """The base model the GRM is trained from, and the teacher that rejective sampling draws from."""
+
+    base: str = field(
+        default="embedded",
+        metadata={
+            "help": "'embedded' builds the tiny world model locally; otherwise a local HF model dir (safetensors)"
+        },
+    )
+    tiny: TinyModelConfig = field(default_factory=TinyModelConfig)
+    teacher: str = field(
+        default="world-teacher",
+        metadata={"help": "teacher sampler: world-teacher[:ERROR_RATE], a model dir, an http(s) URL, or vllm:PATH"},
+    )
+    teacher_model_name: str | None = field(
+        default=None, metadata={"help": "served model name for an http teacher (None: the server's first model)"}
+    )
+
+
+@dataclass(frozen=True)
+class RFTConfig:
+    """Rejective sampling + rejective fine-tuning (SPEC §3)."""
+
+    sampling: RejectiveSamplingConfig = field(default_factory=RejectiveSamplingConfig)
+    train: SFTStageConfig = field(default_factory=SFTStageConfig)
+    general_ratio: float = field(
+        default=0.5,
+        metadata={"help": "general-instruction examples per accepted trajectory in the RFT mix (paper: ~5.8)"},
+    )
+    ablation_unfiltered: bool = field(
+        default=True,
+        metadata={"help": "also train 'RFT w/o rejective sampling' on unfiltered teacher samples, same budget"},
+    )
+
+    def __post_init__(self) -> None:
+        if self.general_ratio < 0:
+            _fail("rft.general_ratio", self.general_ratio, "must be >= 0")
+
+
+@dataclass(frozen=True)
+class MetaStageConfig:
+    """Meta RM data and training (SPEC §6)."""
+
+    train: MetaRMConfig = field(default_factory=MetaRMConfig)
+    grm_samples: int = field(
+        default=4, metadata={"help": "samples per train item drawn from the trained GRM for meta-RM data"}
+    )
+    grm_items: int = field(default=1000, metadata={"help": "train items whose GRM samples join the meta-RM data"})
+    temperature: float = field(
+        default=0.5, metadata={"help": "temperature of those GRM samples (the voting temperature)"}
+    )
+    enabled: bool = field(default=True, metadata={"help": "train the meta RM and report MetaRM@k"})
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     """Every section of the SPCT pipeline."""
 
     name: str = field(default="default", metadata={"help": "config name, logged as a tag"})
     seed: int = field(default=0, metadata={"help": "global seed"})
     data: DataConfig = field(default_factory=DataConfig)
+    world: WorldConfig = field(default_factory=WorldConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    rft: RFTConfig = field(default_factory=RFTConfig)
+    rl: GRPOStageConfig = field(default_factory=GRPOStageConfig)
+    meta_rm: MetaStageConfig = field(default_factory=MetaStageConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     registry: RegistryConfig = field(default_factory=RegistryConfig)

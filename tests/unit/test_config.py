@@ -1,0 +1,53 @@
+"""Strict config loading: unknown keys and wrong types fail with the key named; recipes load and validate."""
+
+from pathlib import Path
+
+import pytest
+
+from grm.config import ConfigError, flatten, load_config, save_config
+from grm.pipeline_config import PipelineConfig
+
+CONFIGS = Path(__file__).parents[2] / "configs"
+
+
+def test_overrides_are_typed_and_nested():
+    cfg = load_config(PipelineConfig, [], ["rl.beta=0.002", "eval.ks=[1,4]", "rft.train.max_steps=7"])
+    assert cfg.rl.beta == 0.002 and cfg.eval.ks == (1, 4) and cfg.rft.train.max_steps == 7
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("rl.betta=1", "Unknown config key rl.betta. Valid keys of rl:"),
+        ("eval.temperature=hot", "eval.temperature: expected a number"),
+        ("rl.num_generations=1", "rl.num_generations=1"),  # cross-field rule from __post_init__
+        ("eval.tie_policy=coin", "eval.tie_policy: 'coin' is not one of"),
+        ("sampling.template=mine", "sampling.template='mine'"),
+        ("nonsense", "must look like section.key=value"),
+    ],
+)
+def test_bad_values_name_the_key_and_the_fix(override, message):
+    with pytest.raises(ConfigError, match=None) as info:
+        load_config(PipelineConfig, [], [override])
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS.glob("*.yaml")))
+def test_every_shipped_config_loads_and_validates(name):
+    cfg = load_config(PipelineConfig, [CONFIGS / name])
+    assert cfg.name
+
+
+def test_gpu_recipe_uses_the_papers_hyper_parameters():
+    cfg = load_config(PipelineConfig, [CONFIGS / "gpu-recipe.yaml"])
+    assert cfg.rft.sampling.n_rft == 3 and cfg.rl.num_generations == 4
+    assert cfg.rl.beta == 0.08 and cfg.rl.learning_rate == 4e-7 and cfg.rft.train.learning_rate == 5e-6
+    assert cfg.rl.prompts_per_step * cfg.rl.num_generations == 512
+    assert cfg.eval.temperature == 0.5 and cfg.sampling.template == "deepseek-grm"
+
+
+def test_saved_config_round_trips(tmp_path):
+    cfg = load_config(PipelineConfig, [], ["seed=3", "eval.ks=[1,2]"])
+    path = save_config(cfg, tmp_path / "resolved.yaml")
+    assert load_config(PipelineConfig, [path]) == cfg
+    assert flatten(cfg)["eval.ks"] == [1, 2]

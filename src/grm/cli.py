@@ -114,11 +114,18 @@ def main() -> None:  # pragma: no cover - console entry
     app()
 
 
-def _register_optional_commands() -> None:
-    """Commands whose modules live beside the core (evaluation, serving, pipeline)."""
-    from grm.commands import register
+# Commands defined in their own modules (each imports its heavy dependencies lazily): (name, module, function).
+COMMANDS: list[tuple[str, str, str]] = [
+    ("world", "grm.commands.world", "world_command"),
+    ("eval", "grm.commands.eval", "eval_command"),
+]
 
-    register(app)
+
+def _register_optional_commands() -> None:
+    import importlib
+
+    for name, module, func in COMMANDS:
+        app.command(name)(getattr(importlib.import_module(module), func))
 
 
 _register_optional_commands()

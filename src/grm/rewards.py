@@ -68,3 +68,110 @@ class CorrectnessReward:
 
 
 correctness_reward = CorrectnessReward()
+
+
+class GRMReward:
+    """A trained GRM as a TRL reward function: scores policy completions with Voting@k (SPEC §5).
+
+    ``pointwise`` (default) judges each completion alone (n = 1, scores 1..10); with ``group_size=G`` the G
+    consecutive completions of one prompt (TRL's ``num_generations``) are judged together as n = G responses, each
+    sample in a fresh shuffled order, which is how the GRM compares responses. The reward of a completion is its
+    mean parsed score over the k samples, scaled to [0, 1] when ``normalize``; ``None`` (TRL: skip) when every
+    sample failed to parse.
+
+    Args:
+        grm: a ``Sampler`` or a sampler spec (model dir, http URL, vllm:PATH), built lazily on first call.
+        k: samples per judgement (Voting@k).
+        temperature: sampling temperature (paper: 0.5).
+        max_new_tokens: generation budget per judgement.
+        template: prompt template (``deepseek-grm`` for real models).
+        seed: base seed; each call advances it so successive batches get fresh shuffles.
+        group_size: judge groups of this many consecutive completions together; None = pointwise.
+        normalize: map the 1..10 scale to [0, 1].
+
+    Example::
+
+        from trl import GRPOConfig, GRPOTrainer
+        from grm.rewards import GRMReward
+        reward = GRMReward("outputs/default/rl/model", k=4, group_size=4)
+        trainer = GRPOTrainer(model=policy, reward_funcs=[reward], args=GRPOConfig(num_generations=4), ...)
+    """
+
+    __name__ = "grm_reward"
+
+    def __init__(
+        self,
+        grm: Any,
+        k: int = 4,
+        temperature: float = 0.5,
+        max_new_tokens: int = 512,
+        template: str = "deepseek-grm",
+        seed: int = 0,
+        group_size: int | None = None,
+        normalize: bool = True,
+        sampler_options: dict[str, Any] | None = None,
+    ):
+        if k < 1:
+            raise ValueError(f"GRMReward k={k}: must be >= 1")
+        if group_size is not None and group_size < 2:
+            raise ValueError(f"GRMReward group_size={group_size}: use None for pointwise scoring or >= 2")
+        self._grm = grm
+        self.k = k
+        self.temperature = temperature
+        self.max_new_tokens = max_new_tokens
+        self.template = template
+        self.seed = seed
+        self.group_size = group_size
+        self.normalize = normalize
+        self.sampler_options = sampler_options or {}
+        self._calls = 0
+
+    def _sampler(self) -> Any:
+        if isinstance(self._grm, str):
+            from grm.sampling import build_sampler
+
+            self._grm = build_sampler(self._grm, **self.sampler_options)
+        return self._grm
+
+    def __call__(self, prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float | None]:
+        from grm import judging
+        from grm.schemas import Item
+
+        texts = [_text(c) for c in completions]
+        queries = [p if isinstance(p, str) else tuple(p) for p in prompts]
+        size = self.group_size or 1
+        if len(texts) % size:
+            raise ValueError(f"{len(texts)} completions do not split into groups of group_size={size}")
+        items = []
+        for g in range(0, len(texts), size):
+            if len(set(map(str, queries[g : g + size]))) != 1:
+                raise ValueError(f"completions {g}..{g + size - 1} do not share one prompt; check group_size")
+            items.append(
+                Item(
+                    f"c{g}",
+                    queries[g],
+                    tuple(texts[g : g + size]),
+                    best=0 if size > 1 else None,
+                    label=None if size > 1 else 0,
+                )
+            )
+        self._calls += 1
+        results = judging.judge_items(
+            items,
+            self._sampler(),
+            k=self.k,
+            temperature=self.temperature,
+            max_new_tokens=self.max_new_tokens,
+            seed=self.seed + self._calls,
+            template=self.template,
+        )
+        rewards: list[float | None] = []
+        for res in results:
+            parsed = [s.scores for s in res.samples if s.scores is not None]
+            for i in range(res.n):
+                if not parsed:
+                    rewards.append(None)
+                    continue
+                mean = sum(s[i] for s in parsed) / len(parsed)
+                rewards.append((mean - 1) / 9 if self.normalize else mean)
+        return rewards

@@ -58,3 +58,36 @@ def test_reward_accepts_chat_style_completions_and_is_picklable():
 def test_reward_requires_n_column():
     with pytest.raises(ValueError, match="'n'"):
         correctness_reward(["Scores: \\boxed{1, 2}"], best=[1])
+
+
+
+def _good_is_nine(prompt, sample):
+    from tests.helpers.scripted import shown_responses
+
+    if "query-fails" in prompt:
+        return None  # every sample fails to parse
+    return [9 if r == "good" else 3 for r in shown_responses(prompt)]
+
+
+def test_grm_reward_pointwise_scores_each_completion():
+    from grm.rewards import GRMReward
+    from tests.helpers.scripted import ScriptedSampler
+
+    reward = GRMReward(ScriptedSampler(_good_is_nine), k=3, template="compact")
+    assert reward(["q1", "q2", "query-fails"], ["good", "bad", "good"]) == [8 / 9, 2 / 9, None]
+    assert GRMReward(ScriptedSampler(_good_is_nine), k=2, template="compact", normalize=False)(["q"], ["good"]) == [9.0]
+
+
+def test_grm_reward_groups_are_judged_together_and_mapped_back_to_order():
+    from grm.rewards import GRMReward
+    from tests.helpers.scripted import ScriptedSampler
+
+    sampler = ScriptedSampler(_good_is_nine)
+    reward = GRMReward(sampler, k=8, group_size=3, template="compact", normalize=False)
+    # 8 shuffled samples: each completion keeps its own score only if every sample is mapped back correctly
+    assert reward(["q"] * 3, ["bad", "good", "bad"]) == [3.0, 9.0, 3.0]
+    assert any(n > 1 for _, n in sampler.calls) or len(sampler.calls) > 1
+    with pytest.raises(ValueError, match="share one prompt"):
+        reward(["q", "q", "other"], ["a", "b", "c"])
+    with pytest.raises(ValueError, match="groups of group_size=3"):
+        reward(["q", "q"], ["a", "b"])

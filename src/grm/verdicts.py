@@ -34,7 +34,8 @@ class Verdict:
     score: float | None = None  # mean score for single responses (for ROC-AUC); None otherwise
 
 
-def _credit(winners: list[int], truth: int, policy: str, seed: int, item_id: str) -> tuple[float, int]:
+def tie_credit(winners: list[int], truth: int, policy: str, seed: int, item_id: str) -> tuple[float, int]:
+    """Credit and pick when ``winners`` share the top: seeded pick; credit per tie policy (see module doc)."""
     if len(winners) == 1:
         return float(winners[0] == truth), winners[0]
     pick = winners[int(np.random.default_rng(voting.derive_seed("tie", seed, item_id)).integers(len(winners)))]
@@ -96,7 +97,7 @@ def decide(
     else:
         top = max(totals)
         winners = [i for i, t in enumerate(totals) if t == top]
-    credit, pick = _credit(winners, int(judgement.best), tie_policy, seed, judgement.id)  # type: ignore[arg-type]
+    credit, pick = tie_credit(winners, int(judgement.best), tie_policy, seed, judgement.id)  # type: ignore[arg-type]
     return Verdict(judgement.id, credit, len(winners) > 1, pick, totals, n_failed, k)
 
 
@@ -109,5 +110,5 @@ def _decide_single(
     mean = totals[0] / n_parsed if totals is not None and n_parsed else None
     mid = (low + high) / 2
     winners = [0, 1] if mean is None or mean == mid else [1 if mean > mid else 0]
-    credit, pick = _credit(winners, int(judgement.label), policy, seed, judgement.id)  # type: ignore[arg-type]
+    credit, pick = tie_credit(winners, int(judgement.label), policy, seed, judgement.id)  # type: ignore[arg-type]
     return Verdict(judgement.id, credit, len(winners) > 1, pick, totals, n_failed, len(samples), mean)

@@ -1,0 +1,214 @@
+"""``grm eval``: evaluate a GRM (or a scalar RM's scores file) on real benchmarks with their official scoring.
+
+Registered in ``grm.cli`` as ``app.command("eval")(eval_command)``. Writes ``metrics.json``, ``report.md``,
+``params.json`` and ``items_<benchmark>.jsonl`` under ``--output`` and prints one table per benchmark.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from grm.benchmarks import available, get_benchmark, load_benchmark, resolve_benchdata
+from grm.benchmarks.registry import BENCHDATA_ENV
+from grm.benchmarks.report import markdown_table, write_reports
+from grm.evaluation import (
+    GREEDY_ORDERS,
+    METARM,
+    OFFICIAL,
+    VOTING,
+    EvalReport,
+    evaluate,
+    evaluate_scores,
+    model_label,
+    read_scores_file,
+)
+from grm.schemas import DataError, Item, read_items
+from grm.verdicts import TIE_POLICIES
+
+log = logging.getLogger(__name__)
+
+META_RM_MISSING = "meta RM support is not installed in this version (module grm.meta_rm is missing)"
+
+
+def parse_ks(text: str) -> list[int]:
+    """``"1,8,32"`` -> ``[1, 8, 32]``; raises ``typer.BadParameter`` naming the bad part."""
+    ks = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part.isdigit() or int(part) < 1:
+            raise typer.BadParameter(f"{part!r} is not a positive integer; use e.g. --k 1,8,32", param_hint="--k")
+        ks.append(int(part))
+    return sorted(set(ks))
+
+
+def load_targets(spec: str, benchdata: Path | None, limit: int | None) -> list[tuple[str, list[Item], list[str]]]:
+    """Resolve ``--benchmark``: registered names and/or paths to canonical JSONL, comma-separated.
+
+    Returns:
+        ``(name, items, skipped bad rows)`` per benchmark.
+    """
+    out = []
+    for name in [p.strip() for p in spec.split(",") if p.strip()]:
+        path = Path(name)
+        if path.suffix == ".jsonl" or path.is_file():
+            items = read_items(path)
+            out.append((path.stem, items[:limit] if limit else items, []))
+            continue
+        get_benchmark(name)  # raises "Unknown benchmark ..." with the list
+        skipped: list[str] = []
+        out.append((name, load_benchmark(name, benchdata, limit=limit, skipped=skipped), skipped))
+    if not out:
+        raise typer.BadParameter("no benchmark given", param_hint="--benchmark")
+    return out
+
+
+def _load_meta_scorer(meta_rm: Path) -> Any:
+    try:
+        from grm.meta_rm import load_meta_scorer  # written by the meta-RM work; optional until then
+    except ImportError as exc:
+        raise typer.BadParameter(META_RM_MISSING, param_hint="--meta-rm") from exc
+    return load_meta_scorer(meta_rm)
+
+
+def _build_sampler(model: str) -> Any:
+    from grm.sampling import build_sampler
+
+    return build_sampler(model)
+
+
+def eval_command(
+    benchmark: Annotated[
+        str,
+        typer.Option(
+            "--benchmark",
+            "-b",
+            help=f"NAME[,NAME] (local: {', '.join(available('benchmark', local=True))}) or a canonical JSONL path",
+        ),
+    ],
+    model: Annotated[
+        str | None,
+        typer.Option(help="model dir, http(s) URL (OpenAI-compatible) or vllm:PATH; not with --scores-file"),
+    ] = None,
+    k: Annotated[str, typer.Option("--k", help="Voting@k / MetaRM@k sample counts, e.g. 1,8,32")] = "1,8",
+    meta_rm: Annotated[Path | None, typer.Option("--meta-rm", help="meta RM dir: adds MetaRM@k")] = None,
+    k_meta: Annotated[int | None, typer.Option(help="samples kept by the meta RM (default k/2)")] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="at most N items per benchmark, spread over subsets")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="seeds shuffles, sampling and tie breaks")] = 0,
+    temperature: Annotated[float, typer.Option(min=0.0, help="voting temperature (paper: 0.5)")] = 0.5,
+    max_new_tokens: Annotated[int, typer.Option(min=1)] = 512,
+    template: Annotated[str, typer.Option(help="prompt template: deepseek-grm | compact")] = "deepseek-grm",
+    tie_policy: Annotated[
+        str, typer.Option(help=f"{' | '.join(TIE_POLICIES)} | {OFFICIAL} (the benchmark's own rule)")
+    ] = "random",
+    greedy_order: Annotated[
+        str, typer.Option(help="order the greedy judge sees: shuffled (seeded per item) | original")
+    ] = "shuffled",
+    hygiene: Annotated[bool, typer.Option(help="run the reversed-order and second-seed checks")] = True,
+    scores_file: Annotated[
+        Path | None, typer.Option(help='JSONL {"id", "scores": [...]} from a scalar RM, scored instead of a model')
+    ] = None,
+    model_name: Annotated[str | None, typer.Option(help="name in metric names (default: from --model)")] = None,
+    output: Annotated[Path | None, typer.Option(help="report folder (default runs/eval/<model>-<time>)")] = None,
+    benchdata: Annotated[
+        Path | None, typer.Option(envvar=BENCHDATA_ENV, help="benchdata folder (default ../shared/benchdata)")
+    ] = None,
+    track: Annotated[bool, typer.Option("--track/--no-track", help="log metrics + report to MLflow")] = False,
+) -> None:
+    """Evaluate a generative RM (greedy, Voting@k, MetaRM@k) or a scalar RM's scores on real benchmarks."""
+    ks = parse_ks(k)
+    if tie_policy not in (*TIE_POLICIES, OFFICIAL):
+        raise typer.BadParameter(
+            f"{tie_policy!r}; choose {', '.join((*TIE_POLICIES, OFFICIAL))}", param_hint="--tie-policy"
+        )
+    if greedy_order not in GREEDY_ORDERS:
+        raise typer.BadParameter(f"{greedy_order!r}; choose {', '.join(GREEDY_ORDERS)}", param_hint="--greedy-order")
+    if (model is None) == (scores_file is None):
+        raise typer.BadParameter("give exactly one of --model (a GRM to sample) or --scores-file (scalar RM scores)")
+    try:
+        root = resolve_benchdata(benchdata) if _needs_benchdata(benchmark) else None
+        targets = load_targets(benchmark, root, limit)
+        scores = read_scores_file(scores_file) if scores_file is not None else None
+    except (DataError, FileNotFoundError, KeyError) as exc:
+        typer.echo(f"error: {exc.args[0] if isinstance(exc, KeyError) else exc}", err=True)
+        raise typer.Exit(2) from exc
+    name = model_name or (model_label(model) if model else model_label(str(scores_file).removesuffix(".jsonl")))
+    out_dir = output or Path("runs") / "eval" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    params: dict[str, Any] = {
+        "benchmark": benchmark,
+        "model": model or "",
+        "scores_file": str(scores_file or ""),
+        "model_name": name,
+        "k": ",".join(map(str, ks)),
+        "meta_rm": str(meta_rm or ""),
+        "k_meta": k_meta,
+        "limit": limit,
+        "seed": seed,
+        "temperature": temperature,
+        "max_new_tokens": max_new_tokens,
+        "template": template,
+        "tie_policy": tie_policy,
+        "greedy_order": greedy_order,
+        "benchdata": str(root or ""),
+    }
+    reports: list[EvalReport] = []
+    if scores is not None:
+        for bench, items, skipped in targets:
+            _note_skipped(bench, skipped, params)
+            try:
+                reports.append(
+                    evaluate_scores(
+                        items,
+                        scores,
+                        benchmark=bench,
+                        model_name=name,
+                        seed=seed,
+                        tie_policy=tie_policy,
+                        source=str(scores_file),
+                    )
+                )
+            except DataError as exc:
+                typer.echo(f"error: {exc}", err=True)
+                raise typer.Exit(2) from exc
+    else:
+        meta_scorer = _load_meta_scorer(meta_rm) if meta_rm is not None else None
+        methods = [VOTING] + ([METARM] if meta_scorer is not None else [])
+        sampler = _build_sampler(model)  # type: ignore[arg-type]
+        for bench, items, skipped in targets:
+            _note_skipped(bench, skipped, params)
+            typer.echo(f"evaluating {bench}: {len(items)} items, k={ks}, methods=greedy+{'+'.join(methods)}")
+            reports.append(
+                evaluate(
+                    items, sampler, benchmark=bench, model_name=name, ks=ks, methods=methods,
+                    meta_scorer=meta_scorer, k_meta=k_meta, temperature=temperature, max_new_tokens=max_new_tokens,
+                    seed=seed, template=template, tie_policy=tie_policy, greedy_order=greedy_order, hygiene=hygiene,
+                )
+            )  # fmt: skip
+    paths = write_reports(reports, out_dir, params=params)
+    for report in reports:
+        typer.echo(markdown_table(report))
+    typer.echo(f"wrote {paths['metrics']} and {paths['report']}")
+    if track:
+        from tasks.eval_tracking import log_eval_report
+
+        metrics: dict[str, float | None] = {}
+        for report in reports:
+            metrics.update(report.metrics())
+        run_id = log_eval_report(out_dir, metrics, params)
+        typer.echo(f"logged to MLflow run {run_id}")
+
+
+def _needs_benchdata(spec: str) -> bool:
+    return any(not (p.strip().endswith(".jsonl") or Path(p.strip()).is_file()) for p in spec.split(",") if p.strip())
+
+
+def _note_skipped(bench: str, skipped: list[str], params: dict[str, Any]) -> None:
+    if skipped:
+        typer.echo(f"warning: {bench}: skipped {len(skipped)} bad source row(s), e.g. {skipped[0]}", err=True)
+        params[f"skipped_rows/{bench}"] = len(skipped)

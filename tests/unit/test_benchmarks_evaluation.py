@@ -1,0 +1,259 @@
+"""evaluate / evaluate_scores / report writers / eval_command wiring, with scripted samplers (no model)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from grm import evaluation
+from grm.benchmarks.report import markdown_table, write_reports
+from grm.commands import eval as eval_cmd
+from grm.schemas import DataError, Item, write_items
+
+RESPONSE_RE = re.compile(r"\[The Begin of Response (\d+)\]\n(.*?)\n\[The End of Response \d+\]", re.S)
+
+
+class QualitySampler:
+    """Scores each shown response by its text: "good" -> 9, anything else -> 2 (order-independent judge)."""
+
+    def generate(self, prompts, n, temperature, max_new_tokens, seed):
+        out = []
+        for p in prompts:
+            shown = [text for _, text in RESPONSE_RE.findall(p)]
+            if not shown:  # single-response template
+                shown = [p.split("[The Begin of Response]\n")[1].split("\n[The End of Response]")[0]]
+            scores = ", ".join("9" if t.startswith("good") else "2" for t in shown)
+            out.append([f"Analysis: ok. Scores: \\boxed{{{scores}}}"] * n)
+        return out
+
+
+class FirstWinsSampler:
+    """A maximally position-biased judge: the first shown response always gets 9, the others 2."""
+
+    def generate(self, prompts, n, temperature, max_new_tokens, seed):
+        out = []
+        for p in prompts:
+            k = len(RESPONSE_RE.findall(p))
+            out.append(["Scores: \\boxed{" + ", ".join(["9"] + ["2"] * (k - 1)) + "}"] * n)
+        return out
+
+
+class TieSampler:
+    """Always a tie (every response 5)."""
+
+    def generate(self, prompts, n, temperature, max_new_tokens, seed):
+        return [["Scores: \\boxed{" + ", ".join(["5"] * len(RESPONSE_RE.findall(p))) + "}"] * n for p in prompts]
+
+
+class SeededRandomSampler:
+    """Random scores that depend only on (prompt, seed): reproducible like a real seeded backend."""
+
+    def generate(self, prompts, n, temperature, max_new_tokens, seed):
+        import numpy as np
+
+        from grm.voting import derive_seed
+
+        out = []
+        for p in prompts:
+            k = max(1, len(RESPONSE_RE.findall(p)))
+            rng = np.random.default_rng(derive_seed(p, seed))
+            out.append(["Scores: \\boxed{" + ", ".join(map(str, rng.integers(1, 11, k))) + "}" for _ in range(n)])
+        return out
+
+
+def pairs(n=6):
+    return [Item(f"toy/s/{i}", f"question {i}", (f"good {i}", f"bad {i}"), best=0, subset="s") for i in range(n)]
+
+
+def test_metric_names_follow_the_eval_benchmark_model_method_k_pattern():
+    report = evaluation.evaluate(pairs(), QualitySampler(), benchmark="toy", model_name="runs/m 1", ks=(1, 4))
+    names = report.metrics()
+    assert "eval/toy/runs_m_1/greedy_k1/accuracy" in names
+    assert "eval/toy/runs_m_1/voting_k4/accuracy_ci_low" in names
+    assert "eval/toy/runs_m_1/voting_k4/seed_agreement" in names
+    assert "eval/toy/runs_m_1/greedy_k1/position_flip_rate" in names
+    assert names["eval/toy/runs_m_1/voting_k4/accuracy"] == 1.0
+    assert names["eval/toy/runs_m_1/greedy_k1/position_flip_rate"] == 0.0
+
+
+def test_identical_seeds_give_identical_reports_and_other_seeds_differ():
+    items = pairs(12)
+    kw = {"benchmark": "toy", "model_name": "m", "ks": (1, 4), "seed": 3}
+    a = evaluation.evaluate(items, SeededRandomSampler(), **kw)
+    b = evaluation.evaluate(items, SeededRandomSampler(), **kw)
+    c = evaluation.evaluate(items, SeededRandomSampler(), **{**kw, "seed": 4})
+    assert a.metrics() == b.metrics() and a.per_item == b.per_item
+    assert a.per_item != c.per_item
+
+
+def test_position_bias_is_caught_by_the_flip_rate_and_inflates_original_order_greedy():
+    items = pairs(8)
+    shuffled = evaluation.evaluate(items, FirstWinsSampler(), benchmark="toy", model_name="m", ks=(2,))
+    original = evaluation.evaluate(
+        items, FirstWinsSampler(), benchmark="toy", model_name="m", ks=(2,), greedy_order="original"
+    )
+    assert shuffled.cells["greedy_k1"]["position_flip_rate"] == 1.0
+    assert original.cells["greedy_k1"]["accuracy"] == 1.0  # the chosen response is stored first
+    assert shuffled.cells["greedy_k1"]["accuracy"] < 1.0
+
+
+@pytest.mark.parametrize(("policy", "accuracy"), [("strict", 0.0), ("half", 0.5), ("official", 0.0)])
+def test_tie_policies_apply_to_every_cell(policy, accuracy):
+    report = evaluation.evaluate(pairs(), TieSampler(), benchmark="rmb", model_name="m", ks=(2,), tie_policy=policy)
+    assert report.tie_policy == ("strict" if policy == "official" else policy)
+    assert report.official_tie_policy == "strict"
+    for cell in report.cells.values():
+        assert cell["accuracy"] == accuracy and cell["tie_rate"] == 1.0
+
+
+def test_random_tie_policy_is_near_half_and_seeded():
+    report = evaluation.evaluate(pairs(40), TieSampler(), benchmark="toy", model_name="m", ks=(1,), seed=1)
+    assert 0.25 < report.cells["greedy_k1"]["accuracy"] < 0.75
+
+
+def test_rewardbench_cells_carry_section_scores():
+    items = [
+        Item("rewardbench/alpacaeval-easy/1", "q", ("good", "bad"), best=0, subset="alpacaeval-easy"),
+        Item("rewardbench/hep-go/1", "q", ("bad", "good"), best=1, subset="hep-go"),
+    ]
+    report = evaluation.evaluate(items, QualitySampler(), benchmark="rewardbench", model_name="m", ks=(2,))
+    cell = report.cells["voting_k2"]
+    assert cell["chat"] == 1.0 and cell["reasoning"] == 1.0 and cell["overall"] == 1.0
+    assert cell["subset/hep-go"] == 1.0
+
+
+def test_single_response_items_get_roc_auc():
+    items = [Item(f"realmistake/t/{i}", "task", (f"{'good' if i % 2 else 'bad'} {i}",), label=i % 2, subset="t")
+             for i in range(6)]  # fmt: skip
+    report = evaluation.evaluate(items, QualitySampler(), benchmark="realmistake", model_name="m", ks=(1,))
+    assert report.cells["greedy_k1"]["roc_auc"] == 1.0
+    assert "position_flip_rate" not in report.cells["greedy_k1"]  # order is meaningless for n = 1
+
+
+def test_metarm_needs_a_meta_scorer():
+    with pytest.raises(ValueError, match="--meta-rm"):
+        evaluation.evaluate(pairs(), QualitySampler(), benchmark="toy", model_name="m", methods=("metarm",))
+
+
+def test_metarm_cells_use_the_meta_scores():
+    report = evaluation.evaluate(
+        pairs(), QualitySampler(), benchmark="toy", model_name="m", ks=(2,), methods=("voting", "metarm"),
+        meta_scorer=lambda prompts: [1.0] * len(prompts), k_meta=1,
+    )  # fmt: skip
+    assert report.cells["metarm_k2"]["accuracy"] == 1.0
+
+
+# ---------------------------------------------------------------- scores-file path
+
+
+def test_scores_file_is_scored_with_the_same_code(tmp_path):
+    items = pairs(3)
+    path = tmp_path / "scores.jsonl"
+    lines = [{"id": "toy/s/0", "scores": [2.5, 1.0]}, {"id": "toy/s/1", "scores": [0.0, 3.0]},
+             {"id": "toy/s/2", "scores": [1, 1]}, {"id": "other/x", "scores": [1]}]  # fmt: skip
+    path.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    scores = evaluation.read_scores_file(path)
+    report = evaluation.evaluate_scores(items, scores, benchmark="toy", model_name="rm", tie_policy="half")
+    cell = report.cells["scalar_k1"]
+    assert cell["accuracy"] == pytest.approx((1 + 0 + 0.5) / 3) and cell["tie_rate"] == pytest.approx(1 / 3)
+    assert "eval/toy/rm/scalar_k1/accuracy" in report.metrics()
+
+
+def test_scores_file_errors_name_line_and_field(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"id": "a", "scores": [1]}\n{"id": 3, "scores": [1]}\n{"id": "b", "scores": []}\nnope\n')
+    with pytest.raises(DataError) as info:
+        evaluation.read_scores_file(path)
+    assert [e.split(": ", 1)[1] for e in info.value.errors] == [
+        "id: missing or not a string",
+        "scores: must be a non-empty list of finite numbers",
+        "<json>: invalid JSON (Expecting value)",
+    ]
+    with pytest.raises(DataError, match="toy/s/1: scores: missing"):
+        evaluation.evaluate_scores(pairs(2), {"toy/s/0": [1.0, 0.0]}, benchmark="toy", model_name="rm")
+    with pytest.raises(DataError, match="3 numbers for 2 responses"):
+        evaluation.evaluate_scores(pairs(1), {"toy/s/0": [1.0, 0.0, 2.0]}, benchmark="toy", model_name="rm")
+
+
+# ---------------------------------------------------------------- writers and the command
+
+
+def test_reports_are_written_as_flat_metrics_and_markdown(tmp_path):
+    report = evaluation.evaluate(pairs(), QualitySampler(), benchmark="toy", model_name="m", ks=(2,))
+    paths = write_reports([report], tmp_path / "out", params={"seed": 0})
+    metrics = json.loads(paths["metrics"].read_text())
+    assert metrics["eval/toy/m/voting_k2/accuracy"] == 1.0
+    assert metrics["eval/toy/m/voting_k2/seed_agreement"] == 1.0
+    text = paths["report"].read_text()
+    assert "| greedy_k1 |" in text and "tie policy: random" in text
+    assert len(paths["items/toy"].read_text().splitlines()) == 6
+    assert "accuracy [95% CI]" in markdown_table(report)
+
+
+def _plain(output: str) -> str:
+    """CLI output without rich's box drawing and line wrapping."""
+    return " ".join(output.replace("│", " ").split())
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer()
+    app.command("eval")(eval_cmd.eval_command)
+
+    @app.callback()
+    def main() -> None:  # keeps "eval" as a subcommand
+        pass
+
+    return app
+
+
+def test_eval_command_scores_a_scores_file_on_a_canonical_jsonl(tmp_path):
+    data = write_items(tmp_path / "toy.jsonl", pairs(4))
+    scores = tmp_path / "rm.jsonl"
+    scores.write_text("".join(json.dumps({"id": f"toy/s/{i}", "scores": [1.0, 0.0]}) + "\n" for i in range(4)))
+    out = tmp_path / "report"
+    result = CliRunner().invoke(
+        _app(), ["eval", "--benchmark", str(data), "--scores-file", str(scores), "--output", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "| scalar_k1 |" in result.output
+    assert json.loads((out / "metrics.json").read_text())["eval/toy/rm/scalar_k1/accuracy"] == 1.0
+
+
+def test_eval_command_rejects_unknown_benchmarks_with_the_list(tmp_path):
+    result = CliRunner().invoke(
+        _app(), ["eval", "--benchmark", "nope", "--scores-file", "x.jsonl", "--benchdata", str(tmp_path)]
+    )
+    assert result.exit_code == 2 and "Unknown benchmark 'nope'. Available:" in _plain(result.output)
+
+
+def test_eval_command_needs_exactly_one_of_model_and_scores_file(tmp_path):
+    result = CliRunner().invoke(_app(), ["eval", "--benchmark", "rewardbench"])
+    assert result.exit_code == 2 and "exactly one of --model" in _plain(result.output)
+
+
+def test_meta_rm_option_says_when_support_is_missing(tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_meta_rm(name, *args, **kwargs):
+        if name == "grm.meta_rm":
+            raise ModuleNotFoundError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_meta_rm)
+    data = write_items(tmp_path / "toy.jsonl", pairs(2))
+    result = CliRunner().invoke(
+        _app(), ["eval", "--benchmark", str(data), "--model", str(tmp_path), "--meta-rm", str(tmp_path)]
+    )
+    assert result.exit_code == 2 and "meta RM support is not installed in this version" in _plain(result.output)
+
+
+def test_parse_ks_names_the_bad_value():
+    assert eval_cmd.parse_ks("8,1,8") == [1, 8]
+    with pytest.raises(typer.BadParameter, match="'x' is not a positive integer"):
+        eval_cmd.parse_ks("1,x")

@@ -60,7 +60,6 @@ def test_reward_requires_n_column():
         correctness_reward(["Scores: \\boxed{1, 2}"], best=[1])
 
 
-
 def _good_is_nine(prompt, sample):
     from tests.helpers.scripted import shown_responses
 
@@ -75,7 +74,9 @@ def test_grm_reward_pointwise_scores_each_completion():
 
     reward = GRMReward(ScriptedSampler(_good_is_nine), k=3, template="compact")
     assert reward(["q1", "q2", "query-fails"], ["good", "bad", "good"]) == [8 / 9, 2 / 9, None]
-    assert GRMReward(ScriptedSampler(_good_is_nine), k=2, template="compact", normalize=False)(["q"], ["good"]) == [9.0]
+    assert GRMReward(ScriptedSampler(_good_is_nine), k=2, template="compact", normalize=False)(["q"], ["good"]) == [
+        9.0
+    ]
 
 
 def test_grm_reward_groups_are_judged_together_and_mapped_back_to_order():

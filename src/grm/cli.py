@@ -118,6 +118,7 @@ def main() -> None:  # pragma: no cover - console entry
 COMMANDS: list[tuple[str, str, str]] = [
     ("world", "grm.commands.world", "world_command"),
     ("eval", "grm.commands.eval", "eval_command"),
+    ("serve", "grm.commands.serve", "serve"),
 ]
 
 

@@ -1,0 +1,39 @@
+"""``spct_pipeline``: prepare -> validate -> version -> base model -> rejective sampling -> RFT -> RL -> meta RM
+-> evaluation -> registry gate. Composition only: each line is one task (adding a stage is a few lines here)."""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from tasks import data, evaluation, registry, training
+from tasks.runtime import pipeline_run
+
+
+@flow(name="spct_pipeline", log_prints=True)
+def spct_pipeline(config_path: str | None = None, overrides: list[str] | None = None, project_dir: str = ".") -> dict:
+    """The whole SPCT recipe on one config; completed stages are reused on a rerun (``tasks.stages``).
+
+    Returns:
+        ``{"run_id", "stages": {stage: {"key", "cached"}}, "metrics", "registry"}``.
+    """
+    with pipeline_run("spct_pipeline", config_path, overrides, project_dir) as ctx:
+        prepared = data.prepare(ctx)
+        validated = data.validate(ctx, prepared)  # a failing suite stops here, before any training
+        dv = data.version(ctx, prepared, validated)
+        base = training.base_model(ctx)
+        samples = training.rft_sample(ctx, dv)
+        rft_model = training.rft_train(ctx, base, samples)
+        unfiltered = training.sft_unfiltered_train(ctx, base, samples)  # ablation: RFT w/o rejective sampling
+        rl_model = training.rl_train(ctx, rft_model, dv)
+        final = rl_model or rft_model
+        meta = training.meta_rm_train(ctx, samples, final, dv)
+        models = (("teacher", "teacher"), ("sft_unfiltered", unfiltered), ("rft", rft_model), ("rl", rl_model))
+        evals = [evaluation.evaluate_model(ctx, name, m, dv, meta) for name, m in models if m]
+        decision = registry.gate(ctx, final, meta, evals)
+        done = [prepared, validated, base, samples, rft_model, unfiltered, rl_model, meta, *evals]
+    return {
+        "run_id": ctx.parent_run_id,
+        "stages": {s.stage: {"key": s.key, "cached": s.cached} for s in done if s is not None},
+        "metrics": {k: v for s in done if s is not None for k, v in s.metrics.items()},
+        "registry": decision,
+    }

@@ -1,0 +1,1 @@
+"""Training stages (SFT/RFT, GRPO, meta RM) on top of TRL."""

@@ -1,0 +1,155 @@
+"""Supervised fine-tuning (the RFT stage, SPEC §3) with TRL's ``SFTTrainer`` on prompt/completion pairs.
+
+The loss is on the completion only (TRL's default for prompt/completion datasets); TRL appends the EOS token to
+every completion. The trained model and its tokenizer are written to a temporary folder next to ``out_dir`` and
+renamed into place, so ``out_dir`` is either absent or complete.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup")
+
+
+@dataclass(frozen=True)
+class SFTStageConfig:
+    """Hyper-parameters of one SFT run (defaults tuned for the embedded world's tiny model on 2 CPU cores)."""
+
+    learning_rate: float = field(default=3e-3, metadata={"help": "peak AdamW learning rate"})
+    max_steps: int = field(default=1500, metadata={"help": "optimizer steps; -1 = use num_train_epochs"})
+    num_train_epochs: float = field(default=1.0, metadata={"help": "epochs when max_steps is -1"})
+    batch_size: int = field(default=64, metadata={"help": "sequences per optimizer step (per device)"})
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": "micro-batches per optimizer step"})
+    max_length: int = field(default=192, metadata={"help": "truncate prompt+completion to this many tokens"})
+    warmup_ratio: float = field(default=0.03, metadata={"help": "share of steps with linear warm-up, in [0, 1)"})
+    lr_scheduler_type: str = field(default="cosine", metadata={"help": f"one of {SCHEDULERS}"})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping norm"})
+    seed: int = field(default=0, metadata={"help": "data order and dropout seed"})
+    num_threads: int = field(default=2, metadata={"help": "torch CPU threads"})
+    logging_steps: int = field(default=50, metadata={"help": "log the loss every this many steps"})
+    report_to: str = field(default="none", metadata={"help": "TRL/transformers report_to ('none', 'mlflow', ...)"})
+    use_cpu: bool | None = field(default=None, metadata={"help": "force CPU; None = CPU unless CUDA is available"})
+
+    def __post_init__(self) -> None:
+        if not self.learning_rate > 0:
+            raise ValueError(f"SFTStageConfig.learning_rate={self.learning_rate}: must be > 0, e.g. 3e-3")
+        if self.max_steps == 0 or self.max_steps < -1:
+            raise ValueError(f"SFTStageConfig.max_steps={self.max_steps}: must be >= 1, or -1 to use epochs")
+        if self.max_steps == -1 and not self.num_train_epochs > 0:
+            raise ValueError(f"SFTStageConfig.num_train_epochs={self.num_train_epochs}: must be > 0")
+        for name in ("batch_size", "gradient_accumulation_steps", "max_length", "num_threads", "logging_steps"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"SFTStageConfig.{name}={value!r}: must be a positive integer")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError(f"SFTStageConfig.warmup_ratio={self.warmup_ratio}: must be in [0, 1)")
+        if self.lr_scheduler_type not in SCHEDULERS:
+            raise ValueError(
+                f"SFTStageConfig.lr_scheduler_type={self.lr_scheduler_type!r}: must be one of {SCHEDULERS}"
+            )
+
+
+def _check_examples(examples: Sequence[dict[str, str]]) -> None:
+    if not examples:
+        raise ValueError("train_sft got no examples; rejective sampling kept nothing? check the teacher/data")
+    for i, ex in enumerate(examples):
+        if not isinstance(ex.get("prompt"), str) or not isinstance(ex.get("completion"), str):
+            raise ValueError(f"examples[{i}] must have string 'prompt' and 'completion' fields, got {sorted(ex)}")
+        if not ex["completion"]:
+            raise ValueError(f"examples[{i}]: empty completion")
+
+
+def train_sft(
+    model_dir: str | Path, examples: Sequence[dict[str, str]], out_dir: str | Path, cfg: SFTStageConfig
+) -> dict[str, Any]:
+    """Fine-tune the causal LM in ``model_dir`` on ``examples`` and save it (with its tokenizer) to ``out_dir``.
+
+    Args:
+        model_dir: a local Hugging Face model folder (safetensors) with its tokenizer.
+        examples: ``[{"prompt": ..., "completion": ...}, ...]``; the loss covers the completion only.
+        out_dir: destination folder, written atomically (train into a temp folder, then rename).
+        cfg: the run's hyper-parameters.
+
+    Returns:
+        Metrics: ``train_loss`` (mean), ``first_loss``/``last_loss`` (logged), ``steps``, ``examples``,
+        ``train_seconds``, ``seconds_per_step``.
+    """
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    _check_examples(examples)
+    torch.set_num_threads(cfg.num_threads)
+    use_cpu = cfg.use_cpu if cfg.use_cpu is not None else not torch.cuda.is_available()
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+        dataset = Dataset.from_list([{"prompt": e["prompt"], "completion": e["completion"]} for e in examples])
+        args = SFTConfig(
+            output_dir=str(tmp / "trainer"),
+            max_steps=cfg.max_steps,
+            num_train_epochs=cfg.num_train_epochs,
+            per_device_train_batch_size=cfg.batch_size,
+            gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+            learning_rate=cfg.learning_rate,
+            lr_scheduler_type=cfg.lr_scheduler_type,
+            warmup_steps=cfg.warmup_ratio,
+            weight_decay=cfg.weight_decay,
+            max_grad_norm=cfg.max_grad_norm,
+            seed=cfg.seed,
+            data_seed=cfg.seed,
+            max_length=cfg.max_length,
+            completion_only_loss=True,
+            bf16=False,
+            fp16=False,
+            use_cpu=use_cpu,
+            gradient_checkpointing=False,
+            report_to=cfg.report_to,
+            logging_steps=cfg.logging_steps,
+            save_strategy="no",
+            dataloader_num_workers=0,
+            disable_tqdm=True,
+            dataset_num_proc=None,
+        )
+        trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
+        start = time.perf_counter()
+        result = trainer.train()
+        seconds = time.perf_counter() - start
+        losses = [rec["loss"] for rec in trainer.state.log_history if "loss" in rec]
+        final = tmp / "model"
+        trainer.save_model(str(final))
+        tokenizer.save_pretrained(str(final))
+        (final / "training_args.bin").unlink(missing_ok=True)  # a pickle; the weights are safetensors
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        final.rename(out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    steps = int(trainer.state.global_step)
+    metrics = {
+        "train_loss": float(result.training_loss),
+        "first_loss": float(losses[0]) if losses else math.nan,
+        "last_loss": float(losses[-1]) if losses else math.nan,
+        "steps": steps,
+        "examples": len(examples),
+        "train_seconds": round(seconds, 2),
+        "seconds_per_step": round(seconds / max(steps, 1), 4),
+    }
+    logger.info("SFT done: %s -> %s", metrics, out_dir)
+    return metrics

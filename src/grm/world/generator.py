@@ -1,0 +1,426 @@
+"""The embedded synthetic world: seeded, verifiable preference items for three task families.
+
+Families (their principles differ, so a judge must pick the right criteria per query):
+
+* ``facts``  -- "capital of Zorvia ?" / "language of Zorvia ?". A lookup in the world's fact table; principle
+  *accuracy* (dominant) plus *brevity*. Exactly one response states the true value.
+* ``arith``  -- "17 + 25 ?". Principle *correctness* plus *format*: a plain answer beats a hedged one
+  ("maybe 42 , not sure ."). The best response is correct **and** plain.
+* ``repeat`` -- "repeat Kelt 3 times". Principle *count* plus *fidelity* (the same word, copied exactly). The best
+  response has the right word the right number of times.
+
+Every item has n in {1, 2, 3, 4} responses: n >= 2 items carry ground-truth ``ratings`` with a unique maximum
+(``best``), n == 1 items a 0/1 ``label`` (1 iff the response is the ideal one). Queries are partitioned between
+train/val/test, so no query text is shared across splits. ``general_instruction_examples`` gives the world's
+"general instruction" data (query -> the correct answer): the knowledge a base model would bring. The judging
+splits never state test facts, so a student can only learn them from that mix.
+
+Names (countries, cities, languages) and numbers are fixed lists that depend only on the counts in
+``WorldConfig``; the seed decides the fact table, the splits and the items.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from dataclasses import dataclass, field, fields
+from functools import cached_property
+
+from grm.schemas import Item
+
+FAMILIES = ("facts", "arith", "repeat")
+SPLITS = ("train", "val", "test")
+RELATIONS = ("capital", "language")
+
+_ONSETS = ("b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr", "kr", "tr", "st")
+_NUCLEI = ("a", "e", "i", "o", "u", "ai", "ou")
+_CODAS = ("", "n", "r", "l", "s", "th", "x", "m")
+
+# principle name -> canonical weight; the teacher samples alternative weightings per judgement
+PRINCIPLES: dict[str, tuple[tuple[str, int], tuple[str, int]]] = {
+    "facts": (("accuracy", 8), ("brevity", 2)),
+    "arith": (("correctness", 7), ("format", 3)),
+    "repeat": (("count", 7), ("fidelity", 3)),
+}
+
+FACTS_RE = re.compile(r"^(capital|language) of ([A-Z][a-z]+) \?$")
+ARITH_RE = re.compile(r"^(\d+) \+ (\d+) \?$")
+REPEAT_RE = re.compile(r"^repeat ([A-Z][a-z]+) (\d+) times$")
+
+# response surface forms
+FACTS_FORMS = ("{v} .", "it is {v} .", "the {rel} is {v} .")
+ARITH_PLAIN = ("{v} .", "the sum is {v} .")
+ARITH_HEDGED = ("maybe {v} , not sure .", "i think {v} ?")
+
+
+def _h(*parts: object) -> int:
+    """A stable 64-bit hash (Python's ``hash`` is salted per process)."""
+    return int.from_bytes(hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()[:8], "little")
+
+
+def make_names(count: int, salt: str) -> list[str]:
+    """``count`` distinct capitalised pseudo-words, deterministic in (count, salt).
+
+    Args:
+        count: how many names.
+        salt: separates name lists (countries vs cities vs languages) so they never overlap.
+
+    Returns:
+        The names, e.g. ``["Zorvia", ...]``.
+    """
+    names: list[str] = []
+    seen: set[str] = set()
+    i = 0
+    while len(names) < count:
+        h = _h("name", salt, i)
+        i += 1
+        syl = 2 + (h % 2)
+        parts = []
+        for k in range(syl):
+            hk = _h(h, k)
+            parts.append(
+                _ONSETS[hk % len(_ONSETS)]
+                + _NUCLEI[(hk >> 8) % len(_NUCLEI)]
+                + (_CODAS[(hk >> 16) % len(_CODAS)] if k == syl - 1 else "")
+            )
+        name = "".join(parts).capitalize()
+        if name not in seen and len(name) <= 9:
+            seen.add(name)
+            names.append(name)
+    return names
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    """Everything that defines one embedded world. Same config -> byte-identical items."""
+
+    seed: int = field(default=0, metadata={"help": "seed of the fact table, the query splits and the items"})
+    n_train: int = field(default=4000, metadata={"help": "number of train items"})
+    n_val: int = field(default=400, metadata={"help": "number of validation items"})
+    n_test: int = field(default=1200, metadata={"help": "number of test items"})
+    n_entities: int = field(
+        default=240, metadata={"help": "countries in the fact table (each has a unique capital and a language)"}
+    )
+    n_languages: int = field(default=30, metadata={"help": "languages shared between countries"})
+    num_min: int = field(default=2, metadata={"help": "smallest addend of the arith family"})
+    num_max: int = field(default=40, metadata={"help": "largest addend of the arith family"})
+    repeat_max: int = field(default=5, metadata={"help": "largest repeat count of the repeat family (min is 2)"})
+    family_mix: tuple[float, float, float] = field(
+        default=(0.4, 0.35, 0.25), metadata={"help": "sampling weights of (facts, arith, repeat); must sum to > 0"}
+    )
+    n_probs: tuple[float, float, float, float] = field(
+        default=(0.1, 0.4, 0.25, 0.25), metadata={"help": "probabilities of n = 1, 2, 3, 4 responses per item"}
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("n_train", "n_val", "n_test"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(f"WorldConfig.{name}={value!r}: must be an integer >= 0; e.g. {name}=1000")
+        if self.n_entities < 8:
+            raise ValueError(f"WorldConfig.n_entities={self.n_entities}: need >= 8 countries; raise it")
+        if not 4 <= self.n_languages <= self.n_entities:
+            raise ValueError(
+                f"WorldConfig.n_languages={self.n_languages}: must be in [4, n_entities={self.n_entities}]"
+            )
+        if not 0 <= self.num_min < self.num_max:
+            raise ValueError(
+                f"WorldConfig.num_min={self.num_min}, num_max={self.num_max}: need 0 <= num_min < num_max"
+            )
+        if self.num_max - self.num_min < 3:
+            raise ValueError(f"WorldConfig.num_max={self.num_max}: the addend range must span >= 4 numbers")
+        if not 3 <= self.repeat_max <= 9:
+            raise ValueError(f"WorldConfig.repeat_max={self.repeat_max}: must be in [3, 9]")
+        if len(self.family_mix) != len(FAMILIES) or any(w < 0 for w in self.family_mix) or sum(self.family_mix) <= 0:
+            raise ValueError(
+                f"WorldConfig.family_mix={self.family_mix!r}: need {len(FAMILIES)} non-negative weights for "
+                f"{FAMILIES} with a positive sum, e.g. (0.4, 0.35, 0.25)"
+            )
+        if len(self.n_probs) != 4 or any(p < 0 for p in self.n_probs) or sum(self.n_probs) <= 0:
+            raise ValueError(
+                f"WorldConfig.n_probs={self.n_probs!r}: need 4 non-negative weights for n = 1..4 with a positive "
+                "sum, e.g. (0.1, 0.4, 0.25, 0.25)"
+            )
+        total = self.n_train + self.n_val + self.n_test
+        if total == 0:
+            raise ValueError("WorldConfig: n_train + n_val + n_test is 0; ask for at least one item")
+
+
+class World:
+    """The fact table and query pools of one ``WorldConfig`` (the ground-truth oracle lives here)."""
+
+    def __init__(self, config: WorldConfig):
+        self.config = config
+        rng = random.Random(_h("facts", config.seed))
+        self.countries = make_names(config.n_entities, "country")
+        pool = set(self.countries)
+        cities = [c for c in make_names(config.n_entities * 2, "city") if c not in pool][: config.n_entities]
+        pool |= set(cities)
+        languages = [c for c in make_names(config.n_languages * 3, "lang") if c not in pool][: config.n_languages]
+        self.cities = cities
+        self.languages = languages
+        shuffled = cities[:]
+        rng.shuffle(shuffled)
+        self.capital = dict(zip(self.countries, shuffled, strict=True))
+        self.language = {c: rng.choice(languages) for c in self.countries}
+
+    # ---- vocabulary -------------------------------------------------------------------------------------------
+    @cached_property
+    def words(self) -> list[str]:
+        """Every name and number the world can print (for the tokenizer)."""
+        top = max(2 * self.config.num_max, 10)
+        return self.countries + self.cities + self.languages + [str(i) for i in range(top + 1)]
+
+    # ---- oracle -----------------------------------------------------------------------------------------------
+    def solve(self, query: str) -> str:
+        """The ground-truth answer text of a world query (the general-instruction completion without newline)."""
+        m = FACTS_RE.match(query)
+        if m:
+            rel, country = m.groups()
+            return self.capital[country] if rel == "capital" else self.language[country]
+        m = ARITH_RE.match(query)
+        if m:
+            return str(int(m.group(1)) + int(m.group(2)))
+        m = REPEAT_RE.match(query)
+        if m:
+            return " , ".join([m.group(1)] * int(m.group(2)))
+        raise ValueError(f"not a world query: {query!r}")
+
+    # ---- queries ----------------------------------------------------------------------------------------------
+    def all_queries(self, family: str) -> list[str]:
+        """Every query of a family, in a fixed order."""
+        c = self.config
+        if family == "facts":
+            return [f"{rel} of {x} ?" for x in self.countries for rel in RELATIONS]
+        if family == "arith":
+            rng = range(c.num_min, c.num_max + 1)
+            return [f"{a} + {b} ?" for a in rng for b in rng]
+        if family == "repeat":
+            return [f"repeat {w} {k} times" for w in self.cities for k in range(2, c.repeat_max + 1)]
+        raise ValueError(f"unknown family {family!r}; families are {FAMILIES}")
+
+    def split_queries(self) -> dict[str, dict[str, list[str]]]:
+        """family -> split -> its queries: a seeded partition in proportion to the split sizes (disjoint)."""
+        c = self.config
+        sizes = [c.n_train, c.n_val, c.n_test]
+        total = sum(sizes)
+        out: dict[str, dict[str, list[str]]] = {}
+        for family in FAMILIES:
+            queries = self.all_queries(family)
+            random.Random(_h("split", c.seed, family)).shuffle(queries)
+            cuts, acc = [], 0
+            for s in sizes:
+                acc += s
+                cuts.append(round(len(queries) * acc / total))
+            parts, start = {}, 0
+            for split, end in zip(SPLITS, cuts, strict=True):
+                parts[split] = queries[start:end]
+                start = end
+            out[family] = parts
+        return out
+
+
+# ---- responses ----------------------------------------------------------------------------------------------
+
+
+def _quality(family: str, query: str, response: str, world: World) -> tuple[float, float]:
+    """(main, secondary) principle qualities in [0, 1] of one response; the ideal response scores (1, 1)."""
+    truth = world.solve(query)
+    if family == "facts":
+        value = response_value(family, response)
+        return (1.0 if value == truth else 0.0, 1.0 if response.count(" ") <= 1 else 0.5)
+    if family == "arith":
+        value = response_value(family, response)
+        return (1.0 if value == truth else 0.0, 0.0 if is_hedged(response) else 1.0)
+    m = REPEAT_RE.match(query)
+    assert m is not None
+    word, k = m.group(1), int(m.group(2))
+    toks = [t for t in response.split(" , ")]
+    count_q = max(0.0, 1.0 - abs(len(toks) - k) / 2)
+    return (count_q, 1.0 if all(t == word for t in toks) else 0.0)
+
+
+def response_value(family: str, response: str) -> str:
+    """The answer a facts/arith response states (its last name or number); ``""`` when none."""
+    tokens = [t for t in response.split(" ") if t[:1].isalnum() and (t[0].isupper() or t[0].isdigit())]
+    return tokens[-1] if tokens else ""
+
+
+def is_hedged(response: str) -> bool:
+    """Whether an arith response hedges ("maybe", "i think")."""
+    return response.startswith("maybe ") or response.startswith("i think ")
+
+
+def family_of(query: str) -> str:
+    """The family of a world query; raises ``ValueError`` for other text."""
+    if FACTS_RE.match(query):
+        return "facts"
+    if ARITH_RE.match(query):
+        return "arith"
+    if REPEAT_RE.match(query):
+        return "repeat"
+    raise ValueError(f"not a world query: {query!r}")
+
+
+def rating(family: str, quality: tuple[float, float]) -> float:
+    """Ground-truth 1..10 rating from principle qualities with the family's canonical weights."""
+    (_, w1), (_, w2) = PRINCIPLES[family]
+    return round(1 + 9 * (w1 * quality[0] + w2 * quality[1]) / (w1 + w2), 2)
+
+
+def _candidates(family: str, query: str, world: World, rng: random.Random) -> tuple[str, list[str]]:
+    """(the ideal response, a list of distinct non-ideal responses) for ``query``."""
+    c = world.config
+    truth = world.solve(query)
+    if family == "facts":
+        m = FACTS_RE.match(query)
+        assert m is not None
+        rel = m.group(1)
+        pool = world.cities if rel == "capital" else world.languages
+        best = rng.choice(FACTS_FORMS).format(v=truth, rel=rel)
+        wrong = rng.sample([v for v in pool if v != truth], 3)
+        others = [rng.choice(FACTS_FORMS).format(v=v, rel=rel) for v in wrong]
+        return best, others
+    if family == "arith":
+        value = int(truth)
+        best = rng.choice(ARITH_PLAIN).format(v=value)
+        offsets = rng.sample([-10, -2, -1, 1, 2, 10], 3)
+        wrong = [str(max(0, value + o)) for o in offsets]
+        others = [rng.choice(ARITH_HEDGED).format(v=value)]
+        for w in wrong:
+            if w == truth:
+                continue
+            form = ARITH_HEDGED if rng.random() < 0.3 else ARITH_PLAIN
+            others.append(rng.choice(form).format(v=w))
+        return best, others
+    m = REPEAT_RE.match(query)
+    assert m is not None
+    word, k = m.group(1), int(m.group(2))
+    best = " , ".join([word] * k)
+    others: list[str] = []
+    counts = [x for x in range(1, c.repeat_max + 2) if x != k]
+    for x in rng.sample(counts, min(2, len(counts))):
+        others.append(" , ".join([word] * x))
+    other_word = rng.choice([w for w in world.cities if w != word])
+    toks = [word] * k
+    toks[rng.randrange(k)] = other_word
+    others.append(" , ".join(toks))
+    return best, others
+
+
+def _make_item(world: World, family: str, split: str, index: int, query: str, n: int, rng: random.Random) -> Item:
+    best_resp, others = _candidates(family, query, world, rng)
+    uniq = list(dict.fromkeys(o for o in others if o != best_resp))
+    rng.shuffle(uniq)
+    if n == 1:
+        resp = best_resp if rng.random() < 0.5 else uniq[0]
+        label = 1 if resp == best_resp else 0
+        return Item(
+            id=f"world/{family}/{split}/{index}",
+            query=query,
+            responses=(resp,),
+            label=label,
+            source="world",
+            subset=family,
+        )
+    chosen = [best_resp] + uniq[: n - 1]
+    rng.shuffle(chosen)
+    ratings = tuple(rating(family, _quality(family, query, r, world)) for r in chosen)
+    best = chosen.index(best_resp)
+    if sorted(ratings)[-1] == sorted(ratings)[-2] or ratings[best] != max(ratings):
+        raise AssertionError(f"world bug: non-unique best for {query!r}: {chosen} {ratings}")
+    return Item(
+        id=f"world/{family}/{split}/{index}",
+        query=query,
+        responses=tuple(chosen),
+        best=best,
+        ratings=ratings,
+        source="world",
+        subset=family,
+    )
+
+
+def generate_world(config: WorldConfig) -> dict[str, list[Item]]:
+    """Generate the train/val/test items of one world.
+
+    Args:
+        config: the world's definition; the same config always yields the same items.
+
+    Returns:
+        ``{"train": [...], "val": [...], "test": [...]}`` with ids ``world/{family}/{split}/{i}``.
+    """
+    world = World(config)
+    pools = world.split_queries()
+    sizes = {"train": config.n_train, "val": config.n_val, "test": config.n_test}
+    out: dict[str, list[Item]] = {}
+    for split in SPLITS:
+        rng = random.Random(_h("items", config.seed, split))
+        counters = dict.fromkeys(FAMILIES, 0)
+        cursors = {f: rng.sample(pools[f][split], len(pools[f][split])) for f in FAMILIES}
+        items: list[Item] = []
+        weights = [w if pools[f][split] else 0.0 for f, w in zip(FAMILIES, config.family_mix, strict=True)]
+        if sizes[split] and sum(weights) == 0:
+            raise ValueError(f"split {split!r} has no queries; raise n_entities/num_max or the split size")
+        for _ in range(sizes[split]):
+            family = rng.choices(FAMILIES, weights=weights)[0]
+            queue = cursors[family]
+            if not queue:  # cycle through the split's queries again, re-shuffled
+                queue.extend(rng.sample(pools[family][split], len(pools[family][split])))
+            query = queue.pop()
+            n = rng.choices((1, 2, 3, 4), weights=config.n_probs)[0]
+            items.append(_make_item(world, family, split, counters[family], query, n, rng))
+            counters[family] += 1
+        out[split] = items
+    return out
+
+
+def solve(query: str, config: WorldConfig | None = None) -> str:
+    """Ground-truth answer of a world query (the oracle).
+
+    Args:
+        query: a world query such as ``"17 + 25 ?"``.
+        config: the world (fact tables depend on its seed); default ``WorldConfig()``.
+
+    Returns:
+        The answer text, e.g. ``"42"``.
+    """
+    return World(config or WorldConfig()).solve(query)
+
+
+GENERAL_PROMPT = "Query: {query}\nAnswer:"
+
+
+def general_instruction_examples(
+    config: WorldConfig, families: tuple[str, ...] = FAMILIES, max_per_family: int | None = None, seed: int = 0
+) -> list[dict[str, str]]:
+    """The world's general-instruction data: a query and its correct answer (the model solving the task).
+
+    It covers every query of the world (the knowledge a base model brings), so facts that the judging splits
+    never state can still be learnt.
+
+    Args:
+        config: the world.
+        families: which families to include.
+        max_per_family: cap per family (a seeded subset); ``None`` = all queries.
+        seed: seed of the subset and the final order.
+
+    Returns:
+        ``[{"prompt": "Query: ...\\nAnswer:", "completion": " <answer>"}, ...]``.
+    """
+    world = World(config)
+    rng = random.Random(_h("general", config.seed, seed))
+    out: list[dict[str, str]] = []
+    for family in families:
+        queries = world.all_queries(family)
+        if max_per_family is not None and len(queries) > max_per_family:
+            queries = rng.sample(queries, max_per_family)
+        for q in queries:
+            out.append({"prompt": GENERAL_PROMPT.format(query=q), "completion": " " + world.solve(q)})
+    rng.shuffle(out)
+    return out
+
+
+def config_help() -> dict[str, str]:
+    """Field name -> help text of ``WorldConfig`` (for CLIs and docs)."""
+    return {f.name: f.metadata.get("help", "") for f in fields(WorldConfig)}

@@ -1,0 +1,276 @@
+"""A programmatic noisy teacher GRM for the embedded world (implements the ``Sampler`` protocol).
+
+It reads rendered ``compact`` prompts back (query + responses in the order shown, optional hint line, optional
+single-response variant) and writes principles, a step-by-step critique and ``Scores: \\boxed{...}``::
+
+    Specific Criteria: accuracy 8 , brevity 2 .
+    Analysis: answer Kelt . R1 Kelt right short . R2 Morn wrong long .
+    Scores: \\boxed{9, 2}
+
+Noise (all seeded, deterministic in (seed, prompt, sample index)):
+
+* systematic: a fixed share of queries (``hard_share``) the teacher consistently gets wrong (it believes one of the
+  wrong answers shown, chosen independently of the order); a **position bias** (it adopts the answer of Response 1)
+  and a **length bias** (it rates the longest response as ideal);
+* random: per-sample verdict flips (``random_error``) and the principle weights (several candidate weightings).
+
+A hint line (``The best response is: Response j``) makes it follow the hint with probability ``hint_strength``
+(then no bias applies); otherwise it judges as usual, so hinted samples are more accurate but not perfect.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from grm.world.generator import (
+    ARITH_RE,
+    PRINCIPLES,
+    REPEAT_RE,
+    World,
+    WorldConfig,
+    _h,
+    family_of,
+    is_hedged,
+    response_value,
+)
+
+HINT_RE = re.compile(r"\nThe best response is: Response (\d+)$")
+RESP_RE = re.compile(r"^Response (\d+): (.*)$")
+
+
+@dataclass(frozen=True)
+class ParsedPrompt:
+    """A compact prompt read back: the query, the responses in shown order, the hint and the template variant."""
+
+    query: str
+    responses: tuple[str, ...]
+    hint: int | None  # 1-based
+    single_label: bool
+
+
+def parse_compact_prompt(prompt: str) -> ParsedPrompt:
+    """Read a ``compact`` prompt (see ``grm.prompts.render_prompt``) back into its parts.
+
+    Args:
+        prompt: the rendered prompt (multi-response, single-response, with or without a hint line).
+
+    Returns:
+        The parsed prompt.
+
+    Raises:
+        ValueError: the text is not a compact world prompt.
+    """
+    hint = None
+    m = HINT_RE.search(prompt)
+    if m:
+        hint = int(m.group(1))
+        prompt = prompt[: m.start()]
+    lines = prompt.split("\n")
+    if len(lines) < 3 or not lines[0].startswith("Query: "):
+        raise ValueError(f"not a compact prompt (expected 'Query: ...' first): {prompt[:80]!r}")
+    query = lines[0][len("Query: ") :]
+    if lines[-1] == "Judge 0 or 1:":
+        if len(lines) != 3 or not lines[1].startswith("Response: "):
+            raise ValueError(f"bad single-response compact prompt: {prompt[:120]!r}")
+        return ParsedPrompt(query, (lines[1][len("Response: ") :],), hint, True)
+    if lines[-1] != "Judge:":
+        raise ValueError(f"compact prompt must end with 'Judge:' or 'Judge 0 or 1:': {prompt[-80:]!r}")
+    responses = []
+    for i, line in enumerate(lines[1:-1], start=1):
+        rm = RESP_RE.match(line)
+        if not rm or int(rm.group(1)) != i:
+            raise ValueError(f"expected 'Response {i}: ...', got {line!r}")
+        responses.append(rm.group(2))
+    return ParsedPrompt(query, tuple(responses), hint, False)
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    """Noise knobs of the teacher (probabilities per sample unless stated)."""
+
+    hard_share: float = field(default=0.15, metadata={"help": "share of queries the teacher consistently gets wrong"})
+    position_bias: float = field(default=0.2, metadata={"help": "prob. it adopts the answer shown in Response 1"})
+    length_bias: float = field(default=0.12, metadata={"help": "prob. it rates the longest response as ideal"})
+    random_error: float = field(default=0.08, metadata={"help": "prob. one random verdict is flipped"})
+    hint_strength: float = field(default=0.5, metadata={"help": "prob. a hinted sample follows the hint"})
+
+    def __post_init__(self) -> None:
+        for name in ("hard_share", "position_bias", "length_bias", "random_error", "hint_strength"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"TeacherConfig.{name}={value!r}: must be a probability in [0, 1]")
+
+    @classmethod
+    def from_error_rate(cls, error_rate: float, hint_strength: float = 0.5) -> TeacherConfig:
+        """Scale the default noise mix so that ``error_rate`` is roughly the per-sample error of the teacher."""
+        if not 0.0 <= error_rate <= 1.0:
+            raise ValueError(f"error_rate={error_rate!r}: must be in [0, 1]; e.g. 0.3")
+        scale = error_rate / 0.3
+        return cls(
+            hard_share=min(1.0, 0.15 * scale),
+            position_bias=min(1.0, 0.2 * scale),
+            length_bias=min(1.0, 0.12 * scale),
+            random_error=min(1.0, 0.08 * scale),
+            hint_strength=hint_strength,
+        )
+
+
+@dataclass
+class _Verdict:
+    value: str  # what the critique copies from the response (answer / count)
+    main: float  # quality on the main principle (0..1)
+    second: float  # quality on the secondary principle (0..1)
+
+
+class TeacherSampler:
+    """The world's noisy teacher GRM; a drop-in ``Sampler`` for ``compact`` prompts.
+
+    Args:
+        error_rate: if given, overrides ``config`` with ``TeacherConfig.from_error_rate(error_rate)``.
+        seed: the teacher's own seed (which queries are "hard" for it and the per-sample noise).
+        world: the world config whose fact table it knows (default ``WorldConfig()``).
+        config: the noise knobs.
+    """
+
+    def __init__(
+        self,
+        error_rate: float | None = None,
+        seed: int = 0,
+        world: WorldConfig | None = None,
+        config: TeacherConfig | None = None,
+    ):
+        self.config = (
+            TeacherConfig.from_error_rate(error_rate) if error_rate is not None else config or TeacherConfig()
+        )
+        self.seed = seed
+        self.world = World(world or WorldConfig())
+
+    # ---- Sampler protocol -------------------------------------------------------------------------------------
+    def generate(
+        self, prompts: Sequence[str], n: int, temperature: float, max_new_tokens: int, seed: int
+    ) -> list[list[str]]:
+        """Judge every prompt ``n`` times (identical texts when ``temperature == 0``).
+
+        Args:
+            prompts: rendered compact prompts.
+            n: samples per prompt.
+            temperature: 0 = greedy (one deterministic judgement repeated), > 0 = sampled noise.
+            max_new_tokens: ignored (the critique is short by construction).
+            seed: the call's seed; combined with the teacher seed, the prompt and the sample index.
+
+        Returns:
+            ``n`` generated texts per prompt.
+        """
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        out = []
+        for prompt in prompts:
+            texts = []
+            for j in range(n):
+                key = j if temperature > 0 else "greedy"
+                rng = random.Random(_h("teacher", self.seed, seed, prompt, key))
+                texts.append(self.judge(prompt, rng))
+            out.append(texts)
+        return out
+
+    # ---- one judgement ----------------------------------------------------------------------------------------
+    def judge(self, prompt: str, rng: random.Random) -> str:
+        """One critique for ``prompt`` drawn with ``rng``."""
+        p = parse_compact_prompt(prompt)
+        family = family_of(p.query)
+        cfg = self.config
+        truth = self._truth(family, p.query)
+        values = [self._value(family, r) for r in p.responses]
+        belief = truth
+        follow_hint = p.hint is not None and rng.random() < cfg.hint_strength
+        biased = not follow_hint
+        if follow_hint:
+            assert p.hint is not None
+            belief = values[p.hint - 1]
+        else:
+            if _h("hard", self.seed, p.query) % 10_000 < cfg.hard_share * 10_000:
+                belief = self._hard_belief(family, p.query, truth, values)
+            if rng.random() < cfg.position_bias:
+                belief = values[0]
+        verdicts = [self._verdict(family, p.query, r, v, belief) for r, v in zip(p.responses, values, strict=True)]
+        if biased and rng.random() < cfg.length_bias and len(p.responses) > 1:
+            lengths = [len(r) for r in p.responses]
+            longest = max(lengths)
+            if lengths.count(longest) == 1:
+                v = verdicts[lengths.index(longest)]
+                v.main, v.second = 1.0, 1.0
+        if rng.random() < cfg.random_error:
+            v = verdicts[rng.randrange(len(verdicts))]
+            v.main = 1.0 if v.main < 1.0 else 0.0
+        (n1, w1), (n2, _) = PRINCIPLES[family]
+        w1 = min(9, max(5, w1 + rng.choice((-1, 0, 0, 1))))
+        w2 = 10 - w1
+        answer = belief
+        lines = [f"Specific Criteria: {n1} {w1} , {n2} {w2} ."]
+        steps = [f"answer {answer} ."]
+        scores = []
+        for i, v in enumerate(verdicts, start=1):
+            steps.append(f"R{i} {v.value} {self._words(family, v)} .")
+            s = round(1 + 9 * (w1 * v.main + w2 * v.second) / 10)
+            scores.append(s)
+        if p.single_label:
+            v = verdicts[0]
+            ok = v.main == 1.0 and (family == "facts" or v.second == 1.0)
+            scores = [1 if ok else 0]
+        lines.append("Analysis: " + " ".join(steps))
+        lines.append("Scores: \\boxed{" + ", ".join(map(str, scores)) + "}")
+        return "\n" + "\n".join(lines)
+
+    # ---- helpers ----------------------------------------------------------------------------------------------
+    def _truth(self, family: str, query: str) -> str:
+        if family == "repeat":
+            m = REPEAT_RE.match(query)
+            assert m is not None
+            return m.group(2)
+        return self.world.solve(query)
+
+    @staticmethod
+    def _value(family: str, response: str) -> str:
+        if family == "repeat":
+            return str(len(response.split(" , ")))
+        return response_value(family, response) or "none"
+
+    def _hard_belief(self, family: str, query: str, truth: str, values: list[str]) -> str:
+        wrong = sorted({v for v in values if v != truth})
+        if wrong:
+            return wrong[_h("hard-pick", self.seed, query) % len(wrong)]
+        if family == "facts":
+            pool = self.world.cities + self.world.languages
+            return pool[_h("hard-fact", self.seed, query) % len(pool)]
+        if family == "arith":
+            assert ARITH_RE.match(query)
+            return str(int(truth) + 1)
+        return str(int(truth) + 1)
+
+    @staticmethod
+    def _verdict(family: str, query: str, response: str, value: str, belief: str) -> _Verdict:
+        if family == "facts":
+            return _Verdict(value, 1.0 if value == belief else 0.0, 1.0 if response.count(" ") <= 1 else 0.5)
+        if family == "arith":
+            return _Verdict(value, 1.0 if value == belief else 0.0, 0.0 if is_hedged(response) else 1.0)
+        m = REPEAT_RE.match(query)
+        assert m is not None
+        word = m.group(1)
+        try:
+            diff = abs(int(value) - int(belief))
+        except ValueError:
+            diff = 2
+        same = all(t == word for t in response.split(" , "))
+        return _Verdict(value, max(0.0, 1.0 - diff / 2), 1.0 if same else 0.0)
+
+    @staticmethod
+    def _words(family: str, v: _Verdict) -> str:
+        main = "right" if v.main == 1.0 else ("near" if v.main > 0 else "wrong")
+        if family == "facts":
+            return f"{main} {'short' if v.second == 1.0 else 'long'}"
+        if family == "arith":
+            return f"{main} {'plain' if v.second == 1.0 else 'hedged'}"
+        return f"{main} {'same' if v.second == 1.0 else 'mixed'}"

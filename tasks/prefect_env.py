@@ -1,0 +1,78 @@
+"""Embedded Prefect defaults: set the environment BEFORE ``prefect`` is imported.
+
+Prefect reads its settings from the environment once, at import time. ``configure_defaults()`` fills in what an
+embedded, no-service run needs (only keys the caller has not set, so ``PREFECT_API_URL`` of a real server wins):
+
+- an ephemeral API server (SQLite under ``PREFECT_HOME``) with a 90 s startup timeout (it takes 7-15 s on 2 cores),
+- analytics off, ``PREFECT_HOME`` inside the project (``.prefect/``, git-ignored),
+- MLflow/DVC/GX telemetry off.
+
+``tasks/__init__.py`` calls it, so ``import tasks.<anything>`` before ``import prefect`` is enough; the CLI, make
+targets and tests go through it.
+
+Example:
+    >>> env = defaults_for("/tmp/proj")
+    >>> env["PREFECT_HOME"]
+    '/tmp/proj/.prefect'
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, MutableMapping
+from pathlib import Path
+
+STARTUP_TIMEOUT_S = 90  # the temporary server needs 7-15 s on an idle 2-core machine; shared machines are slower
+
+
+def defaults_for(project_dir: str | Path | None = None) -> dict[str, str]:
+    """The environment defaults for an embedded run rooted at ``project_dir`` (default: the current directory).
+
+    Args:
+        project_dir: folder that holds ``.prefect/`` (Prefect's home: profiles, ephemeral server database).
+
+    Returns:
+        Variable -> value; nothing is applied.
+    """
+    root = Path(project_dir or os.getcwd()).resolve()
+    return {
+        "PREFECT_HOME": str(root / ".prefect"),
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": str(STARTUP_TIMEOUT_S),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_ALLOW_EPHEMERAL_MODE": "true",
+        "PREFECT_UI_ENABLED": "false",  # the ephemeral server needs no UI bundle
+        "PREFECT_LOGGING_LEVEL": "INFO",
+        "DO_NOT_TRACK": "1",  # Prefect client telemetry
+        "DVC_NO_ANALYTICS": "1",
+        "GX_ANALYTICS_ENABLED": "false",
+        "MLFLOW_ENABLE_ASYNC_LOGGING": "false",  # logs are on disk when a stage returns (crash safety)
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+
+
+def configure_defaults(
+    project_dir: str | Path | None = None, environ: MutableMapping[str, str] | None = None
+) -> dict[str, str]:
+    """Apply ``defaults_for(project_dir)`` to ``environ`` (``os.environ``) without overriding what is set.
+
+    Call it before the first ``import prefect``; afterwards Prefect will not see the values.
+
+    Returns:
+        The variables this call set (empty when everything was already set).
+    """
+    env = os.environ if environ is None else environ
+    applied = {}
+    for key, value in defaults_for(project_dir).items():
+        if key not in env:
+            env[key] = value
+            applied[key] = value
+    return applied
+
+
+def server_env(api_url: str, home: str | Path, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Environment for a process that talks to a running Prefect server (workers, deploy, tests)."""
+    env = dict(os.environ if base is None else base)
+    env.update(defaults_for(Path(home).parent))
+    env["PREFECT_HOME"] = str(home)
+    env["PREFECT_API_URL"] = api_url
+    return env

@@ -1,0 +1,71 @@
+"""Registry stages: ``registry.gate`` (register + champion gate) and ``registry.resolve`` (a model spec -> dir)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks import bench
+from tasks.runtime import TASK_OPTIONS, RunContext, logger
+from tasks.stages import StageResult
+
+
+@task(name="registry.gate", cache_policy=NO_CACHE, **TASK_OPTIONS)
+def gate(
+    ctx: RunContext, grm_model: StageResult | None, meta_rm: StageResult | None, evals: list[StageResult]
+) -> dict[str, Any] | None:
+    """Register the final GRM (and meta RM); ``champion`` moves only if ``registry.gate_metric`` improves by more
+    than ``registry.margin``, otherwise the new version is ``challenger``. Skipped without a trained GRM."""
+    log = logger()
+    if grm_model is None:
+        log.warning("registry.gate skipped: no trained GRM in this run (training slots not wired)")
+        return None
+    metrics = {k: v for e in evals for k, v in e.metrics.items()}
+    with bench.LEDGER.measure("registry.gate", "tracking"):
+        decision = ctx.tracker.promote(
+            ctx.parent_run_id,
+            grm_model.output("model"),
+            metrics,
+            ctx.cfg.registry,
+            meta_rm_dir=meta_rm.output("model") if meta_rm is not None else None,
+        )
+    log.info(
+        "registry: %s v%s -> %s (%s)", decision["model"], decision["version"], decision["alias"], decision["reason"]
+    )
+    return decision
+
+
+@task(name="registry.resolve", cache_policy=NO_CACHE, **TASK_OPTIONS)
+def resolve_model(ctx: RunContext, model: str) -> str:
+    """``teacher`` stays as is; ``champion``/``challenger`` or ``models:/name@alias`` are downloaded from the
+    registry into ``artifacts/models/``; anything else is a local model folder (returned as is)."""
+    if model == "teacher":
+        return model
+    if model in ("champion", "challenger"):
+        model = f"models:/{ctx.cfg.registry.model_name}@{model}"
+    if not model.startswith(("models:/", "runs:/")):
+        return model
+    version = None
+    if model.startswith("models:/") and "@" in model:
+        name, alias = model.removeprefix("models:/").split("@", 1)
+        version = ctx.tracker.alias_version(name, alias)
+        if version is None:
+            raise LookupError(
+                f"{model}: no such registered model/alias in {ctx.tracker.uri}; run spct_pipeline first or pass a "
+                "model folder (model=PATH) or model=teacher"
+            )
+    with bench.LEDGER.measure("registry.resolve", "tracking"):
+        dest = Path(ctx.store_root).parent / "models"
+        dest.mkdir(parents=True, exist_ok=True)
+        tag = f"{version.name}-v{version.version}" if version is not None else model.replace("/", "_").replace(":", "")
+        target = dest / tag
+        if not target.exists():
+            tmp = Path(tempfile.mkdtemp(prefix=f".{tag}.", dir=dest))
+            path = ctx.tracker.download(model, tmp)
+            path.rename(target) if path != tmp else tmp.rename(target)
+    logger().info("model %s -> %s", model, target)
+    return str(target)

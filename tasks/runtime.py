@@ -1,0 +1,242 @@
+"""The run context every stage task receives, and ``run_stage``: cache lookup, timing, MLflow nested run, errors.
+
+``pipeline_run(...)`` opens a flow run: it loads the config, opens the parent MLflow run (params = flattened config,
+``inputs/config.yaml``, tags: git commit, code version, Prefect flow-run id), and on exit closes it (FAILED with the
+failing stage named, or FINISHED) and prints the benchmark table. Stage tasks call ``run_stage`` with their config
+section(s), input hashes and a build function; completed stages are reused (``tasks.stages``).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import sqlite3
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from grm.config import flatten, load_config, save_config
+from grm.pipeline_config import PipelineConfig
+from tasks import bench, stages, tracking
+
+ENV_ARTIFACTS = "GRM_ARTIFACTS_DIR"
+BuildWithRun = Callable[[Path, str], tuple[dict[str, str], dict[str, float], dict[str, Any]]]
+
+
+class StageError(RuntimeError):
+    """A stage failed; completed stages stay in the stage store, so a rerun resumes at this stage."""
+
+    def __init__(self, stage: str, cause: BaseException, store: str):
+        self.stage = stage
+        self.cause = cause
+        self.transient = is_transient(cause)
+        super().__init__(
+            f"stage {stage} failed: {type(cause).__name__}: {cause}\n"
+            f"Completed stages are kept under {store}; fix the cause and rerun the same command to resume at {stage}."
+        )
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Errors worth retrying: network/timeouts, busy files, a locked SQLite store. Bugs and bad data are not."""
+    if isinstance(exc, StageError):
+        return exc.transient
+    if isinstance(exc, ConnectionError | TimeoutError):
+        return True
+    if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+        return True
+    if isinstance(exc, OSError) and exc.errno in (errno.EAGAIN, errno.EBUSY, errno.ETIMEDOUT, errno.ECONNRESET):
+        return True
+    return "database is locked" in str(exc)
+
+
+def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect ``retry_condition_fn``: retry only transient failures (a deterministic bug fails at once)."""
+    try:
+        exc = state.result(raise_on_failure=False)
+    except Exception as err:  # the state could not be read back; retrying is the safe side
+        exc = err
+    return isinstance(exc, BaseException) and is_transient(exc)
+
+
+TASK_OPTIONS: dict[str, Any] = {"retries": 2, "retry_delay_seconds": [2, 10], "retry_condition_fn": retry_transient}
+
+
+def logger() -> logging.Logger | logging.LoggerAdapter:
+    """Prefect's run logger inside a flow/task run, the module logger elsewhere (``task.fn`` in tests)."""
+    try:
+        from prefect import get_run_logger
+        from prefect.exceptions import MissingContextError
+
+        try:
+            return get_run_logger()
+        except MissingContextError:
+            pass
+    except ImportError:  # pragma: no cover - prefect is a dependency
+        pass
+    return logging.getLogger("grm.pipeline")
+
+
+def prefect_flow_run_id() -> str | None:
+    try:
+        from prefect.runtime import flow_run
+
+        return str(flow_run.id) if flow_run.id else None
+    except Exception:
+        return None
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every stage of one flow run needs (picklable; the tracker holds strings only)."""
+
+    flow: str
+    project_dir: str
+    cfg: PipelineConfig
+    tracker: Any  # tasks.tracking.Tracker | NullTracker | a test fake
+    parent_run_id: str
+    store_root: str
+    code: str
+    data_tags: dict[str, str] = field(default_factory=dict)
+
+    def path(self, relative: str | Path) -> Path:
+        """A project-relative path made absolute."""
+        p = Path(relative)
+        return p if p.is_absolute() else Path(self.project_dir) / p
+
+
+def artifacts_root(project_dir: str | Path) -> Path:
+    """``$GRM_ARTIFACTS_DIR`` or ``{project}/artifacts`` (git-ignored): stage folders live in ``stages/`` below."""
+    env = os.environ.get(ENV_ARTIFACTS)
+    return Path(env).resolve() if env else Path(project_dir).resolve() / "artifacts"
+
+
+def run_stage(
+    ctx: RunContext,
+    stage: str,
+    *,
+    config: Any,
+    inputs: Mapping[str, Any],
+    build: BuildWithRun,
+    category: str = "compute",
+    version: str = "1",
+    after: Callable[[str, stages.StageResult], None] | None = None,
+) -> stages.StageResult:
+    """Run (or reuse) one stage inside its own nested MLflow run.
+
+    Args:
+        ctx: the flow run's context.
+        stage: stage name (``rft.sample``).
+        config: the config section(s) the stage depends on (part of its key).
+        inputs: input data hashes / upstream ``StageResult`` objects (part of its key).
+        build: ``build(out_dir, stage_run_id) -> (outputs, metrics, info)``; ``stage_run_id`` is for trainers.
+        category: bench category of the build (``compute``, ``validation``, ...).
+        version: bump when this task's own logic changes.
+        after: ``after(stage_run_id, result)`` logs stage-specific artifacts (tables, figures) on every run.
+
+    Returns:
+        The stage result (``cached`` tells whether it was reused).
+    """
+    log = logger()
+    key = stages.stage_key(stage, config=config, inputs=inputs, code=ctx.code, version=version)
+    store = stages.StageStore(ctx.store_root)
+    led = bench.LEDGER
+    with led.measure(stage, "tracking"):
+        run_id = ctx.tracker.start_run(
+            stage, parent_id=ctx.parent_run_id or None, tags={"grm.stage": stage, "grm.stage_key": key}
+        )
+    log.info("stage %s (key %s): %s", stage, key, "reusing" if store.lookup(stage, key) else "computing")
+    try:
+        with led.measure(stage, category):
+            result = store.run(stage, key, lambda out: build(out, run_id))
+    except BaseException as exc:
+        with led.measure(stage, "tracking"):
+            ctx.tracker.set_tags(run_id, {"grm.error": f"{type(exc).__name__}: {exc}"[:4000]})
+            ctx.tracker.end_run(run_id, "FAILED")
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise
+        raise StageError(stage, exc, str(store.root)) from exc
+    led.mark_cached(stage, result.cached)
+    with led.measure(stage, "tracking"):
+        ctx.tracker.set_tags(run_id, {"grm.cached": str(result.cached).lower(), "grm.stage_dir": result.path})
+        ctx.tracker.log_metrics(run_id, result.metrics)
+        if ctx.parent_run_id:
+            ctx.tracker.log_metrics(ctx.parent_run_id, result.metrics)
+        if after is not None:
+            after(run_id, result)
+        ctx.tracker.end_run(run_id)
+    log.info(
+        "stage %s %s in %.2f s; metrics: %s",
+        stage,
+        "reused (computed earlier)" if result.cached else "computed",
+        result.seconds,
+        {k: round(v, 4) for k, v in list(result.metrics.items())[:8]},
+    )
+    return result
+
+
+@contextmanager
+def pipeline_run(
+    flow_name: str,
+    config_path: str | None,
+    overrides: Sequence[str] | None = None,
+    project_dir: str | Path = ".",
+    experiment: str | None = None,
+) -> Iterator[RunContext]:
+    """Open a flow run: config, parent MLflow run, stage store; close it with the benchmark table.
+
+    Args:
+        flow_name: the flow (tag ``grm.flow``; the experiment is ``tracking.experiment`` for ``spct_pipeline``,
+            the flow name otherwise, unless ``experiment`` is given).
+        config_path: YAML config (None: defaults only).
+        overrides: dotted ``section.key=value`` overrides.
+        project_dir: root of relative paths (data/, mlruns/, artifacts/).
+    """
+    log = logger()
+    bench.LEDGER.reset()
+    start = time.perf_counter()
+    root = Path(project_dir).resolve()
+    cfg = load_config(PipelineConfig, [config_path] if config_path else [], list(overrides or []))
+    exp = experiment or (cfg.tracking.experiment if flow_name == "spct_pipeline" else flow_name)
+    tracker = tracking.make_tracker(cfg.tracking, exp, root)
+    code = stages.code_version()
+    with bench.LEDGER.measure("flow", "tracking"):
+        tags = {
+            "grm.flow": flow_name,
+            "grm.config_name": cfg.name,
+            "grm.config_path": config_path,
+            "grm.overrides": " ".join(overrides or []),
+            "grm.code_version": code,
+            "grm.git_commit": tracking.git_commit(root),
+            "mlflow.source.git.commit": tracking.git_commit(root),
+            "prefect.flow_run_id": prefect_flow_run_id(),
+        }
+        parent = tracker.start_run(f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}", tags=tags)
+        tracker.log_params(parent, flatten(cfg))
+        with tempfile.TemporaryDirectory() as tmp:
+            tracker.log_artifact(parent, save_config(cfg, Path(tmp) / "config.yaml"), "inputs")
+    ctx = RunContext(flow_name, str(root), cfg, tracker, parent, str(artifacts_root(root) / "stages"), code)
+    log.info(
+        "%s: config %s, MLflow run %s (%s), stage store %s", flow_name, cfg.name, parent, tracker.uri, ctx.store_root
+    )
+    try:
+        yield ctx
+    except BaseException as exc:
+        stage = exc.stage if isinstance(exc, StageError) else "flow"
+        with bench.LEDGER.measure("flow", "tracking"):
+            tracker.set_tags(parent, {"grm.failed_stage": stage, "grm.error": f"{exc}"[:4000]})
+            tracker.end_run(parent, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        log.error("%s failed at stage %s: %s", flow_name, stage, exc)
+        raise
+    report = bench.LEDGER.report(time.perf_counter() - start)
+    tracker.log_metrics(parent, report.metrics())
+    tracker.log_text(parent, report.table(), "bench/stage_times.txt")
+    if tracker.enabled:
+        tracker.log_figure(parent, report.figure(), "bench/stage_times.png")
+    tracker.end_run(parent)
+    log.info("wall time per stage (seconds):\n%s", report.table())
+    print(report.table())

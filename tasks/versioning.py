@@ -1,0 +1,267 @@
+"""Data versioning with DVC: ``data.dvc`` at the repository root tracks ``data/``; models live in MLflow.
+
+Decision: datasets (``data/{train,val,test}.jsonl`` and later sampled trajectories) are versioned by DVC and pushed
+to a DVC remote; trained models are MLflow artifacts + registered model versions (aliases ``champion`` /
+``challenger``). A pipeline run tags its MLflow run with the ``data.dvc`` md5, per-file md5s and the git commit,
+and logs ``data.dvc`` itself, so ``reproduce_command(run_id)`` can restore the exact inputs from the remote.
+
+Default remote: the folder ``.dvc-remote/`` at the project root (git-ignored), written into ``.dvc/config`` as a
+path relative to ``.dvc/``; ``$GRM_DVC_REMOTE`` (a folder or any DVC URL) overrides it. Nothing here runs git
+commands that change state: committing ``data.dvc`` / ``.dvc/config`` is the user's step (the log says so).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tasks.stages import file_md5
+
+REMOTE_NAME = "local"
+DEFAULT_REMOTE = ".dvc-remote"
+ENV_REMOTE = "GRM_DVC_REMOTE"
+
+
+class ReproduceError(RuntimeError):
+    """The inputs of a run cannot be restored; the message says what is missing and the fix."""
+
+
+@dataclass(frozen=True)
+class DataVersion:
+    """The version of ``data/`` a run used (all strings, for MLflow tags)."""
+
+    dvc_md5: str  # the ``.dir`` md5 of data/ recorded in data.dvc
+    files: dict[str, str]  # relative path -> md5
+    dvc_file: str  # the content of data.dvc
+    remote: str
+    git_commit: str | None
+
+    def tags(self) -> dict[str, str]:
+        tags = {"grm.data.dvc_md5": self.dvc_md5, "grm.data.remote": self.remote}
+        tags.update({f"grm.data.md5.{name}": md5 for name, md5 in self.files.items()})
+        if self.git_commit:
+            tags["grm.git_commit"] = self.git_commit
+        return tags
+
+
+def _repo(root: str | Path):
+    from dvc.repo import Repo
+
+    return Repo(str(root))  # always a fresh object: DVC caches its index per Repo instance
+
+
+@contextmanager
+def in_dir(root: str | Path) -> Iterator[None]:
+    """Run DVC calls from the project root: DVC resolves relative paths (remote URLs, targets) against the cwd."""
+    before = os.getcwd()
+    os.chdir(root)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
+def ensure_repo(root: str | Path, remote: str | None = None) -> str:
+    """``dvc init`` if needed (inside git when there is one, ``--no-scm`` otherwise) and a default remote.
+
+    Returns:
+        The remote URL in use.
+    """
+
+    root = Path(root).resolve()
+    with in_dir(root):
+        return _ensure_repo(root, remote)
+
+
+def _ensure_repo(root: Path, remote: str | None) -> str:
+    from dvc.repo import Repo
+
+    if not (root / ".dvc").exists():
+        Repo.init(str(root), no_scm=not (root / ".git").exists())
+    repo = _repo(root)
+    try:
+        url = remote or os.environ.get(ENV_REMOTE)
+        with repo.config.edit() as conf:
+            conf["core"]["analytics"] = False
+            if url or REMOTE_NAME not in conf["remote"]:
+                # DVC stores a cwd-relative folder relative to .dvc/, so the committed config works in any clone
+                conf["remote"][REMOTE_NAME] = {"url": url or DEFAULT_REMOTE}
+            conf["core"]["remote"] = REMOTE_NAME
+        current = _repo(root)
+        try:
+            configured = current.config["remote"][REMOTE_NAME]["url"]
+        finally:
+            current.close()
+    finally:
+        repo.close()
+    if "://" not in configured:  # a local folder (resolved against the cwd = root)
+        configured = str((root / configured).resolve())
+        Path(configured).mkdir(parents=True, exist_ok=True)
+    return configured
+
+
+def read_dvc_file(path: str | Path) -> dict[str, Any]:
+    return yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+
+
+def dvc_md5(dvc_file: str | Path) -> str:
+    """The md5 recorded in a ``.dvc`` file (``...dir`` for folders)."""
+    outs = read_dvc_file(dvc_file).get("outs") or []
+    if not outs or "md5" not in outs[0]:
+        raise ReproduceError(f"{dvc_file} records no md5; run `dvc add data` (or the prepare_data flow) first")
+    return str(outs[0]["md5"])
+
+
+def file_hashes(data_dir: str | Path) -> dict[str, str]:
+    """md5 of every file under ``data_dir`` by relative path."""
+    data_dir = Path(data_dir)
+    return {p.relative_to(data_dir).as_posix(): file_md5(p) for p in sorted(data_dir.rglob("*")) if p.is_file()}
+
+
+def version_data(
+    root: str | Path, data_dir: str = "data", push: bool = True, remote: str | None = None
+) -> DataVersion:
+    """``dvc add data`` (writes ``data.dvc`` at ``root``) and ``dvc push`` to the remote.
+
+    Idempotent: unchanged data gives the same md5 and pushes nothing new.
+    """
+    from tasks.tracking import git_commit
+
+    root = Path(root).resolve()
+    url = ensure_repo(root, remote)
+    with in_dir(root):
+        repo = _repo(root)
+        try:
+            repo.add(data_dir)
+            if push:
+                repo.push(remote=REMOTE_NAME)
+        finally:
+            repo.close()
+    dvc_file = root / f"{data_dir}.dvc"
+    return DataVersion(
+        dvc_md5=dvc_md5(dvc_file),
+        files=file_hashes(root / data_dir),
+        dvc_file=dvc_file.read_text(encoding="utf-8"),
+        remote=url,
+        git_commit=git_commit(root),
+    )
+
+
+def workspace_clean(root: str | Path, target: str = "data.dvc") -> bool:
+    """True when ``data/`` matches ``data.dvc`` (nothing uncommitted to DVC would be overwritten)."""
+    with in_dir(root):
+        repo = _repo(root)
+        try:
+            return not repo.status(targets=[target])
+        finally:
+            repo.close()
+
+
+def restore(root: str | Path, dvc_file_text: str, expected: dict[str, str], force: bool = False) -> dict[str, str]:
+    """Write ``data.dvc`` = ``dvc_file_text``, pull that version from the remote and verify every file's md5.
+
+    Args:
+        root: project root (holds ``.dvc/``).
+        dvc_file_text: the ``data.dvc`` content the run used.
+        expected: relative path -> md5 recorded by the run.
+        force: overwrite local changes to ``data/`` that are not in DVC.
+
+    Returns:
+        The verified hashes.
+    """
+    root = Path(root).resolve()
+    target = root / "data.dvc"
+    if not (root / ".dvc").exists():
+        raise ReproduceError(f"{root} is not a DVC project; run from the project root (where .dvc/ is)")
+    out_path = (yaml.safe_load(dvc_file_text).get("outs") or [{}])[0].get("path", "data")
+    data_dir = root / out_path
+    if target.exists() and data_dir.exists() and not force and not workspace_clean(root):
+        raise ReproduceError(
+            f"{data_dir} has changes that are not recorded in data.dvc; `dvc add data` (or pass force=True) first"
+        )
+    backup = target.read_text(encoding="utf-8") if target.exists() else None
+    target.write_text(dvc_file_text, encoding="utf-8")
+    try:
+        with in_dir(root):
+            repo = _repo(root)
+            try:
+                repo.pull(targets=["data.dvc"], force=True)
+            finally:
+                repo.close()
+    except Exception as exc:
+        if backup is not None:
+            target.write_text(backup, encoding="utf-8")
+        raise ReproduceError(
+            f"could not pull data.dvc md5 {dvc_md5(target) if target.exists() else '?'} from the DVC remote: {exc}. "
+            f"Is the remote in .dvc/config reachable (or ${ENV_REMOTE} set)?"
+        ) from exc
+    actual = file_hashes(data_dir)
+    bad = {k: (v, actual.get(k)) for k, v in expected.items() if actual.get(k) != v}
+    if bad:
+        raise ReproduceError(f"restored data does not match the run's hashes (path: expected, actual): {bad}")
+    return actual
+
+
+def reproduce_command(
+    run_id: str,
+    project_dir: str = ".",
+    tracking_uri: str | None = None,
+    force: bool = False,
+) -> dict[str, Any]:
+    """``grm reproduce RUN_ID``: restore the exact inputs of an MLflow pipeline run and verify their hashes.
+
+    Restores ``data/`` (from the DVC remote, via the run's logged ``data.dvc``) and writes the run's resolved config
+    to ``reproduce/{run_id}/config.yaml``; prints the command that reruns the pipeline on them.
+
+    Returns:
+        ``{"run_id", "data_dvc_md5", "files", "config", "git_commit", "rerun"}``.
+    """
+    from tasks.tracking import Tracker, resolve_tracking_uri
+
+    root = Path(project_dir).resolve()
+    uri = resolve_tracking_uri(tracking_uri, root)
+    tracker = Tracker(uri, "")
+    from mlflow.exceptions import MlflowException
+
+    try:
+        run = tracker.client().get_run(run_id)
+    except MlflowException as exc:
+        raise ReproduceError(
+            f"no MLflow run {run_id!r} in {uri}; list runs with `grm ui` or pass --tracking-uri"
+        ) from exc
+    tags = run.data.tags
+    if "grm.data.dvc_md5" not in tags:
+        raise ReproduceError(f"run {run_id} has no grm.data.dvc_md5 tag: it was not produced by a versioned pipeline")
+    files = {k.removeprefix("grm.data.md5."): v for k, v in tags.items() if k.startswith("grm.data.md5.")}
+    with tempfile.TemporaryDirectory() as tmp:
+        inputs = tracker.download(f"runs:/{run_id}/inputs", tmp)
+        dvc_text = (inputs / "data.dvc").read_text(encoding="utf-8")
+        if dvc_md5(inputs / "data.dvc") != tags["grm.data.dvc_md5"]:
+            raise ReproduceError(f"run {run_id}: logged data.dvc does not match its grm.data.dvc_md5 tag")
+        out = root / "reproduce" / run_id
+        out.mkdir(parents=True, exist_ok=True)
+        config = out / "config.yaml"
+        if (inputs / "config.yaml").exists():
+            shutil.copy(inputs / "config.yaml", config)
+    verified = restore(root, dvc_text, files, force=force)
+    commit = tags.get("grm.git_commit")
+    result = {
+        "run_id": run_id,
+        "data_dvc_md5": tags["grm.data.dvc_md5"],
+        "files": verified,
+        "config": str(config),
+        "git_commit": commit,
+        "rerun": f"grm run --config {config.relative_to(root)}"
+        + (f"  # code: git checkout {commit}" if commit else ""),
+    }
+    print(json.dumps(result, indent=2))
+    return result

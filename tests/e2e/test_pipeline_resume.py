@@ -1,0 +1,115 @@
+"""Crash + resume: SIGKILL the pipeline mid-way through a later stage, rerun, and check that completed stages were
+reused (not recomputed) and that the final metrics equal an uninterrupted run's. Then browse both runs of the
+resumed project through a real ``mlflow server`` REST API."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import REPO, PrefectServer, flow_cmd, free_port, make_project, run_flow, wait_http
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+
+KILL_STAGE = "rft.train"  # a later stage: after data, validation, versioning, base model and rejective sampling
+
+
+def completed(project: Path) -> dict[str, float]:
+    """Completed stage folders: '{stage}/{key}' -> mtime of its stage.json."""
+    root = project / "artifacts" / "stages"
+    return {f"{p.parent.parent.name}/{p.parent.name}": p.stat().st_mtime for p in root.glob("*/*/stage.json")}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(prefect_server: PrefectServer, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    project = make_project(tmp_path_factory.mktemp("clean") / "project")
+    return run_flow(prefect_server, "spct_pipeline", project)
+
+
+@pytest.fixture(scope="module")
+def resumed(prefect_server: PrefectServer, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Kill a run inside KILL_STAGE with SIGKILL, then rerun the same command."""
+    project = make_project(tmp_path_factory.mktemp("crash") / "project")
+    stage_dir = project / "artifacts" / "stages" / KILL_STAGE
+    log = (project / "killed.log").open("w")
+    proc = subprocess.Popen(
+        flow_cmd("spct_pipeline", project), cwd=REPO, env=prefect_server.env(), stdout=log, stderr=subprocess.STDOUT
+    )
+    deadline = time.monotonic() + 400
+    while time.monotonic() < deadline and proc.poll() is None:
+        if stage_dir.exists() and any(p.name.endswith(".tmp") for p in stage_dir.iterdir()):
+            os.kill(proc.pid, signal.SIGKILL)  # mid-way through the stage's build
+            break
+        time.sleep(0.02)
+    rc = proc.wait(timeout=60)
+    log.close()
+    assert rc == -signal.SIGKILL, f"the run was not killed inside {KILL_STAGE} (rc {rc}); see {project}/killed.log"
+    before = completed(project)
+    assert not any(k.startswith(f"{KILL_STAGE}/") for k in before), "the killed stage must not look completed"
+    result = run_flow(prefect_server, "spct_pipeline", project)
+    return {"project": project, "before": before, "after": completed(project), "result": result}
+
+
+def test_rerun_after_sigkill_reuses_completed_stages(resumed: dict) -> None:
+    stages = resumed["result"]["stages"]
+    done_before = {k.split("/")[0] for k in resumed["before"]}
+    assert {"data.prepare", "data.validate", "model.base", "rft.sample"} <= done_before
+    for stage, info in stages.items():
+        if stage in done_before:
+            assert info["cached"], f"{stage} was completed before the crash but was recomputed"
+    assert stages[KILL_STAGE]["cached"] is False, "the interrupted stage must be computed on the rerun"
+    for key, mtime in resumed["before"].items():  # completed folders were not rewritten
+        assert resumed["after"][key] == mtime, f"{key} was rewritten"
+    leftovers = list((resumed["project"] / "artifacts" / "stages" / KILL_STAGE).glob(".*.tmp"))
+    assert not leftovers, f"the crashed build's tmp folder was not cleaned: {leftovers}"
+
+
+def test_resumed_run_metrics_equal_an_uninterrupted_run(resumed: dict, uninterrupted: dict) -> None:
+    got, want = resumed["result"]["metrics"], uninterrupted["metrics"]
+    assert set(got) == set(want)
+    assert any(k.startswith("eval/world/rl/") for k in got) and any(k.startswith("rl/train/") for k in got)
+    for key, value in want.items():
+        assert got[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
+    assert {s for s in resumed["result"]["stages"]} == {s for s in uninterrupted["stages"]}
+
+
+def _post(url: str, body: dict) -> dict:
+    req = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.loads(resp.read())
+
+
+def test_mlflow_server_lists_both_pipeline_runs_and_compares_a_metric(resumed: dict) -> None:
+    from tasks.tracking import serve_ui
+
+    port = free_port()
+    proc = serve_ui(resumed["project"], port=port)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_http(f"{base}/health", 120, proc)
+        with urllib.request.urlopen(
+            f"{base}/api/2.0/mlflow/experiments/get-by-name?experiment_name=spct_pipeline"
+        ) as r:
+            exp_id = json.loads(r.read())["experiment"]["experiment_id"]
+        runs = _post(
+            f"{base}/api/2.0/mlflow/runs/search",
+            {"experiment_ids": [exp_id], "filter": "tags.`grm.flow` = 'spct_pipeline'", "max_results": 50},
+        )["runs"]
+        parents = [r for r in runs if "mlflow.parentRunId" not in {t["key"] for t in r["data"].get("tags", [])}]
+        assert len(parents) == 2, [r["info"]["run_id"] for r in parents]
+        statuses = sorted(r["info"]["status"] for r in parents)
+        assert "FINISHED" in statuses  # the killed one stays RUNNING: SIGKILL leaves no chance to close it
+        metric = "eval/world/teacher/voting_k4/accuracy"
+        values = [{m["key"]: m["value"] for m in r["data"].get("metrics", [])}.get(metric) for r in parents]
+        assert None not in values, f"{metric} missing in a run: {values}"
+        assert values[0] == pytest.approx(values[1])  # same stage output, reused by the rerun
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -1,0 +1,75 @@
+"""prefect.yaml for real: a Prefect server on 127.0.0.1, a process work pool, ``prefect deploy`` of the nightly
+evaluation, a triggered run picked up by a worker, and the MLflow run that flow run produced."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.e2e.conftest import BIN, REPO, PrefectServer, make_project
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+
+
+def test_prefect_yaml_schedules_weekly_training_and_nightly_evaluation_in_utc() -> None:
+    spec = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    deps = {d["name"]: d for d in spec["deployments"]}
+    assert deps["spct-weekly"]["entrypoint"] == "flows/pipeline.py:spct_pipeline"
+    assert deps["evaluate-nightly"]["entrypoint"] == "flows/evaluate.py:evaluate"
+    assert deps["evaluate-nightly"]["parameters"]["model"] == "champion"
+    for d in deps.values():
+        assert d["work_pool"]["name"] == "grm-process"
+        assert all(s["timezone"] == "UTC" and s["cron"] for s in d["schedules"])
+
+
+def _prefect(args: list[str], server: PrefectServer, cwd: Path, timeout: float = 240) -> str:
+    proc = subprocess.run(
+        [str(BIN / "prefect"), *args], cwd=cwd, env=server.env(), capture_output=True, text=True, timeout=timeout
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"prefect {' '.join(args)} failed:\n{out[-4000:]}"
+    return out
+
+
+def test_nightly_evaluate_deployment_runs_the_champion_on_a_worker(
+    prefect_server: PrefectServer, tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    from tasks import tracking
+
+    project = make_project(tmp_path / "project")
+    for name in ("flows", "tasks"):
+        (project / name).symlink_to(REPO / name, target_is_directory=True)
+    shutil.copy(REPO / "prefect.yaml", project / "prefect.yaml")
+    tracker = tracking.Tracker(tracking.default_tracking_uri(project), "models")
+    seed_run = tracker.start_run("seed-champion")
+    version = tracker.register(seed_run, tiny_model_dir, "grm")
+    tracker.client().set_registered_model_alias("grm", "champion", version)
+    tracker.end_run(seed_run)
+
+    _prefect(["work-pool", "create", "grm-process", "--type", "process", "--overwrite"], prefect_server, project)
+    _prefect(["--no-prompt", "deploy", "--name", "evaluate-nightly"], prefect_server, project)
+    out = _prefect(
+        ["deployment", "run", "evaluate/evaluate-nightly", "--param", "config_path=tiny.yaml"], prefect_server, project
+    )
+    flow_run_id = re.search(r"UUID:\s*([0-9a-f-]{36})", out).group(1)
+    _prefect(["worker", "start", "--pool", "grm-process", "--run-once"], prefect_server, project, timeout=400)
+
+    client = tracker.client()
+    deadline = time.monotonic() + 60
+    runs = []
+    while time.monotonic() < deadline and not runs:
+        exp = client.get_experiment_by_name("evaluate")
+        if exp is not None:
+            runs = client.search_runs([exp.experiment_id], f"tags.`prefect.flow_run_id` = '{flow_run_id}'")
+        time.sleep(1)
+    assert len(runs) == 1, f"no MLflow run tagged with flow run {flow_run_id}"
+    run = runs[0]
+    assert run.info.status == "FINISHED"
+    assert "eval/world/champion/greedy_k1/accuracy" in run.data.metrics
+    assert run.data.tags["grm.data.dvc_md5"].endswith(".dir")

@@ -1,0 +1,66 @@
+"""Tracking helpers and the registry gate, against a throw-away SQLite store (no server)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tasks import tracking
+
+
+def test_registry_gate_decision_needs_a_strict_improvement_by_the_margin() -> None:
+    assert tracking.decide_alias(0.5, None, 0.0)[0] == "champion"  # first version
+    assert tracking.decide_alias(0.71, 0.70, 0.0)[0] == "champion"
+    assert tracking.decide_alias(0.70, 0.70, 0.0)[0] == "challenger"  # a tie does not move champion
+    assert tracking.decide_alias(0.71, 0.70, 0.02)[0] == "challenger"
+    assert "does not beat" in tracking.decide_alias(0.6, 0.7, 0.0)[1]
+
+
+def test_tracking_uri_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert tracking.resolve_tracking_uri(None, tmp_path) == f"sqlite:///{tmp_path.resolve()}/mlruns/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    assert tracking.resolve_tracking_uri(None, tmp_path) == "http://127.0.0.1:5000"
+    assert tracking.resolve_tracking_uri("sqlite:///x.db", tmp_path) == "sqlite:///x.db"
+    assert tracking.artifact_root_for(f"sqlite:///{tmp_path}/mlruns/mlflow.db").endswith("/mlruns/artifacts")
+
+
+def test_null_tracker_is_silent_but_refuses_registry_calls() -> None:
+    t = tracking.NullTracker()
+    assert t.start_run("x") == ""
+    t.log_metrics("", {"a": 1.0})
+    with pytest.raises(RuntimeError, match="tracking.enabled=true"):
+        t.promote("", "", {}, None)
+    with t.trainer_env("") as report_to:
+        assert report_to == "none"
+
+
+@dataclass(frozen=True)
+class Registry:
+    model_name: str = "grm"
+    meta_model_name: str = "grm-meta-rm"
+    gate_metric: str = "eval/world/rl/voting_k8/accuracy"
+    margin: float = 0.01
+
+
+@pytest.mark.slow  # creates an MLflow SQLite store (~5 s of migrations)
+def test_promote_moves_champion_only_on_improvement(tmp_path: Path) -> None:
+    tracker = tracking.Tracker(tracking.default_tracking_uri(tmp_path), "unit")
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    metric = Registry.gate_metric
+    decisions = []
+    for value in (0.60, 0.605, 0.70):
+        run = tracker.start_run("p")
+        decisions.append(tracker.promote(run, model, {metric: value}, Registry(), meta_rm_dir=model))
+        tracker.end_run(run)
+    assert [d["alias"] for d in decisions] == ["champion", "challenger", "champion"]
+    assert str(tracker.alias_version("grm", "champion").version) == decisions[2]["version"]
+    assert str(tracker.alias_version("grm-meta-rm", "challenger").version) == decisions[1]["meta_rm_version"]
+    with pytest.raises(KeyError, match="registry.gate_metric"):
+        tracker.promote(tracker.start_run("p"), model, {"other": 1.0}, Registry())
+    downloaded = tracker.download("models:/grm@champion", tmp_path / "dl")
+    assert (downloaded / "config.json").exists() or any(downloaded.rglob("config.json"))

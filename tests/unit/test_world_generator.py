@@ -1,0 +1,106 @@
+"""The embedded world's item generator, oracle and general-instruction data."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from grm.schemas import validate_record
+from grm.world import FAMILIES, World, WorldConfig, general_instruction_examples, generate_world, solve
+
+SMALL = WorldConfig(seed=3, n_train=600, n_val=100, n_test=300)
+
+
+@pytest.fixture(scope="module")
+def world() -> dict:
+    return generate_world(SMALL)
+
+
+def test_sizes_ids_and_valid_records(world: dict) -> None:
+    assert {k: len(v) for k, v in world.items()} == {"train": 600, "val": 100, "test": 300}
+    for split, items in world.items():
+        ids = [it.id for it in items]
+        assert len(set(ids)) == len(ids)
+        for it in items:
+            assert it.id.startswith(f"world/{it.subset}/{split}/")
+            assert it.source == "world" and it.subset in FAMILIES
+            assert validate_record(it.to_dict()) == []
+            assert 1 <= it.n <= 4
+
+
+def test_every_family_and_n_occur(world: dict) -> None:
+    items = world["train"]
+    assert {it.subset for it in items} == set(FAMILIES)
+    assert {it.n for it in items} == {1, 2, 3, 4}
+
+
+def test_unique_best_and_labels(world: dict) -> None:
+    w = World(SMALL)
+    for it in world["train"] + world["test"]:
+        if it.n == 1:
+            assert it.label in (0, 1) and it.ratings is None
+        else:
+            assert it.ratings is not None and len(it.ratings) == it.n
+            top = max(it.ratings)
+            assert it.ratings.count(top) == 1 and it.ratings[it.best] == top
+            if it.subset in ("facts", "arith"):  # the best response states the oracle's answer
+                assert w.solve(it.query) in it.responses[it.best].split(" ")
+
+
+def test_splits_share_no_query(world: dict) -> None:
+    queries = {split: {it.query for it in items} for split, items in world.items()}
+    assert not queries["train"] & queries["test"]
+    assert not queries["train"] & queries["val"]
+    assert not queries["val"] & queries["test"]
+
+
+def test_deterministic_and_seed_dependent() -> None:
+    a = generate_world(SMALL)
+    b = generate_world(SMALL)
+    c = generate_world(dataclasses.replace(SMALL, seed=4))
+    assert [it.to_dict() for it in a["test"]] == [it.to_dict() for it in b["test"]]
+    assert [it.to_dict() for it in a["test"]] != [it.to_dict() for it in c["test"]]
+
+
+def test_oracle() -> None:
+    assert solve("17 + 25 ?") == "42"
+    assert solve("repeat Kelt 3 times") == "Kelt , Kelt , Kelt"
+    w = World(WorldConfig())
+    country = w.countries[0]
+    assert solve(f"capital of {country} ?") == w.capital[country]
+    assert w.capital[country] in w.cities
+    with pytest.raises(ValueError, match="not a world query"):
+        solve("hello")
+
+
+def test_general_instruction_examples_cover_the_world() -> None:
+    ex = general_instruction_examples(SMALL)
+    w = World(SMALL)
+    assert len(ex) == sum(len(w.all_queries(f)) for f in FAMILIES)
+    for e in ex[:200]:
+        query = e["prompt"].removeprefix("Query: ").removesuffix("\nAnswer:")
+        assert e["completion"] == " " + w.solve(query)
+    capped = general_instruction_examples(SMALL, families=("arith",), max_per_family=10)
+    assert len(capped) == 10
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"n_train": -1}, "n_train"),
+        ({"n_entities": 2}, "n_entities"),
+        ({"num_min": 50, "num_max": 40}, "num_min"),
+        ({"family_mix": (1.0, 0.0)}, "family_mix"),
+        ({"n_probs": (0.0, 0.0, 0.0, 0.0)}, "n_probs"),
+        ({"repeat_max": 20}, "repeat_max"),
+    ],
+)
+def test_config_validation_names_the_field(kwargs: dict, fragment: str) -> None:
+    with pytest.raises(ValueError, match=fragment):
+        WorldConfig(**kwargs)
+
+
+def test_every_config_field_has_help() -> None:
+    for f in dataclasses.fields(WorldConfig):
+        assert f.metadata.get("help"), f.name

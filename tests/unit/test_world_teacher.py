@@ -1,0 +1,114 @@
+"""The world's noisy teacher: parses compact prompts back, writes parseable critiques, noise as designed."""
+
+from __future__ import annotations
+
+import pytest
+
+from grm.correctness import is_correct
+from grm.parsing import extract_scores
+from grm.prompts import render_prompt
+from grm.sampling.base import Sampler
+from grm.voting import shuffle_order
+from grm.world import TeacherConfig, TeacherSampler, WorldConfig, generate_world, parse_compact_prompt
+
+CFG = WorldConfig(seed=1, n_train=900, n_val=0, n_test=0)
+
+
+@pytest.fixture(scope="module")
+def items() -> list:
+    return generate_world(CFG)["train"]
+
+
+def _accuracy(teacher: TeacherSampler, items: list, hint: bool, samples: int = 2) -> float:
+    ok = total = 0
+    for it in items:
+        if it.n == 1:
+            continue
+        for s in range(samples):
+            order = shuffle_order(it.n, 0, it.id, s)
+            shown = [it.responses[i] for i in order]
+            best = order.index(it.best)
+            prompt = render_prompt(it.query, shown, template="compact", hint=best + 1 if hint else None)
+            text = teacher.generate([prompt], 1, 1.0, 64, s)[0][0]
+            ok += is_correct(extract_scores(text, it.n).scores, best=best)
+            total += 1
+    return ok / total
+
+
+def test_parse_compact_prompt_round_trip() -> None:
+    p = render_prompt("17 + 25 ?", ["42 .", "maybe 41 , not sure ."], template="compact", hint=2)
+    parsed = parse_compact_prompt(p)
+    assert parsed.query == "17 + 25 ?"
+    assert parsed.responses == ("42 .", "maybe 41 , not sure .")
+    assert parsed.hint == 2 and not parsed.single_label
+    single = parse_compact_prompt(render_prompt("17 + 25 ?", ["42 ."], template="compact", single_label=True))
+    assert single.single_label and single.responses == ("42 .",) and single.hint is None
+    with pytest.raises(ValueError, match="compact"):
+        parse_compact_prompt("You are a skilled little expert")
+
+
+def test_is_a_sampler_and_output_format(items: list) -> None:
+    teacher = TeacherSampler(seed=0, world=CFG)
+    assert isinstance(teacher, Sampler)
+    it = next(i for i in items if i.n == 3)
+    prompt = render_prompt(it.query, list(it.responses), template="compact")
+    texts = teacher.generate([prompt, prompt], 4, 1.0, 64, seed=7)
+    assert len(texts) == 2 and all(len(row) == 4 for row in texts)
+    assert texts[0] == texts[1]  # same (seed, prompt, index) -> same text
+    lines = texts[0][0].strip("\n").split("\n")
+    assert lines[0].startswith("Specific Criteria: ")
+    assert lines[1].startswith("Analysis: ")
+    assert lines[2].startswith("Scores: \\boxed{")
+    assert extract_scores(texts[0][0], 3).ok
+    greedy = teacher.generate([prompt], 3, 0.0, 64, seed=7)[0]
+    assert len(set(greedy)) == 1
+
+
+def test_single_label_variant(items: list) -> None:
+    teacher = TeacherSampler(seed=0, world=CFG, config=TeacherConfig(0, 0, 0, 0, 0))
+    for it in [i for i in items if i.n == 1][:30]:
+        prompt = render_prompt(it.query, list(it.responses), template="compact", single_label=True)
+        text = teacher.generate([prompt], 1, 1.0, 64, 0)[0][0]
+        assert extract_scores(text, 1, 0, 1).scores == (it.label,)
+
+
+def test_noise_free_teacher_is_perfect(items: list) -> None:
+    teacher = TeacherSampler(seed=0, world=CFG, config=TeacherConfig(0, 0, 0, 0, 0))
+    assert _accuracy(teacher, items[:300], hint=False, samples=1) == 1.0
+
+
+def test_default_teacher_is_noisy_and_hints_help(items: list) -> None:
+    teacher = TeacherSampler(seed=0, world=CFG)
+    plain = _accuracy(teacher, items, hint=False)
+    hinted = _accuracy(teacher, items, hint=True, samples=1)
+    assert 0.6 < plain < 0.82
+    assert plain + 0.05 < hinted < 0.97
+
+
+def test_hard_queries_are_consistently_wrong(items: list) -> None:
+    teacher = TeacherSampler(
+        seed=0,
+        world=CFG,
+        config=TeacherConfig(hard_share=1.0, position_bias=0, length_bias=0, random_error=0, hint_strength=0),
+    )
+    wrong = 1 - _accuracy(teacher, [i for i in items if i.subset != "repeat"][:200], hint=False, samples=3)
+    assert wrong > 0.95
+
+
+def test_position_bias_prefers_response_one(items: list) -> None:
+    teacher = TeacherSampler(seed=0, world=CFG, config=TeacherConfig(0, 1.0, 0, 0, 0))
+    first = total = 0
+    for it in [i for i in items if i.n == 2 and i.subset == "facts"][:100]:
+        prompt = render_prompt(it.query, list(it.responses), template="compact")
+        scores = extract_scores(teacher.generate([prompt], 1, 1.0, 64, 0)[0][0], 2).scores
+        first += scores[0] > scores[1]
+        total += 1
+    assert first == total
+
+
+def test_error_rate_knob() -> None:
+    assert TeacherConfig.from_error_rate(0.0) == TeacherConfig(0, 0, 0, 0, 0.5)
+    with pytest.raises(ValueError, match="error_rate"):
+        TeacherConfig.from_error_rate(1.5)
+    with pytest.raises(ValueError, match="hard_share"):
+        TeacherConfig(hard_share=2.0)

@@ -119,6 +119,9 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("world", "grm.commands.world", "world_command"),
     ("eval", "grm.commands.eval", "eval_command"),
     ("serve", "grm.commands.serve", "serve"),
+    ("run", "grm.commands.run", "run_command"),
+    ("reproduce", "grm.commands.reproduce", "reproduce"),
+    ("ui", "grm.commands.reproduce", "ui"),
 ]
 
 

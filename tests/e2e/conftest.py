@@ -20,7 +20,7 @@ import pytest
 from tasks import prefect_env
 
 REPO = Path(__file__).resolve().parents[2]
-TINY_CONFIG = Path(__file__).with_name("tiny_pipeline.yaml")
+TINY_CONFIG = Path(__file__).parents[2] / "configs" / "tiny.yaml"
 BIN = Path(sys.executable).parent
 
 

@@ -1,0 +1,41 @@
+"""``grm run``: the whole SPCT pipeline (Prefect flow ``spct_pipeline``) on a config, then the results table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def run_command(
+    config: Annotated[Path, typer.Option(help="pipeline YAML (configs/default.yaml: the embedded world, CPU)")] = Path(
+        "configs/default.yaml"
+    ),
+    override: Annotated[
+        list[str] | None, typer.Option("--set", help="dotted override, e.g. --set rl.beta=0.04")
+    ] = None,
+    project_dir: Annotated[Path, typer.Option(help="root of data/, artifacts/, mlruns/")] = Path("."),
+) -> None:
+    """Run data -> validation -> rejective sampling -> RFT -> RL -> meta RM -> evaluation -> registry."""
+    from tasks import prefect_env
+
+    prefect_env.configure_defaults(project_dir)
+    from flows.pipeline import spct_pipeline
+    from grm.config import load_config
+    from grm.pipeline_config import PipelineConfig
+    from grm.report import results_table, single_sample_row
+
+    cfg = load_config(PipelineConfig, [config], override or [])
+    out = spct_pipeline(str(config), list(override or []), str(project_dir))
+    bench = "world" if cfg.data.source == "world" else Path(cfg.data.source).name
+    typer.echo("")
+    typer.echo(f"Accuracy on the {bench} test split (%, 95% bootstrap interval), T={cfg.eval.temperature}:")
+    typer.echo(results_table(out["metrics"], bench, cfg.eval.ks))
+    typer.echo(single_sample_row(out["metrics"], bench))
+    decision = out.get("registry") or {}
+    if decision:
+        typer.echo(
+            f"registry: {decision['model']} v{decision['version']} -> {decision['alias']} ({decision['reason']})"
+        )
+    typer.echo(f"MLflow run {out['run_id']}: browse with `make mlflow-ui` (http://127.0.0.1:5000)")

@@ -9,7 +9,7 @@ from tasks import data, evaluation, registry, training
 from tasks.runtime import pipeline_run
 
 
-@flow(name="spct_pipeline", log_prints=True)
+@flow(name="spct_pipeline", log_prints=False)  # True would log dill/dis output that datasets prints while hashing
 def spct_pipeline(config_path: str | None = None, overrides: list[str] | None = None, project_dir: str = ".") -> dict:
     """The whole SPCT recipe on one config; completed stages are reused on a rerun (``tasks.stages``).
 

@@ -75,7 +75,10 @@ def test_resumed_run_metrics_equal_an_uninterrupted_run(resumed: dict, uninterru
     got, want = resumed["result"]["metrics"], uninterrupted["metrics"]
     assert set(got) == set(want)
     assert any(k.startswith("eval/world/rl/") for k in got) and any(k.startswith("rl/train/") for k in got)
+    timing = ("seconds", "per_step", "runtime", "per_second")  # wall-clock figures differ between any two runs
     for key, value in want.items():
+        if any(t in key for t in timing):
+            continue
         assert got[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
     assert {s for s in resumed["result"]["stages"]} == {s for s in uninterrupted["stages"]}
 

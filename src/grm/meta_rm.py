@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from grm import prompts
+from grm.benchmarks.scoring import roc_auc  # one ROC-AUC (Mann-Whitney, ties 1/2) for the project
 from grm.judging import ItemJudgement
 from grm.rft import Trajectory
 from grm.schemas import Item
@@ -77,21 +78,6 @@ def examples_from_judgements(items: Sequence[Item], judgements: Sequence[ItemJud
             label = int(is_correct(s.scores, best=item.best, label=item.label))
             out.append({"text": prompts.render_meta_prompt(item.query, shown, s.text), "label": label, "id": item.id})
     return out
-
-
-def roc_auc(scores: Sequence[float], labels: Sequence[int]) -> float:
-    """ROC-AUC as the Mann-Whitney statistic (ties count one half); NaN when one class is absent.
-
-    Example:
-        >>> roc_auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1])
-        0.75
-    """
-    pos = [s for s, y in zip(scores, labels, strict=True) if y]
-    neg = [s for s, y in zip(scores, labels, strict=True) if not y]
-    if not pos or not neg:
-        return float("nan")
-    wins = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg)
-    return wins / (len(pos) * len(neg))
 
 
 def _split(examples: Sequence[dict[str, Any]], frac: float, seed: int) -> tuple[list, list]:

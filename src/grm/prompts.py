@@ -158,7 +158,7 @@ def render_prompt(
             lines.append(f"Response: {responses[0]}")
             lines.append("Judge 0 or 1:")
         else:
-            lines += [f"Response {i}: {r}" for i, r in enumerate(responses, start=1)]
+            lines += [f"R{i}: {r}" for i, r in enumerate(responses, start=1)]  # short: the world is CPU-bound
             lines.append("Judge:")
         text = "\n".join(lines)
     elif single_label:

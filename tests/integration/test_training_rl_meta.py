@@ -78,12 +78,6 @@ def test_meta_rm_labels_come_from_correctness_and_skip_hinted():
     assert len(meta_rm.examples_from_trajectories(items, trajs, include_hinted=True)) == 3
 
 
-def test_roc_auc_hand_cases():
-    assert meta_rm.roc_auc([0.9, 0.8, 0.1], [1, 1, 0]) == 1.0
-    assert meta_rm.roc_auc([0.5, 0.5], [1, 0]) == 0.5
-    assert math.isnan(meta_rm.roc_auc([0.3], [1]))
-
-
 def test_meta_rm_trains_with_bce_and_scores_in_unit_interval(tiny_model_dir, tmp_path):
     examples = [
         {"text": f"Response: good {i}" if i % 2 else f"Response: bad {i}", "label": i % 2, "id": f"x{i}"}

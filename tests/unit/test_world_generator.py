@@ -9,7 +9,10 @@ import pytest
 from grm.schemas import validate_record
 from grm.world import FAMILIES, World, WorldConfig, general_instruction_examples, generate_world, solve
 
-SMALL = WorldConfig(seed=3, n_train=600, n_val=100, n_test=300)
+# every family and n = 1..4 switched on (the defaults switch repeat and n = 4 off for sequence length)
+SMALL = WorldConfig(
+    seed=3, n_train=600, n_val=100, n_test=300, family_mix=(0.4, 0.35, 0.25), n_probs=(0.1, 0.4, 0.25, 0.25)
+)
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +36,19 @@ def test_every_family_and_n_occur(world: dict) -> None:
     items = world["train"]
     assert {it.subset for it in items} == set(FAMILIES)
     assert {it.n for it in items} == {1, 2, 3, 4}
+    assert {it.n for it in world["test"]} == {2, 3, 4}  # test_single=False: no n = 1 items in the test split
+
+
+def test_test_single_keeps_single_items_in_test() -> None:
+    cfg = dataclasses.replace(SMALL, test_single=True)
+    assert 1 in {it.n for it in generate_world(cfg)["test"]}
+
+
+def test_defaults_are_short() -> None:
+    items = generate_world(WorldConfig(n_train=300, n_val=0, n_test=100))
+    assert {it.subset for it in items["train"]} == {"facts", "arith"}
+    assert max(it.n for split in items.values() for it in split) == 3
+    assert max(len(r.split(" ")) for it in items["train"] for r in it.responses) <= 3
 
 
 def test_unique_best_and_labels(world: dict) -> None:
@@ -68,7 +84,9 @@ def test_oracle() -> None:
     assert solve("repeat Kelt 3 times") == "Kelt , Kelt , Kelt"
     w = World(WorldConfig())
     country = w.countries[0]
-    assert solve(f"capital of {country} ?") == w.capital[country]
+    capital = w.capital[country]
+    assert solve(f"capital of {country} ? ref {capital}") == capital
+    assert f"capital of {country} ? ref {capital}" in w.all_queries("facts")
     assert w.capital[country] in w.cities
     with pytest.raises(ValueError, match="not a world query"):
         solve("hello")

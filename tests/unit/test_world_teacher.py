@@ -36,13 +36,14 @@ def _accuracy(teacher: TeacherSampler, items: list, hint: bool, samples: int = 2
 
 
 def test_parse_compact_prompt_round_trip() -> None:
-    p = render_prompt("17 + 25 ?", ["42 .", "maybe 41 , not sure ."], template="compact", hint=2)
+    p = render_prompt("17 + 25 ?", ["42", "maybe 41"], template="compact", hint=2)
+    assert p == "Query: 17 + 25 ?\nR1: 42\nR2: maybe 41\nJudge:\nThe best response is: Response 2"
     parsed = parse_compact_prompt(p)
     assert parsed.query == "17 + 25 ?"
-    assert parsed.responses == ("42 .", "maybe 41 , not sure .")
+    assert parsed.responses == ("42", "maybe 41")
     assert parsed.hint == 2 and not parsed.single_label
-    single = parse_compact_prompt(render_prompt("17 + 25 ?", ["42 ."], template="compact", single_label=True))
-    assert single.single_label and single.responses == ("42 .",) and single.hint is None
+    single = parse_compact_prompt(render_prompt("17 + 25 ?", ["42"], template="compact", single_label=True))
+    assert single.single_label and single.responses == ("42",) and single.hint is None
     with pytest.raises(ValueError, match="compact"):
         parse_compact_prompt("You are a skilled little expert")
 
@@ -57,7 +58,8 @@ def test_is_a_sampler_and_output_format(items: list) -> None:
     assert texts[0] == texts[1]  # same (seed, prompt, index) -> same text
     lines = texts[0][0].strip("\n").split("\n")
     assert lines[0].startswith("Specific Criteria: ")
-    assert lines[1].startswith("Analysis: ")
+    assert lines[1].startswith("Analysis: R1 ")
+    assert "answer" not in lines[1]  # every response is verified on its own, no shared answer line
     assert lines[2].startswith("Scores: \\boxed{")
     assert extract_scores(texts[0][0], 3).ok
     greedy = teacher.generate([prompt], 3, 0.0, 64, seed=7)[0]
@@ -81,8 +83,22 @@ def test_default_teacher_is_noisy_and_hints_help(items: list) -> None:
     teacher = TeacherSampler(seed=0, world=CFG)
     plain = _accuracy(teacher, items, hint=False)
     hinted = _accuracy(teacher, items, hint=True, samples=1)
-    assert 0.6 < plain < 0.82
+    assert 0.5 < plain < 0.72
     assert plain + 0.05 < hinted < 0.97
+
+
+def test_length_bias_believes_the_unique_longest(items: list) -> None:
+    teacher = TeacherSampler(seed=0, world=CFG, config=TeacherConfig(0, 0, 1.0, 0, 0))
+    checked = 0
+    for it in [i for i in items if i.n >= 2 and i.subset == "arith"][:60]:
+        lengths = [len(r.split(" ")) for r in it.responses]
+        if lengths.count(max(lengths)) != 1:
+            continue
+        prompt = render_prompt(it.query, list(it.responses), template="compact")
+        scores = extract_scores(teacher.generate([prompt], 1, 1.0, 64, 0)[0][0], it.n).scores
+        assert scores[lengths.index(max(lengths))] == max(scores)
+        checked += 1
+    assert checked > 10
 
 
 def test_hard_queries_are_consistently_wrong(items: list) -> None:

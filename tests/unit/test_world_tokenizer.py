@@ -65,4 +65,4 @@ def test_numbers_and_names_are_single_tokens(tok) -> None:
 
 def test_short_sequences(tok) -> None:
     lengths = [len(tok.encode(t, add_special_tokens=False)) for t in _world_texts()]
-    assert max(lengths) < 100
+    assert max(lengths) < 70  # CPU step time grows with the longest sequence of a batch

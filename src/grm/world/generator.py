@@ -2,18 +2,22 @@
 
 Families (their principles differ, so a judge must pick the right criteria per query):
 
-* ``facts``  -- "capital of Zorvia ?" / "language of Zorvia ?". A lookup in the world's fact table; principle
-  *accuracy* (dominant) plus *brevity*. Exactly one response states the true value.
+* ``facts``  -- "capital of Zorvia ? ref Lima" / "language of Zorvia ? ref Kelt". The query carries a reference
+  note; principle *accuracy* (dominant: the stated value matches the reference) plus *brevity* (the bare value beats
+  "it is Lima"). Exactly one response states the reference value. Verifying it is a copy/compare step in context.
 * ``arith``  -- "17 + 25 ?". Principle *correctness* plus *format*: a plain answer beats a hedged one
-  ("maybe 42 , not sure ."). The best response is correct **and** plain.
+  ("maybe 42"). The best response is correct **and** plain. Test sums are never judged in training: the student
+  knows them only from the general-instruction mix, so its judgements there stay uncertain (room, and errors that
+  vary between samples).
 * ``repeat`` -- "repeat Kelt 3 times". Principle *count* plus *fidelity* (the same word, copied exactly). The best
-  response has the right word the right number of times.
+  response has the right word the right number of times. Off by default (``family_mix``): long responses.
 
-Every item has n in {1, 2, 3, 4} responses: n >= 2 items carry ground-truth ``ratings`` with a unique maximum
-(``best``), n == 1 items a 0/1 ``label`` (1 iff the response is the ideal one). Queries are partitioned between
-train/val/test, so no query text is shared across splits. ``general_instruction_examples`` gives the world's
-"general instruction" data (query -> the correct answer): the knowledge a base model would bring. The judging
-splits never state test facts, so a student can only learn them from that mix.
+Items have n in {1, 2, 3, 4} responses (defaults: n <= 3, short response forms, because CPU step time grows with
+the longest sequence of a batch): n >= 2 items carry ground-truth ``ratings`` with a unique maximum (``best``),
+n == 1 items a 0/1 ``label`` (1 iff the response is the ideal one). The TEST split holds n >= 2 items only unless
+``test_single`` (evaluation accuracy is pairwise/listwise). Queries are partitioned between train/val/test, so no
+query text is shared across splits. ``general_instruction_examples`` gives the world's "general instruction" data
+(query -> the correct answer): the knowledge a base model would bring.
 
 Names (countries, cities, languages) and numbers are fixed lists that depend only on the counts in
 ``WorldConfig``; the seed decides the fact table, the splits and the items.
@@ -44,14 +48,16 @@ PRINCIPLES: dict[str, tuple[tuple[str, int], tuple[str, int]]] = {
     "repeat": (("count", 7), ("fidelity", 3)),
 }
 
-FACTS_RE = re.compile(r"^(capital|language) of ([A-Z][a-z]+) \?$")
+# facts queries carry a reference note ("... ? ref Lima"): the judge verifies each response against it in context
+FACTS_RE = re.compile(r"^(capital|language) of ([A-Z][a-z]+) \? ref ([A-Z][a-z]+)$")
 ARITH_RE = re.compile(r"^(\d+) \+ (\d+) \?$")
 REPEAT_RE = re.compile(r"^repeat ([A-Z][a-z]+) (\d+) times$")
 
 # response surface forms
-FACTS_FORMS = ("{v} .", "it is {v} .", "the {rel} is {v} .")
-ARITH_PLAIN = ("{v} .", "the sum is {v} .")
-ARITH_HEDGED = ("maybe {v} , not sure .", "i think {v} ?")
+# short on purpose: sequence length is what a CPU step costs (brevity: a bare value is "short")
+FACTS_FORMS = ("{v}", "it is {v}")
+ARITH_PLAIN = ("{v}",)
+ARITH_HEDGED = ("maybe {v}",)
 
 
 def _h(*parts: object) -> int:
@@ -100,17 +106,30 @@ class WorldConfig:
     n_val: int = field(default=400, metadata={"help": "number of validation items"})
     n_test: int = field(default=1200, metadata={"help": "number of test items"})
     n_entities: int = field(
-        default=240, metadata={"help": "countries in the fact table (each has a unique capital and a language)"}
+        default=60, metadata={"help": "countries in the fact table (each has a unique capital and a language)"}
     )
-    n_languages: int = field(default=30, metadata={"help": "languages shared between countries"})
+    n_languages: int = field(default=12, metadata={"help": "languages shared between countries"})
     num_min: int = field(default=2, metadata={"help": "smallest addend of the arith family"})
-    num_max: int = field(default=40, metadata={"help": "largest addend of the arith family"})
-    repeat_max: int = field(default=5, metadata={"help": "largest repeat count of the repeat family (min is 2)"})
+    num_max: int = field(default=20, metadata={"help": "largest addend of the arith family"})
+    repeat_max: int = field(default=4, metadata={"help": "largest repeat count of the repeat family (min is 2)"})
     family_mix: tuple[float, float, float] = field(
-        default=(0.4, 0.35, 0.25), metadata={"help": "sampling weights of (facts, arith, repeat); must sum to > 0"}
+        default=(0.5, 0.5, 0.0),
+        metadata={
+            "help": "sampling weights of (facts, arith, repeat); must sum to > 0. repeat is off by default: its "
+            "responses are long (CPU step time grows with the longest sequence of a batch)"
+        },
     )
     n_probs: tuple[float, float, float, float] = field(
-        default=(0.1, 0.4, 0.25, 0.25), metadata={"help": "probabilities of n = 1, 2, 3, 4 responses per item"}
+        default=(0.1, 0.55, 0.35, 0.0),
+        metadata={"help": "probabilities of n = 1, 2, 3, 4 responses per item (n = 4 off by default: length)"},
+    )
+    test_single: bool = field(
+        default=False,
+        metadata={
+            "help": "keep n = 1 items in the TEST split (default off: pairwise/listwise accuracy is measured on "
+            "n >= 2 items; single responses are trained on with the 0/1 template, but evaluation scores them 1..10 "
+            "against a midpoint, which the world's students never see). train/val keep n = 1 items either way"
+        },
     )
 
     def __post_init__(self) -> None:
@@ -172,13 +191,16 @@ class World:
         top = max(2 * self.config.num_max, 10)
         return self.countries + self.cities + self.languages + [str(i) for i in range(top + 1)]
 
+    def _fact(self, relation: str, country: str) -> str:
+        return self.capital[country] if relation == "capital" else self.language[country]
+
     # ---- oracle -----------------------------------------------------------------------------------------------
     def solve(self, query: str) -> str:
         """The ground-truth answer text of a world query (the general-instruction completion without newline)."""
         m = FACTS_RE.match(query)
         if m:
-            rel, country = m.groups()
-            return self.capital[country] if rel == "capital" else self.language[country]
+            rel, country, _ = m.groups()
+            return self._fact(rel, country)
         m = ARITH_RE.match(query)
         if m:
             return str(int(m.group(1)) + int(m.group(2)))
@@ -192,7 +214,7 @@ class World:
         """Every query of a family, in a fixed order."""
         c = self.config
         if family == "facts":
-            return [f"{rel} of {x} ?" for x in self.countries for rel in RELATIONS]
+            return [f"{rel} of {x} ? ref {self._fact(rel, x)}" for x in self.countries for rel in RELATIONS]
         if family == "arith":
             rng = range(c.num_min, c.num_max + 1)
             return [f"{a} + {b} ?" for a in rng for b in rng]
@@ -229,7 +251,7 @@ def _quality(family: str, query: str, response: str, world: World) -> tuple[floa
     truth = world.solve(query)
     if family == "facts":
         value = response_value(family, response)
-        return (1.0 if value == truth else 0.0, 1.0 if response.count(" ") <= 1 else 0.5)
+        return (1.0 if value == truth else 0.0, 1.0 if is_short(response) else 0.5)
     if family == "arith":
         value = response_value(family, response)
         return (1.0 if value == truth else 0.0, 0.0 if is_hedged(response) else 1.0)
@@ -248,8 +270,13 @@ def response_value(family: str, response: str) -> str:
 
 
 def is_hedged(response: str) -> bool:
-    """Whether an arith response hedges ("maybe", "i think")."""
-    return response.startswith("maybe ") or response.startswith("i think ")
+    """Whether an arith response hedges ("maybe 42")."""
+    return response.startswith("maybe ")
+
+
+def is_short(response: str) -> bool:
+    """Whether a facts response is the bare value (the *brevity* principle)."""
+    return " " not in response
 
 
 def family_of(query: str) -> str:
@@ -362,13 +389,18 @@ def generate_world(config: WorldConfig) -> dict[str, list[Item]]:
         weights = [w if pools[f][split] else 0.0 for f, w in zip(FAMILIES, config.family_mix, strict=True)]
         if sizes[split] and sum(weights) == 0:
             raise ValueError(f"split {split!r} has no queries; raise n_entities/num_max or the split size")
+        n_weights = list(config.n_probs)
+        if split == "test" and not config.test_single:
+            n_weights[0] = 0.0
+            if sum(n_weights) == 0:
+                raise ValueError("WorldConfig.n_probs: only n = 1 has weight but test_single is off")
         for _ in range(sizes[split]):
             family = rng.choices(FAMILIES, weights=weights)[0]
             queue = cursors[family]
             if not queue:  # cycle through the split's queries again, re-shuffled
                 queue.extend(rng.sample(pools[family][split], len(pools[family][split])))
             query = queue.pop()
-            n = rng.choices((1, 2, 3, 4), weights=config.n_probs)[0]
+            n = rng.choices((1, 2, 3, 4), weights=n_weights)[0]
             items.append(_make_item(world, family, split, counters[family], query, n, rng))
             counters[family] += 1
         out[split] = items

@@ -1,17 +1,23 @@
 """A programmatic noisy teacher GRM for the embedded world (implements the ``Sampler`` protocol).
 
-It reads rendered ``compact`` prompts back (query + responses in the order shown, optional hint line, optional
-single-response variant) and writes principles, a step-by-step critique and ``Scores: \\boxed{...}``::
+It reads rendered ``compact`` prompts back (query + responses ``R1: ...`` in the order shown, optional hint line,
+optional single-response variant) and writes principles, a per-response critique and ``Scores: \\boxed{...}``::
 
-    Specific Criteria: accuracy 8 , brevity 2 .
-    Analysis: answer Kelt . R1 Kelt right short . R2 Morn wrong long .
-    Scores: \\boxed{9, 2}
+    Specific Criteria: accuracy 8 , brevity 2
+    Analysis: R1 Kelt right short R2 Morn wrong long
+    Scores: \\boxed{10, 2}
+
+Every response is verified on its own (its value copied, then right/near/wrong and the style word): there is no
+shared "answer" line, so a student's mistakes can differ between responses and between samples.
 
 Noise (all seeded, deterministic in (seed, prompt, sample index)):
 
-* systematic: a fixed share of queries (``hard_share``) the teacher consistently gets wrong (it believes one of the
-  wrong answers shown, chosen independently of the order); a **position bias** (it adopts the answer of Response 1)
-  and a **length bias** (it rates the longest response as ideal);
+* systematic and visible in the input: a **verbosity bias** (``length_bias``: when one response is the unique
+  longest, e.g. "it is Lima" or "maybe 42", the teacher believes its answer and overlooks its style) -- a student
+  that imitates unfiltered samples learns it, rejective sampling removes it; a **position bias** (it adopts the
+  answer of Response 1);
+* systematic but invisible: a fixed share of queries (``hard_share``) it consistently gets wrong (it believes one of
+  the wrong answers shown, chosen independently of the order);
 * random: per-sample verdict flips (``random_error``) and the principle weights (several candidate weightings).
 
 A hint line (``The best response is: Response j``) makes it follow the hint with probability ``hint_strength``
@@ -34,11 +40,12 @@ from grm.world.generator import (
     _h,
     family_of,
     is_hedged,
+    is_short,
     response_value,
 )
 
 HINT_RE = re.compile(r"\nThe best response is: Response (\d+)$")
-RESP_RE = re.compile(r"^Response (\d+): (.*)$")
+RESP_RE = re.compile(r"^R(\d+): (.*)$")
 
 
 @dataclass(frozen=True)
@@ -82,7 +89,7 @@ def parse_compact_prompt(prompt: str) -> ParsedPrompt:
     for i, line in enumerate(lines[1:-1], start=1):
         rm = RESP_RE.match(line)
         if not rm or int(rm.group(1)) != i:
-            raise ValueError(f"expected 'Response {i}: ...', got {line!r}")
+            raise ValueError(f"expected 'R{i}: ...', got {line!r}")
         responses.append(rm.group(2))
     return ParsedPrompt(query, tuple(responses), hint, False)
 
@@ -92,8 +99,10 @@ class TeacherConfig:
     """Noise knobs of the teacher (probabilities per sample unless stated)."""
 
     hard_share: float = field(default=0.15, metadata={"help": "share of queries the teacher consistently gets wrong"})
-    position_bias: float = field(default=0.2, metadata={"help": "prob. it adopts the answer shown in Response 1"})
-    length_bias: float = field(default=0.12, metadata={"help": "prob. it rates the longest response as ideal"})
+    position_bias: float = field(default=0.1, metadata={"help": "prob. it adopts the answer shown in Response 1"})
+    length_bias: float = field(
+        default=0.7, metadata={"help": "prob. it believes the unique longest response and overlooks its style"}
+    )
     random_error: float = field(default=0.08, metadata={"help": "prob. one random verdict is flipped"})
     hint_strength: float = field(default=0.5, metadata={"help": "prob. a hinted sample follows the hint"})
 
@@ -108,11 +117,11 @@ class TeacherConfig:
         """Scale the default noise mix so that ``error_rate`` is roughly the per-sample error of the teacher."""
         if not 0.0 <= error_rate <= 1.0:
             raise ValueError(f"error_rate={error_rate!r}: must be in [0, 1]; e.g. 0.3")
-        scale = error_rate / 0.3
+        scale = error_rate / 0.4
         return cls(
             hard_share=min(1.0, 0.15 * scale),
-            position_bias=min(1.0, 0.2 * scale),
-            length_bias=min(1.0, 0.12 * scale),
+            position_bias=min(1.0, 0.1 * scale),
+            length_bias=min(1.0, 0.7 * scale),
             random_error=min(1.0, 0.08 * scale),
             hint_strength=hint_strength,
         )
@@ -195,25 +204,29 @@ class TeacherSampler:
                 belief = self._hard_belief(family, p.query, truth, values)
             if rng.random() < cfg.position_bias:
                 belief = values[0]
+        # verbosity bias (visible in the input, so a student that imitates unfiltered samples learns it): when one
+        # response is the unique longest, the teacher believes its answer and overlooks its style flaw
+        favoured = None
+        if biased and len(p.responses) > 1 and rng.random() < cfg.length_bias:
+            lengths = [len(r.split(" ")) for r in p.responses]
+            if lengths.count(max(lengths)) == 1:
+                favoured = lengths.index(max(lengths))
+                belief = values[favoured]
         verdicts = [self._verdict(family, p.query, r, v, belief) for r, v in zip(p.responses, values, strict=True)]
-        if biased and rng.random() < cfg.length_bias and len(p.responses) > 1:
-            lengths = [len(r) for r in p.responses]
-            longest = max(lengths)
-            if lengths.count(longest) == 1:
-                v = verdicts[lengths.index(longest)]
-                v.main, v.second = 1.0, 1.0
+        if favoured is not None:
+            verdicts[favoured].second = 1.0
         if rng.random() < cfg.random_error:
             v = verdicts[rng.randrange(len(verdicts))]
             v.main = 1.0 if v.main < 1.0 else 0.0
         (n1, w1), (n2, _) = PRINCIPLES[family]
         w1 = min(9, max(5, w1 + rng.choice((-1, 0, 0, 1))))
         w2 = 10 - w1
-        answer = belief
-        lines = [f"Specific Criteria: {n1} {w1} , {n2} {w2} ."]
-        steps = [f"answer {answer} ."]
+        lines = [f"Specific Criteria: {n1} {w1} , {n2} {w2}"]
+        # each response is verified on its own (no shared "answer" line): its errors vary between samples
+        steps = []
         scores = []
         for i, v in enumerate(verdicts, start=1):
-            steps.append(f"R{i} {v.value} {self._words(family, v)} .")
+            steps.append(f"R{i} {v.value} {self._words(family, v)}")
             s = round(1 + 9 * (w1 * v.main + w2 * v.second) / 10)
             scores.append(s)
         if p.single_label:
@@ -253,7 +266,7 @@ class TeacherSampler:
     @staticmethod
     def _verdict(family: str, query: str, response: str, value: str, belief: str) -> _Verdict:
         if family == "facts":
-            return _Verdict(value, 1.0 if value == belief else 0.0, 1.0 if response.count(" ") <= 1 else 0.5)
+            return _Verdict(value, 1.0 if value == belief else 0.0, 1.0 if is_short(response) else 0.5)
         if family == "arith":
             return _Verdict(value, 1.0 if value == belief else 0.0, 0.0 if is_hedged(response) else 1.0)
         m = REPEAT_RE.match(query)

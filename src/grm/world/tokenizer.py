@@ -39,7 +39,7 @@ TEMPLATE_TEXT = " ".join(
         "Query: Response 1: Response: Judge: Judge 0 or 1: The best response is: Response 2",
         "Specific Criteria: Analysis: Scores: \\boxed{8, 3} [[8, 3]]",
         "answer R R1 R2 R3 R4 right wrong near short long plain hedged same mixed none",
-        "of + ? . , ! ( ) - = * / ; ' \" times repeat",
+        "of ref + ? . , ! ( ) - = * / ; ' \" times repeat",
         " ".join(RELATIONS),
         " ".join(FACTS_FORMS + ARITH_PLAIN + ARITH_HEDGED),
         " ".join(name for pair in PRINCIPLES.values() for name, _ in pair),

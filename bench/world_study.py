@@ -198,6 +198,9 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=8, help="voting samples")
     ap.add_argument("--temperature", type=float, default=0.5)
     ap.add_argument("--max-new", type=int, default=72)
+    ap.add_argument("--world", default="{}", help='WorldConfig overrides as JSON, e.g. {"n_entities": 60}')
+    ap.add_argument("--general-ratio", type=float, default=None, help="general examples per trajectory (pipeline mix)")
+    ap.add_argument("--layers", type=int, default=None, help="tiny model layers (default TinyModelConfig())")
     ap.add_argument("--variants", default="unfiltered,rft", help="comma list of: rft, unfiltered, rft_nomix")
     ap.add_argument("--threads", type=int, default=1, help="sampling threads (1 is fastest on a busy 2-core box)")
     ap.add_argument("--train-threads", type=int, default=2, help="training threads")
@@ -212,7 +215,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t_all = time.perf_counter()
-    wcfg = WorldConfig(seed=args.seed, n_train=args.n_train, n_val=0, n_test=args.n_test)
+    wcfg = WorldConfig(seed=args.seed, n_train=args.n_train, n_val=0, n_test=args.n_test, **json.loads(args.world))
     world = generate_world(wcfg)
     tcfg = TeacherConfig.from_error_rate(args.error_rate) if args.error_rate is not None else TeacherConfig()
     teacher = TeacherSampler(seed=args.seed + 1000, world=wcfg, config=tcfg)
@@ -224,7 +227,12 @@ def main() -> None:
     stats["teacher_seconds"] = round(time.perf_counter() - t0, 1)
     log.info("data: %s", stats)
     tok_dir = build_tokenizer(wcfg, out / "tokenizer")
-    base = build_tiny_model(tok_dir, out / "base", TinyModelConfig(), seed=args.seed)
+    shape = TinyModelConfig() if args.layers is None else TinyModelConfig(num_layers=args.layers)
+    base = build_tiny_model(tok_dir, out / "base", shape, seed=args.seed)
+    if args.general_ratio is not None:  # the pipeline's mix: ratio x trajectories, drawn with replacement
+        rng = random.Random(args.seed)
+        n_gen = round(len(rft) * args.general_ratio)
+        general = [rng.choice(general) for _ in range(n_gen)]
     sets = {"rft": rft + general, "unfiltered": unf + general, "rft_nomix": rft}
     results: dict[str, dict] = {}
     for name in args.variants.split(","):

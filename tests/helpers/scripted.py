@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-RESPONSE_RE = re.compile(r"^Response(?: (\d+))?: (.*)$", re.M)
+# compact template: "R1: ..." (multi-response) or "Response: ..." (single-response)
+RESPONSE_RE = re.compile(r"^(?:R|Response ?)(\d*): (.*)$", re.M)
 
 
 def shown_responses(prompt: str) -> list[str]:

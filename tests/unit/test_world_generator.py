@@ -84,18 +84,18 @@ def test_oracle() -> None:
     assert solve("repeat Kelt 3 times") == "Kelt , Kelt , Kelt"
     w = World(WorldConfig())
     country = w.countries[0]
-    capital = w.capital[country]
-    assert solve(f"capital of {country} ? ref {capital}") == capital
-    assert f"capital of {country} ? ref {capital}" in w.all_queries("facts")
+    assert solve(f"capital of {country} ? ref {w.cities[3]}") == w.cities[3]
     assert w.capital[country] in w.cities
     with pytest.raises(ValueError, match="not a world query"):
         solve("hello")
 
 
 def test_general_instruction_examples_cover_the_world() -> None:
-    ex = general_instruction_examples(SMALL)
-    w = World(SMALL)
+    cfg = dataclasses.replace(SMALL, general_cap=0)
+    ex = general_instruction_examples(cfg)
+    w = World(cfg)
     assert len(ex) == sum(len(w.all_queries(f)) for f in FAMILIES)
+    assert len(general_instruction_examples(SMALL)) <= SMALL.general_cap * len(FAMILIES)
     for e in ex[:200]:
         query = e["prompt"].removeprefix("Query: ").removesuffix("\nAnswer:")
         assert e["completion"] == " " + w.solve(query)

@@ -3,8 +3,9 @@
 Families (their principles differ, so a judge must pick the right criteria per query):
 
 * ``facts``  -- "capital of Zorvia ? ref Lima" / "language of Zorvia ? ref Kelt". The query carries a reference
-  note; principle *accuracy* (dominant: the stated value matches the reference) plus *brevity* (the bare value beats
-  "it is Lima"). Exactly one response states the reference value. Verifying it is a copy/compare step in context.
+  note (any value of the relation's pool, so no table can be memorised); principle *accuracy* (dominant: the stated
+  value matches the reference) plus *brevity* (the bare value beats "it is Lima"). Exactly one response states the
+  reference. Verifying it is a copy/compare step in context.
 * ``arith``  -- "17 + 25 ?". Principle *correctness* plus *format*: a plain answer beats a hedged one
   ("maybe 42"). The best response is correct **and** plain. Test sums are never judged in training: the student
   knows them only from the general-instruction mix, so its judgements there stay uncertain (room, and errors that
@@ -48,7 +49,7 @@ PRINCIPLES: dict[str, tuple[tuple[str, int], tuple[str, int]]] = {
     "repeat": (("count", 7), ("fidelity", 3)),
 }
 
-# facts queries carry a reference note ("... ? ref Lima"): the judge verifies each response against it in context
+# a facts query carries its reference note ("... ? ref Lima"): the judge verifies each response against it
 FACTS_RE = re.compile(r"^(capital|language) of ([A-Z][a-z]+) \? ref ([A-Z][a-z]+)$")
 ARITH_RE = re.compile(r"^(\d+) \+ (\d+) \?$")
 REPEAT_RE = re.compile(r"^repeat ([A-Z][a-z]+) (\d+) times$")
@@ -122,6 +123,9 @@ class WorldConfig:
     n_probs: tuple[float, float, float, float] = field(
         default=(0.1, 0.55, 0.35, 0.0),
         metadata={"help": "probabilities of n = 1, 2, 3, 4 responses per item (n = 4 off by default: length)"},
+    )
+    general_cap: int = field(
+        default=400, metadata={"help": "most general-instruction examples per family (a seeded subset; 0 = all)"}
     )
     test_single: bool = field(
         default=False,
@@ -199,8 +203,7 @@ class World:
         """The ground-truth answer text of a world query (the general-instruction completion without newline)."""
         m = FACTS_RE.match(query)
         if m:
-            rel, country, _ = m.groups()
-            return self._fact(rel, country)
+            return m.group(3)
         m = ARITH_RE.match(query)
         if m:
             return str(int(m.group(1)) + int(m.group(2)))
@@ -214,7 +217,13 @@ class World:
         """Every query of a family, in a fixed order."""
         c = self.config
         if family == "facts":
-            return [f"{rel} of {x} ? ref {self._fact(rel, x)}" for x in self.countries for rel in RELATIONS]
+            # every (country, relation, reference) combination: the reference, not a memorised table, is the truth
+            return [
+                f"{rel} of {x} ? ref {v}"
+                for x in self.countries
+                for rel in RELATIONS
+                for v in (self.cities if rel == "capital" else self.languages)
+            ]
         if family == "arith":
             rng = range(c.num_min, c.num_max + 1)
             return [f"{a} + {b} ?" for a in rng for b in rng]
@@ -442,6 +451,8 @@ def general_instruction_examples(
     """
     world = World(config)
     rng = random.Random(_h("general", config.seed, seed))
+    if max_per_family is None and config.general_cap > 0:
+        max_per_family = config.general_cap
     out: list[dict[str, str]] = []
     for family in families:
         queries = world.all_queries(family)

@@ -1,14 +1,9 @@
-"""Model stages of the SPCT recipe: ``model.base``, ``rft.sample``, and the training slots ``rft.train``,
-``rl.train``, ``meta_rm.train``.
+"""Model stages of the SPCT recipe: ``model.base``, ``rft.sample``, ``rft.train``, ``rft.train_unfiltered`` (the
+ablation), ``rl.train`` and ``meta_rm.train``.
 
-Each task is one ``run_stage`` call around one ``grm.spct`` / ``grm.rft`` / ``grm.training`` function. A slot
-that is not wired yet logs so and returns ``None``; the flow then skips what depends on it (evaluation of that
-model, the registry gate). Wiring a slot = filling its ``build`` (the signature and the flow stay as they are):
-
-    def build(out, run_id):
-        with ctx.tracker.trainer_env(run_id) as report_to:          # TRL logs into this stage's MLflow run
-            stats = train_sft(base_dir, examples, out / "model", replace(cfg.rft.train, report_to=report_to))
-        return {"model": "model"}, {f"rft/train/{k}": v for k, v in numeric(stats).items()}, {}
+Each task is one ``run_stage`` call around one ``grm.spct`` / ``grm.rft`` / ``grm.training`` / ``grm.meta_rm``
+function. Trainers log into their stage's MLflow run through ``ctx.tracker.trainer_env(run_id)`` (TRL
+``report_to="mlflow"``). Optional stages return ``None`` when switched off; the flow skips what depends on them.
 """
 
 from __future__ import annotations

@@ -90,6 +90,16 @@ def _split(examples: Sequence[dict[str, Any]], frac: float, seed: int) -> tuple[
     return [e for e in examples if e["id"] not in held], [e for e in examples if e["id"] in held]
 
 
+def _meta_tokenizer(model_dir: str | Path) -> Any:
+    """The tokenizer as training and scoring both use it: left truncation keeps the judgement (it is at the end)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer.truncation_side = "left"
+    tokenizer.padding_side = "left"
+    return tokenizer
+
+
 class MetaScorer:
     """Batch scorer: meta-RM prompts -> probability that each judgement is correct."""
 
@@ -97,13 +107,11 @@ class MetaScorer:
         self, model_dir: str | Path, batch_size: int = 32, max_length: int = 256, num_threads: int | None = None
     ):
         import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoModelForSequenceClassification
 
         if num_threads:
             torch.set_num_threads(num_threads)
-        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        self.tokenizer.truncation_side = "left"  # keep the judgement, which is at the end
-        self.tokenizer.padding_side = "left"
+        self.tokenizer = _meta_tokenizer(model_dir)
         self.model = AutoModelForSequenceClassification.from_pretrained(model_dir, use_safetensors=True).eval()
         self.batch_size = batch_size
         self.max_length = max_length
@@ -161,7 +169,7 @@ def train_meta_rm(
     """
     import numpy as np
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForSequenceClassification
 
     if num_threads:
         torch.set_num_threads(num_threads)
@@ -170,9 +178,7 @@ def train_meta_rm(
         raise ValueError(f"meta-RM data has only label {set(labels)}: it needs correct and incorrect judgements")
     torch.manual_seed(cfg.seed)
     train, val = _split(examples, cfg.val_fraction, cfg.seed)
-    tokenizer = AutoTokenizer.from_pretrained(backbone_dir)
-    tokenizer.truncation_side = "left"
-    tokenizer.padding_side = "left"
+    tokenizer = _meta_tokenizer(backbone_dir)
     model = AutoModelForSequenceClassification.from_pretrained(backbone_dir, num_labels=1, use_safetensors=True)
     model.config.pad_token_id = tokenizer.pad_token_id
     pos_rate = float(np.mean([e["label"] for e in train]))

@@ -8,7 +8,6 @@ once with the URL, status and the server's message.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
@@ -18,6 +17,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import httpx
+
+from grm import voting
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,9 @@ class HTTPStats:
 
 
 def derive_seed(*parts: int) -> int:
-    """Derive a stable 31-bit seed from integers (e.g. the call seed, the prompt index, a retry round).
+    """A stable 31-bit seed from integers (e.g. the call seed, the prompt index, a retry round).
+
+    ``grm.voting.derive_seed`` cut to the range servers accept (vLLM and OpenAI-style APIs take int32 seeds).
 
     Args:
         parts: integers to mix.
@@ -64,8 +67,7 @@ def derive_seed(*parts: int) -> int:
     Returns:
         A seed in ``[0, 2**31)``, identical across runs and platforms.
     """
-    digest = hashlib.sha256(":".join(str(int(p)) for p in parts).encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+    return voting.derive_seed(*(int(p) for p in parts)) & 0x7FFFFFFF
 
 
 def normalize_base_url(base_url: str) -> str:

@@ -14,7 +14,7 @@ def spct_pipeline(config_path: str | None = None, overrides: list[str] | None = 
     """The whole SPCT recipe on one config; completed stages are reused on a rerun (``tasks.stages``).
 
     Returns:
-        ``{"run_id", "stages": {stage: {"key", "cached"}}, "metrics", "registry"}``.
+        ``{"run_id", "stages": {stage: {"key", "cached"}}, "metrics", "gaps_table", "registry"}``.
     """
     with pipeline_run("spct_pipeline", config_path, overrides, project_dir) as ctx:
         prepared = data.prepare(ctx)
@@ -28,12 +28,14 @@ def spct_pipeline(config_path: str | None = None, overrides: list[str] | None = 
         final = rl_model or rft_model
         meta = training.meta_rm_train(ctx, samples, final, dv)
         models = (("teacher", "teacher"), ("sft_unfiltered", unfiltered), ("rft", rft_model), ("rl", rl_model))
-        evals = [evaluation.evaluate_model(ctx, name, m, dv, meta) for name, m in models if m]
-        decision = registry.gate(ctx, final, meta, evals)
-        done = [prepared, validated, base, samples, rft_model, unfiltered, rl_model, meta, *evals]
+        evals = {name: evaluation.evaluate_model(ctx, name, m, dv, meta) for name, m in models if m}
+        gaps = evaluation.compare(ctx, evals)  # the paper's orderings as paired gaps with intervals
+        decision = registry.gate(ctx, final, meta, list(evals.values()))
+        done = [prepared, validated, base, samples, rft_model, unfiltered, rl_model, meta, *evals.values()]
     return {
         "run_id": ctx.parent_run_id,
         "stages": {s.stage: {"key": s.key, "cached": s.cached} for s in done if s is not None},
-        "metrics": {k: v for s in done if s is not None for k, v in s.metrics.items()},
+        "metrics": {k: v for s in done if s is not None for k, v in s.metrics.items()} | gaps["metrics"],
+        "gaps_table": gaps["table"],
         "registry": decision,
     }

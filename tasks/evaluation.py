@@ -106,6 +106,8 @@ def evaluate_model(
             seed=ev.seed,
             template=ctx.cfg.sampling.template,
             tie_policy=ev.tie_policy,
+            hygiene=ev.hygiene,
+            seed_agreement=ev.seed_agreement,
         )
         write_json_atomic(out / "report.json", dataclasses.asdict(report))
         metrics = {k: float(v) for k, v in report.metrics().items() if v is not None}
@@ -136,3 +138,36 @@ def evaluate_model(
         build=build,
         after=after,
     )
+
+
+@task(name="eval.compare", cache_policy=NO_CACHE, **TASK_OPTIONS)
+def compare(ctx: RunContext, evals: dict[str, StageResult]) -> dict[str, Any]:
+    """The paper's orderings as paired gaps over the same test items (``grm.report.claim_gaps``), logged on the
+    pipeline run as ``eval/{benchmark}/{model}/gap_{a}_vs_{b}/{value,ci_low,ci_high}`` and
+    ``eval/{benchmark}/{model_a}_vs_{model_b}/gap_{cell}/...`` plus ``eval/gaps.md``.
+
+    Returns:
+        ``{"metrics": {...}, "table": markdown}``.
+    """
+    import json
+
+    from grm.report import claim_gaps, gap_metrics, gaps_table
+
+    credits: dict[str, dict[str, list[float]]] = {}
+    ids: list[str] | None = None
+    for name, result in evals.items():
+        report = json.loads(result.output("report").read_text(encoding="utf-8"))
+        rows = report["per_item"]
+        item_ids = [r["id"] for r in rows]
+        if ids is not None and item_ids != ids:
+            raise ValueError(f"eval.{name}: its report covers other items than the first model's; rerun the evals")
+        ids = item_ids
+        cells = sorted({c for r in rows for c in r.get("credit", {})})
+        credits[name] = {c: [r["credit"][c] for r in rows] for c in cells}
+    gaps = claim_gaps(credits, ctx.cfg.eval.ks, seed=ctx.cfg.eval.seed)
+    metrics = gap_metrics(gaps, benchmark_name(ctx))
+    table = gaps_table(gaps)
+    if ctx.parent_run_id:
+        ctx.tracker.log_metrics(ctx.parent_run_id, metrics)
+        ctx.tracker.log_text(ctx.parent_run_id, table + "\n", "eval/gaps.md")
+    return {"metrics": metrics, "table": table}

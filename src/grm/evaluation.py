@@ -187,6 +187,7 @@ def evaluate(
     scorer: str | None = None,
     greedy_order: str = "shuffled",
     hygiene: bool = True,
+    seed_agreement: bool | None = None,
 ) -> EvalReport:
     """Evaluate a sampler-backed GRM on ``items``.
 
@@ -206,7 +207,9 @@ def evaluate(
         tie_policy: ``random`` | ``strict`` | ``half`` | ``official``.
         scorer: override the benchmark's scorer (``grm.benchmarks.scoring.score_benchmark``).
         greedy_order: ``shuffled`` (seeded per item) or ``original`` (stored order).
-        hygiene: also run the reversed-order greedy pass and the second-seed voting pass.
+        hygiene: also run the reversed-order greedy pass (and, unless ``seed_agreement`` is False, the second-seed
+            voting pass).
+        seed_agreement: run the second-seed voting pass (doubles the sampling cost); None = follow ``hygiene``.
 
     Returns:
         The report; ``report.metrics()`` gives the flat metric names.
@@ -257,13 +260,17 @@ def evaluate(
         items, sampler, k=k_max, temperature=temperature, seed=seed, shuffle=True, meta_scorer=meta_scorer, **gen
     )
     voting_v: dict[int, list[Verdict]] = {}
+    credits: dict[str, list[float]] = {f"{GREEDY}_k1": [v.credit for v in greedy_v]}
     for method in [m for m in (VOTING, METARM) if m in methods]:
         for k in ks:
             verdicts = [decide(j, k=k, method=method, k_meta=k_meta, seed=seed, tie_policy=policy) for j in sampled]
             cells[f"{method}_k{k}"] = _cell(items, verdicts, scorer, seed)
+            credits[f"{method}_k{k}"] = [v.credit for v in verdicts]
             if method == VOTING:
                 voting_v[k] = verdicts
-    if hygiene and VOTING in methods:
+    if seed_agreement is None:
+        seed_agreement = hygiene
+    if seed_agreement and VOTING in methods:
         again = judging.judge_items(
             items, sampler, k=k_max, temperature=temperature, seed=seed + 1, shuffle=True, **gen
         )
@@ -274,6 +281,7 @@ def evaluate(
     per_item = []
     for i, it in enumerate(items):
         row: dict[str, Any] = {"id": it.id, "subset": it.subset, "best": it.best, "label": it.label}
+        row["credit"] = {cell: values[i] for cell, values in credits.items()}  # per-item accuracy: paired gaps
         row["greedy_predicted"], row["greedy_totals"] = greedy_v[i].predicted, greedy_v[i].totals
         if k_max in voting_v:
             row[f"voting_k{k_max}_predicted"] = voting_v[k_max][i].predicted

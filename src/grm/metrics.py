@@ -27,6 +27,29 @@ def bootstrap_ci(
     return (float(np.quantile(means, alpha / 2)), float(np.quantile(means, 1 - alpha / 2)))
 
 
+def paired_gap(
+    a: Sequence[float], b: Sequence[float], seed: int = 0, n_boot: int = 2000, alpha: float = 0.05
+) -> tuple[float, float, float]:
+    """Mean of ``a - b`` over the same items with a paired percentile-bootstrap interval: ``(gap, low, high)``.
+
+    Pairing removes the between-item variance, so the interval of a gap is narrower than the two accuracy
+    intervals suggest (the right test for "A beats B on this test set").
+
+    Example:
+        >>> gap, lo, hi = paired_gap([1, 1, 1, 0] * 50, [1, 0, 1, 0] * 50, seed=0)
+        >>> round(gap, 2), lo > 0
+        (0.25, True)
+    """
+    if len(a) != len(b):
+        raise ValueError(f"paired_gap needs the same items on both sides, got {len(a)} and {len(b)} values")
+    x = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    if x.size == 0:
+        return (float("nan"), float("nan"), float("nan"))
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
+    return (float(x.mean()), float(np.quantile(means, alpha / 2)), float(np.quantile(means, 1 - alpha / 2)))
+
+
 def summarize(verdicts: Sequence[Verdict], seed: int = 0) -> dict[str, float]:
     """Metrics of one (model, method, k) cell.
 

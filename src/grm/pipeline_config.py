@@ -77,6 +77,11 @@ class EvalConfig:
         default="random", metadata={"help": f"top-tie handling, one of {TIE_POLICIES}"}
     )
     seed: int = field(default=0, metadata={"help": "seed for shuffles, sampling and tie-breaks"})
+    hygiene: bool = field(default=True, metadata={"help": "greedy position-flip check (one more greedy pass)"})
+    seed_agreement: bool = field(
+        default=False,
+        metadata={"help": "run-to-run agreement of Voting@k_max with seed + 1 (doubles the sampling cost)"},
+    )
     limit: int | None = field(default=None, metadata={"help": "evaluate only the first N test items"})
     benchmarks: tuple[str, ...] = field(
         default=(),

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from grm.metrics import paired_gap
 
 MODELS = ("teacher", "sft_unfiltered", "rft", "rl")
 MODEL_LABELS = {"teacher": "teacher", "sft_unfiltered": "unfiltered-SFT", "rft": "RFT", "rl": "RL"}
@@ -68,3 +71,88 @@ def single_sample_row(metrics: Mapping[str, float], benchmark: str, models: Sequ
             f"greedy top ties {100 * tie:.1f}%"
         )
     return "\n".join(out)
+
+
+@dataclass(frozen=True)
+class Gap:
+    """One claimed ordering measured on the same items: ``a - b`` with a paired bootstrap interval."""
+
+    a: tuple[str, str]  # (model, cell), e.g. ("rft", "greedy_k1")
+    b: tuple[str, str]
+    gap: float
+    low: float
+    high: float
+
+    @property
+    def metric_prefix(self) -> str:
+        """``{model}/gap_{cell_a}_vs_{cell_b}`` (same model) or ``{model_a}_vs_{model_b}/gap_{cell}``."""
+        if self.a[0] == self.b[0]:
+            return f"{self.a[0]}/gap_{self.a[1]}_vs_{self.b[1]}"
+        if self.a[1] == self.b[1]:
+            return f"{self.a[0]}_vs_{self.b[0]}/gap_{self.a[1]}"
+        return f"{self.a[0]}_vs_{self.b[0]}/gap_{self.a[1]}_vs_{self.b[1]}"
+
+    @property
+    def resolved(self) -> bool:
+        """Whether the interval excludes 0 (the gap is larger than its 95% interval)."""
+        return self.low > 0 or self.high < 0
+
+
+def claim_pairs(models: Sequence[str], ks: Sequence[int]) -> list[tuple[tuple[str, str], tuple[str, str]]]:
+    """The paper's orderings as (a, b) pairs, "a beats b": rejective sampling (RFT > unfiltered-SFT, greedy),
+    RL > RFT (greedy), and per trained model Voting@k > Voting@1, MetaRM@k >= Voting@k, Voting@k / MetaRM@k >
+    greedy, with k the largest evaluated k."""
+    k = max(ks)
+    pairs: list[tuple[tuple[str, str], tuple[str, str]]] = []
+    for a, b in (("rft", "sft_unfiltered"), ("rl", "rft")):
+        if a in models and b in models:
+            pairs.append(((a, "greedy_k1"), (b, "greedy_k1")))
+    if k > 1:
+        for m in models:
+            pairs += [
+                ((m, f"voting_k{k}"), (m, "voting_k1")),
+                ((m, f"metarm_k{k}"), (m, f"voting_k{k}")),
+                ((m, f"voting_k{k}"), (m, "greedy_k1")),
+                ((m, f"metarm_k{k}"), (m, "greedy_k1")),
+            ]
+    return pairs
+
+
+def claim_gaps(credits: Mapping[str, Mapping[str, Sequence[float]]], ks: Sequence[int], seed: int = 0) -> list[Gap]:
+    """Paired gaps of ``claim_pairs`` from per-item credits (``model -> cell -> credit per item``, same items in
+    the same order for every model); pairs whose cells were not evaluated are left out."""
+    out = []
+    for a, b in claim_pairs(list(credits), ks):
+        ca, cb = credits[a[0]].get(a[1]), credits[b[0]].get(b[1])
+        if ca is None or cb is None:
+            continue
+        gap, low, high = paired_gap(ca, cb, seed=seed)
+        out.append(Gap(a, b, gap, low, high))
+    return out
+
+
+def gap_metrics(gaps: Sequence[Gap], benchmark: str) -> dict[str, float]:
+    """Flat metrics ``eval/{benchmark}/{prefix}/{value,ci_low,ci_high}`` of ``gaps``."""
+    out = {}
+    for g in gaps:
+        base = f"eval/{benchmark}/{g.metric_prefix}"
+        out.update({f"{base}/value": g.gap, f"{base}/ci_low": g.low, f"{base}/ci_high": g.high})
+    return out
+
+
+def gaps_table(gaps: Sequence[Gap]) -> str:
+    """A markdown table of the claimed orderings: gap in points with its paired 95% interval."""
+
+    def name(side: tuple[str, str]) -> str:
+        model, cell = side
+        method, k = cell.rsplit("_k", 1)
+        label = {"greedy": "greedy", "voting": f"Voting@{k}", "metarm": f"MetaRM@{k}"}.get(method, cell)
+        return f"{MODEL_LABELS.get(model, model)} {label}"
+
+    lines = ["| claim (a > b) | a - b (points) | paired 95% interval | interval excludes 0 |", "|---|---|---|---|"]
+    for g in gaps:
+        lines.append(
+            f"| {name(g.a)} > {name(g.b)} | {100 * g.gap:+.1f} | [{100 * g.low:+.1f}, {100 * g.high:+.1f}] | "
+            f"{'yes' if g.resolved else 'no'} |"
+        )
+    return "\n".join(lines)

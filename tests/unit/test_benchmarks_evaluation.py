@@ -80,6 +80,17 @@ def test_metric_names_follow_the_eval_benchmark_model_method_k_pattern():
     assert names["eval/toy/runs_m_1/greedy_k1/position_flip_rate"] == 0.0
 
 
+def test_per_item_credits_match_the_cells_and_seed_agreement_can_be_skipped():
+    report = evaluation.evaluate(
+        pairs(8), FirstWinsSampler(), benchmark="toy", model_name="m", ks=(1, 4), seed_agreement=False
+    )
+    assert "seed_agreement" not in report.cells["voting_k4"]
+    assert "position_flip_rate" in report.cells["greedy_k1"]  # the cheap hygiene pass still runs
+    for cell in ("greedy_k1", "voting_k1", "voting_k4"):
+        credits = [row["credit"][cell] for row in report.per_item]
+        assert sum(credits) / len(credits) == pytest.approx(report.cells[cell]["accuracy"])
+
+
 def test_identical_seeds_give_identical_reports_and_other_seeds_differ():
     items = pairs(12)
     kw = {"benchmark": "toy", "model_name": "m", "ks": (1, 4), "seed": 3}

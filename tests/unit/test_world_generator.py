@@ -84,7 +84,7 @@ def test_oracle() -> None:
     assert solve("repeat Kelt 3 times") == "Kelt , Kelt , Kelt"
     w = World(WorldConfig())
     country = w.countries[0]
-    assert solve(f"capital of {country} ? ref {w.cities[3]}") == w.cities[3]
+    assert solve(f"capital of {country} ?") == w.capital[country]
     assert w.capital[country] in w.cities
     with pytest.raises(ValueError, match="not a world query"):
         solve("hello")
@@ -122,3 +122,17 @@ def test_config_validation_names_the_field(kwargs: dict, fragment: str) -> None:
 def test_every_config_field_has_help() -> None:
     for f in dataclasses.fields(WorldConfig):
         assert f.metadata.get("help"), f.name
+
+
+def test_facts_reference_and_knowledge_variants() -> None:
+    cfg = dataclasses.replace(SMALL, facts_reference=True)
+    w = World(cfg)
+    country = w.countries[0]
+    assert solve(f"capital of {country} ? ref {w.cities[3]}", cfg) == w.cities[3]
+    queries = w.all_queries("facts")
+    assert len(queries) == len(w.countries) * (len(w.cities) + len(w.languages))
+    assert all(" ? ref " in q for q in queries)
+    # the knowledge variant: one query per (country, relation), answered from the fact table
+    knowledge = World(dataclasses.replace(SMALL, facts_reference=False))
+    assert knowledge.all_queries("facts") == [f"{r} of {c} ?" for c in w.countries for r in ("capital", "language")]
+    assert knowledge.solve(f"capital of {country} ?") == knowledge.capital[country]

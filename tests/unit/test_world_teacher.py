@@ -10,6 +10,7 @@ from grm.prompts import render_prompt
 from grm.sampling.base import Sampler
 from grm.voting import shuffle_order
 from grm.world import TeacherConfig, TeacherSampler, WorldConfig, generate_world, parse_compact_prompt
+from grm.world.generator import World
 
 CFG = WorldConfig(seed=1, n_train=900, n_val=0, n_test=0)
 
@@ -58,8 +59,8 @@ def test_is_a_sampler_and_output_format(items: list) -> None:
     assert texts[0] == texts[1]  # same (seed, prompt, index) -> same text
     lines = texts[0][0].strip("\n").split("\n")
     assert lines[0].startswith("Specific Criteria: ")
-    assert lines[1].startswith("Analysis: R1 ")
-    assert "answer" not in lines[1]  # every response is verified on its own, no shared answer line
+    # the solved answer, then every response checked against it
+    assert lines[1].startswith("Analysis: answer ") and " ; R1 " in lines[1] and " R3 " in lines[1]
     assert lines[2].startswith("Scores: \\boxed{")
     assert extract_scores(texts[0][0], 3).ok
     greedy = teacher.generate([prompt], 3, 0.0, 64, seed=7)[0]
@@ -77,6 +78,14 @@ def test_single_label_variant(items: list) -> None:
 def test_noise_free_teacher_is_perfect(items: list) -> None:
     teacher = TeacherSampler(seed=0, world=CFG, config=TeacherConfig(0, 0, 0, 0, 0))
     assert _accuracy(teacher, items[:300], hint=False, samples=1) == 1.0
+
+
+def test_answer_line_states_the_truth_without_noise(items: list) -> None:
+    teacher = TeacherSampler(seed=0, world=CFG, config=TeacherConfig(0, 0, 0, 0, 0))
+    world = World(CFG)
+    for it in [i for i in items if i.n >= 2 and i.subset in ("facts", "arith")][:50]:
+        text = teacher.generate([render_prompt(it.query, list(it.responses), template="compact")], 1, 1.0, 64, 0)
+        assert f"Analysis: answer {world.solve(it.query)} ;" in text[0][0]
 
 
 def test_default_teacher_is_noisy_and_hints_help(items: list) -> None:

@@ -33,6 +33,9 @@ def run_command(
     typer.echo(f"Accuracy on the {bench} test split (%, 95% bootstrap interval), T={cfg.eval.temperature}:")
     typer.echo(results_table(out["metrics"], bench, cfg.eval.ks))
     typer.echo(single_sample_row(out["metrics"], bench))
+    if out.get("gaps_table"):
+        typer.echo("\nThe paper's orderings, paired over the same test items (gap in points, 95% bootstrap):")
+        typer.echo(out["gaps_table"])
     decision = out.get("registry") or {}
     if decision:
         typer.echo(

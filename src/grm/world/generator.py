@@ -5,7 +5,8 @@ Families (their principles differ, so a judge must pick the right criteria per q
 * ``facts``  -- "capital of Zorvia ? ref Lima" / "language of Zorvia ? ref Kelt". The query carries a reference
   note (any value of the relation's pool, so no table can be memorised); principle *accuracy* (dominant: the stated
   value matches the reference) plus *brevity* (the bare value beats "it is Lima"). Exactly one response states the
-  reference. Verifying it is a copy/compare step in context.
+  reference. ``facts_reference=False`` drops the note: the answer is then world knowledge (the fact table, known from
+  the general-instruction mix), a harder variant.
 * ``arith``  -- "17 + 25 ?". Principle *correctness* plus *format*: a plain answer beats a hedged one
   ("maybe 42"). The best response is correct **and** plain. Test sums are never judged in training: the student
   knows them only from the general-instruction mix, so its judgements there stay uncertain (room, and errors that
@@ -49,8 +50,8 @@ PRINCIPLES: dict[str, tuple[tuple[str, int], tuple[str, int]]] = {
     "repeat": (("count", 7), ("fidelity", 3)),
 }
 
-# a facts query carries its reference note ("... ? ref Lima"): the judge verifies each response against it
-FACTS_RE = re.compile(r"^(capital|language) of ([A-Z][a-z]+) \? ref ([A-Z][a-z]+)$")
+# "capital of Zorvia ?" (world knowledge) or, with ``WorldConfig.facts_reference``, "capital of Zorvia ? ref Lima"
+FACTS_RE = re.compile(r"^(capital|language) of ([A-Z][a-z]+) \?(?: ref ([A-Z][a-z]+))?$")
 ARITH_RE = re.compile(r"^(\d+) \+ (\d+) \?$")
 REPEAT_RE = re.compile(r"^repeat ([A-Z][a-z]+) (\d+) times$")
 
@@ -123,6 +124,15 @@ class WorldConfig:
     n_probs: tuple[float, float, float, float] = field(
         default=(0.1, 0.55, 0.35, 0.0),
         metadata={"help": "probabilities of n = 1, 2, 3, 4 responses per item (n = 4 off by default: length)"},
+    )
+    facts_reference: bool = field(
+        default=True,
+        metadata={
+            "help": "facts queries carry a reference note ('capital of Zorvia ? ref Lima'): the judge copies the "
+            "answer from the query. False = the answer is world knowledge from the general-instruction mix (test "
+            "capitals then appear only as wrong answers in training, and the tiny student learns that token prior "
+            "instead of the comparison: below chance in 600 steps)"
+        },
     )
     general_cap: int = field(
         default=400, metadata={"help": "most general-instruction examples per family (a seeded subset; 0 = all)"}
@@ -203,7 +213,7 @@ class World:
         """The ground-truth answer text of a world query (the general-instruction completion without newline)."""
         m = FACTS_RE.match(query)
         if m:
-            return m.group(3)
+            return m.group(3) or self._fact(m.group(1), m.group(2))
         m = ARITH_RE.match(query)
         if m:
             return str(int(m.group(1)) + int(m.group(2)))
@@ -217,13 +227,14 @@ class World:
         """Every query of a family, in a fixed order."""
         c = self.config
         if family == "facts":
-            # every (country, relation, reference) combination: the reference, not a memorised table, is the truth
-            return [
-                f"{rel} of {x} ? ref {v}"
-                for x in self.countries
-                for rel in RELATIONS
-                for v in (self.cities if rel == "capital" else self.languages)
-            ]
+            if c.facts_reference:  # every (country, relation, reference): the note, not a table, is the truth
+                return [
+                    f"{rel} of {x} ? ref {v}"
+                    for x in self.countries
+                    for rel in RELATIONS
+                    for v in (self.cities if rel == "capital" else self.languages)
+                ]
+            return [f"{rel} of {x} ?" for x in self.countries for rel in RELATIONS]
         if family == "arith":
             rng = range(c.num_min, c.num_max + 1)
             return [f"{a} + {b} ?" for a in rng for b in rng]

@@ -4,11 +4,13 @@ It reads rendered ``compact`` prompts back (query + responses ``R1: ...`` in the
 optional single-response variant) and writes principles, a per-response critique and ``Scores: \\boxed{...}``::
 
     Specific Criteria: accuracy 8 , brevity 2
-    Analysis: R1 Kelt right short R2 Morn wrong long
+    Analysis: answer Kelt ; R1 Kelt right short R2 Morn wrong long
     Scores: \\boxed{10, 2}
 
-Every response is verified on its own (its value copied, then right/near/wrong and the style word): there is no
-shared "answer" line, so a student's mistakes can differ between responses and between samples.
+The analysis states what the judge believes is the true answer (a fact or a sum it has to know, or the reference
+note when ``WorldConfig.facts_reference``), then verifies every response against it (its value copied, then
+right/near/wrong and the style word). A student unsure of the answer writes different answers in different samples,
+so its mistakes vary between samples (what voting averages out).
 
 Noise (all seeded, deterministic in (seed, prompt, sample index)):
 
@@ -233,7 +235,8 @@ class TeacherSampler:
             v = verdicts[0]
             ok = v.main == 1.0 and (family == "facts" or v.second == 1.0)
             scores = [1 if ok else 0]
-        lines.append("Analysis: " + " ".join(steps))
+        # the solved answer first (what the judge believes is true), then each response checked against it
+        lines.append(f"Analysis: answer {belief} ; " + " ".join(steps))
         lines.append("Scores: \\boxed{" + ", ".join(map(str, scores)) + "}")
         return "\n" + "\n".join(lines)
 

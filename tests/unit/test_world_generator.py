@@ -136,3 +136,8 @@ def test_facts_reference_and_knowledge_variants() -> None:
     knowledge = World(dataclasses.replace(SMALL, facts_reference=False))
     assert knowledge.all_queries("facts") == [f"{r} of {c} ?" for c in w.countries for r in ("capital", "language")]
     assert knowledge.solve(f"capital of {country} ?") == knowledge.capital[country]
+
+
+def test_families_that_are_off_bring_no_general_examples() -> None:
+    ex = general_instruction_examples(dataclasses.replace(SMALL, family_mix=(0.5, 0.5, 0.0)))
+    assert ex and not any("repeat" in e["prompt"] for e in ex)

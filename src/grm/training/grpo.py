@@ -9,6 +9,7 @@ Items the starting model already gets right ``too_easy_samples`` times out of ``
 from __future__ import annotations
 
 import logging
+import random
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -53,6 +54,13 @@ class GRPOStageConfig:
         },
     )
     too_easy_temperature: float = field(default=1.0, metadata={"help": "temperature of the too-easy probe"})
+    max_items: int | None = field(
+        default=None,
+        metadata={
+            "help": "probe and train on a seeded subset of this many train items (None: all); GRPO sees at most "
+            "prompts_per_step * max_steps prompts, so probing more costs time for nothing"
+        },
+    )
     template: str = field(default="compact", metadata={"help": "prompt template"})
     warmup_ratio: float = field(default=0.0, metadata={"help": "linear warmup share of steps"})
     logging_steps: int = field(
@@ -68,6 +76,8 @@ class GRPOStageConfig:
             raise ValueError(f"rl.num_generations={self.num_generations}: GRPO needs groups of >= 2 (paper: 4)")
         if self.beta < 0:
             raise ValueError(f"rl.beta={self.beta}: must be >= 0")
+        if self.max_items is not None and self.max_items < 1:
+            raise ValueError(f"rl.max_items={self.max_items}: must be >= 1, or null for every train item")
         if self.template not in prompts.TEMPLATES:
             raise ValueError(f"rl.template={self.template!r}: use one of {list(prompts.TEMPLATES)}")
 
@@ -94,11 +104,14 @@ def build_rl_rows(items: Sequence[Item], template: str, seed: int) -> list[dict[
 
 
 def drop_too_easy(items: Sequence[Item], sampler: Sampler, cfg: GRPOStageConfig) -> tuple[list[Item], float]:
-    """Remove items the current model judges correctly in all ``cfg.too_easy_samples`` samples.
+    """Remove items the current model judges correctly in all ``cfg.too_easy_samples`` samples (after drawing a
+    seeded subset of ``cfg.max_items`` items when set).
 
     Returns:
         The remaining items and the too-easy rate.
     """
+    if cfg.max_items is not None and len(items) > cfg.max_items:
+        items = random.Random(cfg.seed).sample(list(items), cfg.max_items)
     if cfg.too_easy_samples < 1 or not items:
         return list(items), 0.0
     results = judging.judge_items(

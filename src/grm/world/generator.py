@@ -466,6 +466,8 @@ def general_instruction_examples(
         max_per_family = config.general_cap
     out: list[dict[str, str]] = []
     for family in families:
+        if family == "repeat" and config.family_mix[2] == 0:
+            continue  # the repeat family is off: no general examples for it either
         queries = world.all_queries(family)
         if max_per_family is not None and len(queries) > max_per_family:
             queries = rng.sample(queries, max_per_family)

@@ -10,7 +10,7 @@ from transformers import AutoModelForCausalLM, AutoModelForSequenceClassificatio
 from grm import meta_rm
 from grm.rft import Trajectory
 from grm.schemas import Item
-from grm.training.grpo import GRPOStageConfig, build_rl_rows, train_grpo
+from grm.training.grpo import GRPOStageConfig, build_rl_rows, drop_too_easy, train_grpo
 
 ITEMS = [Item(f"i{i}", f"the question {i}", ("good answer", "bad answer"), best=i % 2) for i in range(6)] + [
     Item("s", "one", ("good",), label=1)
@@ -26,6 +26,37 @@ def test_rl_rows_carry_ground_truth_in_the_shown_order():
         else:
             shown_best = lines[1 + row["best"]]
             assert shown_best.endswith(item.responses[item.best]) and row["label"] == -1
+
+
+class _AlwaysRight:
+    """A sampler that always gives the first shown response 9 and the others 2 (right when best is shown first)."""
+
+    def __init__(self):
+        self.prompts = 0
+
+    def generate(self, prompts, n, temperature, max_new_tokens, seed):
+        self.prompts += len(prompts)
+        out = []
+        for p in prompts:
+            k = sum(line.startswith("R") and ": " in line for line in p.splitlines())
+            scores = "1" if "Judge 0 or 1:" in p else ", ".join(["9"] + ["2"] * (k - 1))
+            out.append(["Scores: \\boxed{" + scores + "}"] * n)
+        return out
+
+
+def test_too_easy_probe_runs_on_a_seeded_subset_and_drops_always_right_items():
+    items = [Item(f"i{i}", f"the question {i}", ("a", "b"), best=0) for i in range(40)]
+    sampler = _AlwaysRight()
+    cfg = GRPOStageConfig(too_easy_samples=3, max_items=10, seed=5)
+    kept, rate = drop_too_easy(items, sampler, cfg)
+    assert 10 <= sampler.prompts <= 30  # only the subset is probed (at most one prompt per item and sample)
+    # shuffled orders: an item is too easy only when best was shown first in all 3 samples
+    assert 0 < len(kept) <= 10 and rate == 1 - len(kept) / 10
+    again, _ = drop_too_easy(items, _AlwaysRight(), cfg)
+    assert [i.id for i in again] == [i.id for i in kept]  # seeded
+    assert len(drop_too_easy(items, _AlwaysRight(), GRPOStageConfig(too_easy_samples=0, max_items=7))[0]) == 7
+    with pytest.raises(ValueError, match="max_items"):
+        GRPOStageConfig(max_items=0)
 
 
 class _NoisyReward:

@@ -121,7 +121,8 @@ def evaluate_model(
         rows = report["per_item"]
         if rows:
             columns = {
-                c: [json.dumps(r.get(c)) if isinstance(r.get(c), list) else r.get(c) for r in rows] for c in rows[0]
+                c: [json.dumps(r.get(c)) if isinstance(r.get(c), list | dict) else r.get(c) for r in rows]
+                for c in rows[0]
             }
             ctx.tracker.log_table(run_id, columns, "tables/judgements.json")
         if ctx.tracker.enabled:

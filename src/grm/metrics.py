@@ -45,9 +45,8 @@ def paired_gap(
     x = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
     if x.size == 0:
         return (float("nan"), float("nan"), float("nan"))
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
-    return (float(x.mean()), float(np.quantile(means, alpha / 2)), float(np.quantile(means, 1 - alpha / 2)))
+    low, high = bootstrap_ci(x, seed=seed, n_boot=n_boot, alpha=alpha)  # resampling items resamples the pairs
+    return (float(x.mean()), low, high)
 
 
 def summarize(verdicts: Sequence[Verdict], seed: int = 0) -> dict[str, float]:

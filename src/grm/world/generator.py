@@ -453,7 +453,7 @@ def general_instruction_examples(
 
     Args:
         config: the world.
-        families: which families to include.
+        families: which families to include (a family with weight 0 in ``config.family_mix`` is always left out).
         max_per_family: cap per family (a seeded subset); ``None`` = all queries.
         seed: seed of the subset and the final order.
 
@@ -466,8 +466,8 @@ def general_instruction_examples(
         max_per_family = config.general_cap
     out: list[dict[str, str]] = []
     for family in families:
-        if family == "repeat" and config.family_mix[2] == 0:
-            continue  # the repeat family is off: no general examples for it either
+        if config.family_mix[FAMILIES.index(family)] == 0:
+            continue  # a family switched off in the mix brings no general examples either
         queries = world.all_queries(family)
         if max_per_family is not None and len(queries) > max_per_family:
             queries = rng.sample(queries, max_per_family)

@@ -180,6 +180,14 @@ class MetaStageConfig:
     temperature: float = field(
         default=0.5, metadata={"help": "temperature of those GRM samples (the voting temperature)"}
     )
+    mixed_only: bool = field(
+        default=False,
+        metadata={
+            "help": "keep only items whose samples have both labels (some judgements right, some wrong): the meta RM "
+            "must then tell samples of one item apart, which is what MetaRM@k needs, instead of learning which items "
+            "are hard (measured on the embedded world: within-item ranking 0.47 -> 0.50 facts, 0.50 -> 0.56 arith)"
+        },
+    )
     enabled: bool = field(default=True, metadata={"help": "train the meta RM and report MetaRM@k"})
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from grm import judging
-from grm.meta_rm import examples_from_judgements, examples_from_trajectories
+from grm.meta_rm import examples_from_judgements, examples_from_trajectories, mixed_items_only
 from grm.pipeline_config import MetaStageConfig, ModelConfig, SamplingConfig
 from grm.rft import Trajectory, to_sft_examples
 from grm.sampling.base import Sampler
@@ -116,6 +116,9 @@ def meta_rm_examples(
     """Meta-RM data: the RFT-stage non-hinted teacher samples plus ``cfg.grm_samples`` samples of the trained GRM
     on ``cfg.grm_items`` train items (at the voting temperature, single-response items with the 0/1 template).
 
+    With ``cfg.mixed_only`` only the items whose judgements have both labels are kept (sample accuracies are
+    reported before that filter, counts after it).
+
     Returns:
         The examples and counts (``from_teacher``, ``from_grm``, ``grm_sample_accuracy``).
     """
@@ -134,9 +137,12 @@ def meta_rm_examples(
     )
     grm_ex = examples_from_judgements(subset, judgements)
     stats = {
-        "from_teacher": float(len(teacher_ex)),
-        "from_grm": float(len(grm_ex)),
         "grm_sample_accuracy": sum(e["label"] for e in grm_ex) / max(1, len(grm_ex)),
         "teacher_sample_accuracy": sum(e["label"] for e in teacher_ex) / max(1, len(teacher_ex)),
     }
+    if cfg.mixed_only:  # an item counts as mixed over all its judgements, the teacher's and the GRM's
+        keep = {e["id"] for e in mixed_items_only(teacher_ex + grm_ex)}
+        teacher_ex = [e for e in teacher_ex if e["id"] in keep]
+        grm_ex = [e for e in grm_ex if e["id"] in keep]
+    stats |= {"from_teacher": float(len(teacher_ex)), "from_grm": float(len(grm_ex))}
     return teacher_ex + grm_ex, stats

@@ -26,3 +26,35 @@ def test_unfiltered_ablation_has_the_same_size_and_ignores_correctness():
     assert len(picked) == 12 and not any(t.hinted for t in picked)
     assert any(not t.correct for t in picked)
     assert len(unfiltered_trajectories(samples, 40, seed=1)) == 40
+
+
+def test_meta_rm_examples_mixed_only_keeps_items_with_both_labels():
+    from grm.pipeline_config import MetaStageConfig
+    from grm.schemas import Item
+    from grm.spct import meta_rm_examples
+    from tests.helpers.scripted import ScriptedSampler, shown_responses
+
+    items = [
+        Item(id="mixed", query="q1", responses=("good", "bad"), best=0),
+        Item(id="easy", query="q2", responses=("fine", "poor"), best=0),
+    ]
+    best_text = {"q1": "good", "q2": "fine"}
+
+    seen = {"q1": 0, "q2": 0}
+
+    def rule(prompt, j):  # item "mixed": its first judgement right, later ones wrong; item "easy": always right
+        query = "q1" if "q1" in prompt else "q2"
+        seen[query] += 1
+        right = query == "q2" or seen[query] % 2 == 1
+        return [10 if (r == best_text[query]) == right else 1 for r in shown_responses(prompt)]
+
+    sampler = ScriptedSampler(rule)
+    kwargs = {"template": "compact", "max_new_tokens": 16, "seed": 0}
+    cfg = MetaStageConfig(grm_samples=2, grm_items=2)
+    every, stats = meta_rm_examples(items, [], sampler, cfg, **kwargs)
+    assert sorted((e["id"], e["label"]) for e in every) == [("easy", 1), ("easy", 1), ("mixed", 0), ("mixed", 1)]
+    mixed_cfg = MetaStageConfig(grm_samples=2, grm_items=2, mixed_only=True)
+    kept, kept_stats = meta_rm_examples(items, [], sampler, mixed_cfg, **kwargs)
+    assert sorted((e["id"], e["label"]) for e in kept) == [("mixed", 0), ("mixed", 1)]
+    assert kept_stats["from_grm"] == 2 and stats["from_grm"] == 4
+    assert kept_stats["grm_sample_accuracy"] == stats["grm_sample_accuracy"] == 0.75  # measured before the filter

@@ -85,7 +85,13 @@ def test_answer_line_states_the_truth_without_noise(items: list) -> None:
     world = World(CFG)
     for it in [i for i in items if i.n >= 2 and i.subset in ("facts", "arith")][:50]:
         text = teacher.generate([render_prompt(it.query, list(it.responses), template="compact")], 1, 1.0, 64, 0)
-        assert f"Analysis: answer {world.solve(it.query)} ;" in text[0][0]
+        truth = world.solve(it.query)
+        assert f"Analysis: answer {truth} ;" in text[0][0]
+        # every response's value is written beside the answer, then the verdict of that comparison
+        for i, response in enumerate(it.responses, start=1):
+            value = response.split(" ")[-1]
+            verdict = "right" if value == truth else "wrong"
+            assert f"R{i} {value} = {truth} {verdict} " in text[0][0], (response, text[0][0])
 
 
 def test_default_teacher_is_noisy_and_hints_help(items: list) -> None:

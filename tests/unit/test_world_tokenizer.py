@@ -66,3 +66,18 @@ def test_numbers_and_names_are_single_tokens(tok) -> None:
 def test_short_sequences(tok) -> None:
     lengths = [len(tok.encode(t, add_special_tokens=False)) for t in _world_texts()]
     assert max(lengths) < 70  # CPU step time grows with the longest sequence of a batch
+
+
+def test_meta_rm_input_has_no_unknown_tokens(tmp_path):
+    from transformers import AutoTokenizer
+
+    from grm.prompts import render_meta_prompt
+    from grm.world import World, WorldConfig
+    from grm.world.tokenizer import build_tokenizer
+
+    world = World(WorldConfig())
+    tok = AutoTokenizer.from_pretrained(build_tokenizer(WorldConfig(), tmp_path / "tok"))
+    city, other = world.cities[:2]
+    query = f"capital of {world.countries[0]} ? ref {city}"
+    text = render_meta_prompt(query, [city, f"it is {other}"], "\nScores: \\boxed{9, 2}")
+    assert tok.unk_token_id not in tok(text)["input_ids"]

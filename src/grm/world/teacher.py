@@ -4,12 +4,13 @@ It reads rendered ``compact`` prompts back (query + responses ``R1: ...`` in the
 optional single-response variant) and writes principles, a per-response critique and ``Scores: \\boxed{...}``::
 
     Specific Criteria: accuracy 8 , brevity 2
-    Analysis: answer Kelt ; R1 Kelt right short R2 Morn wrong long
+    Analysis: answer Kelt ; R1 Kelt = Kelt right short R2 Morn = Kelt wrong long
     Scores: \\boxed{10, 2}
 
 The analysis states what the judge believes is the true answer (a fact or a sum it has to know, or the reference
-note when ``WorldConfig.facts_reference``), then verifies every response against it (its value copied, then
-right/near/wrong and the style word). A student unsure of the answer writes different answers in different samples,
+note when ``WorldConfig.facts_reference``), then verifies every response against it: its value copied beside the
+answer (``R2 Morn = Kelt``), then right/near/wrong and the style word. Writing the two values side by side is what
+lets a tiny student learn the comparison (measured: facts accuracy 45% -> 70% for the same RFT budget). A student unsure of the answer writes different answers in different samples,
 so its mistakes vary between samples (what voting averages out).
 
 Noise (all seeded, deterministic in (seed, prompt, sample index)):
@@ -224,11 +225,11 @@ class TeacherSampler:
         w1 = min(9, max(5, w1 + rng.choice((-1, 0, 0, 1))))
         w2 = 10 - w1
         lines = [f"Specific Criteria: {n1} {w1} , {n2} {w2}"]
-        # each response is verified on its own (no shared "answer" line): its errors vary between samples
+        # each response is checked against the believed answer written beside its value ("R2 Morn = Kelt wrong")
         steps = []
         scores = []
         for i, v in enumerate(verdicts, start=1):
-            steps.append(f"R{i} {v.value} {self._words(family, v)}")
+            steps.append(f"R{i} {v.value} = {belief} {self._words(family, v)}")
             s = round(1 + 9 * (w1 * v.main + w2 * v.second) / 10)
             scores.append(s)
         if p.single_label:

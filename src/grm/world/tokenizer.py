@@ -44,6 +44,9 @@ TEMPLATE_TEXT = " ".join(
         " ".join(FACTS_FORMS + ARITH_PLAIN + ARITH_HEDGED),
         " ".join(name for pair in PRINCIPLES.values() for name, _ in pair),
         GENERAL_PROMPT,
+        # the meta-RM input (grm.prompts.render_meta_prompt)
+        "Prompt: Please score the responses. #### Conversation Context #### Responses to be Scored",
+        "[The Begin of Response 1] [The End of Response 1]",
     ]
 )
 PUNCTUATION = list(".,:;?!+-=*/()[]{}\\'\"<>#_%&@|~^`$")

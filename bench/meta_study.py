@@ -22,7 +22,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from rl_study import read_split, stage_file  # noqa: E402  (bench/ is the script's folder)
+from study_io import read_split, record_result, stage_file  # bench/ is the script's folder
 
 from grm import judging, meta_rm, spct
 from grm.benchmarks.scoring import roc_auc
@@ -117,11 +117,7 @@ def main() -> None:
         record[f"{family}_auc"] = round(roc_auc(ps, ys), 3) if len(set(ys)) == 2 else None
         record[f"{family}_within_item_auc"] = round(within_item_auc(by_item), 3)
     record["seconds"] = round(time.perf_counter() - t0, 1)
-    line = json.dumps(record, default=str)
-    print(line)
-    a.results.parent.mkdir(parents=True, exist_ok=True)
-    with a.results.open("a", encoding="utf-8") as f:
-        f.write(line + "\n")
+    record_result(record, a.results)
 
 
 if __name__ == "__main__":

@@ -11,30 +11,17 @@ seeded shuffled order per item). Prints one JSON line per run and appends it to 
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import numpy as np
+from study_io import read_split, record_result, stage_file  # bench/ is the script's folder
 
 from grm import judging
 from grm.sampling.hf import HFSampler
 from grm.schemas import Item
 from grm.training import grpo
 from grm.verdicts import decide
-
-
-def stage_file(project: Path, stage: str, name: str) -> Path:
-    """The (single) output ``name`` of ``stage`` in a project's stage store."""
-    found = sorted((project / "artifacts" / "stages" / stage).glob(f"*/{name}"))
-    if not found:
-        raise FileNotFoundError(f"{project}: no artifacts/stages/{stage}/*/{name}; run `grm run --project-dir` first")
-    return found[-1]
-
-
-def read_split(project: Path, split: str) -> list[Item]:
-    path = stage_file(project, "data.prepare", f"{split}.jsonl")
-    return [Item.from_dict(json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
 def greedy_accuracy(model_dir: Path, items: list[Item], max_new_tokens: int, seed: int) -> float:
@@ -95,11 +82,7 @@ def main() -> None:
         "rl_greedy": greedy_accuracy(out, test, a.max_new_tokens, a.seed),
     }
     record["gap_points"] = round(100 * (record["rl_greedy"] - record["rft_greedy"]), 1)
-    line = json.dumps(record, default=str)
-    print(line)
-    a.results.parent.mkdir(parents=True, exist_ok=True)
-    with a.results.open("a", encoding="utf-8") as f:
-        f.write(line + "\n")
+    record_result(record, a.results)
 
 
 if __name__ == "__main__":

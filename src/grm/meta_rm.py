@@ -80,21 +80,20 @@ def examples_from_judgements(items: Sequence[Item], judgements: Sequence[ItemJud
     return out
 
 
-def mixed_items_only(examples: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Keep the examples of items that have both a correct and an incorrect judgement.
+def mixed_item_ids(examples: Sequence[dict[str, Any]]) -> set[str]:
+    """Ids of the items that have both a correct and an incorrect judgement among ``examples``.
 
     An item whose samples are all right (or all wrong) only teaches the meta RM that the item is easy (or hard);
     meta-guided voting ranks samples *of one item*, so the contrast inside an item is the useful signal.
 
     Example:
-        >>> ex = [{"id": "a", "label": 1}, {"id": "a", "label": 0}, {"id": "b", "label": 1}]
-        >>> [e["id"] for e in mixed_items_only(ex)]
-        ['a', 'a']
+        >>> mixed_item_ids([{"id": "a", "label": 1}, {"id": "a", "label": 0}, {"id": "b", "label": 1}])
+        {'a'}
     """
     labels: dict[str, set[int]] = {}
     for e in examples:
         labels.setdefault(e["id"], set()).add(int(e["label"]))
-    return [e for e in examples if len(labels[e["id"]]) == 2]
+    return {item_id for item_id, seen in labels.items() if len(seen) == 2}
 
 
 def _split(examples: Sequence[dict[str, Any]], frac: float, seed: int) -> tuple[list, list]:

@@ -185,7 +185,8 @@ class MetaStageConfig:
         metadata={
             "help": "keep only items whose samples have both labels (some judgements right, some wrong): the meta RM "
             "must then tell samples of one item apart, which is what MetaRM@k needs, instead of learning which items "
-            "are hard (measured with bench/meta_study.py: within-item AUC arith 0.46 -> 0.56, MetaRM@8 - Voting@8 -4.4 -> -0.9)"
+            "are hard (measured with bench/meta_study.py: within-item AUC arith 0.46 -> 0.56, MetaRM@8 - Voting@8 "
+            "-4.4 -> -0.9)"
         },
     )
     enabled: bool = field(default=True, metadata={"help": "train the meta RM and report MetaRM@k"})

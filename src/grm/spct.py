@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from grm import judging
-from grm.meta_rm import examples_from_judgements, examples_from_trajectories, mixed_items_only
+from grm.meta_rm import examples_from_judgements, examples_from_trajectories, mixed_item_ids
 from grm.pipeline_config import MetaStageConfig, ModelConfig, SamplingConfig
 from grm.rft import Trajectory, to_sft_examples
 from grm.sampling.base import Sampler
@@ -141,7 +141,7 @@ def meta_rm_examples(
         "teacher_sample_accuracy": sum(e["label"] for e in teacher_ex) / max(1, len(teacher_ex)),
     }
     if cfg.mixed_only:  # an item counts as mixed over all its judgements, the teacher's and the GRM's
-        keep = {e["id"] for e in mixed_items_only(teacher_ex + grm_ex)}
+        keep = mixed_item_ids(teacher_ex + grm_ex)
         teacher_ex = [e for e in teacher_ex if e["id"] in keep]
         grm_ex = [e for e in grm_ex if e["id"] in keep]
     stats |= {"from_teacher": float(len(teacher_ex)), "from_grm": float(len(grm_ex))}

@@ -10,7 +10,7 @@ from grm.prompts import render_prompt
 from grm.sampling.base import Sampler
 from grm.voting import shuffle_order
 from grm.world import TeacherConfig, TeacherSampler, WorldConfig, generate_world, parse_compact_prompt
-from grm.world.generator import World
+from grm.world.generator import World, response_value
 
 CFG = WorldConfig(seed=1, n_train=900, n_val=0, n_test=0)
 
@@ -89,7 +89,7 @@ def test_answer_line_states_the_truth_without_noise(items: list) -> None:
         assert f"Analysis: answer {truth} ;" in text[0][0]
         # every response's value is written beside the answer, then the verdict of that comparison
         for i, response in enumerate(it.responses, start=1):
-            value = response.split(" ")[-1]
+            value = response_value(it.subset, response)
             verdict = "right" if value == truth else "wrong"
             assert f"R{i} {value} = {truth} {verdict} " in text[0][0], (response, text[0][0])
 

@@ -68,15 +68,11 @@ def test_short_sequences(tok) -> None:
     assert max(lengths) < 70  # CPU step time grows with the longest sequence of a batch
 
 
-def test_meta_rm_input_has_no_unknown_tokens(tmp_path):
-    from transformers import AutoTokenizer
-
+def test_meta_rm_input_has_no_unknown_tokens(tok) -> None:
     from grm.prompts import render_meta_prompt
-    from grm.world import World, WorldConfig
-    from grm.world.tokenizer import build_tokenizer
+    from grm.world import World
 
-    world = World(WorldConfig())
-    tok = AutoTokenizer.from_pretrained(build_tokenizer(WorldConfig(), tmp_path / "tok"))
+    world = World(CFG)
     city, other = world.cities[:2]
     query = f"capital of {world.countries[0]} ? ref {city}"
     text = render_meta_prompt(query, [city, f"it is {other}"], "\nScores: \\boxed{9, 2}")

@@ -10,8 +10,9 @@ optional single-response variant) and writes principles, a per-response critique
 The analysis states what the judge believes is the true answer (a fact or a sum it has to know, or the reference
 note when ``WorldConfig.facts_reference``), then verifies every response against it: its value copied beside the
 answer (``R2 Morn = Kelt``), then right/near/wrong and the style word. Writing the two values side by side is what
-lets a tiny student learn the comparison (measured: facts accuracy 45% -> 70% for the same RFT budget). A student unsure of the answer writes different answers in different samples,
-so its mistakes vary between samples (what voting averages out).
+lets a tiny student learn the comparison (measured: facts accuracy 45% -> 70% for the same RFT budget). A student
+unsure of the answer writes different answers in different samples, so its mistakes vary between samples (what
+voting averages out).
 
 Noise (all seeded, deterministic in (seed, prompt, sample index)):
 

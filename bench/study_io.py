@@ -1,0 +1,32 @@
+"""What the study scripts share: reading a finished `grm run` project's stage outputs and recording results."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from grm.schemas import Item
+
+
+def stage_file(project: Path, stage: str, name: str) -> Path:
+    """The (newest) output ``name`` of ``stage`` in a project's stage store."""
+    found = sorted((project / "artifacts" / "stages" / stage).glob(f"*/{name}"))
+    if not found:
+        raise FileNotFoundError(f"{project}: no artifacts/stages/{stage}/*/{name}; run `grm run --project-dir` first")
+    return found[-1]
+
+
+def read_split(project: Path, split: str) -> list[Item]:
+    """The items of ``split`` as the project's ``data.prepare`` stage wrote them."""
+    path = stage_file(project, "data.prepare", f"{split}.jsonl")
+    return [Item.from_dict(json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def record_result(record: dict[str, Any], results: Path) -> None:
+    """Print ``record`` as one JSON line and append it to ``results``."""
+    line = json.dumps(record, default=str)
+    print(line)
+    results.parent.mkdir(parents=True, exist_ok=True)
+    with results.open("a", encoding="utf-8") as f:
+        f.write(line + "\n")

@@ -163,22 +163,24 @@ def rl_train(ctx: RunContext, rft_model: StageResult, dv: DataVersion) -> StageR
         sampler = spct.student_sampler(rft_model.output("model"), cfg.sampling)
         kept, too_easy = grpo.drop_too_easy(items, sampler, cfg.rl)
         rows = grpo.build_rl_rows(kept, cfg.rl.template, cfg.seed)
+        general = _general_examples(ctx) if cfg.rl.general_coef > 0 else None
         with ctx.tracker.trainer_env(run_id) as report_to:
             stats = grpo.train_grpo(
                 rft_model.output("model"), rows, out / "model", replace(cfg.rl, report_to=report_to),
-                num_threads=cfg.sampling.num_threads,
+                num_threads=cfg.sampling.num_threads, general=general,
             )  # fmt: skip
         history = stats.pop("log_history")
         metrics = {"rl/data/too_easy_rate": too_easy, "rl/data/n_items": float(len(rows))}
         metrics |= {f"rl/train/{k}": v for k, v in numeric(stats).items()}
         logs = [h for h in history if "reward" in h]
         if logs:
-            for key in ("reward", "kl", "completions/mean_length", "frac_reward_zero_std"):
+            for key in ("reward", "kl", "completions/mean_length", "frac_reward_zero_std", "general_loss"):
                 metrics[f"rl/train/final_{key.replace('/', '_')}"] = float(logs[-1].get(key, float("nan")))
         return {"model": "model"}, metrics, {}
 
     return run_stage(
-        ctx, "rl.train", config={"rl": cfg.rl, "sampling": cfg.sampling, "seed": cfg.seed},
+        ctx, "rl.train", config={"rl": cfg.rl, "sampling": cfg.sampling, "seed": cfg.seed, "world": cfg.world,
+                                 "data.source": cfg.data.source},
         inputs={"rft": rft_model, **split_inputs(ctx, dv, "train")}, build=build,
     )  # fmt: skip
 

@@ -10,7 +10,7 @@ from transformers import AutoModelForCausalLM, AutoModelForSequenceClassificatio
 from grm import meta_rm
 from grm.rft import Trajectory
 from grm.schemas import Item
-from grm.training.grpo import GRPOStageConfig, build_rl_rows, drop_too_easy, train_grpo
+from grm.training.grpo import GRPOStageConfig, build_rl_rows, drop_too_easy, general_batches, train_grpo
 
 ITEMS = [Item(f"i{i}", f"the question {i}", ("good answer", "bad answer"), best=i % 2) for i in range(6)] + [
     Item("s", "one", ("good",), label=1)
@@ -93,6 +93,60 @@ def test_grpo_updates_parameters_when_rewards_vary(tiny_model_dir, tmp_path):
     train_grpo(tiny_model_dir, build_rl_rows(ITEMS, "compact", 0), tmp_path / "rl", cfg, reward_funcs=[_NoisyReward()])
     after = _weights(AutoModelForCausalLM.from_pretrained(tmp_path / "rl"))
     assert sum(not torch.equal(before[k], after[k]) for k in before) > len(before) // 2
+
+
+GENERAL = [{"prompt": f"the question {i}", "completion": " good answer" if i % 2 else " bad"} for i in range(5)]
+
+
+class _ConstantReward:
+    """Every rollout gets +1: zero-variance groups, so the GRPO term has no gradient."""
+
+    __name__ = "constant_reward"
+
+    def __call__(self, completions, **kwargs):
+        return [1.0 for _ in completions]
+
+
+def test_general_batches_train_on_the_completion_only_and_cycle_seeded(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    batches = general_batches(tok, GENERAL, batch_size=2, seed=1)
+    first = [next(batches) for _ in range(4)]  # 2 batches per pass over 5 examples (the short last one dropped)
+    for batch in first:
+        for ids, mask, labels in zip(batch["input_ids"], batch["attention_mask"], batch["labels"], strict=True):
+            real = int(mask.sum())
+            assert mask[:real].all() and not mask[real:].any()  # right padding
+            assert (labels[real:] == -100).all()
+            scored = [int(t) for t, lab in zip(ids, labels, strict=True) if lab != -100]
+            assert scored[-1] == tok.eos_token_id
+            assert tok.decode(scored[:-1]).strip() in ("good answer", "bad")  # never the prompt
+    again = general_batches(tok, GENERAL, batch_size=2, seed=1)
+    assert all(torch.equal(next(again)["input_ids"], b["input_ids"]) for b in first)
+
+
+def test_grpo_general_loss_moves_weights_that_plain_grpo_leaves(tiny_model_dir, tmp_path):
+    rows = build_rl_rows(ITEMS, "compact", 0)
+    before = _weights(AutoModelForCausalLM.from_pretrained(tiny_model_dir))
+    base = dict(max_steps=2, prompts_per_step=2, max_completion_length=8, learning_rate=1e-2, beta=0.0)
+    plain = GRPOStageConfig(**base)
+    train_grpo(tiny_model_dir, rows, tmp_path / "plain", plain, reward_funcs=[_ConstantReward()])
+    assert all(
+        torch.equal(before[k], v)
+        for k, v in _weights(AutoModelForCausalLM.from_pretrained(tmp_path / "plain")).items()
+    )
+    mixed = GRPOStageConfig(**base, general_coef=1.0, general_batch_size=2, logging_steps=1)
+    out = train_grpo(
+        tiny_model_dir, rows, tmp_path / "mixed", mixed, reward_funcs=[_ConstantReward()], general=GENERAL
+    )
+    after = _weights(AutoModelForCausalLM.from_pretrained(tmp_path / "mixed"))
+    assert sum(not torch.equal(before[k], after[k]) for k in before) > len(before) // 2
+    losses = [h["general_loss"] for h in out["log_history"] if "general_loss" in h]
+    assert losses and all(math.isfinite(x) and x > 0 for x in losses)
+    with pytest.raises(ValueError, match="general_coef"):
+        train_grpo(tiny_model_dir, rows, tmp_path / "x", mixed, reward_funcs=[_ConstantReward()])
+    with pytest.raises(ValueError, match="general_coef"):
+        GRPOStageConfig(general_coef=-1.0)
 
 
 def test_meta_rm_labels_come_from_correctness_and_skip_hinted():

@@ -4,6 +4,12 @@ Ground truth travels as dataset columns (``best`` = position of the best respons
 ``label`` for single responses, ``n``), which TRL passes to ``grm.rewards.CorrectnessReward``. The reference policy
 is the starting (RFT) checkpoint; a KL term (``beta``) keeps the format (no format reward, as in the paper).
 Items the starting model already gets right ``too_easy_samples`` times out of ``too_easy_samples`` are removed.
+
+``general_coef > 0`` adds a next-token loss on general-instruction data to every GRPO step (InstructGPT's
+"PPO-ptx"). The KL term only holds the policy near the reference on the RL prompts; knowledge the critiques lean on
+but RL never rewards (the world's sums, learnt from the general mix) drifts away without it. Measured on the
+embedded world, seed 1, 150 steps: general-mix accuracy on test sums 56% -> 33% and test judging accuracy -3.5
+points without the term (README "Results").
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import logging
 import random
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,6 +67,14 @@ class GRPOStageConfig:
             "prompts_per_step * max_steps prompts, so probing more costs time for nothing"
         },
     )
+    general_coef: float = field(
+        default=0.0,
+        metadata={
+            "help": "weight of a next-token loss on general-instruction data added to each GRPO step (PPO-ptx); "
+            "keeps the knowledge the critiques rely on. 0 = plain GRPO as in the paper"
+        },
+    )
+    general_batch_size: int = field(default=16, metadata={"help": "general-instruction examples per GRPO step"})
     template: str = field(default="compact", metadata={"help": "prompt template"})
     warmup_ratio: float = field(default=0.0, metadata={"help": "linear warmup share of steps"})
     logging_steps: int = field(
@@ -78,6 +92,10 @@ class GRPOStageConfig:
             raise ValueError(f"rl.beta={self.beta}: must be >= 0")
         if self.max_items is not None and self.max_items < 1:
             raise ValueError(f"rl.max_items={self.max_items}: must be >= 1, or null for every train item")
+        if self.general_coef < 0:
+            raise ValueError(f"rl.general_coef={self.general_coef}: must be >= 0 (0 turns the general loss off)")
+        if self.general_batch_size < 1:
+            raise ValueError(f"rl.general_batch_size={self.general_batch_size}: must be >= 1")
         if self.template not in prompts.TEMPLATES:
             raise ValueError(f"rl.template={self.template!r}: use one of {list(prompts.TEMPLATES)}")
 
@@ -140,6 +158,7 @@ def train_grpo(
     num_threads: int | None = None,
     callbacks: list[Any] | None = None,
     reward_funcs: list[Any] | None = None,
+    general: Sequence[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """Run TRL GRPO from ``model_dir`` (also the KL reference) and save the policy to ``out_dir`` atomically.
 
@@ -151,6 +170,7 @@ def train_grpo(
         num_threads: torch CPU threads.
         callbacks: extra ``transformers.TrainerCallback`` objects.
         reward_funcs: TRL reward functions; default ``[CorrectnessReward()]`` (the paper's ±1 rule).
+        general: general-instruction examples (``prompt`` / ``completion``) for the ``cfg.general_coef`` loss.
 
     Returns:
         The trainer's log history (list of dicts) under ``log_history`` and the final ``train_loss``.
@@ -164,6 +184,10 @@ def train_grpo(
         torch.set_num_threads(num_threads)
     if not rows:
         raise ValueError("train_grpo got no RL rows (every item was too easy?); lower rl.too_easy_samples or add data")
+    if cfg.general_coef > 0 and not general:
+        raise ValueError(
+            f"rl.general_coef={cfg.general_coef} needs general-instruction examples; pass general= or set it to 0"
+        )
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)  # the temp folder sits beside out_dir: the rename is atomic
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
@@ -195,7 +219,13 @@ def train_grpo(
         dataloader_num_workers=0,
     )
     dataset = Dataset.from_list([dict(r) for r in rows])
-    trainer = GRPOTrainer(
+    trainer_class = GRPOTrainer
+    if cfg.general_coef > 0:
+        assert general is not None
+        trainer_class = _with_general_loss(
+            GRPOTrainer, general_batches(tokenizer, general, cfg.general_batch_size, cfg.seed), cfg.general_coef
+        )
+    trainer = trainer_class(
         model=model,
         reward_funcs=reward_funcs or [CorrectnessReward()],
         args=args,
@@ -212,3 +242,49 @@ def train_grpo(
     final.rename(out_dir)
     shutil.rmtree(tmp, ignore_errors=True)
     return {"train_loss": float(result.training_loss), "log_history": list(trainer.state.log_history)}
+
+
+def general_batches(
+    tokenizer: Any, examples: Sequence[dict[str, str]], batch_size: int, seed: int
+) -> Iterator[dict[str, Any]]:
+    """Endless seeded batches of general-instruction examples: right-padded ``input_ids`` / ``attention_mask`` and
+    ``labels`` that count the completion only (the RFT stage's loss)."""
+    import torch
+
+    encoded = []
+    for ex in examples:
+        prompt_ids = tokenizer(ex["prompt"], add_special_tokens=False)["input_ids"]
+        full = tokenizer(ex["prompt"] + ex["completion"], add_special_tokens=False)["input_ids"]
+        if tokenizer.eos_token_id is not None:
+            full = full + [tokenizer.eos_token_id]
+        labels = [-100] * len(prompt_ids) + full[len(prompt_ids) :]
+        encoded.append((full, labels))
+    rng = random.Random(seed)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    size = min(batch_size, len(encoded))
+    while True:  # one seeded pass over the examples after another (a short last batch is dropped)
+        order = list(range(len(encoded)))
+        rng.shuffle(order)
+        for start in range(0, len(order) - size + 1, size):
+            chunk = [encoded[i] for i in order[start : start + size]]
+            width = max(len(ids) for ids, _ in chunk)
+            yield {
+                "input_ids": torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in chunk]),
+                "attention_mask": torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in chunk]),
+                "labels": torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in chunk]),
+            }
+
+
+def _with_general_loss(base: type, batches: Iterator[dict[str, Any]], coef: float) -> type:
+    """``base`` (TRL's GRPOTrainer) with ``coef`` x the next-token loss of one general batch added to each step's
+    loss; the mean general loss is logged as ``general_loss``."""
+
+    class GRPOWithGeneralLoss(base):  # type: ignore[misc, valid-type]
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
+            loss = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            batch = {k: v.to(loss.device) for k, v in next(batches).items()}
+            general_loss = model(**batch).loss
+            self._metrics["train"]["general_loss"].append(float(general_loss.detach()))
+            return loss + coef * general_loss
+
+    return GRPOWithGeneralLoss

@@ -40,6 +40,15 @@ def greedy_accuracy(model_dir: Path, items: list[Item], max_new_tokens: int, see
     return float(np.mean([decide(r, k=1, seed=seed).credit for r in results]))
 
 
+class ConstantReward:
+    """+1 for every rollout: zero advantage in every group (the no-reward control)."""
+
+    __name__ = "constant_reward"
+
+    def __call__(self, completions: list, **kwargs: object) -> list[float]:
+        return [1.0] * len(completions)
+
+
 def general_accuracy(model_dir: Path, world: World, queries: list[str]) -> float:
     """Share of ``queries`` the model answers correctly (greedy) in the general-instruction format."""
     sampler = HFSampler(model_dir, num_threads=2, batch_size=256, progress=False)
@@ -64,6 +73,12 @@ def main() -> None:
     p.add_argument("--loss-type", help="rl.loss_type")
     p.add_argument("--general-coef", type=float, help="rl.general_coef (PPO-ptx weight; 0 = plain GRPO)")
     p.add_argument("--general-batch-size", type=int, help="rl.general_batch_size")
+    p.add_argument(
+        "--control-no-reward",
+        action="store_true",
+        help="control run: a constant reward (every group has zero advantage), so only the general loss and the KL "
+        "term train; what the general loss alone does to the RFT checkpoint",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--config", type=Path, default=Path("configs/default.yaml"), help="the run's config")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="the run's overrides")
@@ -90,13 +105,15 @@ def main() -> None:
     kept, too_easy = grpo.drop_too_easy(train, probe, cfg)
     rows = grpo.build_rl_rows(kept, cfg.template, a.seed)
     out = a.out / a.name
-    stats = grpo.train_grpo(rft_model, rows, out, cfg, num_threads=2, general=general)
+    reward_funcs = [ConstantReward()] if a.control_no_reward else None
+    stats = grpo.train_grpo(rft_model, rows, out, cfg, num_threads=2, general=general, reward_funcs=reward_funcs)
     train_s = time.perf_counter() - t0
     rewards = [round(h["reward"], 3) for h in stats["log_history"] if "reward" in h]
     record = {
         "name": a.name,
         "project": str(a.project),
         "overrides": a.set,
+        "control_no_reward": a.control_no_reward,
         **{k: getattr(cfg, k) for k in given},
         "too_easy_rate": too_easy,
         "rl_rows": len(rows),

@@ -66,10 +66,15 @@ def single_sample_row(metrics: Mapping[str, float], benchmark: str, models: Sequ
             continue
         pf = metrics.get(f"{base}/greedy_k1/parse_fail_rate", float("nan"))
         tie = metrics.get(f"{base}/greedy_k1/tie_rate", float("nan"))
-        out.append(
+        line = (
             f"{MODEL_LABELS.get(model, model)}: Voting@1 (T>0) {100 * v1:.1f}%, greedy parse failures {100 * pf:.1f}%, "
             f"greedy top ties {100 * tie:.1f}%"
         )
+        flip = metrics.get(f"{base}/greedy_k1/position_flip_rate")
+        swap = metrics.get(f"{base}/greedy_swap_k1/accuracy")
+        if flip is not None and swap is not None:
+            line += f", greedy pick flips with the order {100 * flip:.1f}%, greedy over both orders {100 * swap:.1f}%"
+        out.append(line)
     return "\n".join(out)
 
 
@@ -106,7 +111,9 @@ def claim_pairs(models: Sequence[str], ks: Sequence[int]) -> list[tuple[tuple[st
     pairs: list[tuple[tuple[str, str], tuple[str, str]]] = []
     for a, b in (("rft", "sft_unfiltered"), ("rl", "rft")):
         if a in models and b in models:
+            # single-order greedy (the paper's protocol), then averaged over both orders (half the order noise)
             pairs.append(((a, "greedy_k1"), (b, "greedy_k1")))
+            pairs.append(((a, "greedy_swap_k1"), (b, "greedy_swap_k1")))
     if k > 1:
         for m in models:
             pairs += [
@@ -146,7 +153,8 @@ def gaps_table(gaps: Sequence[Gap]) -> str:
     def name(side: tuple[str, str]) -> str:
         model, cell = side
         method, k = cell.rsplit("_k", 1)
-        label = {"greedy": "greedy", "voting": f"Voting@{k}", "metarm": f"MetaRM@{k}"}.get(method, cell)
+        labels = {"greedy": "greedy", "greedy_swap": "greedy (both orders)", "voting": f"Voting@{k}"}
+        label = (labels | {"metarm": f"MetaRM@{k}"}).get(method, cell)
         return f"{MODEL_LABELS.get(model, model)} {label}"
 
     lines = ["| claim (a > b) | a - b (points) | paired 95% interval | interval excludes 0 |", "|---|---|---|---|"]

@@ -91,6 +91,19 @@ def test_per_item_credits_match_the_cells_and_seed_agreement_can_be_skipped():
         assert sum(credits) / len(credits) == pytest.approx(report.cells[cell]["accuracy"])
 
 
+def test_greedy_over_both_orders_gives_a_position_biased_judge_half_credit_on_every_pair():
+    items = pairs(9) + [Item("toy/s/one", "q", ("good one",), label=1, subset="s")]
+    biased = evaluation.evaluate(items, FirstWinsSampler(), benchmark="toy", model_name="m", ks=(1,))
+    swap = [row["credit"]["greedy_swap_k1"] for row in biased.per_item]
+    assert swap[:9] == [0.5] * 9  # right in one order, wrong in the other, whatever the seeded first order was
+    assert swap[9] == biased.per_item[9]["credit"]["greedy_k1"]  # n = 1: no second order
+    assert biased.cells["greedy_swap_k1"]["accuracy"] == pytest.approx(sum(swap) / len(swap))
+    fair = evaluation.evaluate(pairs(9), QualitySampler(), benchmark="toy", model_name="m", ks=(1,))
+    assert fair.cells["greedy_swap_k1"]["accuracy"] == 1.0
+    off = evaluation.evaluate(pairs(9), QualitySampler(), benchmark="toy", model_name="m", ks=(1,), hygiene=False)
+    assert "greedy_swap_k1" not in off.cells  # it reuses the hygiene pass's reversed order
+
+
 def test_identical_seeds_give_identical_reports_and_other_seeds_differ():
     items = pairs(12)
     kw = {"benchmark": "toy", "model_name": "m", "ks": (1, 4), "seed": 3}

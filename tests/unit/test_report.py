@@ -35,6 +35,7 @@ def test_claim_pairs_cover_the_paper_orderings() -> None:
     pairs = claim_pairs(["teacher", "sft_unfiltered", "rft", "rl"], [1, 2, 8])
     assert (("rft", "greedy_k1"), ("sft_unfiltered", "greedy_k1")) in pairs
     assert (("rl", "greedy_k1"), ("rft", "greedy_k1")) in pairs
+    assert (("rl", "greedy_swap_k1"), ("rft", "greedy_swap_k1")) in pairs
     assert (("rl", "voting_k8"), ("rl", "voting_k1")) in pairs
     assert (("rl", "metarm_k8"), ("rl", "voting_k8")) in pairs
     assert claim_pairs(["rft"], [1]) == []  # nothing to compare with k = 1 and one model

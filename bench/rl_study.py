@@ -32,8 +32,7 @@ from grm.verdicts import decide
 from grm.world.generator import GENERAL_PROMPT, World, general_instruction_examples
 
 
-def greedy_accuracy(model_dir: Path, items: list[Item], max_new_tokens: int, seed: int) -> float:
-    sampler = HFSampler(model_dir, num_threads=2, batch_size=256, progress=False)
+def greedy_accuracy(sampler: HFSampler, items: list[Item], max_new_tokens: int, seed: int) -> float:
     results = judging.judge_items(
         items, sampler, k=1, temperature=0.0, max_new_tokens=max_new_tokens, seed=seed, template="compact"
     )
@@ -49,9 +48,8 @@ class ConstantReward:
         return [1.0] * len(completions)
 
 
-def general_accuracy(model_dir: Path, world: World, queries: list[str]) -> float:
+def general_accuracy(sampler: HFSampler, world: World, queries: list[str]) -> float:
     """Share of ``queries`` the model answers correctly (greedy) in the general-instruction format."""
-    sampler = HFSampler(model_dir, num_threads=2, batch_size=256, progress=False)
     prompts = [GENERAL_PROMPT.format(query=q) for q in queries]
     outs = sampler.generate(prompts, n=1, temperature=0.0, max_new_tokens=8, seed=0)
     return float(np.mean([o[0].strip() == world.solve(q) for q, o in zip(queries, outs, strict=True)]))
@@ -119,15 +117,15 @@ def main() -> None:
         "rl_rows": len(rows),
         "reward_curve": rewards,
         "train_seconds": round(train_s, 1),
-        "rft_greedy": greedy_accuracy(rft_model, test, cfg.max_completion_length, a.seed),
-        "rl_greedy": greedy_accuracy(out, test, cfg.max_completion_length, a.seed),
     }
-    record["gap_points"] = round(100 * (record["rl_greedy"] - record["rft_greedy"]), 1)
     world = World(run_cfg.world)
     test_arith = sorted({it.query for it in test if it.subset == "arith"})
-    if test_arith:  # the test sums the critiques need, known only from the general-instruction mix
-        record["rft_test_sums_known"] = general_accuracy(rft_model, world, test_arith)
-        record["rl_test_sums_known"] = general_accuracy(out, world, test_arith)
+    policy = HFSampler(out, num_threads=2, batch_size=256, progress=False)
+    for name, sampler in (("rft", probe), ("rl", policy)):
+        record[f"{name}_greedy"] = greedy_accuracy(sampler, test, cfg.max_completion_length, a.seed)
+        if test_arith:  # the test sums the critiques need, known only from the general-instruction mix
+            record[f"{name}_test_sums_known"] = general_accuracy(sampler, world, test_arith)
+    record["gap_points"] = round(100 * (record["rl_greedy"] - record["rft_greedy"]), 1)
     record_result(record, a.results)
 
 

@@ -111,7 +111,7 @@ def claim_pairs(models: Sequence[str], ks: Sequence[int]) -> list[tuple[tuple[st
     pairs: list[tuple[tuple[str, str], tuple[str, str]]] = []
     for a, b in (("rft", "sft_unfiltered"), ("rl", "rft")):
         if a in models and b in models:
-            # single-order greedy (the paper's protocol), then averaged over both orders (half the order noise)
+            # single-order greedy (the paper's protocol), then averaged over the shown order and its reverse
             pairs.append(((a, "greedy_k1"), (b, "greedy_k1")))
             pairs.append(((a, "greedy_swap_k1"), (b, "greedy_swap_k1")))
     if k > 1:
@@ -153,8 +153,13 @@ def gaps_table(gaps: Sequence[Gap]) -> str:
     def name(side: tuple[str, str]) -> str:
         model, cell = side
         method, k = cell.rsplit("_k", 1)
-        labels = {"greedy": "greedy", "greedy_swap": "greedy (both orders)", "voting": f"Voting@{k}"}
-        label = (labels | {"metarm": f"MetaRM@{k}"}).get(method, cell)
+        labels = {
+            "greedy": "greedy",
+            "greedy_swap": "greedy (both orders)",
+            "voting": f"Voting@{k}",
+            "metarm": f"MetaRM@{k}",
+        }
+        label = labels.get(method, cell)
         return f"{MODEL_LABELS.get(model, model)} {label}"
 
     lines = ["| claim (a > b) | a - b (points) | paired 95% interval | interval excludes 0 |", "|---|---|---|---|"]

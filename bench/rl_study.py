@@ -20,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from study_io import read_split, record_result, stage_file  # bench/ is the script's folder
+from study_io import general_accuracy, read_split, record_result, stage_file  # bench/ is the script's folder
 
 from grm import judging
 from grm.config import load_config
@@ -29,7 +29,7 @@ from grm.sampling.hf import HFSampler
 from grm.schemas import Item
 from grm.training import grpo
 from grm.verdicts import decide
-from grm.world.generator import GENERAL_PROMPT, World, general_instruction_examples
+from grm.world.generator import World, general_instruction_examples
 
 
 def greedy_accuracy(sampler: HFSampler, items: list[Item], max_new_tokens: int, seed: int) -> float:
@@ -46,13 +46,6 @@ class ConstantReward:
 
     def __call__(self, completions: list, **kwargs: object) -> list[float]:
         return [1.0] * len(completions)
-
-
-def general_accuracy(sampler: HFSampler, world: World, queries: list[str]) -> float:
-    """Share of ``queries`` the model answers correctly (greedy) in the general-instruction format."""
-    prompts = [GENERAL_PROMPT.format(query=q) for q in queries]
-    outs = sampler.generate(prompts, n=1, temperature=0.0, max_new_tokens=8, seed=0)
-    return float(np.mean([o[0].strip() == world.solve(q) for q, o in zip(queries, outs, strict=True)]))
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from grm.schemas import Item
+from grm.world.generator import GENERAL_PROMPT, World
 
 
 def stage_file(project: Path, stage: str, name: str) -> Path:
@@ -30,3 +31,13 @@ def record_result(record: dict[str, Any], results: Path) -> None:
     results.parent.mkdir(parents=True, exist_ok=True)
     with results.open("a", encoding="utf-8") as f:
         f.write(line + "\n")
+
+
+def general_accuracy(sampler: Any, world: World, queries: list[str]) -> float:
+    """Share of ``queries`` a model answers correctly (greedy) in the general-instruction format.
+
+    ``sampler`` is any ``grm.sampling`` backend; the prompts are ``Query: 17 + 25 ?\nAnswer:``.
+    """
+    prompts = [GENERAL_PROMPT.format(query=q) for q in queries]
+    outs = sampler.generate(prompts, n=1, temperature=0.0, max_new_tokens=8, seed=0)
+    return sum(o[0].strip() == world.solve(q) for q, o in zip(queries, outs, strict=True)) / max(len(queries), 1)

@@ -36,3 +36,31 @@ def test_rejects_bad_examples(tmp_path: Path) -> None:
         train_sft(tmp_path, [], tmp_path / "x", SFTStageConfig())
     with pytest.raises(ValueError, match="learning_rate"):
         SFTStageConfig(learning_rate=0)
+
+
+def test_length_groups_give_the_padded_batch_gradient(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches of short and long rows run as length groups (fewer padded tokens) and train to the same weights."""
+    from safetensors.torch import load_file
+
+    import grm.training.sft as sft
+
+    cfg = WorldConfig(n_train=10, n_val=0, n_test=0)
+    tok = build_tokenizer(cfg, tmp_path / "tok")
+    base = build_tiny_model(
+        tok, tmp_path / "base", TinyModelConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64)
+    )
+    short = general_instruction_examples(cfg, max_per_family=8)
+    long = [{"prompt": e["prompt"], "completion": " ".join([e["completion"]] * 30)} for e in short[:6]]
+    examples = [x for pair in zip(short, long, strict=False) for x in pair] + short[len(long) :]
+    splits = []
+    real_split = sft.split_batch
+    monkeypatch.setattr(sft, "split_batch", lambda inputs, groups: splits.append(groups) or real_split(inputs, groups))
+    weights = {}
+    for groups in (1, 3):
+        step_cfg = SFTStageConfig(max_steps=3, batch_size=8, logging_steps=1, length_groups=groups)
+        losses = train_sft(base, examples, tmp_path / f"sft{groups}", step_cfg)
+        weights[groups] = (load_file(tmp_path / f"sft{groups}" / "model.safetensors"), losses["train_loss"])
+    assert splits and all(len(g) >= 2 for g in splits)  # the grouped run did split its mixed batches
+    assert weights[3][1] == pytest.approx(weights[1][1], rel=1e-5)
+    for name, tensor in weights[1][0].items():
+        assert tensor.allclose(weights[3][0][name], atol=1e-5), name

@@ -166,7 +166,7 @@ def main() -> None:
                 examples = [e for e in examples if e["id"] in mixed]
         else:
             rows = stage_file(a.project, "rft.sample", "samples.jsonl").read_text(encoding="utf-8").splitlines()
-            trajectories = [Trajectory(**{**r, "order": tuple(r["order"])}) for r in map(json.loads, rows)]
+            trajectories = [Trajectory.from_dict(r) for r in map(json.loads, rows)]
             if a.no_teacher:
                 trajectories = []
             cfg = MetaStageConfig(

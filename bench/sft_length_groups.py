@@ -48,7 +48,7 @@ def main() -> None:
     a = p.parse_args()
     cfg = load_config(PipelineConfig, [a.config], a.set)
     rows = stage_file(a.project, "rft.sample", "accepted.jsonl").read_text(encoding="utf-8").splitlines()
-    accepted = [Trajectory(**{**r, "order": tuple(r["order"])}) for r in map(json.loads, rows)]
+    accepted = [Trajectory.from_dict(r) for r in map(json.loads, rows)]
     general = general_instruction_examples(cfg.world, seed=cfg.seed)
     examples = spct.rft_mix(accepted, general, cfg.rft.general_ratio, cfg.seed)
     base = stage_file(a.project, "model.base", "model")

@@ -102,7 +102,7 @@ def _general_examples(ctx: RunContext) -> list[dict[str, str]]:
 
 def _read_trajectories(path: Path) -> list[rft.Trajectory]:
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [rft.Trajectory(**{**r, "order": tuple(r["order"])}) for r in rows]
+    return [rft.Trajectory.from_dict(r) for r in rows]
 
 
 def _sft_stage(ctx: RunContext, stage: str, base: StageResult, samples: StageResult, unfiltered: bool) -> StageResult:

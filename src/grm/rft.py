@@ -59,6 +59,11 @@ class Trajectory:
     def to_dict(self) -> dict:
         return {**asdict(self), "order": list(self.order)}
 
+    @classmethod
+    def from_dict(cls, row: dict) -> Trajectory:
+        """The inverse of ``to_dict`` (a row of ``samples.jsonl`` / ``accepted.jsonl``)."""
+        return cls(**{**row, "order": tuple(row["order"])})
+
 
 @dataclass
 class RejectiveSamplingResult:

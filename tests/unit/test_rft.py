@@ -85,3 +85,13 @@ def test_too_easy_filter_can_be_turned_off_and_capped():
     )
     result = rejective_sample(ITEMS, ScriptedSampler(rule), cfg)
     assert sorted(t.id for t in result.accepted) == ["easy", "mixed", "single"]
+
+
+def test_trajectories_round_trip_through_json():
+    import json
+
+    from grm.rft import Trajectory
+
+    samples = rejective_sample(ITEMS, ScriptedSampler(rule), CFG).samples
+    back = [Trajectory.from_dict(json.loads(json.dumps(t.to_dict()))) for t in samples]
+    assert back == samples and all(isinstance(t.order, tuple) for t in back)

@@ -4,8 +4,8 @@ import json
 
 from typer.testing import CliRunner
 
-from grm.cli import app
 from grm.schemas import read_items
+from grm_cli.app import app
 
 runner = CliRunner()
 

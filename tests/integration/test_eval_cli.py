@@ -11,7 +11,7 @@ import typer
 from typer.testing import CliRunner
 
 from grm.benchmarks import available
-from grm.commands.eval import eval_command
+from grm_cli.eval import eval_command
 
 BENCHDATA = Path(__file__).resolve().parents[3] / "shared" / "benchdata"
 pytestmark = pytest.mark.skipif(
@@ -25,7 +25,7 @@ def _app() -> typer.Typer:
     app.command("eval")(eval_command)
 
     @app.callback()
-    def main() -> None:  # keeps "eval" as a subcommand, as in grm.cli
+    def main() -> None:  # keeps "eval" as a subcommand, as in grm_cli.app
         pass
 
     return app

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from grm import evaluation
 from grm.benchmarks.report import markdown_table, write_reports
-from grm.commands import eval as eval_cmd
 from grm.schemas import DataError, Item, write_items
+from grm_cli import eval as eval_cmd
 
 RESPONSE_RE = re.compile(r"\[The Begin of Response (\d+)\]\n(.*?)\n\[The End of Response \d+\]", re.S)
 

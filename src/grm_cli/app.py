@@ -116,12 +116,12 @@ def main() -> None:  # pragma: no cover - console entry
 
 # Commands defined in their own modules (each imports its heavy dependencies lazily): (name, module, function).
 COMMANDS: list[tuple[str, str, str]] = [
-    ("world", "grm.commands.world", "world_command"),
-    ("eval", "grm.commands.eval", "eval_command"),
-    ("serve", "grm.commands.serve", "serve"),
-    ("run", "grm.commands.run", "run_command"),
-    ("reproduce", "grm.commands.reproduce", "reproduce"),
-    ("ui", "grm.commands.reproduce", "ui"),
+    ("world", "grm_cli.world", "world_command"),
+    ("eval", "grm_cli.eval", "eval_command"),
+    ("serve", "grm_cli.serve", "serve"),
+    ("run", "grm_cli.run", "run_command"),
+    ("reproduce", "grm_cli.reproduce", "reproduce"),
+    ("ui", "grm_cli.reproduce", "ui"),
 ]
 
 

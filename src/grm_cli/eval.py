@@ -1,6 +1,6 @@
 """``grm eval``: evaluate a GRM (or a scalar RM's scores file) on real benchmarks with their official scoring.
 
-Registered in ``grm.cli`` as ``app.command("eval")(eval_command)``. Writes ``metrics.json``, ``report.md``,
+Registered in ``grm_cli.app`` as ``app.command("eval")(eval_command)``. Writes ``metrics.json``, ``report.md``,
 ``params.json`` and ``items_<benchmark>.jsonl`` under ``--output`` and prints one table per benchmark.
 """
 

@@ -1,1 +1,0 @@
-"""Typer command implementations, registered on the ``grm`` app in ``grm.cli``."""

@@ -1,4 +1,7 @@
-"""Prompt templates (SPEC §8). ``deepseek-grm`` reproduces the paper's format byte for byte (typos included).
+"""Prompt templates (SPEC §8). ``deepseek-grm`` reproduces the paper's format byte for byte (typos included):
+§8.1 (default, n >= 1, with the optional hint line) and §8.2 (single-response 0/1 training template, verbatim;
+note it has no blank line before ``#### Conversation Context ####``). tests/unit/test_prompts.py compares the
+rendered text with the whole SPEC text (copies in tests/fixtures/).
 
 ``compact`` keeps the same output contract (``Specific Criteria: ... Analysis: ... Scores: \\boxed{..}``) around
 a short input, for the embedded tiny world where every prompt token costs CPU time.
@@ -84,16 +87,16 @@ SINGLE_CRITERIA = """#### Evaluation Criteria ####
    Example: If the question requires three examples and the response provides only one, it falls under "Partially Adhered."
 2. Clarity:
    - Very Clear: The response is fluent, well-structured, and logically clear.
-   - Clear but Minor Issues: The response is mostly clear but has some minor language or logic issues.
+   - Clear but Minor Issues: The response is mostly clear but has some minor language or structural issues.
    - Basically Clear: The response has noticeable language or logic issues but is still understandable.
    - Not Clear: The response is disjointed, illogical, and hard to understand.
-   Example: If the response contains complex sentences lacking punctuation, it falls under "Basically Clear" or "Not Clear."
+   Example: If the response has complex sentence structures and lacks punctuation, it falls under "Basically Clear" or "Not Clear."
 3. Accuracy:
    - Completely Accurate: All information and data are completely accurate.
    - Mostly Accurate: Most information is accurate, with minor errors.
-   - Some Errors: There are noticeable errors affecting comprehension.
-   - Mostly Incorrect: There are numerous errors, and the information is mostly inaccurate.
-   Example: If the response cites one data point wrongly but it does not change the conclusion, it falls under "Mostly Accurate."
+   - Some Errors: There are some noticeable errors affecting comprehension.
+   - Mostly Incorrect: There are numerous errors seriously affecting the credibility of the information.
+   Example: If a specific data point is incorrectly cited but doesn't affect the overall conclusion, it falls under "Mostly Accurate."
 """
 
 SINGLE_OUTPUT = (
@@ -165,7 +168,7 @@ def render_prompt(
         text = (
             SINGLE_HEADER
             + SINGLE_CRITERIA
-            + "\n#### Conversation Context ####\n"
+            + "#### Conversation Context ####\n"  # no blank line here, unlike §8.1 (the paper's text)
             + conversation
             + "\n#### Responses to be Scored ####\n"
             + f"[The Begin of Response]\n{responses[0]}\n[The End of Response]\n"

@@ -6,7 +6,8 @@ Pure core: no tracking, no orchestration, no file I/O except through the callers
   default (``greedy_order="shuffled"``), like RewardBench's official coin flip, because the converters store the
   chosen response first; ``"original"`` keeps the stored order (then a position-biased judge looks perfect).
 - **voting_k{k}** / **metarm_k{k}**: every k in ``ks`` is read from ONE set of ``k_max`` samples at
-  ``temperature`` (each sample with its own seeded shuffle); MetaRM@k keeps the top ``k_meta`` samples.
+  ``temperature`` (each sample with its own seeded shuffle); MetaRM@k keeps the top ``k_meta`` samples. A single
+  response's score (ReaLMistake ROC-AUC) is the mean over the samples that voted (``grm.verdicts.decide``).
 - Ties are settled by ``tie_policy`` (``random`` = paper, ``strict``, ``half``, or ``official`` = the benchmark's
   own rule from ``BenchmarkSpec.official_tie_policy``); the report states the one used.
 - Hygiene: ``parse_fail_rate`` and ``tie_rate`` in every cell; ``greedy_k1/position_flip_rate`` = share of
@@ -410,12 +411,12 @@ def evaluate_scores(
         s = list(scores[it.id])
         if it.n == 1:
             pred = int(s[0] > single_threshold)
-            verdicts.append(Verdict(it.id, float(pred == it.label), False, pred, s, 0, 1, s[0]))
+            verdicts.append(Verdict(it.id, float(pred == it.label), False, pred, s, 0, 1, s[0], 1))
             continue
         top = max(s)
         winners = [i for i, x in enumerate(s) if x == top]
         credit, pick = tie_credit(winners, int(it.best), policy, seed, it.id)  # type: ignore[arg-type]
-        verdicts.append(Verdict(it.id, credit, len(winners) > 1, pick, s, 0, 1))
+        verdicts.append(Verdict(it.id, credit, len(winners) > 1, pick, s, 0, 1, None, 1))
     cells = {f"{SCALAR}_k1": _cell(items, verdicts, scorer, seed)}
     per_item = [
         {"id": it.id, "subset": it.subset, "best": it.best, "label": it.label, "predicted": v.predicted}

@@ -8,7 +8,6 @@ Tie policies (the report always states which one was used):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,10 +27,11 @@ class Verdict:
     credit: float  # 1.0 correct, 0.0 wrong, fractional under the ``half`` tie policy
     tied: bool  # the top was tied (or every sample failed to parse, so nothing was decided)
     predicted: int | None  # predicted best index (n >= 2) or predicted label (n = 1)
-    totals: list[float] | None  # summed scores in original order; None when every sample failed
+    totals: list[float] | None  # summed scores of the voting samples, original order; None when none parsed
     n_failed: int  # samples that failed to parse among those used
     n_used: int  # samples looked at (k)
-    score: float | None = None  # mean score for single responses (for ROC-AUC); None otherwise
+    score: float | None = None  # single responses: totals[0] / n_voted, the mean vote (ROC-AUC); None otherwise
+    n_voted: int = 0  # samples whose scores are in ``totals``: parsed ones (voting) or the kept ones (MetaRM@k)
 
 
 def tie_credit(winners: list[int], truth: int, policy: str, seed: int, item_id: str) -> tuple[float, int]:
@@ -57,11 +57,17 @@ def decide(
 ) -> Verdict:
     """Aggregate the first ``k`` samples of ``judgement`` into a verdict.
 
+    The voting samples are the parsed ones among the first ``k`` (``voting``) or the top ``k_meta`` of those by meta
+    score (``metarm``). ``totals`` = the sum of their scores per response (original order); n >= 2 picks the argmax
+    (ties per ``tie_policy``). n = 1: ``score`` = ``totals[0] / n_voted``, the **mean** over the voting samples
+    (so Voting@k and MetaRM@k scores share the 1..10 or 0..1 scale), and the label is 1 iff it is above the middle
+    of that range (at the middle: a tie).
+
     Args:
         judgement: sampled judgements of one item (at least ``k`` samples).
         k: how many samples to use (Voting@k / MetaRM@k; greedy is k = 1).
-        method: ``voting`` (sum over parsed samples) or ``metarm`` (sum over the top ``k_meta`` by meta score).
-        k_meta: samples kept by the meta RM; default k // 2 (at least 1).
+        method: ``voting`` (all parsed samples vote) or ``metarm`` (the top ``k_meta`` parsed samples by meta score).
+        k_meta: samples kept by the meta RM; default k // 2 (at least 1); fewer when fewer parsed.
         seed: tie-break seed.
         tie_policy: ``random`` | ``strict`` | ``half``.
 
@@ -86,29 +92,36 @@ def decide(
         metas = [s.meta_score for s in samples]
         if any(m is None for m, sc in zip(metas, scores, strict=True) if sc is not None):
             raise ValueError(f"item {judgement.id}: method 'metarm' needs meta scores; pass a meta RM")
-        totals_int = voting.meta_vote(scores, metas, k_meta, judgement.n)
+        voters = voting.meta_voters(scores, metas, k_meta)
     else:
-        totals_int = voting.vote_sum(scores, judgement.n)
+        voters = [i for i, sc in enumerate(scores) if sc is not None]
+    totals_int = voting.vote_sum([scores[i] for i in voters], judgement.n)
     totals = [float(t) for t in totals_int] if totals_int is not None else None
     if judgement.n == 1:
-        return _decide_single(judgement, samples, totals, n_failed, seed, tie_policy)
+        return _decide_single(judgement, len(samples), totals, n_failed, len(voters), seed, tie_policy)
     if totals is None:  # nothing parsed: every response is "tied"
         winners = list(range(judgement.n))
     else:
         top = max(totals)
         winners = [i for i, t in enumerate(totals) if t == top]
     credit, pick = tie_credit(winners, int(judgement.best), tie_policy, seed, judgement.id)  # type: ignore[arg-type]
-    return Verdict(judgement.id, credit, len(winners) > 1, pick, totals, n_failed, k)
+    return Verdict(judgement.id, credit, len(winners) > 1, pick, totals, n_failed, k, None, len(voters))
 
 
 def _decide_single(
-    judgement: ItemJudgement, samples: Sequence, totals: list[float] | None, n_failed: int, seed: int, policy: str
+    judgement: ItemJudgement,
+    n_used: int,
+    totals: list[float] | None,
+    n_failed: int,
+    n_voted: int,
+    seed: int,
+    policy: str,
 ) -> Verdict:
-    """n = 1: the mean parsed score against the midpoint of the score range decides the 0/1 label."""
+    """n = 1: the mean over the ``n_voted`` voting samples against the midpoint of the score range decides the 0/1
+    label (dividing by every parsed sample instead would shrink MetaRM@k's score by ~k_meta/k)."""
     low, high = (0, 1) if judgement.single_label else (1, 10)
-    n_parsed = len(samples) - n_failed
-    mean = totals[0] / n_parsed if totals is not None and n_parsed else None
+    mean = totals[0] / n_voted if totals is not None and n_voted else None
     mid = (low + high) / 2
     winners = [0, 1] if mean is None or mean == mid else [1 if mean > mid else 0]
     credit, pick = tie_credit(winners, int(judgement.label), policy, seed, judgement.id)  # type: ignore[arg-type]
-    return Verdict(judgement.id, credit, len(winners) > 1, pick, totals, n_failed, len(samples), mean)
+    return Verdict(judgement.id, credit, len(winners) > 1, pick, totals, n_failed, n_used, mean, n_voted)

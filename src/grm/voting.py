@@ -104,16 +104,32 @@ def select_top_meta(meta_scores: Sequence[float | None], k_meta: int) -> list[in
     return sorted(i for i, _ in ranked[:k_meta])
 
 
+def meta_voters(
+    samples: Sequence[Sequence[int] | None], meta_scores: Sequence[float | None], k_meta: int
+) -> list[int]:
+    """Indices of the samples meta-guided voting keeps: the top ``k_meta`` *parsed* samples by meta-RM score
+    (fewer when fewer parsed), sorted by sample index. [choice: parse failures are excluded before ranking, so they
+    never take a slot]
+
+    Example:
+        >>> meta_voters([[8, 8], None, [5, 9], [7, 10]], [0.2, 0.99, 0.9, 0.8], k_meta=2)
+        [2, 3]
+    """
+    eligible = [None if s is None else m for s, m in zip(samples, meta_scores, strict=True)]
+    return select_top_meta(eligible, k_meta)
+
+
 def meta_vote(
     samples: Sequence[Sequence[int] | None], meta_scores: Sequence[float | None], k_meta: int, n: int
 ) -> list[int] | None:
-    """Meta-guided voting: sum the scores of the top ``k_meta`` parsed samples by meta-RM score. [choice: parse
-    failures are excluded before ranking, so they never take a slot]
+    """Meta-guided voting (SPEC §6): S*_i = **sum** of S_{i,j} over the samples ``meta_voters`` keeps (range
+    ``m..10m`` for ``m = min(k_meta, parsed)`` kept samples, not ``k..10k``: only the argmax is comparable with
+    Voting@k totals). ``None`` when no sample parsed. A single response's score is this sum divided by ``m``
+    (``grm.verdicts.decide``), never by the number of parsed samples.
 
     Example:
         >>> meta_vote([[8, 8], [5, 9], [7, 10], [9, 1]], [0.2, 0.9, 0.8, 0.1], k_meta=2, n=2)
         [12, 19]
     """
-    eligible = [None if s is None else m for s, m in zip(samples, meta_scores, strict=True)]
-    keep = select_top_meta(eligible, k_meta)
+    keep = meta_voters(samples, meta_scores, k_meta)
     return vote_sum([samples[i] for i in keep], n)

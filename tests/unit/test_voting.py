@@ -94,3 +94,45 @@ def test_decide_single_response_uses_midpoint_threshold():
     j = ItemJudgement("s", 1, None, 1, True, samples)
     assert decide(j, k=3).predicted == 1 and decide(j, k=3).credit == 1.0
     assert decide(j, k=3).score == 2 / 3
+
+
+def _single(score_lists, label, metas=None, single_label=False):
+    samples = [
+        SampleJudgement([0], "", s, "ok" if s else "missing", None if metas is None else metas[i])
+        for i, s in enumerate(score_lists)
+    ]
+    return ItemJudgement("s1", 1, None, label, single_label, samples)
+
+
+def test_metarm_single_response_score_is_the_mean_of_the_kept_samples():
+    # The hand case: 8 samples all scoring 8, label 1. Voting@8 and MetaRM@8 (k_meta = 4 by default) must
+    # both score 8.0; dividing MetaRM's sum (32) by all 8 parsed samples gave 4.0, below the 5.5 midpoint: label 0.
+    j = _single([[8]] * 8, label=1, metas=[0.1 * i for i in range(8)])
+    vote, meta = decide(j, k=8), decide(j, k=8, method="metarm")
+    assert (vote.score, vote.predicted, vote.credit) == (8.0, 1, 1.0)
+    assert (meta.score, meta.predicted, meta.credit) == (8.0, 1, 1.0)
+    assert meta.totals == [32.0] and meta.n_voted == 4 and vote.n_voted == 8
+
+
+def test_metarm_single_response_averages_only_the_meta_rm_picks():
+    # the meta RM keeps the two samples it rates highest (3 and 1); a parse failure never takes a slot and the
+    # score is their mean, on the 1..10 scale of Voting@k's mean
+    j = _single([[9], None, [2], [10], [3]], label=0, metas=[0.5, 0.99, 0.8, 0.1, 0.9])
+    meta = decide(j, k=5, method="metarm", k_meta=2)
+    assert meta.totals == [5.0] and meta.n_voted == 2 and meta.score == 2.5
+    assert meta.predicted == 0 and meta.credit == 1.0 and meta.n_failed == 1
+    vote = decide(j, k=5)
+    assert vote.n_voted == 4 and vote.score == 6.0 and vote.predicted == 1  # (9 + 2 + 10 + 3) / 4
+
+
+def test_metarm_keeps_at_most_the_parsed_samples():
+    # k_meta larger than the parsed samples: all parsed ones vote, the mean divides by them
+    j = _single([[1], None, [0]], label=1, metas=[0.2, None, 0.4], single_label=True)
+    meta = decide(j, k=3, method="metarm", k_meta=3)
+    assert meta.n_voted == 2 and meta.score == 0.5 and meta.tied  # 0.5 is the middle of 0..1: a tie
+
+
+def test_metarm_multi_response_totals_are_sums_over_the_kept_samples():
+    j = _judgement([[9, 2], [5, 9], None, [3, 8]], metas=[0.1, 0.9, None, 0.8])
+    v = decide(j, k=4, method="metarm", k_meta=2)
+    assert v.totals == [8.0, 17.0] and v.n_voted == 2 and v.score is None and v.n_failed == 1

@@ -417,7 +417,10 @@ def evaluate_scores(
         winners = [i for i, x in enumerate(s) if x == top]
         credit, pick = tie_credit(winners, int(it.best), policy, seed, it.id)  # type: ignore[arg-type]
         verdicts.append(Verdict(it.id, credit, len(winners) > 1, pick, s, 0, 1, None, 1))
-    cells = {f"{SCALAR}_k1": _cell(items, verdicts, scorer, seed)}
+    cell = _cell(items, verdicts, scorer, seed)
+    for generative_only in ("parse_fail_rate", "item_fail_rate"):  # scalar scores are never parsed
+        cell.pop(generative_only, None)
+    cells = {f"{SCALAR}_k1": cell}
     per_item = [
         {"id": it.id, "subset": it.subset, "best": it.best, "label": it.label, "predicted": v.predicted}
         for it, v in zip(items, verdicts, strict=True)

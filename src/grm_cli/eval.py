@@ -1,7 +1,10 @@
 """``grm eval``: evaluate a GRM (or a scalar RM's scores file) on real benchmarks with their official scoring.
 
 Registered in ``grm_cli.app`` as ``app.command("eval")(eval_command)``. Writes ``metrics.json``, ``report.md``,
-``params.json`` and ``items_<benchmark>.jsonl`` under ``--output`` and prints one table per benchmark.
+``params.json`` and ``items_<benchmark>.jsonl`` under ``--output`` and prints one table per benchmark (plus the
+per-subset table when the benchmark's items fall into subsets, e.g. a custom JSONL whose items carry ``subset``).
+With ``--scores-file`` the sampling options (``GENERATIVE_OPTIONS``) are rejected when given and left out of the
+parameters: a scalar RM's scores are not sampled.
 """
 
 from __future__ import annotations
@@ -33,6 +36,17 @@ from grm.verdicts import TIE_POLICIES
 log = logging.getLogger(__name__)
 
 META_RM_MISSING = "meta RM support is not installed in this version (module grm.meta_rm is missing)"
+# options that only mean something when a GRM is sampled (--model); parameter name -> flag
+GENERATIVE_OPTIONS = {
+    "k": "--k",
+    "meta_rm": "--meta-rm",
+    "k_meta": "--k-meta",
+    "temperature": "--temperature",
+    "max_new_tokens": "--max-new-tokens",
+    "template": "--template",
+    "greedy_order": "--greedy-order",
+    "hygiene": "--hygiene/--no-hygiene",
+}
 
 
 def parse_ks(text: str) -> list[int]:
@@ -82,6 +96,7 @@ def _build_sampler(model: str) -> Any:
 
 
 def eval_command(
+    ctx: typer.Context,
     benchmark: Annotated[
         str,
         typer.Option(
@@ -131,6 +146,15 @@ def eval_command(
         raise typer.BadParameter(f"{greedy_order!r}; choose {', '.join(GREEDY_ORDERS)}", param_hint="--greedy-order")
     if (model is None) == (scores_file is None):
         raise typer.BadParameter("give exactly one of --model (a GRM to sample) or --scores-file (scalar RM scores)")
+    if scores_file is not None:
+        given = [flag for name, flag in GENERATIVE_OPTIONS.items() if _given(ctx, name)]
+        if given:
+            one = len(given) == 1
+            raise typer.BadParameter(
+                f"{', '.join(given)} {'is' if one else 'are'} for sampling a GRM with --model only; remove "
+                f"{'it' if one else 'them'} (a --scores-file is scored as it is)",
+                param_hint="--scores-file",
+            )
     try:
         root = resolve_benchdata(benchdata) if _needs_benchdata(benchmark) else None
         targets = load_targets(benchmark, root, limit)
@@ -142,21 +166,26 @@ def eval_command(
     out_dir = output or Path("runs") / "eval" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     params: dict[str, Any] = {
         "benchmark": benchmark,
-        "model": model or "",
-        "scores_file": str(scores_file or ""),
         "model_name": name,
-        "k": ",".join(map(str, ks)),
-        "meta_rm": str(meta_rm or ""),
-        "k_meta": k_meta,
         "limit": limit,
         "seed": seed,
-        "temperature": temperature,
-        "max_new_tokens": max_new_tokens,
-        "template": template,
         "tie_policy": tie_policy,
-        "greedy_order": greedy_order,
         "benchdata": str(root or ""),
     }
+    if scores_file is not None:
+        params["scores_file"] = str(scores_file)
+    else:
+        params.update(
+            model=model,
+            k=",".join(map(str, ks)),
+            temperature=temperature,
+            max_new_tokens=max_new_tokens,
+            template=template,
+            greedy_order=greedy_order,
+            hygiene=hygiene,
+        )
+        if meta_rm is not None:
+            params.update(meta_rm=str(meta_rm), k_meta=k_meta if k_meta is not None else "k/2")
     reports: list[EvalReport] = []
     if scores is not None:
         for bench, items, skipped in targets:
@@ -202,6 +231,12 @@ def eval_command(
             metrics.update(report.metrics())
         run_id = log_eval_report(out_dir, metrics, params)
         typer.echo(f"logged to MLflow run {run_id}")
+
+
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether option ``name`` was set on the command line or from the environment (not left at its default)."""
+    source = ctx.get_parameter_source(name)  # by name: typer's click and the installed click differ in enum values
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
 
 
 def _needs_benchdata(spec: str) -> bool:

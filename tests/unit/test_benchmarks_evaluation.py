@@ -281,3 +281,111 @@ def test_parse_ks_names_the_bad_value():
     assert eval_cmd.parse_ks("8,1,8") == [1, 8]
     with pytest.raises(typer.BadParameter, match="'x' is not a positive integer"):
         eval_cmd.parse_ks("1,x")
+
+
+# ---------------------------------------------------------------- custom benchmark files with subsets
+
+
+def _subset_items():
+    """Six pairs in two subsets of unequal size: 'easy' (4 items) and 'hard: x' (2 items, a name MLflow rejects)."""
+    easy = [Item(f"my/easy/{i}", f"q{i}", (f"good {i}", f"bad {i}"), best=0, subset="easy") for i in range(4)]
+    hard = [Item(f"my/hard/{i}", f"h{i}", (f"good {i}", f"bad {i}"), best=1, subset="hard: x") for i in range(2)]
+    return easy + hard
+
+
+def _scores_for(items, right):
+    """A scalar RM's scores that rank the best response first for the ids in ``right``, last otherwise."""
+    lines = []
+    for it in items:
+        scores = [0.0] * it.n
+        scores[it.best if it.id in right else 1 - it.best] = 1.0
+        lines.append(json.dumps({"id": it.id, "scores": scores}) + "\n")
+    return "".join(lines)
+
+
+def test_eval_command_reports_per_subset_and_macro_micro_accuracy_for_a_scores_file(tmp_path):
+    items = _subset_items()
+    data = write_items(tmp_path / "my.jsonl", items)
+    scores = tmp_path / "rm.jsonl"
+    # easy: 3 of 4 right (0.75); hard: 0 of 2 -> macro (0.75 + 0) / 2 = 0.375, micro 3 / 6 = 0.5
+    scores.write_text(_scores_for(items, right={"my/easy/0", "my/easy/1", "my/easy/2"}))
+    out = tmp_path / "report"
+    args = ["eval", "--benchmark", str(data), "--scores-file", str(scores), "--output", str(out)]
+    result = CliRunner().invoke(_app(), args)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    prefix = "eval/my/rm/scalar_k1"
+    assert metrics[f"{prefix}/subset/easy"] == 0.75
+    assert metrics[f"{prefix}/subset/hard_ x"] == 0.0  # ':' is not allowed in an MLflow metric name
+    assert metrics[f"{prefix}/macro_accuracy"] == 0.375
+    assert metrics[f"{prefix}/micro_accuracy"] == 0.5 == metrics[f"{prefix}/accuracy"]
+    assert metrics[f"{prefix}/n_subsets"] == 2.0
+    assert f"{prefix}/parse_fail_rate" not in metrics  # nothing is parsed for scalar scores
+    for text in (result.output, (out / "report.md").read_text()):
+        assert "| easy | 4 | 0.750 |" in text and "| hard_ x | 2 | 0.000 |" in text
+        assert "| macro mean (unweighted over 2 subsets) | 6 | 0.375 |" in text
+        assert "| micro mean (over 6 items) | 6 | 0.500 |" in text
+
+
+def test_scores_file_report_leaves_out_the_sampling_parameters(tmp_path):
+    items = _subset_items()
+    data = write_items(tmp_path / "my.jsonl", items)
+    scores = tmp_path / "rm.jsonl"
+    scores.write_text(_scores_for(items, right={it.id for it in items}))
+    out = tmp_path / "report"
+    result = CliRunner().invoke(_app(), ["eval", "-b", str(data), "--scores-file", str(scores), "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    params = json.loads((out / "params.json").read_text())
+    assert params["scores_file"] == str(scores)
+    generative = {"k", "k_meta", "meta_rm", "temperature", "max_new_tokens", "template", "greedy_order", "model"}
+    assert not generative & set(params), params
+    header = (out / "report.md").read_text().split("###")[0]
+    assert "- scores_file:" in header
+    assert not any(f"- {p}:" in header for p in generative), header
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--k", "1,8"],  # even the default value, given explicitly, is refused: it would be silently ignored
+        ["--temperature", "0.7"],
+        ["--k-meta", "2"],
+        ["--no-hygiene"],
+    ],
+)
+def test_scores_file_refuses_sampling_options(tmp_path, extra):
+    data = write_items(tmp_path / "my.jsonl", _subset_items())
+    scores = tmp_path / "rm.jsonl"
+    scores.write_text(_scores_for(_subset_items(), right=set()))
+    result = CliRunner().invoke(_app(), ["eval", "-b", str(data), "--scores-file", str(scores), *extra])
+    assert result.exit_code == 2
+    assert extra[0] in _plain(result.output) and "for sampling a GRM with --model only" in _plain(result.output)
+
+
+def test_eval_command_reports_subsets_for_a_sampled_grm_on_a_custom_file(tmp_path, monkeypatch):
+    items = _subset_items()
+    items[4] = Item("my/hard/0", "h0", ("bad 0", "good 0"), best=1, subset="hard: x")  # the judge is right
+    items[5] = Item("my/hard/1", "h1", ("bad 1", "bad 2"), best=1, subset="hard: x")  # it ties: 0 under strict
+    data = write_items(tmp_path / "my.jsonl", items)
+    monkeypatch.setattr(eval_cmd, "_build_sampler", lambda model: QualitySampler())
+    out = tmp_path / "report"
+    args = ["eval", "-b", str(data), "--model", "scripted", "--k", "1,2", "--tie-policy", "strict",
+            "--no-hygiene", "--output", str(out)]  # fmt: skip
+    result = CliRunner().invoke(_app(), args)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    for cell in ("greedy_k1", "voting_k1", "voting_k2"):
+        assert metrics[f"eval/my/scripted/{cell}/subset/easy"] == 1.0
+        assert metrics[f"eval/my/scripted/{cell}/subset/hard_ x"] == 0.5
+        assert metrics[f"eval/my/scripted/{cell}/macro_accuracy"] == 0.75
+        assert metrics[f"eval/my/scripted/{cell}/micro_accuracy"] == pytest.approx(5 / 6)
+    assert "| macro mean (unweighted over 2 subsets) | 6 | 0.750 | 0.750 | 0.750 |" in result.output
+    params = json.loads((out / "params.json").read_text())
+    assert params["k"] == "1,2" and params["temperature"] == 0.5 and "scores_file" not in params
+    assert "k_meta" not in params  # no --meta-rm: k_meta means nothing
+
+
+def test_one_subset_adds_no_per_subset_metrics():
+    report = evaluation.evaluate(pairs(), QualitySampler(), benchmark="toy", model_name="m", ks=(1,), hygiene=False)
+    assert not any(k.startswith("subset/") or "macro" in k for k in report.cells["greedy_k1"])
+    assert "Accuracy per subset" not in markdown_table(report)

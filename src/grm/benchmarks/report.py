@@ -8,11 +8,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from grm.benchmarks.scoring import subset_key
 from grm.evaluation import EvalReport, metric_name
 from grm.files import write_json_atomic, write_jsonl_atomic, write_text_atomic
 
 HEADLINE = (
     "accuracy",
+    "macro_accuracy",
     "overall",
     "chat",
     "chat_hard",
@@ -36,13 +38,14 @@ def _fmt(value: Any) -> str:
 
 
 def markdown_table(report: EvalReport) -> str:
-    """One markdown table: a row per ``{method}_k{k}`` cell, headline metrics then hygiene metrics.
+    """One markdown table: a row per ``{method}_k{k}`` cell, headline metrics then hygiene metrics; then, when the
+    cells carry ``subset/*`` accuracies, the per-subset table (``subset_table``).
 
     Args:
         report: an evaluation report.
 
     Returns:
-        The table with a heading line stating the benchmark, model, item count and tie policy.
+        The table(s) with a heading line stating the benchmark, model, item count and tie policy.
     """
     present = [m for m in HEADLINE if any(m in c for c in report.cells.values())]
     hygiene = [m for m in HYGIENE if any(m in c for c in report.cells.values())]
@@ -62,6 +65,41 @@ def markdown_table(report: EvalReport) -> str:
             else:
                 values.append(_fmt(m.get(c)))
         lines.append(f"| {cell} | " + " | ".join(values) + " |")
+    table = "\n".join(lines) + "\n"
+    subsets = subset_table(report)
+    return table + ("\n" + subsets if subsets else "")
+
+
+def subset_table(report: EvalReport) -> str:
+    """Accuracy per subset (rows) and cell (columns), with the item count of each subset, then the labelled
+    ``macro mean`` (unweighted over subsets) and ``micro mean`` (over items) rows when the cells carry them.
+
+    Returns:
+        The markdown table, or ``""`` when no cell has ``subset/*`` metrics.
+    """
+    names = sorted({k.removeprefix("subset/") for c in report.cells.values() for k in c if k.startswith("subset/")})
+    if not names:
+        return ""
+    counts: dict[str, int] = {}
+    for row in report.per_item:
+        key = subset_key(row.get("subset"))
+        counts[key] = counts.get(key, 0) + 1
+    cells = list(report.cells)
+    lines = [
+        f"Accuracy per subset ({report.benchmark} - {report.model_name}):",
+        "",
+        "| subset | n | " + " | ".join(cells) + " |",
+        "|---|---:|" + "---:|" * len(cells),
+    ]
+    for name in names:
+        values = [_fmt(report.cells[c].get(f"subset/{name}")) for c in cells]
+        lines.append(f"| {name} | {counts.get(name, 'n/a')} | " + " | ".join(values) + " |")
+    if any("macro_accuracy" in report.cells[c] for c in cells):
+        n_subsets, n_items = len(names), sum(counts.values())
+        macro = [_fmt(report.cells[c].get("macro_accuracy")) for c in cells]
+        micro = [_fmt(report.cells[c].get("micro_accuracy")) for c in cells]
+        lines.append(f"| macro mean (unweighted over {n_subsets} subsets) | {n_items} | " + " | ".join(macro) + " |")
+        lines.append(f"| micro mean (over {n_items} items) | {n_items} | " + " | ".join(micro) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -10,6 +10,11 @@
   overall = mean of the four. BoN is correct only if the best response wins alone (tie => wrong: ``strict``).
 - PPE correctness (third-party script, SCORING.md §6): strict pairwise accuracy per source, overall = unweighted
   mean of the five. PPE preference and GSM8K pairs: plain pairwise accuracy.
+- Any other benchmark (``accuracy``: a custom canonical JSONL, the embedded world, PPE preference, GSM8K pairs):
+  when its items fall into two or more subsets (``Item.subset``; items without one form the group ``_no_subset``),
+  ``subset/{name}`` = the accuracy of each, ``macro_accuracy`` = their unweighted mean and ``micro_accuracy`` = the
+  item-weighted mean (= ``accuracy``), plus ``n_subsets``. One subset (or none) adds nothing: it would repeat
+  ``accuracy``. [choice]
 - ReaLMistake: ROC-AUC of the predicted score against the labels (1 = no error), i.e. the AUC of ``-score`` for
   the "error" class; not in the official repo (it reports P/R/F1 of binary verdicts), stated as our choice.
   Items whose samples all failed to parse get the midpoint of the score range (an uninformative tie).
@@ -19,6 +24,7 @@ Section metrics are computed over the subsets present (a ``--limit`` run may mis
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
@@ -73,6 +79,8 @@ SUBSET_MAPPING: dict[str, tuple[str, ...]] = {
 }
 RB_SECTIONS = tuple(SUBSET_MAPPING)
 PRIOR_SETS_WEIGHTS = (2.0, 2.0, 2.0, 2.0, 1.0)  # analysis/get_benchmark_results.py: 4 sections + Prior Sets
+NO_SUBSET = "_no_subset"  # the group of items that carry no subset, in per-subset metrics
+_SUBSET_NAME_RE = re.compile(r"[^A-Za-z0-9_.\- /]+")  # MLflow metric names allow these characters only
 RMB_SECTIONS = ("pairwise_helpfulness", "pairwise_harmlessness", "bon_helpfulness", "bon_harmlessness")
 
 
@@ -145,6 +153,42 @@ def _group_mean(keys: Sequence[str], credits: Sequence[float]) -> dict[str, floa
     return {k: float(np.mean(v)) for k, v in groups.items()}
 
 
+def subset_key(subset: str | None) -> str:
+    """The ``subset/{key}`` part of a per-subset metric: the subset with characters MLflow rejects replaced by ``_``
+    (``None`` or empty -> ``_no_subset``).
+
+    Example:
+        >>> subset_key("math: hard"), subset_key(None)
+        ('math_ hard', '_no_subset')
+    """
+    return _SUBSET_NAME_RE.sub("_", subset) if subset else NO_SUBSET
+
+
+def subset_accuracy(items: Sequence[Item], credits: Sequence[float]) -> dict[str, float]:
+    """Per-subset accuracy with its macro and micro means, when the items fall into two or more subsets.
+
+    Returns:
+        ``{"subset/{key}": acc, ..., "macro_accuracy": unweighted mean over subsets, "micro_accuracy": mean over
+        items, "n_subsets": count}``; ``{}`` for fewer than two subsets.
+
+    Example:
+        >>> from grm.schemas import Item
+        >>> its = [Item(f"x/{i}", "q", ("a", "b"), best=0, subset=s) for i, s in enumerate("aab")]
+        >>> out = subset_accuracy(its, [1.0, 0.0, 1.0])
+        >>> out["subset/a"], out["subset/b"], out["macro_accuracy"], round(out["micro_accuracy"], 3)
+        (0.5, 1.0, 0.75, 0.667)
+    """
+    keys = [subset_key(it.subset) for it in items]
+    per_subset = _group_mean(keys, credits)
+    if len(per_subset) < 2:
+        return {}
+    out = {f"subset/{k}": v for k, v in sorted(per_subset.items())}
+    out["macro_accuracy"] = float(np.mean(list(per_subset.values())))
+    out["micro_accuracy"] = float(np.mean(credits))
+    out["n_subsets"] = float(len(per_subset))
+    return out
+
+
 def score_benchmark(
     scorer: str,
     items: Sequence[Item],
@@ -156,7 +200,8 @@ def score_benchmark(
     """The benchmark-specific metrics of one evaluation cell (beyond plain accuracy).
 
     Args:
-        scorer: ``accuracy`` | ``rewardbench`` | ``rmb`` | ``realmistake`` | ``ppe_correctness``.
+        scorer: ``accuracy`` (+ per-subset accuracy when subsets exist) | ``rewardbench`` | ``rmb`` |
+            ``realmistake`` | ``ppe_correctness``.
         items: the items, in verdict order.
         credits: per-item credit (1 / 0 / fractional under the ``half`` tie policy).
         scores: per-item predicted score for single-response items (``realmistake``); None = unparsed.
@@ -195,6 +240,8 @@ def score_benchmark(
             by_task[it.subset or ""].append(i)
         for task, idx in sorted(by_task.items()):
             out[f"roc_auc/{task}"] = roc_auc([filled[i] for i in idx], [labels[i] for i in idx])
-    elif scorer != "accuracy":
+    elif scorer == "accuracy":
+        out.update(subset_accuracy(items, credits))
+    else:
         raise ValueError(f"Unknown scorer {scorer!r}")
     return out

@@ -22,7 +22,6 @@ from grm.training.padding import is_right_padded, plan_groups, split_batch
 logger = logging.getLogger(__name__)
 
 
-
 def _check_examples(examples: Sequence[dict[str, str]]) -> None:
     if not examples:
         raise ValueError("train_sft got no examples; rejective sampling kept nothing? check the teacher/data")

@@ -866,7 +866,7 @@ def general_data_needed(cfg: PipelineConfig) -> list[str]:
     return keys
 
 
-def check_data_files(cfg: PipelineConfig, project_dir: str | Path = ".") -> None:
+def check_data_files(cfg: PipelineConfig, project_dir: str | Path = ".", training: bool = True) -> None:
     """The data folder's files, checked at load (``data.source`` relative to ``project_dir``).
 
     A folder source needs ``train/val/test.jsonl``, and ``general.jsonl`` when a general-instruction term is on
@@ -874,22 +874,29 @@ def check_data_files(cfg: PipelineConfig, project_dir: str | Path = ".") -> None
     into RFT and RL because the recipe measurably needs it (README), so training without it is a different recipe
     the user should choose (``rft.general_ratio=0 rl.general_coef=0``), not learn about from a warning after training.
 
+    Args:
+        cfg: the resolved config.
+        project_dir: the root a relative ``data.source`` is read from.
+        training: the flow trains (``spct_pipeline``); evaluation and data-only flows need the splits only.
+
     Raises:
-        ValueError: naming data.source, the missing files and the fix.
+        ConfigError: naming data.source, the missing files and the fix.
     """
+    from grm.config import ConfigError
+
     if cfg.data.source == "world":
         return
     folder = Path(cfg.data.source)
     folder = folder if folder.is_absolute() else Path(project_dir) / folder
     missing = [f for f in SPLIT_FILES if not (folder / f).is_file()]
     if missing:
-        raise ValueError(
+        raise ConfigError(
             f"data.source={cfg.data.source!r}: {folder} lacks {', '.join(missing)}; point data.source at a folder "
             "with train.jsonl, val.jsonl and test.jsonl (canonical items, docs/data.md) or use data.source=world"
         )
-    needed = general_data_needed(cfg)
+    needed = general_data_needed(cfg) if training else []
     if needed and not (folder / GENERAL_FILE).is_file():
-        raise ValueError(
+        raise ConfigError(
             f"data.source={cfg.data.source!r}: {', '.join(needed)} mix general-instruction data into training, but "
             f'{folder / GENERAL_FILE} does not exist. Add it (JSONL rows {{"prompt": ..., "completion": ...}}; '
             "the paper mixes ~5.8 general examples per judgement), or train on judgements only with "

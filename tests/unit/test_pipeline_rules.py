@@ -219,3 +219,8 @@ def test_missing_general_data_is_refused_with_the_fix(tmp_path):
     (folder / "general.jsonl").write_text("", encoding="utf-8")
     check_data_files(load("data.source=mine"), tmp_path)
     check_data_files(load(), tmp_path)  # the embedded world brings its own
+
+
+def test_flows_that_do_not_train_need_the_splits_only(tmp_path):
+    _folder(tmp_path, "train.jsonl", "val.jsonl", "test.jsonl")
+    check_data_files(load("data.source=mine"), tmp_path, training=False)

@@ -622,7 +622,11 @@ class RegistryConfig:
 # ---- the whole pipeline ----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class PipelineConfig:
-    """Every section of the SPCT pipeline; building it resolves the derived values and checks cross-section rules."""
+    """Every section of the SPCT pipeline; building it resolves the derived values and checks cross-section rules.
+
+    Resolution happens once: ``dataclasses.replace(cfg, seed=5)`` keeps the stage seeds and gate metric already
+    resolved from the old seed/stages; build a new config (``load_config`` with overrides) to re-derive them.
+    """
 
     name: str = field(default="default", metadata={"help": "config name, logged as a tag"})
     seed: int = field(default=0, metadata={"help": "the run's seed: every stage seed left null takes this value"})

@@ -27,8 +27,7 @@ TEACHER = "teacher"
 
 def benchmark_name(ctx: RunContext) -> str:
     """``world`` for the embedded world, else the data folder's name."""
-    src = ctx.cfg.data.source
-    return "world" if src == "world" else evaluation.metric_name(Path(src).name)
+    return evaluation.heldout_benchmark(ctx.cfg.data.source)
 
 
 def accuracy_figure(cells: dict[str, dict[str, float]], title: str):  # -> matplotlib Figure

@@ -2,7 +2,8 @@
 
 Borrowed from nanoGPT's configurator (reject unknown keys and mismatched types) without its exec/globals: every
 section is a frozen dataclass whose fields carry ``metadata={"help": ...}``; ``__post_init__`` checks cross-field
-rules. ``load_config(PipelineConfig, ["configs/base.yaml"], ["eval.k_max=8"])`` returns the resolved config.
+rules (``grm.pipeline_config``: the sections, their defaults and the cross-section rules).
+``load_config(PipelineConfig, ["configs/tiny.yaml"], ["eval.ks=[1,8]"])`` returns the resolved config.
 """
 
 from __future__ import annotations
@@ -179,7 +180,7 @@ def load_config(cls: type[T], paths: Sequence[str | Path] = (), overrides: Itera
 
     Example:
         >>> from grm.pipeline_config import PipelineConfig
-        >>> load_config(PipelineConfig, [], ["eval.k_max=4"]).eval.k_max
+        >>> load_config(PipelineConfig, [], ["eval.ks=[1,4]"]).eval.k_max
         4
     """
     data: dict[str, Any] = {}

@@ -88,6 +88,17 @@ def metric_name(text: str) -> str:
     return _NAME_RE.sub("_", text).strip("_") or "unnamed"
 
 
+def heldout_benchmark(source: str) -> str:
+    """The benchmark segment of the pipeline's held-out metrics: ``world`` for the embedded world (``data.source``),
+    else the data folder's name (``data/preference`` -> ``preference``).
+
+    Example:
+        >>> heldout_benchmark("world"), heldout_benchmark("data/my prefs/")
+        ('world', 'my_prefs')
+    """
+    return "world" if source == "world" else metric_name(Path(source).name)
+
+
 def model_label(spec: str) -> str:
     """A short model name from a model dir or URL: the last path part (``/runs/grm-27b`` -> ``grm-27b``)."""
     return metric_name(spec.rstrip("/").split("/")[-1].removeprefix("vllm:"))

@@ -12,43 +12,17 @@ import math
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from grm import prompts
 from grm.benchmarks.scoring import roc_auc  # one ROC-AUC (Mann-Whitney, ties 1/2) for the project
 from grm.judging import ItemJudgement
+from grm.pipeline_config import MetaRMConfig, seed_or_zero
 from grm.rft import Trajectory
 from grm.schemas import Item
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class MetaRMConfig:
-    """Meta-RM training. Paper: lr 1e-5, batch 512, same base family as the GRM."""
-
-    backbone: str = field(
-        default="grm",
-        metadata={"help": "'grm' initialises from the GRM checkpoint (shares its tokenizer); or any HF model dir"},
-    )
-    learning_rate: float = field(default=1e-3, metadata={"help": "AdamW learning rate (paper: 1e-5 at 27B)"})
-    steps: int = field(default=300, metadata={"help": "optimizer steps"})
-    batch_size: int = field(default=32, metadata={"help": "examples per step"})
-    max_length: int = field(
-        default=256, metadata={"help": "tokens per meta-RM input (left-truncated: the judgement is at the end)"}
-    )
-    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
-    balance: bool = field(default=True, metadata={"help": "weight BCE so both labels count equally"})
-    val_fraction: float = field(default=0.1, metadata={"help": "held-out share for the AUC report"})
-    seed: int = field(default=0, metadata={"help": "seed"})
-
-    def __post_init__(self) -> None:
-        if self.steps < 1 or self.batch_size < 1:
-            raise ValueError(f"meta_rm.steps={self.steps}, meta_rm.batch_size={self.batch_size}: both must be >= 1")
-        if not 0 <= self.val_fraction < 1:
-            raise ValueError(f"meta_rm.val_fraction={self.val_fraction}: must be in [0, 1)")
 
 
 def examples_from_trajectories(
@@ -192,8 +166,8 @@ def train_meta_rm(
     labels = [e["label"] for e in examples]
     if len(set(labels)) < 2:
         raise ValueError(f"meta-RM data has only label {set(labels)}: it needs correct and incorrect judgements")
-    torch.manual_seed(cfg.seed)
-    train, val = _split(examples, cfg.val_fraction, cfg.seed)
+    torch.manual_seed(seed_or_zero(cfg.seed))
+    train, val = _split(examples, cfg.val_fraction, seed_or_zero(cfg.seed))
     tokenizer = _meta_tokenizer(backbone_dir)
     model = AutoModelForSequenceClassification.from_pretrained(backbone_dir, num_labels=1, use_safetensors=True)
     model.config.pad_token_id = tokenizer.pad_token_id
@@ -202,7 +176,7 @@ def train_meta_rm(
     loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.learning_rate, total_steps=cfg.steps, pct_start=0.1)
-    rng = np.random.default_rng(cfg.seed)
+    rng = np.random.default_rng(seed_or_zero(cfg.seed))
     losses: list[float] = []
     model.train()
     for step in range(cfg.steps):

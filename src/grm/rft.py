@@ -10,36 +10,13 @@ label for the meta RM. Single-response items (n = 1) use the 0/1 training templa
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 from grm import judging, prompts
 from grm.correctness import is_correct
+from grm.pipeline_config import RejectiveSamplingConfig, seed_or_zero
 from grm.sampling.base import Sampler
 from grm.schemas import Item
-
-
-@dataclass(frozen=True)
-class RejectiveSamplingConfig:
-    """Rejective sampling from a teacher GRM (paper: N_RFT = 3 plus one hinted sample)."""
-
-    n_rft: int = field(default=3, metadata={"help": "un-hinted samples per item (paper: 3)"})
-    hinted: bool = field(default=True, metadata={"help": "add one hinted sample per item (n >= 2), kept if correct"})
-    drop_too_easy: bool = field(default=True, metadata={"help": "drop items whose n_rft samples are all correct"})
-    max_kept_per_item: int | None = field(
-        default=None, metadata={"help": "cap on kept un-hinted samples per item; None keeps every correct one"}
-    )
-    temperature: float = field(default=1.0, metadata={"help": "teacher sampling temperature"})
-    max_new_tokens: int = field(default=96, metadata={"help": "teacher generation budget"})
-    template: str = field(default="compact", metadata={"help": "prompt template for teacher and student"})
-    seed: int = field(default=0, metadata={"help": "seed of shuffles and sampling"})
-
-    def __post_init__(self) -> None:
-        if self.n_rft < 1:
-            raise ValueError(f"rft.n_rft={self.n_rft}: must be >= 1 (paper: 3)")
-        if self.max_kept_per_item is not None and self.max_kept_per_item < 1:
-            raise ValueError(f"rft.max_kept_per_item={self.max_kept_per_item}: must be >= 1 or null")
-        if self.template not in prompts.TEMPLATES:
-            raise ValueError(f"rft.template={self.template!r}: use one of {list(prompts.TEMPLATES)}")
 
 
 @dataclass(frozen=True)
@@ -148,14 +125,16 @@ def rejective_sample(items: Sequence[Item], teacher: Sampler, cfg: RejectiveSamp
         cfg: rejective sampling settings.
     """
     common = {"temperature": cfg.temperature, "max_new_tokens": cfg.max_new_tokens, "template": cfg.template}
-    plain_res = judging.judge_items(items, teacher, k=cfg.n_rft, seed=cfg.seed, single_label=True, **common)
+    plain_res = judging.judge_items(
+        items, teacher, k=cfg.n_rft, seed=seed_or_zero(cfg.seed), single_label=True, **common
+    )
     plain = _trajectories(items, plain_res, cfg.template, hinted=False)
     hinted: list[Trajectory | None] = [None] * len(items)
     multi = [i for i, it in enumerate(items) if it.n >= 2]
     if cfg.hinted and multi:
         sub = [items[i] for i in multi]
         # a different seed: the hinted sample sees a fresh order, not a copy of sample 0's
-        hint_res = judging.judge_items(sub, teacher, k=1, seed=cfg.seed + 7919, hint=True, **common)
+        hint_res = judging.judge_items(sub, teacher, k=1, seed=seed_or_zero(cfg.seed) + 7919, hint=True, **common)
         for i, trajs in zip(multi, _trajectories(sub, hint_res, cfg.template, hinted=True), strict=True):
             hinted[i] = trajs[0]
     return select_trajectories(plain, hinted, cfg)

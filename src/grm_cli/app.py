@@ -120,6 +120,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("eval", "grm_cli.eval", "eval_command"),
     ("serve", "grm_cli.serve", "serve"),
     ("run", "grm_cli.run", "run_command"),
+    ("config", "grm_cli.config", "config_command"),
     ("reproduce", "grm_cli.reproduce", "reproduce"),
     ("ui", "grm_cli.reproduce", "ui"),
 ]

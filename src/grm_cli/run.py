@@ -23,12 +23,13 @@ def run_command(
     prefect_env.configure_defaults(project_dir)
     from flows.pipeline import spct_pipeline
     from grm.config import load_config
+    from grm.evaluation import heldout_benchmark
     from grm.pipeline_config import PipelineConfig
     from grm.report import results_table, single_sample_row
 
     cfg = load_config(PipelineConfig, [config], override or [])
     out = spct_pipeline(str(config), list(override or []), str(project_dir))
-    bench = "world" if cfg.data.source == "world" else Path(cfg.data.source).name
+    bench = heldout_benchmark(cfg.data.source)
     typer.echo("")
     typer.echo(f"Accuracy on the {bench} test split (%, 95% bootstrap interval), T={cfg.eval.temperature}:")
     typer.echo(results_table(out["metrics"], bench, cfg.eval.ks))

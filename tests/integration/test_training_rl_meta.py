@@ -74,7 +74,9 @@ def _weights(model):
 
 def test_grpo_logs_rl_curves_and_saves_a_loadable_policy(tiny_model_dir, tmp_path):
     rows = build_rl_rows(ITEMS, "compact", seed=0)
-    cfg = GRPOStageConfig(max_steps=2, prompts_per_step=2, max_completion_length=8, logging_steps=1, beta=0.08)
+    cfg = GRPOStageConfig(
+        max_steps=2, prompts_per_step=2, max_completion_length=8, logging_steps=1, beta=0.08, general_coef=0.0
+    )
     out = train_grpo(tiny_model_dir, rows, tmp_path / "rl", cfg, num_threads=2)
     logs = [h for h in out["log_history"] if "reward" in h]
     assert logs, out["log_history"]
@@ -89,7 +91,9 @@ def test_grpo_logs_rl_curves_and_saves_a_loadable_policy(tiny_model_dir, tmp_pat
 def test_grpo_updates_parameters_when_rewards_vary(tiny_model_dir, tmp_path):
     random.seed(0)
     before = _weights(AutoModelForCausalLM.from_pretrained(tiny_model_dir))
-    cfg = GRPOStageConfig(max_steps=2, prompts_per_step=2, max_completion_length=8, learning_rate=1e-2, beta=0.0)
+    cfg = GRPOStageConfig(
+        max_steps=2, prompts_per_step=2, max_completion_length=8, learning_rate=1e-2, beta=0.0, general_coef=0.0
+    )
     train_grpo(tiny_model_dir, build_rl_rows(ITEMS, "compact", 0), tmp_path / "rl", cfg, reward_funcs=[_NoisyReward()])
     after = _weights(AutoModelForCausalLM.from_pretrained(tmp_path / "rl"))
     assert sum(not torch.equal(before[k], after[k]) for k in before) > len(before) // 2
@@ -129,7 +133,7 @@ def test_grpo_general_loss_moves_weights_that_plain_grpo_leaves(tiny_model_dir, 
     rows = build_rl_rows(ITEMS, "compact", 0)
     before = _weights(AutoModelForCausalLM.from_pretrained(tiny_model_dir))
     base = dict(max_steps=2, prompts_per_step=2, max_completion_length=8, learning_rate=1e-2, beta=0.0)
-    plain = GRPOStageConfig(**base)
+    plain = GRPOStageConfig(**base, general_coef=0.0)
     train_grpo(tiny_model_dir, rows, tmp_path / "plain", plain, reward_funcs=[_ConstantReward()])
     assert all(
         torch.equal(before[k], v)

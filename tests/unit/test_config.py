@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from grm.config import ConfigError, flatten, load_config, save_config
+from grm.config import ConfigError, flatten, load_config, read_yaml, save_config
 from grm.pipeline_config import PipelineConfig
 
 CONFIGS = Path(__file__).parents[2] / "configs"
@@ -51,3 +51,28 @@ def test_saved_config_round_trips(tmp_path):
     path = save_config(cfg, tmp_path / "resolved.yaml")
     assert load_config(PipelineConfig, [path]) == cfg
     assert flatten(cfg)["eval.ks"] == [1, 2]
+
+
+def _leaves(data, prefix=""):
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            yield from _leaves(value, path + ".")
+        else:
+            yield path, value
+
+
+def test_default_yaml_is_the_dataclass_defaults():
+    assert load_config(PipelineConfig, [CONFIGS / "default.yaml"]) == PipelineConfig()
+    assert set(read_yaml(CONFIGS / "default.yaml")) == {"name"}  # the defaults live in grm.pipeline_config only
+
+
+@pytest.mark.parametrize("name", ["tiny.yaml", "gpu-recipe.yaml"])
+def test_recipes_list_only_what_differs_from_the_defaults(name):
+    defaults = flatten(PipelineConfig())
+    repeated = [
+        key
+        for key, value in _leaves(read_yaml(CONFIGS / name))
+        if key in defaults and (list(value) if isinstance(value, list | tuple) else value) == defaults[key]
+    ]
+    assert repeated == [], f"{name} repeats defaults: {repeated}"

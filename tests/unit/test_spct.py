@@ -50,7 +50,7 @@ def test_meta_rm_examples_mixed_only_keeps_items_with_both_labels():
 
     sampler = ScriptedSampler(rule)
     kwargs = {"template": "compact", "max_new_tokens": 16, "seed": 0}
-    cfg = MetaStageConfig(grm_samples=2, grm_items=2)
+    cfg = MetaStageConfig(grm_samples=2, grm_items=2, mixed_only=False)
     every, stats = meta_rm_examples(items, [], sampler, cfg, **kwargs)
     assert sorted((e["id"], e["label"]) for e in every) == [("easy", 1), ("easy", 1), ("mixed", 0), ("mixed", 1)]
     mixed_cfg = MetaStageConfig(grm_samples=2, grm_items=2, mixed_only=True)

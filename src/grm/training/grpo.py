@@ -19,85 +19,17 @@ import random
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from grm import judging, prompts, voting
 from grm.correctness import is_correct
+from grm.pipeline_config import GRPOStageConfig, seed_or_zero
 from grm.rewards import CorrectnessReward
 from grm.sampling.base import Sampler
 from grm.schemas import Item
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class GRPOStageConfig:
-    """GRPO hyper-parameters. Paper (27B): G=4, beta=0.08, lr 4e-7, batch 512, 900 steps."""
-
-    learning_rate: float = field(default=1e-5, metadata={"help": "AdamW learning rate (paper 27B: 4e-7)"})
-    beta: float = field(
-        default=0.08, metadata={"help": "KL coefficient against the RFT reference (paper 27B: 0.08; 16B: 0.002)"}
-    )
-    num_generations: int = field(default=4, metadata={"help": "group size G (paper: 4)"})
-    prompts_per_step: int = field(
-        default=8, metadata={"help": "prompts per optimizer step; the batch is prompts_per_step * G rollouts"}
-    )
-    max_steps: int = field(default=60, metadata={"help": "optimizer steps (paper: 900)"})
-    max_completion_length: int = field(default=96, metadata={"help": "rollout length budget in tokens"})
-    temperature: float = field(
-        default=1.0, metadata={"help": "rollout temperature [choice: the paper leaves it open]"}
-    )
-    epsilon: float = field(default=0.2, metadata={"help": "PPO-style clip range"})
-    loss_type: str = field(
-        default="grpo", metadata={"help": "TRL loss_type; 'grpo' is the original sequence-normalised loss"}
-    )
-    too_easy_samples: int = field(
-        default=3,
-        metadata={
-            "help": "drop items the start model gets right this many times out of this many (paper: 3/3); 0 disables"
-        },
-    )
-    too_easy_temperature: float = field(default=1.0, metadata={"help": "temperature of the too-easy probe"})
-    max_items: int | None = field(
-        default=None,
-        metadata={
-            "help": "probe and train on a seeded subset of this many train items (None: all); GRPO sees at most "
-            "prompts_per_step * max_steps prompts, so probing more costs time for nothing"
-        },
-    )
-    general_coef: float = field(
-        default=0.0,
-        metadata={
-            "help": "weight of a next-token loss on general-instruction data added to each GRPO step (PPO-ptx); "
-            "keeps the knowledge the critiques rely on. 0 = plain GRPO as in the paper"
-        },
-    )
-    general_batch_size: int = field(default=16, metadata={"help": "general-instruction examples per GRPO step"})
-    template: str = field(default="compact", metadata={"help": "prompt template"})
-    warmup_ratio: float = field(default=0.0, metadata={"help": "linear warmup share of steps"})
-    logging_steps: int = field(
-        default=5, metadata={"help": "log every N steps (reward mean, KL, length, zero-variance share)"}
-    )
-    seed: int = field(default=0, metadata={"help": "seed"})
-    report_to: str = field(
-        default="none", metadata={"help": "TRL/transformers report_to ('mlflow' inside a tracked stage)"}
-    )
-
-    def __post_init__(self) -> None:
-        if self.num_generations < 2:
-            raise ValueError(f"rl.num_generations={self.num_generations}: GRPO needs groups of >= 2 (paper: 4)")
-        if self.beta < 0:
-            raise ValueError(f"rl.beta={self.beta}: must be >= 0")
-        if self.max_items is not None and self.max_items < 1:
-            raise ValueError(f"rl.max_items={self.max_items}: must be >= 1, or null for every train item")
-        if self.general_coef < 0:
-            raise ValueError(f"rl.general_coef={self.general_coef}: must be >= 0 (0 turns the general loss off)")
-        if self.general_batch_size < 1:
-            raise ValueError(f"rl.general_batch_size={self.general_batch_size}: must be >= 1")
-        if self.template not in prompts.TEMPLATES:
-            raise ValueError(f"rl.template={self.template!r}: use one of {list(prompts.TEMPLATES)}")
 
 
 def build_rl_rows(items: Sequence[Item], template: str, seed: int) -> list[dict[str, Any]]:
@@ -129,7 +61,7 @@ def drop_too_easy(items: Sequence[Item], sampler: Sampler, cfg: GRPOStageConfig)
         The remaining items and the too-easy rate.
     """
     if cfg.max_items is not None and len(items) > cfg.max_items:
-        items = random.Random(cfg.seed).sample(list(items), cfg.max_items)
+        items = random.Random(seed_or_zero(cfg.seed)).sample(list(items), cfg.max_items)
     if cfg.too_easy_samples < 1 or not items:
         return list(items), 0.0
     results = judging.judge_items(
@@ -138,7 +70,7 @@ def drop_too_easy(items: Sequence[Item], sampler: Sampler, cfg: GRPOStageConfig)
         k=cfg.too_easy_samples,
         temperature=cfg.too_easy_temperature,
         max_new_tokens=cfg.max_completion_length,
-        seed=cfg.seed + 104729,
+        seed=seed_or_zero(cfg.seed) + 104729,
         template=cfg.template,
         single_label=True,
     )
@@ -208,7 +140,7 @@ def train_grpo(
         loss_type=cfg.loss_type,
         warmup_steps=cfg.warmup_ratio,
         logging_steps=cfg.logging_steps,
-        seed=cfg.seed,
+        seed=seed_or_zero(cfg.seed),
         report_to=cfg.report_to,
         use_cpu=not torch.cuda.is_available(),
         bf16=False,
@@ -223,7 +155,9 @@ def train_grpo(
     if cfg.general_coef > 0:
         assert general is not None
         trainer_class = _with_general_loss(
-            GRPOTrainer, general_batches(tokenizer, general, cfg.general_batch_size, cfg.seed), cfg.general_coef
+            GRPOTrainer,
+            general_batches(tokenizer, general, cfg.general_batch_size, seed_or_zero(cfg.seed)),
+            cfg.general_coef,
         )
     trainer = trainer_class(
         model=model,

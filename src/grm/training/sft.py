@@ -13,68 +13,13 @@ import shutil
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from grm.pipeline_config import SFTStageConfig, seed_or_zero
 from grm.training.padding import is_right_padded, plan_groups, split_batch
 
 logger = logging.getLogger(__name__)
-
-SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup")
-
-
-@dataclass(frozen=True)
-class SFTStageConfig:
-    """Hyper-parameters of one SFT run (defaults tuned for the embedded world's tiny model on 2 CPU cores)."""
-
-    learning_rate: float = field(default=3e-3, metadata={"help": "peak AdamW learning rate"})
-    max_steps: int = field(default=1500, metadata={"help": "optimizer steps; -1 = use num_train_epochs"})
-    num_train_epochs: float = field(default=1.0, metadata={"help": "epochs when max_steps is -1"})
-    batch_size: int = field(default=64, metadata={"help": "sequences per optimizer step (per device)"})
-    gradient_accumulation_steps: int = field(default=1, metadata={"help": "micro-batches per optimizer step"})
-    max_length: int = field(default=192, metadata={"help": "truncate prompt+completion to this many tokens"})
-    warmup_ratio: float = field(default=0.03, metadata={"help": "share of steps with linear warm-up, in [0, 1)"})
-    lr_scheduler_type: str = field(default="cosine", metadata={"help": f"one of {SCHEDULERS}"})
-    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
-    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping norm"})
-    seed: int = field(default=0, metadata={"help": "data order and dropout seed"})
-    num_threads: int = field(default=2, metadata={"help": "torch CPU threads"})
-    logging_steps: int = field(default=50, metadata={"help": "log the loss every this many steps"})
-    report_to: str = field(default="none", metadata={"help": "TRL/transformers report_to ('none', 'mlflow', ...)"})
-    use_cpu: bool | None = field(default=None, metadata={"help": "force CPU; None = CPU unless CUDA is available"})
-    length_groups: int = field(
-        default=3,
-        metadata={
-            "help": "run each batch as up to this many groups of similar length (same gradient, fewer padded "
-            "tokens: 1.4x faster steps on the default RFT mix, bench/sft_length_groups.py); 1 = one padded batch"
-        },
-    )
-
-    def __post_init__(self) -> None:
-        if not self.learning_rate > 0:
-            raise ValueError(f"SFTStageConfig.learning_rate={self.learning_rate}: must be > 0, e.g. 3e-3")
-        if self.max_steps == 0 or self.max_steps < -1:
-            raise ValueError(f"SFTStageConfig.max_steps={self.max_steps}: must be >= 1, or -1 to use epochs")
-        if self.max_steps == -1 and not self.num_train_epochs > 0:
-            raise ValueError(f"SFTStageConfig.num_train_epochs={self.num_train_epochs}: must be > 0")
-        for name in (
-            "batch_size",
-            "gradient_accumulation_steps",
-            "max_length",
-            "num_threads",
-            "logging_steps",
-            "length_groups",
-        ):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"SFTStageConfig.{name}={value!r}: must be a positive integer")
-        if not 0 <= self.warmup_ratio < 1:
-            raise ValueError(f"SFTStageConfig.warmup_ratio={self.warmup_ratio}: must be in [0, 1)")
-        if self.lr_scheduler_type not in SCHEDULERS:
-            raise ValueError(
-                f"SFTStageConfig.lr_scheduler_type={self.lr_scheduler_type!r}: must be one of {SCHEDULERS}"
-            )
 
 
 def _check_examples(examples: Sequence[dict[str, str]]) -> None:
@@ -150,8 +95,8 @@ def train_sft(
             warmup_steps=cfg.warmup_ratio,
             weight_decay=cfg.weight_decay,
             max_grad_norm=cfg.max_grad_norm,
-            seed=cfg.seed,
-            data_seed=cfg.seed,
+            seed=seed_or_zero(cfg.seed),
+            data_seed=seed_or_zero(cfg.seed),
             max_length=cfg.max_length,
             completion_only_loss=True,
             bf16=False,

@@ -30,12 +30,12 @@ from __future__ import annotations
 import hashlib
 import random
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import fields
 from functools import cached_property
 
+from grm.pipeline_config import FAMILIES, WorldConfig, seed_or_zero
 from grm.schemas import Item
 
-FAMILIES = ("facts", "arith", "repeat")
 SPLITS = ("train", "val", "test")
 RELATIONS = ("capital", "language")
 
@@ -99,93 +99,13 @@ def make_names(count: int, salt: str) -> list[str]:
     return names
 
 
-@dataclass(frozen=True)
-class WorldConfig:
-    """Everything that defines one embedded world. Same config -> byte-identical items."""
-
-    seed: int = field(default=0, metadata={"help": "seed of the fact table, the query splits and the items"})
-    n_train: int = field(default=4000, metadata={"help": "number of train items"})
-    n_val: int = field(default=400, metadata={"help": "number of validation items"})
-    n_test: int = field(default=1200, metadata={"help": "number of test items"})
-    n_entities: int = field(
-        default=60, metadata={"help": "countries in the fact table (each has a unique capital and a language)"}
-    )
-    n_languages: int = field(default=12, metadata={"help": "languages shared between countries"})
-    num_min: int = field(default=2, metadata={"help": "smallest addend of the arith family"})
-    num_max: int = field(default=20, metadata={"help": "largest addend of the arith family"})
-    repeat_max: int = field(default=4, metadata={"help": "largest repeat count of the repeat family (min is 2)"})
-    family_mix: tuple[float, float, float] = field(
-        default=(0.5, 0.5, 0.0),
-        metadata={
-            "help": "sampling weights of (facts, arith, repeat); must sum to > 0. repeat is off by default: its "
-            "responses are long (CPU step time grows with the longest sequence of a batch)"
-        },
-    )
-    n_probs: tuple[float, float, float, float] = field(
-        default=(0.1, 0.55, 0.35, 0.0),
-        metadata={"help": "probabilities of n = 1, 2, 3, 4 responses per item (n = 4 off by default: length)"},
-    )
-    facts_reference: bool = field(
-        default=True,
-        metadata={
-            "help": "facts queries carry a reference note ('capital of Zorvia ? ref Lima'): the judge copies the "
-            "answer from the query. False = the answer is world knowledge from the general-instruction mix (test "
-            "capitals then appear only as wrong answers in training, and the tiny student learns that token prior "
-            "instead of the comparison: below chance in 600 steps)"
-        },
-    )
-    general_cap: int = field(
-        default=400, metadata={"help": "most general-instruction examples per family (a seeded subset; 0 = all)"}
-    )
-    test_single: bool = field(
-        default=False,
-        metadata={
-            "help": "keep n = 1 items in the TEST split (default off: pairwise/listwise accuracy is measured on "
-            "n >= 2 items; single responses are trained on with the 0/1 template, but evaluation scores them 1..10 "
-            "against a midpoint, which the world's students never see). train/val keep n = 1 items either way"
-        },
-    )
-
-    def __post_init__(self) -> None:
-        for name in ("n_train", "n_val", "n_test"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 0:
-                raise ValueError(f"WorldConfig.{name}={value!r}: must be an integer >= 0; e.g. {name}=1000")
-        if self.n_entities < 8:
-            raise ValueError(f"WorldConfig.n_entities={self.n_entities}: need >= 8 countries; raise it")
-        if not 4 <= self.n_languages <= self.n_entities:
-            raise ValueError(
-                f"WorldConfig.n_languages={self.n_languages}: must be in [4, n_entities={self.n_entities}]"
-            )
-        if not 0 <= self.num_min < self.num_max:
-            raise ValueError(
-                f"WorldConfig.num_min={self.num_min}, num_max={self.num_max}: need 0 <= num_min < num_max"
-            )
-        if self.num_max - self.num_min < 3:
-            raise ValueError(f"WorldConfig.num_max={self.num_max}: the addend range must span >= 4 numbers")
-        if not 3 <= self.repeat_max <= 9:
-            raise ValueError(f"WorldConfig.repeat_max={self.repeat_max}: must be in [3, 9]")
-        if len(self.family_mix) != len(FAMILIES) or any(w < 0 for w in self.family_mix) or sum(self.family_mix) <= 0:
-            raise ValueError(
-                f"WorldConfig.family_mix={self.family_mix!r}: need {len(FAMILIES)} non-negative weights for "
-                f"{FAMILIES} with a positive sum, e.g. (0.4, 0.35, 0.25)"
-            )
-        if len(self.n_probs) != 4 or any(p < 0 for p in self.n_probs) or sum(self.n_probs) <= 0:
-            raise ValueError(
-                f"WorldConfig.n_probs={self.n_probs!r}: need 4 non-negative weights for n = 1..4 with a positive "
-                "sum, e.g. (0.1, 0.4, 0.25, 0.25)"
-            )
-        total = self.n_train + self.n_val + self.n_test
-        if total == 0:
-            raise ValueError("WorldConfig: n_train + n_val + n_test is 0; ask for at least one item")
-
-
 class World:
     """The fact table and query pools of one ``WorldConfig`` (the ground-truth oracle lives here)."""
 
     def __init__(self, config: WorldConfig):
         self.config = config
-        rng = random.Random(_h("facts", config.seed))
+        self.seed = seed_or_zero(config.seed)
+        rng = random.Random(_h("facts", self.seed))
         self.countries = make_names(config.n_entities, "country")
         pool = set(self.countries)
         cities = [c for c in make_names(config.n_entities * 2, "city") if c not in pool][: config.n_entities]
@@ -250,7 +170,7 @@ class World:
         out: dict[str, dict[str, list[str]]] = {}
         for family in FAMILIES:
             queries = self.all_queries(family)
-            random.Random(_h("split", c.seed, family)).shuffle(queries)
+            random.Random(_h("split", self.seed, family)).shuffle(queries)
             cuts, acc = [], 0
             for s in sizes:
                 acc += s
@@ -402,7 +322,7 @@ def generate_world(config: WorldConfig) -> dict[str, list[Item]]:
     sizes = {"train": config.n_train, "val": config.n_val, "test": config.n_test}
     out: dict[str, list[Item]] = {}
     for split in SPLITS:
-        rng = random.Random(_h("items", config.seed, split))
+        rng = random.Random(_h("items", world.seed, split))
         counters = dict.fromkeys(FAMILIES, 0)
         cursors = {f: rng.sample(pools[f][split], len(pools[f][split])) for f in FAMILIES}
         items: list[Item] = []
@@ -461,7 +381,7 @@ def general_instruction_examples(
         ``[{"prompt": "Query: ...\\nAnswer:", "completion": " <answer>"}, ...]``.
     """
     world = World(config)
-    rng = random.Random(_h("general", config.seed, seed))
+    rng = random.Random(_h("general", world.seed, seed))
     if max_per_family is None and config.general_cap > 0:
         max_per_family = config.general_cap
     out: list[dict[str, str]] = []

@@ -9,46 +9,13 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from grm.pipeline_config import TinyModelConfig
+
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TinyModelConfig:
-    """Shape of the tiny Llama student (defaults: 0.9 M parameters with the ~1.4 k-token world vocabulary)."""
-
-    hidden_size: int = field(default=128, metadata={"help": "model width"})
-    num_layers: int = field(default=4, metadata={"help": "transformer blocks"})
-    num_heads: int = field(default=4, metadata={"help": "attention heads (hidden_size must be divisible by it)"})
-    num_kv_heads: int | None = field(default=None, metadata={"help": "key/value heads (None = num_heads)"})
-    intermediate_size: int = field(default=384, metadata={"help": "MLP width"})
-    max_position_embeddings: int = field(
-        default=256, metadata={"help": "longest sequence (prompt + up to 96 new tokens fits easily)"}
-    )
-    tie_word_embeddings: bool = field(default=True, metadata={"help": "share input and output embeddings"})
-    rope_theta: float = field(default=10000.0, metadata={"help": "RoPE base"})
-
-    def __post_init__(self) -> None:
-        for name in ("hidden_size", "num_layers", "num_heads", "intermediate_size", "max_position_embeddings"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"TinyModelConfig.{name}={value!r}: must be a positive integer")
-        if self.hidden_size % self.num_heads:
-            raise ValueError(
-                f"TinyModelConfig.hidden_size={self.hidden_size} is not divisible by num_heads={self.num_heads}; "
-                "pick e.g. hidden_size=128, num_heads=4"
-            )
-        kv = self.num_kv_heads or self.num_heads
-        if self.num_heads % kv:
-            raise ValueError(f"TinyModelConfig.num_kv_heads={kv}: must divide num_heads={self.num_heads}")
-        if self.max_position_embeddings < 64:
-            raise ValueError(
-                f"TinyModelConfig.max_position_embeddings={self.max_position_embeddings}: too short for a prompt "
-                "plus a critique; use >= 128"
-            )
 
 
 def _llama_config(tokenizer: Any, config: TinyModelConfig, **extra: Any) -> Any:

@@ -608,10 +608,22 @@ def serve_ui(project_dir: str | Path = ".", host: str = "127.0.0.1", port: int =
     return subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
+def experiment_links(uri: str, base: str) -> dict[str, str]:
+    """Each experiment of store ``uri`` -> its runs table in the UI at ``base`` (model-training view)."""
+    from mlflow import MlflowClient
+
+    names = [e.name for e in MlflowClient(uri).search_experiments() if e.name != "Default"]
+    return {name: Tracker(uri, name).ui_url(base) for name in sorted(names)}
+
+
 def ui_command(port: int = 5000, host: str = "127.0.0.1") -> None:  # pragma: no cover - blocks until Ctrl-C
     """``grm ui``: browse the embedded MLflow store at http://127.0.0.1:PORT (Ctrl-C stops it)."""
     proc = serve_ui(".", host, port)
-    print(f"MLflow UI on http://{host}:{port} (store: {default_tracking_uri('.')}); Ctrl-C stops it")
+    uri, base = default_tracking_uri("."), f"http://{host}:{port}"
+    print(f"MLflow UI on {base} (store: {uri}); Ctrl-C stops it")
+    if Path(uri.removeprefix("sqlite:///")).exists():
+        for name, url in experiment_links(uri, base).items():  # MLflow 3.17 opens the GenAI view without the link
+            print(f"  {name}: {url}")
     try:
         assert proc.stdout is not None
         for line in proc.stdout:

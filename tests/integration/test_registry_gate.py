@@ -258,3 +258,20 @@ def test_each_dvc_split_is_a_dataset_input_of_the_run(tracker: tracking.Tracker,
     train = next(i.dataset for i in inputs if i.dataset.name == "world/train")
     assert '"uri": "data/train.jsonl"' in train.source and "/srv/dvc-remote" in train.source
     assert '"num_rows": 3' in train.profile
+
+
+def test_dataset_inputs_carry_the_real_dvc_md5s(tracker: tracking.Tracker, tmp_path: Path) -> None:
+    from tasks import versioning
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "data").mkdir()
+    for split in ("train", "val", "test"):
+        (tmp_path / "data" / f"{split}.jsonl").write_text(f'{{"split": "{split}"}}\n')
+    dv = versioning.version_data(tmp_path, "data")
+    run = tracker.start_run("p")
+    tracker.log_datasets(run, dv, "data", tmp_path, str(tmp_path / "my-source"))
+    inputs = tracker.client().get_run(run).inputs.dataset_inputs
+    assert {i.dataset.name: i.dataset.digest for i in inputs} == {
+        f"my-source/{split}": dv.files[f"{split}.jsonl"] for split in ("train", "val", "test")
+    }
+    assert all(dv.remote in i.dataset.source and '"dvc_file": "data.dvc"' in i.dataset.source for i in inputs)

@@ -206,7 +206,7 @@ class Tracker:
             client.set_experiment_tag(exp_id, EXPERIMENT_KIND_TAG, TRAINING_KIND)
         running = client.search_runs([exp_id], "attributes.status = 'RUNNING'", max_results=1000)
         dead = [r.info.run_id for r in running if r.info.run_id != run_id and run_is_dead(r.data.tags)]
-        stages = [r.info.run_id for r in running if r.data.tags.get("mlflow.parentRunId") in dead]  # same process
+        stages = [r.info.run_id for r in running if r.data.tags.get("mlflow.parentRunId") in dead]  # its process
         ended = dead + [r for r in stages if r not in dead]
         for rid in ended:
             self.set_tags(rid, {SUPERSEDED_TAG: run_id})
@@ -237,14 +237,17 @@ class Tracker:
                 continue
             rel = f"{data_dir.rstrip('/')}/{split}.jsonl"
             path = Path(project_dir) / rel
-            rows = sum(1 for line in path.open("rb") if line.strip()) if path.exists() else None
-            source = {"uri": rel, "dvc_file": f"{data_dir.rstrip('/')}.dvc", "dvc_remote": version.remote}
-            source["dvc_dir_md5"] = version.dvc_md5
+            rows = None
+            if path.exists():
+                with path.open("rb") as f:
+                    rows = sum(1 for line in f if line.strip())
+            where = {"uri": rel, "dvc_file": f"{data_dir.rstrip('/')}.dvc", "dvc_remote": version.remote}
+            where["dvc_dir_md5"] = version.dvc_md5
             ds = Dataset(
                 name=f"{name}/{split}",
                 digest=md5,
                 source_type="local",
-                source=json.dumps(source),
+                source=json.dumps(where),
                 profile=json.dumps({"num_rows": rows}) if rows is not None else None,
             )
             inputs.append(DatasetInput(ds, [InputTag("mlflow.data.context", context)]))
@@ -499,7 +502,8 @@ class Tracker:
         client = self.client()
         if want is None:
             client.delete_registered_model_alias(registry.meta_model_name, alias)
-            return f"{registry.meta_model_name}@{alias} removed: GRM v{grm.version if grm else '-'} has no meta RM"
+            why = f"GRM v{grm.version} has no meta RM" if grm is not None else f"no GRM is {alias}"
+            return f"{registry.meta_model_name}@{alias} removed: {why}"
         client.set_registered_model_alias(registry.meta_model_name, alias, want)
         return (
             f"{registry.meta_model_name}@{alias} -> v{want} (was v{have_version}), the meta RM of GRM v{grm.version}"

@@ -101,7 +101,9 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
 
 
 def test_the_experiment_link_opens_the_runs_table_with_datasets(ui: SimpleNamespace) -> None:
-    text = render(ui.tracker.ui_url(ui.base), ui.profile)
+    link = ui.tracker.ui_url(ui.base)
+    assert tracking.experiment_links(ui.tracker.uri, ui.base) == {"spct_pipeline": link}  # what `grm ui` prints
+    text = render(link, ui.profile)
     assert "Runs - Experiment" in text and "Run Name" in text, text[:2000]
     assert "tiny-seed0" in text and "tiny-seed1" in text
     assert "Dataset" in text and "world/train" in text and "training" in text  # the Dataset column is filled

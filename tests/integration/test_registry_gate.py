@@ -275,3 +275,24 @@ def test_dataset_inputs_carry_the_real_dvc_md5s(tracker: tracking.Tracker, tmp_p
         f"my-source/{split}": dv.files[f"{split}.jsonl"] for split in ("train", "val", "test")
     }
     assert all(dv.remote in i.dataset.source and '"dvc_file": "data.dvc"' in i.dataset.source for i in inputs)
+
+
+def test_grm_eval_experiments_are_marked_model_training(
+    store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow
+
+    from tasks.eval_tracking import log_eval_report
+
+    before = mlflow.get_tracking_uri()
+    uri = tracking.default_tracking_uri(store)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    (tmp_path / "report").mkdir()
+    (tmp_path / "report" / "summary.md").write_text("x\n")
+    name = f"eval-{uuid.uuid4().hex[:6]}"
+    try:
+        log_eval_report(tmp_path / "report", {"eval/x/acc": 0.5}, {"k": 1}, experiment=name)
+    finally:
+        mlflow.set_tracking_uri(before)
+    exp = MlflowClient(uri).get_experiment_by_name(name)
+    assert exp.tags[tracking.EXPERIMENT_KIND_TAG] == tracking.TRAINING_KIND

@@ -296,3 +296,22 @@ def test_grm_eval_experiments_are_marked_model_training(
         mlflow.set_tracking_uri(before)
     exp = MlflowClient(uri).get_experiment_by_name(name)
     assert exp.tags[tracking.EXPERIMENT_KIND_TAG] == tracking.TRAINING_KIND
+
+
+def test_resolving_the_champion_repairs_a_split_pair_first(
+    tracker: tracking.Tracker, registry: Registry, model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tasks import registry as registry_tasks
+
+    promote(tracker, model, registry, 0.60)
+    crashed = tracker.start_run("pipeline")
+    with monkeypatch.context() as m:
+        _crash_on_alias(m, registry.meta_model_name)
+        with pytest.raises(SimulatedKill):
+            tracker.promote(crashed, model, {METRIC: 0.80}, registry, meta_rm_dir=model)
+    tracker.end_run(crashed, "KILLED")
+    assert pair(tracker, registry, "champion")[1] != crashed
+    ctx = SimpleNamespace(cfg=SimpleNamespace(registry=registry), tracker=tracker, store_root=str(tmp_path / "stages"))
+    local = Path(registry_tasks.resolve_model.fn(ctx, "champion"))
+    assert any(local.rglob("config.json"))
+    assert pair(tracker, registry, "champion") == (crashed, crashed)

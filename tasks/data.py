@@ -121,6 +121,7 @@ def version(ctx: RunContext, prepared: StageResult, validated: StageResult) -> v
     with bench.LEDGER.measure("data.version", "tracking"):
         ctx.tracker.set_tags(ctx.parent_run_id, dv.tags())
         ctx.tracker.log_text(ctx.parent_run_id, dv.dvc_file, "inputs/data.dvc")
+        ctx.tracker.log_datasets(ctx.parent_run_id, dv, ctx.cfg.data.data_dir, ctx.project_dir, ctx.cfg.data.source)
     log.info(
         "data versioned: data.dvc md5 %s, remote %s (commit data.dvc and .dvc/config to pin it in git)",
         dv.dvc_md5,

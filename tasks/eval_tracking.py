@@ -36,7 +36,11 @@ def log_eval_report(
     report_dir = Path(report_dir)
     if os.environ.get("MLFLOW_TRACKING_URI"):
         mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
-    mlflow.set_experiment(experiment)
+    exp = mlflow.set_experiment(experiment)
+    if exp.tags.get("mlflow.experimentKind") != "custom_model_development":  # model comparison, not GenAI traces
+        mlflow.MlflowClient().set_experiment_tag(
+            exp.experiment_id, "mlflow.experimentKind", "custom_model_development"
+        )
     with mlflow.start_run(run_name=run_name or report_dir.name) as run:
         mlflow.log_params({k: "" if v is None else str(v)[:500] for k, v in params.items()})
         mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None})

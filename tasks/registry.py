@@ -19,7 +19,8 @@ def gate(
     ctx: RunContext, grm_model: StageResult | None, meta_rm: StageResult | None, evals: list[StageResult]
 ) -> dict[str, Any] | None:
     """Register the final GRM (and meta RM); ``champion`` moves only if ``registry.gate_metric`` improves by more
-    than ``registry.margin``, otherwise the new version is ``challenger``. Skipped without a trained GRM."""
+    than ``registry.margin`` over a champion that has the metric, otherwise the new version is ``challenger``.
+    A promotion a killed run left half done is completed or rolled back first. Skipped without a trained GRM."""
     log = logger()
     if grm_model is None:
         log.warning("registry.gate skipped: no trained GRM in this run (training slots not wired)")
@@ -33,6 +34,8 @@ def gate(
             ctx.cfg.registry,
             meta_rm_dir=meta_rm.output("model") if meta_rm is not None else None,
         )
+    for repair in decision.get("repairs", []):
+        log.warning("registry repair: %s", repair)
     log.info(
         "registry: %s v%s -> %s (%s)", decision["model"], decision["version"], decision["alias"], decision["reason"]
     )
@@ -42,7 +45,7 @@ def gate(
 @task(name="registry.resolve", cache_policy=NO_CACHE, **TASK_OPTIONS)
 def resolve_model(ctx: RunContext, model: str) -> str:
     """``teacher`` stays as is; ``champion``/``challenger`` or ``models:/name@alias`` are downloaded from the
-    registry into ``artifacts/models/``; anything else is a local model folder (returned as is)."""
+    registry into ``artifacts/models/`` (after ``repair_promotions``); anything else is a local model folder."""
     if model == "teacher":
         return model
     if model in ("champion", "challenger"):
@@ -51,6 +54,8 @@ def resolve_model(ctx: RunContext, model: str) -> str:
         return model
     version = None
     if model.startswith("models:/") and "@" in model:
+        for repair in ctx.tracker.repair_promotions(ctx.cfg.registry):  # never read a half-moved alias pair
+            logger().warning("registry repair: %s", repair)
         name, alias = model.removeprefix("models:/").split("@", 1)
         version = ctx.tracker.alias_version(name, alias)
         if version is None:

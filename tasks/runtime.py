@@ -218,6 +218,7 @@ def pipeline_run(
             "prefect.flow_run_id": prefect_flow_run_id(),
         }
         parent = tracker.start_run(f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}", tags=tags)
+        tracker.own_run(parent)  # host/pid tags; this host's dead RUNNING predecessors -> KILLED, grm.superseded_by
         tracker.log_params(parent, flatten(cfg))
         with tempfile.TemporaryDirectory() as tmp:
             tracker.log_artifact(parent, save_config(cfg, Path(tmp) / "config.yaml"), "inputs")

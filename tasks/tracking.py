@@ -5,8 +5,17 @@
 - One experiment per flow; one parent run per flow run; one nested run per stage (tag ``mlflow.parentRunId``).
 - Everything goes through ``MlflowClient`` with explicit run ids (no fluent active-run stack), so Prefect's worker
   threads cannot log into the wrong run. ``trainer_env`` hands a stage run to TRL/transformers (report_to="mlflow").
+- Experiments are tagged ``mlflow.experimentKind=custom_model_development`` (model training, not GenAI); MLflow
+  3.17's UI picks its view from the ``workflowType`` URL parameter instead, so ``ui_url`` links carry
+  ``workflowType=machine_learning``. Each DVC split is a dataset input of the parent run (``log_datasets``).
+- ``own_run`` records host + pid on a parent run and ends this host's dead RUNNING predecessors (KILLED, tag
+  ``grm.superseded_by``).
 - Registry: ``promote`` registers the GRM (and meta RM) and moves ``champion`` only when the gate metric beats the
-  current champion by ``registry.margin``; otherwise the new version is ``challenger``. The decision is logged.
+  current champion by ``registry.margin``; otherwise the new version is ``challenger`` (also when the champion has
+  no value of the gate metric: nothing to compare). The decision is logged. The GRM alias is the one commit point
+  of a promotion; the meta RM is linked by the tag ``meta_rm_version`` on the GRM version and its alias mirrors
+  the GRM's, so ``repair_promotions`` (run first by every gate and registry resolve) completes a promotion a crash
+  interrupted after the GRM alias moved, and rolls back (deletes) one interrupted before.
 
 ``NullTracker`` (tracking.enabled=false) and test fakes implement the same methods.
 """
@@ -14,17 +23,25 @@
 from __future__ import annotations
 
 import json
+import math
 import os
+import socket
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 MAX_PARAM_CHARS = 6000  # MLflow's limit on one param value
 CHAMPION, CHALLENGER = "champion", "challenger"
+ALIASES = (CHAMPION, CHALLENGER)
+EXPERIMENT_KIND_TAG, TRAINING_KIND = "mlflow.experimentKind", "custom_model_development"
+PROMOTION_TAG = "grm.promotion"  # on a GRM version: "pending" until its promotion is complete, then "done"
+META_LINK_TAG = "meta_rm_version"  # on a GRM version: the meta RM version promoted with it
+HOST_TAG, PID_TAG, PID_START_TAG, SUPERSEDED_TAG = "grm.host", "grm.pid", "grm.pid_start", "grm.superseded_by"
+SPLIT_CONTEXT = {"train": "training", "val": "validation", "test": "test"}
 
 
 def default_tracking_uri(project_dir: str | Path = ".") -> str:
@@ -62,18 +79,67 @@ def git_commit(project_dir: str | Path = ".") -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def decide_alias(new_value: float, champion_value: float | None, margin: float) -> tuple[str, str]:
+def decide_alias(
+    new_value: float,
+    champion_value: float | None,
+    margin: float,
+    champion_version: str | None = None,
+    metric: str = "",
+) -> tuple[str, str]:
     """The registry gate: which alias a new GRM version gets, and why.
 
+    ``champion_version`` None means there is no champion; a champion without a value of the gate metric (e.g. the
+    metric's name changed since) is kept: there is nothing to compare, so the new version is ``challenger``.
+
     Example:
-        >>> decide_alias(0.71, 0.70, 0.02)[0], decide_alias(0.73, 0.70, 0.02)[0], decide_alias(0.5, None, 0.0)[0]
+        >>> decide_alias(0.71, 0.70, 0.02, "1")[0], decide_alias(0.73, 0.70, 0.02, "1")[0], decide_alias(0.5, None, 0)[0]
         ('challenger', 'champion', 'champion')
     """
-    if champion_value is None:
+    if champion_version is None:
         return CHAMPION, f"no champion yet: the new version becomes champion ({new_value:.4f})"
+    if champion_value is None or math.isnan(champion_value):
+        return CHALLENGER, (
+            f"champion v{champion_version} has no value of {metric or 'the gate metric'}: it stays champion (nothing "
+            "to compare); evaluate it on this metric or move the alias by hand"
+        )
+    if math.isnan(new_value):
+        return CHALLENGER, f"the new value of {metric or 'the gate metric'} is NaN: champion v{champion_version} stays"
     if new_value - champion_value > margin:
-        return CHAMPION, f"{new_value:.4f} beats the champion's {champion_value:.4f} by more than {margin}"
-    return CHALLENGER, f"{new_value:.4f} does not beat the champion's {champion_value:.4f} by more than {margin}"
+        return (
+            CHAMPION,
+            f"{new_value:.4f} beats champion v{champion_version}'s {champion_value:.4f} by more than {margin}",
+        )
+    return CHALLENGER, (
+        f"{new_value:.4f} does not beat champion v{champion_version}'s {champion_value:.4f} by more than {margin}"
+    )
+
+
+def _proc_start(pid: int) -> str | None:
+    """The start time of process ``pid`` in clock ticks since boot (Linux ``/proc``; None elsewhere or if gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]  # field 22 of stat; fields after the ")" of the command start at 3
+
+
+def process_alive(pid: int, start: str | None = None) -> bool:
+    """Whether process ``pid`` runs on this host (and, when ``start`` is known, is the same process, not a reuse)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return start is None or _proc_start(pid) in (None, start)
+
+
+def run_is_dead(tags: Mapping[str, str], host: str | None = None) -> bool:
+    """A RUNNING run's process is gone: it was started on this host (tags ``grm.host``/``grm.pid``) and that pid
+    is not alive. Runs from another host, or without the tags, are never declared dead."""
+    if tags.get(HOST_TAG) != (host or socket.gethostname()) or not str(tags.get(PID_TAG, "")).isdigit():
+        return False
+    return not process_alive(int(tags[PID_TAG]), tags.get(PID_START_TAG))
 
 
 @dataclass(frozen=True)
@@ -103,7 +169,9 @@ class Tracker:
         root = artifact_root_for(self.uri)
         location = f"{root}/{self.experiment}" if root else None
         try:
-            return client.create_experiment(self.experiment, artifact_location=location)
+            return client.create_experiment(
+                self.experiment, artifact_location=location, tags={EXPERIMENT_KIND_TAG: TRAINING_KIND}
+            )
         except Exception:  # a concurrent process created it first
             exp = client.get_experiment_by_name(self.experiment)
             if exp is None:
@@ -118,6 +186,90 @@ class Tracker:
             all_tags["mlflow.parentRunId"] = parent_id
         run = self.client().create_run(self.experiment_id(), run_name=name, tags=all_tags)
         return run.info.run_id
+
+    def own_run(self, run_id: str) -> list[str]:
+        """Claim parent run ``run_id`` for this process and close the dead runs it supersedes.
+
+        Tags ``run_id`` with this host and pid (what a later run checks), marks the experiment as model training
+        (``mlflow.experimentKind``, also on experiments created before the tag existed), and ends every other
+        RUNNING run of the experiment whose process is gone from this host (``run_is_dead``): ``KILLED``, tagged
+        ``grm.superseded_by=run_id``, with its RUNNING stage runs. Runs of other hosts are left as they are.
+
+        Returns:
+            The ids of the runs it ended.
+        """
+        pid = os.getpid()
+        self.set_tags(run_id, {HOST_TAG: socket.gethostname(), PID_TAG: pid, PID_START_TAG: _proc_start(pid)})
+        client = self.client()
+        exp_id = self.experiment_id()
+        if client.get_experiment(exp_id).tags.get(EXPERIMENT_KIND_TAG) != TRAINING_KIND:
+            client.set_experiment_tag(exp_id, EXPERIMENT_KIND_TAG, TRAINING_KIND)
+        running = client.search_runs([exp_id], "attributes.status = 'RUNNING'", max_results=1000)
+        dead = [r.info.run_id for r in running if r.info.run_id != run_id and run_is_dead(r.data.tags)]
+        stages = [r.info.run_id for r in running if r.data.tags.get("mlflow.parentRunId") in dead]  # its process
+        ended = dead + [r for r in stages if r not in dead]
+        for rid in ended:
+            self.set_tags(rid, {SUPERSEDED_TAG: run_id})
+            self.end_run(rid, "KILLED")
+        return ended
+
+    def log_datasets(
+        self, run_id: str, version: Any, data_dir: str, project_dir: str | Path = ".", source: str = "world"
+    ) -> list[str]:
+        """Log each DVC-versioned split as a dataset input of ``run_id`` (the UI's Dataset column).
+
+        Args:
+            version: a ``tasks.versioning.DataVersion`` (``files``: ``{split}.jsonl`` -> md5, ``remote``,
+                ``dvc_md5``).
+            data_dir: the DVC-tracked folder, relative to ``project_dir`` (the dataset's source path).
+            source: ``data.source`` ("world" or a folder); datasets are named ``{its last part}/{split}``,
+                digest = the file's DVC md5, context training/validation/test. Rows are counted line by line.
+
+        Returns:
+            The dataset names logged.
+        """
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        inputs, names, name = [], [], Path(source).name or "data"
+        for split, context in SPLIT_CONTEXT.items():
+            md5 = version.files.get(f"{split}.jsonl")
+            if md5 is None:
+                continue
+            rel = f"{data_dir.rstrip('/')}/{split}.jsonl"
+            path = Path(project_dir) / rel
+            rows = None
+            if path.exists():
+                with path.open("rb") as f:
+                    rows = sum(1 for line in f if line.strip())
+            where = {"uri": rel, "dvc_file": f"{data_dir.rstrip('/')}.dvc", "dvc_remote": version.remote}
+            where["dvc_dir_md5"] = version.dvc_md5
+            ds = Dataset(
+                name=f"{name}/{split}",
+                digest=md5,
+                source_type="local",
+                source=json.dumps(where),
+                profile=json.dumps({"num_rows": rows}) if rows is not None else None,
+            )
+            inputs.append(DatasetInput(ds, [InputTag("mlflow.data.context", context)]))
+            names.append(ds.name)
+        if inputs:
+            self.client().log_inputs(run_id, datasets=inputs)
+        return names
+
+    def ui_url(self, base: str = "http://127.0.0.1:5000", run_ids: Sequence[str] = ()) -> str:
+        """The MLflow UI page of this experiment's runs table (or of one run, or the compare page of several).
+
+        MLflow 3.17's UI opens every experiment in its GenAI view unless the URL (or the sidebar switch, kept in
+        the browser's local storage) says ``workflowType=machine_learning``; these links say it.
+        """
+        exp_id = self.experiment_id()
+        query = "workflowType=machine_learning"
+        if len(run_ids) == 1:
+            return f"{base}/#/experiments/{exp_id}/runs/{run_ids[0]}?{query}"
+        if run_ids:
+            runs = json.dumps(list(run_ids), separators=(",", ":"))
+            return f"{base}/#/compare-runs?runs={runs}&experiments={json.dumps([exp_id])}&{query}"
+        return f"{base}/#/experiments/{exp_id}/runs?{query}"
 
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
         """Close a run: FINISHED, FAILED or KILLED."""
@@ -268,12 +420,19 @@ class Tracker:
     ) -> dict[str, Any]:
         """Register the GRM (+ meta RM) and apply the champion gate (``registry`` = ``RegistryConfig``).
 
+        One promotion, in an order a crash cannot leave half-read: (1) register the GRM version tagged
+        ``grm.promotion=pending``, (2) register the meta RM version and link it (tag ``meta_rm_version`` on the GRM
+        version), (3) move the GRM alias: the commit point, one write, (4) mirror the meta RM alias, (5) tag the
+        GRM version ``done``. ``repair_promotions`` runs first and finishes (after 3) or rolls back (before 3) a
+        promotion an earlier process did not finish.
+
         Returns:
             The decision record (also logged as ``registry/decision.json`` and tags on ``run_id``).
 
         Raises:
             KeyError: ``registry.gate_metric`` is not among ``metrics`` (the message lists what is).
         """
+        repairs = self.repair_promotions(registry, keep_run=run_id)
         metric = registry.gate_metric
         if metric not in metrics:
             raise KeyError(
@@ -281,12 +440,19 @@ class Tracker:
             )
         new_value = float(metrics[metric])
         current = self.alias_version(registry.model_name, CHAMPION)
+        champ_version = str(current.version) if current is not None else None
         champ_value = self.gate_value(current, metric) if current is not None else None
-        alias, reason = decide_alias(new_value, champ_value, registry.margin)
-        tags = {"gate_metric": metric, "gate_value": new_value}
+        alias, reason = decide_alias(new_value, champ_value, registry.margin, champ_version, metric)
+        tags = {"gate_metric": metric, "gate_value": new_value, PROMOTION_TAG: "pending", "grm.alias": alias}
         version = self.register(run_id, grm_dir, registry.model_name, tags)
         client = self.client()
-        client.set_registered_model_alias(registry.model_name, alias, version)
+        meta_version = None
+        if meta_rm_dir is not None:  # the meta RM travels with its GRM: linked by a tag, its alias mirrors the GRM's
+            meta_version = self.register(run_id, meta_rm_dir, registry.meta_model_name, {"grm_version": version})
+            client.set_model_version_tag(registry.model_name, version, META_LINK_TAG, meta_version)
+        client.set_registered_model_alias(registry.model_name, alias, version)  # the commit point
+        self._mirror_meta_alias(registry, alias)
+        client.set_model_version_tag(registry.model_name, version, PROMOTION_TAG, "done")
         decision = {
             "model": registry.model_name,
             "version": version,
@@ -294,17 +460,103 @@ class Tracker:
             "reason": reason,
             "gate_metric": metric,
             "new_value": new_value,
-            "champion_version": current.version if current is not None else None,
+            "champion_version": champ_version,
             "champion_value": champ_value,
             "margin": registry.margin,
+            "repairs": repairs,
         }
-        if meta_rm_dir is not None:  # the meta RM travels with its GRM: same alias, linked by a tag
-            meta_version = self.register(run_id, meta_rm_dir, registry.meta_model_name, {"grm_version": version})
-            client.set_registered_model_alias(registry.meta_model_name, alias, meta_version)
+        if meta_version is not None:
             decision["meta_rm_version"] = meta_version
         self.log_dict(run_id, decision, "registry/decision.json")
         self.set_tags(run_id, {"grm.registry.alias": alias, "grm.registry.version": version})
         return decision
+
+    def linked_meta_version(self, registry: Any, grm_version: Any) -> str | None:
+        """The meta RM version promoted with GRM ``grm_version`` (its ``meta_rm_version`` tag; for versions
+        registered before the tag existed, the meta RM version of the same run tagged ``grm_version``)."""
+        tags = grm_version.tags or {}
+        if META_LINK_TAG in tags:
+            return str(tags[META_LINK_TAG])
+        for mv in self._versions(registry.meta_model_name):
+            if (mv.tags or {}).get("grm_version") == str(grm_version.version) and mv.run_id == grm_version.run_id:
+                return str(mv.version)
+        return None
+
+    def _versions(self, name: str) -> list[Any]:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return list(self.client().search_model_versions(f"name='{name}'"))
+        except MlflowException:
+            return []
+
+    def _mirror_meta_alias(self, registry: Any, alias: str) -> str | None:
+        """Point the meta RM's ``alias`` at the meta RM linked to the GRM holding ``alias`` (remove it when that
+        GRM has none); returns what changed, or None."""
+        grm = self.alias_version(registry.model_name, alias)
+        want = self.linked_meta_version(registry, grm) if grm is not None else None
+        have = self.alias_version(registry.meta_model_name, alias)
+        have_version = str(have.version) if have is not None else None
+        if want == have_version:
+            return None
+        client = self.client()
+        if want is None:
+            client.delete_registered_model_alias(registry.meta_model_name, alias)
+            why = f"GRM v{grm.version} has no meta RM" if grm is not None else f"no GRM is {alias}"
+            return f"{registry.meta_model_name}@{alias} removed: {why}"
+        client.set_registered_model_alias(registry.meta_model_name, alias, want)
+        return (
+            f"{registry.meta_model_name}@{alias} -> v{want} (was v{have_version}), the meta RM of GRM v{grm.version}"
+        )
+
+    def repair_promotions(self, registry: Any, keep_run: str | None = None) -> list[str]:
+        """Finish or undo the promotions a killed process left half done; returns what it did (logged).
+
+        A GRM version still tagged ``grm.promotion=pending``: if it holds an alias (the crash came after the commit
+        point) its meta RM alias is mirrored and it is tagged ``done``; if not, and its run is no longer alive (not
+        RUNNING, or RUNNING with a dead process on this host), it is deleted with its meta RM version (rolled
+        back). Then both meta RM aliases are checked against their GRM's link. ``keep_run``: the caller's own run.
+        """
+        from mlflow.exceptions import MlflowException
+
+        client = self.client()
+        done: list[str] = []
+        holders = {alias: self.alias_version(registry.model_name, alias) for alias in ALIASES}
+        held = {str(v.version) for v in holders.values() if v is not None}
+        for mv in self._versions(registry.model_name):
+            if (mv.tags or {}).get(PROMOTION_TAG) != "pending":
+                continue
+            if str(mv.version) in held:
+                for alias in ALIASES:
+                    if holders[alias] is not None and str(holders[alias].version) == str(mv.version):
+                        done += filter(None, [self._mirror_meta_alias(registry, alias)])
+                client.set_model_version_tag(registry.model_name, mv.version, PROMOTION_TAG, "done")
+                done.append(f"completed the promotion of {registry.model_name} v{mv.version}")
+                continue
+            if mv.run_id == keep_run or self._run_alive(mv.run_id):
+                continue  # another live process is promoting it right now
+            meta = self.linked_meta_version(registry, mv)
+            if meta is not None:
+                with suppress(MlflowException):  # already gone
+                    client.delete_model_version(registry.meta_model_name, meta)
+            client.delete_model_version(registry.model_name, mv.version)
+            done.append(
+                f"rolled back the unfinished promotion of {registry.model_name} v{mv.version} (run {mv.run_id})"
+            )
+        for alias in ALIASES:
+            done += filter(None, [self._mirror_meta_alias(registry, alias)])
+        return done
+
+    def _run_alive(self, run_id: str | None) -> bool:
+        from mlflow.exceptions import MlflowException
+
+        if not run_id:
+            return False
+        try:
+            run = self.client().get_run(run_id)
+        except MlflowException:
+            return False
+        return run.info.status == "RUNNING" and not run_is_dead(run.data.tags)
 
 
 _TRAINER_ENV = (
@@ -327,7 +579,7 @@ class NullTracker:
         return ""
 
     def __getattr__(self, name: str) -> Any:
-        if name in ("promote", "register", "download", "alias_version"):
+        if name in ("promote", "register", "download", "alias_version", "repair_promotions"):
             raise RuntimeError(f"{name} needs MLflow; set tracking.enabled=true")
         if name == "trainer_env":
             return _none_env
@@ -360,10 +612,22 @@ def serve_ui(project_dir: str | Path = ".", host: str = "127.0.0.1", port: int =
     return subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
+def experiment_links(uri: str, base: str) -> dict[str, str]:
+    """Each experiment of store ``uri`` -> its runs table in the UI at ``base`` (model-training view)."""
+    from mlflow import MlflowClient
+
+    names = [e.name for e in MlflowClient(uri).search_experiments() if e.name != "Default"]
+    return {name: Tracker(uri, name).ui_url(base) for name in sorted(names)}
+
+
 def ui_command(port: int = 5000, host: str = "127.0.0.1") -> None:  # pragma: no cover - blocks until Ctrl-C
     """``grm ui``: browse the embedded MLflow store at http://127.0.0.1:PORT (Ctrl-C stops it)."""
     proc = serve_ui(".", host, port)
-    print(f"MLflow UI on http://{host}:{port} (store: {default_tracking_uri('.')}); Ctrl-C stops it")
+    uri, base = default_tracking_uri("."), f"http://{host}:{port}"
+    print(f"MLflow UI on {base} (store: {uri}); Ctrl-C stops it")
+    if Path(uri.removeprefix("sqlite:///")).exists():
+        for name, url in experiment_links(uri, base).items():  # MLflow 3.17 opens the GenAI view without the link
+            print(f"  {name}: {url}")
     try:
         assert proc.stdout is not None
         for line in proc.stdout:

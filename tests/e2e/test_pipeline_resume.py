@@ -107,8 +107,11 @@ def test_mlflow_server_lists_both_pipeline_runs_and_compares_a_metric(resumed: d
         )["runs"]
         parents = [r for r in runs if "mlflow.parentRunId" not in {t["key"] for t in r["data"].get("tags", [])}]
         assert len(parents) == 2, [r["info"]["run_id"] for r in parents]
-        statuses = sorted(r["info"]["status"] for r in parents)
-        assert "FINISHED" in statuses  # the killed one stays RUNNING: SIGKILL leaves no chance to close it
+        status = {r["info"]["run_id"]: r["info"]["status"] for r in parents}
+        assert sorted(status.values()) == ["FINISHED", "KILLED"], status  # the rerun closed its dead predecessor
+        rerun = next(run_id for run_id, s in status.items() if s == "FINISHED")
+        killed = next(r for r in parents if r["info"]["status"] == "KILLED")
+        assert {t["key"]: t["value"] for t in killed["data"]["tags"]}.get("grm.superseded_by") == rerun
         metric = "rft/sample/sample_accuracy"  # completed before the kill in both runs (the rerun reuses it)
         values = [{m["key"]: m["value"] for m in r["data"].get("metrics", [])}.get(metric) for r in parents]
         assert None not in values, f"{metric} missing in a run: {values}"

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,10 +16,43 @@ from tasks import tracking
 
 def test_registry_gate_decision_needs_a_strict_improvement_by_the_margin() -> None:
     assert tracking.decide_alias(0.5, None, 0.0)[0] == "champion"  # first version
-    assert tracking.decide_alias(0.71, 0.70, 0.0)[0] == "champion"
-    assert tracking.decide_alias(0.70, 0.70, 0.0)[0] == "challenger"  # a tie does not move champion
-    assert tracking.decide_alias(0.71, 0.70, 0.02)[0] == "challenger"
-    assert "does not beat" in tracking.decide_alias(0.6, 0.7, 0.0)[1]
+    assert tracking.decide_alias(0.71, 0.70, 0.0, "3")[0] == "champion"
+    assert tracking.decide_alias(0.70, 0.70, 0.0, "3")[0] == "challenger"  # a tie does not move champion
+    assert tracking.decide_alias(0.71, 0.70, 0.02, "3")[0] == "challenger"
+    assert "does not beat champion v3" in tracking.decide_alias(0.6, 0.7, 0.0, "3")[1]
+
+
+def test_registry_gate_keeps_a_champion_that_lacks_the_gate_metric() -> None:
+    alias, reason = tracking.decide_alias(0.99, None, 0.0, "3", "eval/ks")
+    assert alias == "challenger" and "champion v3 has no value of eval/ks" in reason
+    assert tracking.decide_alias(0.99, float("nan"), 0.0, "3")[0] == "challenger"
+    assert tracking.decide_alias(float("nan"), 0.5, 0.0, "3")[0] == "challenger"
+
+
+def test_a_run_is_dead_only_when_its_process_on_this_host_is_gone() -> None:
+    host = socket.gethostname()
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    assert tracking.run_is_dead({tracking.HOST_TAG: host, tracking.PID_TAG: gone.stdout.strip()})
+    assert not tracking.run_is_dead({tracking.HOST_TAG: "other-host", tracking.PID_TAG: gone.stdout.strip()})
+    assert not tracking.run_is_dead({})  # runs from before the tags: unknown, never ended
+    me = {tracking.HOST_TAG: host, tracking.PID_TAG: str(os.getpid())}
+    assert not tracking.run_is_dead(me)
+    if tracking._proc_start(os.getpid()) is not None:  # Linux: a reused pid is another process
+        assert tracking.run_is_dead(me | {tracking.PID_START_TAG: "1"})
+        assert not tracking.run_is_dead(me | {tracking.PID_START_TAG: tracking._proc_start(os.getpid())})
+
+
+def test_ui_links_open_the_model_training_view() -> None:
+    class Offline(tracking.Tracker):
+        def experiment_id(self) -> str:
+            return "7"
+
+    t = Offline("sqlite:///unused.db", "spct_pipeline")
+    assert t.ui_url() == "http://127.0.0.1:5000/#/experiments/7/runs?workflowType=machine_learning"
+    compare = t.ui_url("http://127.0.0.1:5001", ["a", "b"])
+    assert compare == (
+        'http://127.0.0.1:5001/#/compare-runs?runs=["a","b"]&experiments=["7"]&workflowType=machine_learning'
+    )
 
 
 def test_tracking_uri_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -33,6 +70,9 @@ def test_null_tracker_is_silent_but_refuses_registry_calls() -> None:
     t.log_metrics("", {"a": 1.0})
     with pytest.raises(RuntimeError, match="tracking.enabled=true"):
         t.promote("", "", {}, None)
+    with pytest.raises(RuntimeError, match="tracking.enabled=true"):
+        t.repair_promotions(None)
+    assert t.own_run("") is None and t.log_datasets("", None, "data") is None
     with t.trainer_env("") as report_to:
         assert report_to == "none"
 

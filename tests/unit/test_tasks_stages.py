@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tasks import bench, prefect_env
-from tasks.stages import StageResult, StageStore, stage_key, tree_md5
+from tasks.stages import StageOutput, StageResult, StageStore, stage_key, tree_md5
 
 
 def test_stage_key_changes_with_config_inputs_code_and_version() -> None:
@@ -37,7 +37,7 @@ def test_completed_stage_is_reused_and_build_not_called(tmp_path: Path) -> None:
     def build(out: Path):
         calls.append(out)
         (out / "model.txt").write_text("weights")
-        return {"model": "model.txt"}, {"loss": 0.5}, {"note": "x"}
+        return StageOutput({"model": "model.txt"}, {"loss": 0.5}, {"note": "x"})
 
     first = store.run("rft.train", "k", build)
     second = store.run("rft.train", "k", build)
@@ -67,7 +67,7 @@ def test_tmp_folder_of_a_killed_process_is_cleared_before_rebuilding(tmp_path: P
     dead = tmp_path / "eval.base" / ".k.999999999.tmp"  # no such pid
     dead.mkdir(parents=True)
     (dead / "junk").write_text("x")
-    result = store.run("eval.base", "k", lambda out: ({}, {}, {}))
+    result = store.run("eval.base", "k", lambda out: StageOutput())
     assert not dead.exists()
     assert result.cached is False and Path(result.path).name == "k"
 

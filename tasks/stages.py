@@ -331,7 +331,11 @@ class Stage(Generic[S]):
     examples: Callable[[Path], Sequence[Mapping[str, Any]]] | None = None
 
     def stage_name(self, params: Mapping[str, Any]) -> str:
-        return self.name.format(**params) if "{" in self.name else self.name
+        """``name`` with its ``{param}`` fields filled (a field the call does not pass stays as written)."""
+        try:
+            return self.name.format(**params)
+        except (KeyError, IndexError):
+            return self.name
 
 
 REGISTRY: dict[str, Stage] = {}

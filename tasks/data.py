@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,12 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from grm.files import write_json_atomic
+from grm.pipeline_config import PipelineConfig
 from grm.schemas import write_items
+from grm.world.generator import WorldConfig
 from tasks import bench, validation, versioning
 from tasks.runtime import TASK_OPTIONS, RunContext, logger, run_stage
-from tasks.stages import StageResult, file_md5
+from tasks.stages import BuildContext, FileInput, HashedFile, Stage, StageOutput, StageResult, file_md5, register
 
 SPLITS = ("train", "val", "test")
 
@@ -28,78 +31,105 @@ def _count_lines(path: Path) -> int:
         return sum(1 for line in fh if line.strip())
 
 
+@dataclass(frozen=True)
+class PrepareSlice:
+    """``data.prepare`` reads ``world`` to generate the splits, or (``world`` None) copies the ``data.source``
+    folder's splits, which are file inputs keyed by content (moving the folder does not recompute)."""
+
+    world: WorldConfig | None
+
+
+def select_prepare(cfg: PipelineConfig) -> PrepareSlice:
+    return PrepareSlice(cfg.world if cfg.data.source == "world" else None)
+
+
+def prepare_files(cfg: PipelineConfig) -> dict[str, FileInput]:
+    if cfg.data.source == "world":
+        return {}
+    fix = "point data.source at a folder with train/val/test JSONL files or use data.source=world"
+    return {f"{s}.jsonl": FileInput(str(Path(cfg.data.source) / f"{s}.jsonl"), "data.source", fix=fix) for s in SPLITS}
+
+
+def build_prepare(s: PrepareSlice, b: BuildContext) -> StageOutput:
+    """Write ``{train,val,test}.jsonl`` from the embedded world or copy them byte for byte from a local folder
+    (no parsing: the GX suite, not the loader, judges them)."""
+    if s.world is not None:
+        from grm.world import generate_world
+
+        for split, items in generate_world(s.world).items():
+            write_items(b.out / f"{split}.jsonl", items)
+    else:
+        for split in SPLITS:
+            shutil.copyfile(b.files[f"{split}.jsonl"], b.out / f"{split}.jsonl")  # type: ignore[arg-type]
+    outputs = {sp: f"{sp}.jsonl" for sp in SPLITS}
+    metrics = {f"data/{sp}/items": float(_count_lines(b.out / f"{sp}.jsonl")) for sp in SPLITS}
+    info = {"source": "world" if s.world is not None else "folder"}
+    return StageOutput(outputs, metrics, info | {"md5": {sp: file_md5(b.out / f"{sp}.jsonl") for sp in SPLITS}})
+
+
+PREPARE = register(Stage("data.prepare", select_prepare, build_prepare, files=prepare_files))
+
+
 @task(name="data.prepare", cache_policy=NO_CACHE, **TASK_OPTIONS)
 def prepare(ctx: RunContext) -> StageResult:
-    """Write ``{train,val,test}.jsonl`` from the embedded world (``cfg.world``) or copy them from a local folder.
-
-    Local files are copied byte for byte (no parsing): the GX suite, not the loader, judges them.
-    """
-    data_cfg = ctx.cfg.data
-    if data_cfg.source == "world":
-        config: dict[str, Any] = {"source": "world", "world": ctx.cfg.world}
-        inputs: dict[str, str] = {}
-    else:
-        src = ctx.path(data_cfg.source)
-        missing = [s for s in SPLITS if not (src / f"{s}.jsonl").exists()]
-        if missing:
-            raise FileNotFoundError(
-                f"data.source={data_cfg.source!r}: {src} lacks {', '.join(f'{m}.jsonl' for m in missing)}; "
-                "point data.source at a folder with train/val/test JSONL files or use data.source=world"
-            )
-        config = {"source": "folder"}
-        inputs = {s: file_md5(src / f"{s}.jsonl") for s in SPLITS}
-
-    def build(out: Path, run_id: str) -> tuple[dict[str, str], dict[str, float], dict[str, Any]]:
-        if data_cfg.source == "world":
-            from grm.world import generate_world
-
-            for split, items in generate_world(ctx.cfg.world).items():
-                write_items(out / f"{split}.jsonl", items)
-        else:
-            for split in SPLITS:
-                shutil.copyfile(src / f"{split}.jsonl", out / f"{split}.jsonl")
-        outputs = {s: f"{s}.jsonl" for s in SPLITS}
-        metrics = {f"data/{s}/items": float(_count_lines(out / f"{s}.jsonl")) for s in SPLITS}
-        return outputs, metrics, {"source": data_cfg.source, "md5": {s: file_md5(out / f"{s}.jsonl") for s in SPLITS}}
-
-    return run_stage(ctx, "data.prepare", config=config, inputs=inputs, build=build)
+    """The ``data.prepare`` stage (``build_prepare``)."""
+    result = run_stage(ctx, PREPARE)
+    assert result is not None
+    return result
 
 
-@task(name="data.validate", cache_policy=NO_CACHE, **TASK_OPTIONS)
-def validate(ctx: RunContext, prepared: StageResult) -> StageResult:
+@dataclass(frozen=True)
+class DataLimits:
+    """The limits every dataset is validated against (``data.max_responses``, ``data.max_chars``)."""
+
+    max_responses: int
+    max_chars: int
+
+
+def select_limits(cfg: PipelineConfig) -> DataLimits:
+    return DataLimits(cfg.data.max_responses, cfg.data.max_chars)
+
+
+def build_validate(s: DataLimits, b: BuildContext) -> StageOutput:
     """Run the ``preference_items`` GX suite on the staged splits; a failure stops the flow before any training.
 
     On failure the Data Docs are logged to the stage's MLflow run (``data_docs/``) and kept under
     ``artifacts/validation/{key}/``; the error names every failing expectation and row.
     """
-    files = {s: prepared.output(s) for s in SPLITS}
-
-    def build(out: Path, run_id: str) -> tuple[dict[str, str], dict[str, float], dict[str, Any]]:
-        summary = validation.validate_items(files, ctx.cfg.data, out / "data_docs")
-        write_json_atomic(out / "summary.json", summary.__dict__)
-        if not summary.success:
-            keep = Path(ctx.store_root).parent / "validation" / f"{prepared.key}"
-            shutil.rmtree(keep, ignore_errors=True)
-            shutil.copytree(out / "data_docs", keep / "data_docs")
-            ctx.tracker.log_artifact(run_id, out / "data_docs", "data_docs")
-            ctx.tracker.log_artifact(run_id, out / "summary.json", "validation")
-            raise validation.DataValidationError(
-                summary.suite, summary.failures, str(keep / "data_docs" / "index.html")
-            )
-        return {"data_docs": "data_docs", "summary": "summary.json"}, summary.metrics(), {"n_rows": summary.n_rows}
-
-    def after(run_id: str, result: StageResult) -> None:
-        ctx.tracker.log_artifact(run_id, result.output("data_docs"), "data_docs")
-
-    return run_stage(
-        ctx,
-        "data.validate",
-        config={"max_responses": ctx.cfg.data.max_responses, "max_chars": ctx.cfg.data.max_chars},
-        inputs={"prepared": prepared},
-        build=build,
-        category="validation",
-        after=after,
+    prepared: StageResult = b.inputs["prepared"]
+    files = {sp: prepared.output(sp) for sp in SPLITS}
+    summary = validation.validate_items(files, s, b.out / "data_docs")
+    write_json_atomic(b.out / "summary.json", summary.__dict__)
+    if not summary.success:
+        keep = b.store_root.parent / "validation" / f"{prepared.key}"
+        shutil.rmtree(keep, ignore_errors=True)
+        shutil.copytree(b.out / "data_docs", keep / "data_docs")
+        b.tracker.log_artifact(b.run_id, b.out / "data_docs", "data_docs")
+        b.tracker.log_artifact(b.run_id, b.out / "summary.json", "validation")
+        raise validation.DataValidationError(summary.suite, summary.failures, str(keep / "data_docs" / "index.html"))
+    return StageOutput(
+        {"data_docs": "data_docs", "summary": "summary.json"}, summary.metrics(), {"n_rows": summary.n_rows}
     )
+
+
+def after_validate(s: DataLimits, tracker: Any, run_id: str, result: StageResult) -> None:
+    tracker.log_artifact(run_id, result.output("data_docs"), "data_docs")
+
+
+VALIDATE = register(
+    Stage(
+        "data.validate", select_limits, build_validate, inputs=("prepared",), after=after_validate,
+        category="validation",
+    )
+)  # fmt: skip
+
+
+@task(name="data.validate", cache_policy=NO_CACHE, **TASK_OPTIONS)
+def validate(ctx: RunContext, prepared: StageResult) -> StageResult:
+    """The ``data.validate`` stage (``build_validate``)."""
+    result = run_stage(ctx, VALIDATE, {"prepared": prepared})
+    assert result is not None
+    return result
 
 
 @task(name="data.version", cache_policy=NO_CACHE, **TASK_OPTIONS)
@@ -130,14 +160,9 @@ def version(ctx: RunContext, prepared: StageResult, validated: StageResult) -> v
     return dv
 
 
-def split_path(ctx: RunContext, split: str) -> Path:
-    """The published (DVC-tracked) file of ``split``."""
-    return ctx.path(ctx.cfg.data.data_dir) / f"{split}.jsonl"
-
-
-def split_inputs(ctx: RunContext, dv: versioning.DataVersion, *splits: str) -> dict[str, str]:
-    """Input hashes of the splits a stage reads (part of its key)."""
-    return {s: dv.files[f"{s}.jsonl"] for s in splits}
+def split(ctx: RunContext, dv: versioning.DataVersion, name: str) -> HashedFile:
+    """The published (DVC-tracked) split ``name`` as an upstream input: its path, keyed by its DVC md5."""
+    return HashedFile(str(ctx.path(ctx.cfg.data.data_dir) / f"{name}.jsonl"), dv.files[f"{name}.jsonl"])
 
 
 def dump(obj: Any) -> str:

@@ -8,6 +8,7 @@ Metrics: ``eval/{benchmark}/{model}/{method}_k{k}/{metric}``; artifacts: ``eval/
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,18 +17,25 @@ from prefect.cache_policies import NO_CACHE
 
 from grm import evaluation, spct
 from grm.files import write_json_atomic
+from grm.pipeline_config import PipelineConfig, SamplingConfig
 from grm.schemas import read_items
-from tasks.data import split_inputs, split_path
+from tasks.data import split
 from tasks.runtime import TASK_OPTIONS, RunContext, logger, run_stage
-from tasks.stages import StageResult, tree_md5
+from tasks.slices import TeacherSlice, make_teacher, select_teacher, teacher_files
+from tasks.stages import BuildContext, FileInput, Stage, StageOutput, StageResult, register
 from tasks.versioning import DataVersion
 
 TEACHER = "teacher"
 
 
+def benchmark_of(source: str) -> str:
+    """``world`` for the embedded world, else the data folder's name (``data.source``)."""
+    return evaluation.heldout_benchmark(source)
+
+
 def benchmark_name(ctx: RunContext) -> str:
     """``world`` for the embedded world, else the data folder's name."""
-    return evaluation.heldout_benchmark(ctx.cfg.data.source)
+    return benchmark_of(ctx.cfg.data.source)
 
 
 def accuracy_figure(cells: dict[str, dict[str, float]], title: str):  # -> matplotlib Figure
@@ -53,6 +61,121 @@ def accuracy_figure(cells: dict[str, dict[str, float]], title: str):  # -> matpl
     return fig
 
 
+@dataclass(frozen=True)
+class EvalSlice:
+    """``eval.{name}``: the protocol fields of ``eval`` the evaluation reads (not ``benchmarks``/``benchmark_limit``/
+    ``benchdata``: those are other stages'), the sampler settings, the benchmark name that every metric name holds,
+    and the teacher when the evaluated model is the configured teacher. A trained model is an upstream input (by
+    key); a given model folder is a file input (by content)."""
+
+    model_name: str
+    benchmark: str
+    teacher: TeacherSlice | None
+    sampling: SamplingConfig
+    ks: tuple[int, ...]
+    temperature: float
+    k_meta: int | None
+    tie_policy: str
+    seed: int
+    hygiene: bool
+    seed_agreement: bool
+    limit: int | None
+
+
+TARGETS = ("stage", "teacher", "folder")  # the evaluated model: a stage's output, the teacher, a given folder
+
+
+def select_eval(cfg: PipelineConfig, name: str, target: str, model_dir: str | None = None) -> EvalSlice:
+    if target not in TARGETS:
+        raise ValueError(f"eval target {target!r}: use one of {TARGETS}")
+    ev = cfg.eval
+    teacher = select_teacher(cfg) if target == TEACHER else None
+    return EvalSlice(
+        name, benchmark_of(cfg.data.source), teacher, cfg.sampling, ev.ks, ev.temperature, ev.k_meta, ev.tie_policy,
+        ev.seed, ev.hygiene, ev.seed_agreement, ev.limit,
+    )  # fmt: skip
+
+
+def eval_files(cfg: PipelineConfig, name: str, target: str, model_dir: str | None = None) -> dict[str, FileInput]:
+    if target == "folder":
+        if model_dir is None:
+            raise ValueError("eval target 'folder' needs model_dir")
+        return {"model": FileInput(model_dir, "model", fix="pass a local model folder, a registry alias or teacher")}
+    return teacher_files(cfg) if target == TEACHER else {}
+
+
+def build_eval(s: EvalSlice, b: BuildContext) -> StageOutput:
+    """Score one GRM on the test split with greedy + Voting@k (+ MetaRM@k when a meta RM is given)."""
+    items = read_items(b.inputs["test"].path)
+    items = items[: s.limit] if s.limit else items
+    if s.teacher is not None:
+        sampler = make_teacher(s.teacher, b.files)
+    else:
+        model = b.inputs["model"]
+        sampler = spct.student_sampler(model.output("model") if model is not None else b.files["model"], s.sampling)
+    meta_scorer = None
+    if b.inputs["meta_rm"] is not None:
+        from grm.meta_rm import load_meta_scorer
+
+        meta_scorer = load_meta_scorer(b.inputs["meta_rm"].output("model"))
+    report = evaluation.evaluate(
+        items,
+        sampler,
+        benchmark=s.benchmark,
+        model_name=s.model_name,
+        ks=s.ks,
+        methods=("voting", "metarm") if meta_scorer is not None else ("voting",),
+        meta_scorer=meta_scorer,
+        k_meta=s.k_meta,
+        temperature=s.temperature,
+        max_new_tokens=s.sampling.max_new_tokens,
+        seed=s.seed,
+        template=s.sampling.template,
+        tie_policy=s.tie_policy,
+        hygiene=s.hygiene,
+        seed_agreement=s.seed_agreement,
+    )
+    write_json_atomic(b.out / "report.json", dataclasses.asdict(report))
+    metrics = {k: float(v) for k, v in report.metrics().items() if v is not None}
+    return StageOutput({"report": "report.json"}, metrics, {"cells": report.cells, "n_items": report.n_items})
+
+
+def after_eval(s: EvalSlice, tracker: Any, run_id: str, result: StageResult) -> None:
+    import json
+
+    report = json.loads(result.output("report").read_text(encoding="utf-8"))
+    tracker.log_artifact(run_id, result.output("report"), "eval")
+    rows = report["per_item"]
+    if rows:
+        columns = {
+            c: [json.dumps(r.get(c)) if isinstance(r.get(c), list | dict) else r.get(c) for r in rows] for c in rows[0]
+        }
+        tracker.log_table(run_id, columns, "tables/judgements.json")
+    if tracker.enabled:
+        title = f"{s.benchmark} / {s.model_name}"
+        tracker.log_figure(run_id, accuracy_figure(report["cells"], title), "figures/accuracy_vs_k.png")
+
+
+def _eval_examples(tmp: Path) -> list[dict[str, Any]]:
+    """Parameter sets of the generated key test: a trained model, the teacher, a given folder."""
+    folder = tmp / "eval_model"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model.safetensors").write_bytes(b"weights")
+    return [
+        {"name": "rft", "target": "stage"},
+        {"name": TEACHER, "target": TEACHER},
+        {"name": "model", "target": "folder", "model_dir": str(folder)},
+    ]
+
+
+EVAL = register(
+    Stage(
+        "eval.{name}", select_eval, build_eval, inputs=("model", "meta_rm", "test"), files=eval_files,
+        after=after_eval, examples=_eval_examples,
+    )
+)  # fmt: skip
+
+
 @task(name="eval.model", task_run_name="eval.{name}", cache_policy=NO_CACHE, **TASK_OPTIONS)
 def evaluate_model(
     ctx: RunContext,
@@ -61,83 +184,28 @@ def evaluate_model(
     dv: DataVersion,
     meta_rm: StageResult | None = None,
 ) -> StageResult:
-    """Evaluate one GRM on the test split.
+    """Evaluate one GRM on the test split (stage ``eval.{name}``, ``build_eval``).
 
     Args:
         ctx: run context.
         name: model name in metric names (``teacher``, ``base``, ``rft``, ``rl``, ``champion``).
         model: ``"teacher"`` (the configured teacher), a stage result with a ``model`` output, or a local model dir.
-        dv: the data version (test split hash is part of the key).
+        dv: the data version (the test split's md5 is part of the key).
         meta_rm: a stage result with a ``model`` output: adds MetaRM@k cells.
     """
-    ev = ctx.cfg.eval
+    params: dict[str, Any]
     if isinstance(model, StageResult):
-        model_dir: str | None = str(model.output("model"))
-        model_key: Any = model
+        params, upstream = {"target": "stage"}, model
     elif model == TEACHER:
-        model_dir, model_key = None, {"teacher": ctx.cfg.model.teacher, "world": ctx.cfg.world}
+        params, upstream = {"target": TEACHER}, None
     else:
-        model_dir, model_key = str(ctx.path(model)), tree_md5(ctx.path(model))
-    bench_name = benchmark_name(ctx)
-
-    def build(out: Path, run_id: str) -> tuple[dict[str, str], dict[str, float], dict[str, Any]]:
-        items = read_items(split_path(ctx, "test"))[: ev.limit] if ev.limit else read_items(split_path(ctx, "test"))
-        if model_dir is None:
-            sampler = spct.teacher_sampler(ctx.cfg.model, ctx.cfg.world, ctx.cfg.sampling, ctx.cfg.seed)
-        else:
-            sampler = spct.student_sampler(model_dir, ctx.cfg.sampling)
-        meta_scorer = None
-        if meta_rm is not None:
-            from grm.meta_rm import load_meta_scorer
-
-            meta_scorer = load_meta_scorer(meta_rm.output("model"))
-        report = evaluation.evaluate(
-            items,
-            sampler,
-            benchmark=bench_name,
-            model_name=name,
-            ks=ev.ks,
-            methods=("voting", "metarm") if meta_scorer is not None else ("voting",),
-            meta_scorer=meta_scorer,
-            k_meta=ev.k_meta,
-            temperature=ev.temperature,
-            max_new_tokens=ctx.cfg.sampling.max_new_tokens,
-            seed=ev.seed,
-            template=ctx.cfg.sampling.template,
-            tie_policy=ev.tie_policy,
-            hygiene=ev.hygiene,
-            seed_agreement=ev.seed_agreement,
-        )
-        write_json_atomic(out / "report.json", dataclasses.asdict(report))
-        metrics = {k: float(v) for k, v in report.metrics().items() if v is not None}
-        return {"report": "report.json"}, metrics, {"cells": report.cells, "n_items": report.n_items}
-
-    def after(run_id: str, result: StageResult) -> None:
-        import json
-
-        report = json.loads(result.output("report").read_text(encoding="utf-8"))
-        ctx.tracker.log_artifact(run_id, result.output("report"), "eval")
-        rows = report["per_item"]
-        if rows:
-            columns = {
-                c: [json.dumps(r.get(c)) if isinstance(r.get(c), list | dict) else r.get(c) for r in rows]
-                for c in rows[0]
-            }
-            ctx.tracker.log_table(run_id, columns, "tables/judgements.json")
-        if ctx.tracker.enabled:
-            ctx.tracker.log_figure(
-                run_id, accuracy_figure(report["cells"], f"{bench_name} / {name}"), "figures/accuracy_vs_k.png"
-            )
-
-    logger().info("evaluating %s on %s (limit %s, ks %s)", name, bench_name, ev.limit, ev.ks)
-    return run_stage(
-        ctx,
-        f"eval.{name}",
-        config={"eval": ev, "sampling": ctx.cfg.sampling, "seed": ctx.cfg.seed},
-        inputs={"model": model_key, "meta_rm": meta_rm, **split_inputs(ctx, dv, "test")},
-        build=build,
-        after=after,
-    )
+        params, upstream = {"target": "folder", "model_dir": str(ctx.path(model))}, None
+    ev = ctx.cfg.eval
+    logger().info("evaluating %s on %s (limit %s, ks %s)", name, benchmark_name(ctx), ev.limit, ev.ks)
+    inputs = {"model": upstream, "meta_rm": meta_rm, "test": split(ctx, dv, "test")}
+    result = run_stage(ctx, EVAL, inputs, name=name, **params)
+    assert result is not None
+    return result
 
 
 @task(name="eval.compare", cache_policy=NO_CACHE, **TASK_OPTIONS)

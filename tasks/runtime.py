@@ -2,8 +2,9 @@
 
 ``pipeline_run(...)`` opens a flow run: it loads the config, opens the parent MLflow run (params = flattened config,
 ``inputs/config.yaml``, tags: git commit, code version, Prefect flow-run id), and on exit closes it (FAILED with the
-failing stage named, or FINISHED) and prints the benchmark table. Stage tasks call ``run_stage`` with their config
-section(s), input hashes and a build function; completed stages are reused (``tasks.stages``).
+failing stage named, or FINISHED) and prints the benchmark table. Stage tasks call ``run_stage`` with their
+``Stage`` declaration and upstream inputs; ``run_stage`` selects the stage's config slice from ``ctx.cfg`` and hands
+the build only that slice; completed stages are reused (``tasks.stages``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 import sqlite3
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,6 @@ from grm.pipeline_config import PipelineConfig, check_data_files, stage_seeds
 from tasks import bench, stages, tracking
 
 ENV_ARTIFACTS = "GRM_ARTIFACTS_DIR"
-BuildWithRun = Callable[[Path, str], tuple[dict[str, str], dict[str, float], dict[str, Any]]]
 
 
 class StageError(RuntimeError):
@@ -117,32 +117,41 @@ def artifacts_root(project_dir: str | Path) -> Path:
 
 def run_stage(
     ctx: RunContext,
-    stage: str,
-    *,
-    config: Any,
-    inputs: Mapping[str, Any],
-    build: BuildWithRun,
-    category: str = "compute",
-    version: str = "1",
-    after: Callable[[str, stages.StageResult], None] | None = None,
-) -> stages.StageResult:
-    """Run (or reuse) one stage inside its own nested MLflow run.
+    spec: stages.Stage,
+    inputs: Mapping[str, Any] | None = None,
+    **params: Any,
+) -> stages.StageResult | None:
+    """Run (or reuse) one declared stage inside its own nested MLflow run.
+
+    The stage's slice is selected from ``ctx.cfg`` here, hashed with its files, upstream inputs, the code version
+    and its version into the key (``tasks.stages.plan``); the build then receives only that slice and a
+    ``BuildContext`` (no config).
 
     Args:
         ctx: the flow run's context.
-        stage: stage name (``rft.sample``).
-        config: the config section(s) the stage depends on (part of its key).
-        inputs: input data hashes / upstream ``StageResult`` objects (part of its key).
-        build: ``build(out_dir, stage_run_id) -> (outputs, metrics, info)``; ``stage_run_id`` is for trainers.
-        category: bench category of the build (``compute``, ``validation``, ...).
-        version: bump when this task's own logic changes.
-        after: ``after(stage_run_id, result)`` logs stage-specific artifacts (tables, figures) on every run.
+        spec: the ``Stage`` declaration.
+        inputs: upstream values by the names ``spec.inputs`` declares (``StageResult``, ``HashedFile``, None).
+        params: call parameters ``spec.select``/``spec.files`` take (``name`` of an ``eval.{name}`` stage).
 
     Returns:
-        The stage result (``cached`` tells whether it was reused).
+        The stage result (``cached`` tells whether it was reused), or None when the config switches it off.
     """
     log = logger()
-    key = stages.stage_key(stage, config=config, inputs=inputs, code=ctx.code, version=version)
+    try:
+        planned = stages.plan(spec, ctx.cfg, inputs or {}, ctx.project_dir, ctx.code, params)
+    except (stages.MissingInputError, ValueError) as exc:  # a missing file named by the config: before any run
+        raise StageError(spec.stage_name(params), exc, ctx.store_root) from exc
+    if isinstance(planned, stages.Skip):
+        log.warning("%s skipped: %s", spec.stage_name(params), planned.reason)
+        return None
+    stage, key, category = planned.stage, planned.key, spec.category
+
+    def build(out: Path, run_id: str) -> stages.StageOutput:
+        bctx = stages.BuildContext(
+            out, run_id, ctx.tracker, Path(ctx.project_dir), Path(ctx.store_root), planned.inputs, planned.files
+        )
+        return spec.build(planned.slice, bctx)
+
     store = stages.StageStore(ctx.store_root)
     led = bench.LEDGER
     with led.measure(stage, "tracking"):
@@ -166,8 +175,8 @@ def run_stage(
         ctx.tracker.log_metrics(run_id, result.metrics)
         if ctx.parent_run_id:
             ctx.tracker.log_metrics(ctx.parent_run_id, result.metrics)
-        if after is not None:
-            after(run_id, result)
+        if spec.after is not None:
+            spec.after(planned.slice, ctx.tracker, run_id, result)
         ctx.tracker.end_run(run_id)
     log.info(
         "stage %s %s in %.2f s; metrics: %s",

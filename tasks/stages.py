@@ -1,12 +1,16 @@
 """Resumability: stage outputs live in folders keyed by a content hash, completed by an atomic rename.
 
 The single owner of "was this stage already computed?" is this module (Prefect caching is off: every task uses
-``cache_policy=NO_CACHE``). A stage's key hashes everything its output depends on:
+``cache_policy=NO_CACHE``). A stage is declared once, as a ``Stage``: a pure ``select(cfg, **params)`` returning
+the config *slice* its build reads (a small frozen dataclass), the files it reads (``files(cfg, **params)``,
+hashed by content), the names of its upstream inputs, and a module-level ``build(slice, BuildContext)``. The build
+receives only that slice and a ``BuildContext`` without any config, so the key below is exactly what it can read:
 
-- the stage name and an explicit ``version`` (bump it when the task's own logic changes),
-- its config section(s) (canonical JSON),
-- the hashes of its input data files and of its upstream stages' keys,
-- the code version: a hash of every ``*.py`` of the ``grm`` package.
+- the stage name and an explicit ``version`` (bump it when a stage's logic changes outside ``grm``/``tasks``),
+- the slice (canonical JSON),
+- the content hashes of its declared files (tree md5 of a folder, md5 of a file, ``absent`` for a missing optional
+  file) and its upstream inputs (a ``StageResult`` by key, a ``HashedFile`` by its DVC md5),
+- the code version: a hash of every ``*.py`` of the ``grm`` and ``tasks`` packages.
 
 Layout: ``{root}/{stage}/{key}/`` holds the outputs plus ``stage.json`` (outputs, metrics, info, timings). A build
 writes into ``{root}/{stage}/.{key}.{pid}.tmp/``, then ``stage.json``, then ``os.rename`` to the final folder; a
@@ -17,7 +21,7 @@ Example:
     >>> import tempfile
     >>> store = StageStore(tempfile.mkdtemp())
     >>> key = stage_key("demo", config={"a": 1}, inputs={}, code="c0")
-    >>> r1 = store.run("demo", key, lambda out: ({}, {"x": 1.0}, {}))
+    >>> r1 = store.run("demo", key, lambda out: StageOutput(metrics={"x": 1.0}))
     >>> r2 = store.run("demo", key, lambda out: 1 / 0)  # not called: the completed folder is found
     >>> (r1.cached, r2.cached, r2.metrics)
     (False, True, {'x': 1.0})
@@ -31,11 +35,11 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from grm.config import to_dict
 from grm.files import write_json_atomic
@@ -43,8 +47,18 @@ from grm.files import write_json_atomic
 MARKER = "stage.json"
 KEY_CHARS = 16  # 64 bits of sha256: collisions are not a practical concern for a few thousand stage runs
 
-# A build returns (outputs: name -> path relative to the stage folder, metrics: name -> float, info: JSON-able).
-BuildFn = Callable[[Path], tuple[dict[str, str], dict[str, float], dict[str, Any]]]
+
+@dataclass(frozen=True)
+class StageOutput:
+    """What a build returns: ``outputs`` (name -> path relative to the stage folder, or absolute), ``metrics``
+    (name -> float, logged to MLflow) and ``info`` (JSON-able notes kept in ``stage.json``)."""
+
+    outputs: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+BuildFn = Callable[[Path], StageOutput]
 
 
 @dataclass(frozen=True)
@@ -67,9 +81,19 @@ class StageResult:
         return Path(self.path) / self.outputs[name]
 
 
+@dataclass(frozen=True)
+class HashedFile:
+    """An upstream file whose content hash is already known (a DVC-versioned split): keyed by ``md5``, not path."""
+
+    path: str
+    md5: str
+
+
 def _canonical(value: Any) -> Any:
     if isinstance(value, StageResult):  # upstream stages count by key (not by cached/seconds)
         return value.key
+    if isinstance(value, HashedFile):  # content, not location
+        return value.md5
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return to_dict(value)
     if isinstance(value, Mapping):
@@ -107,16 +131,33 @@ def tree_md5(root: str | Path) -> str:
     return h.hexdigest()
 
 
+CODE_PACKAGES = ("grm", "tasks")
+
+
+def package_roots(packages: Sequence[str] = CODE_PACKAGES) -> dict[str, Path]:
+    """The folders ``packages`` are imported from."""
+    import importlib
+
+    return {name: Path(importlib.import_module(name).__file__).parent for name in packages}  # type: ignore[arg-type]
+
+
+def code_hash(roots: Mapping[str, Path]) -> str:
+    """Hash of every ``*.py`` under each root (package name -> folder), by package-relative path + bytes."""
+    h = hashlib.sha256()
+    for name in sorted(roots):
+        for p in sorted(Path(roots[name]).rglob("*.py")):
+            h.update(f"{name}/{p.relative_to(roots[name]).as_posix()}".encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()[:KEY_CHARS]
+
+
 @lru_cache(maxsize=1)
 def code_version() -> str:
-    """Hash of every ``*.py`` in the installed ``grm`` package: a core edit invalidates every stage."""
-    import grm
+    """``code_hash`` of ``grm`` + ``tasks``, once per process: an edit there invalidates every stage.
 
-    pkg = Path(grm.__file__).parent
-    h = hashlib.sha256()
-    for p in sorted(pkg.rglob("*.py")):
-        h.update(p.relative_to(pkg).as_posix().encode() + b"\0" + p.read_bytes())
-    return h.hexdigest()[:KEY_CHARS]
+    ``grm`` is what builds compute, ``tasks`` holds the builds themselves (every stage module is in it); ``flows``
+    does not count: it only composes stages, and what it passes them (upstream results, parameters) is keyed.
+    """
+    return code_hash(package_roots())
 
 
 def _pid_alive(pid: int) -> bool:
@@ -171,7 +212,7 @@ class StageStore:
         Args:
             stage: stage name (``rft.sample``); a folder level.
             key: ``stage_key(...)``.
-            build: ``build(out_dir) -> (outputs, metrics, info)``; writes its files under ``out_dir``.
+            build: ``build(out_dir) -> StageOutput``; writes its files under ``out_dir``.
 
         Returns:
             The ``StageResult``; ``cached`` tells whether ``build`` ran.
@@ -184,12 +225,14 @@ class StageStore:
         tmp.mkdir(parents=True, exist_ok=False)
         start = time.perf_counter()
         try:
-            outputs, metrics, info = build(tmp)
+            built = build(tmp)
+            if not isinstance(built, StageOutput):
+                raise TypeError(f"stage {stage}: a build returns a StageOutput, got {type(built).__name__}")
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         seconds = time.perf_counter() - start
-        record = {"stage": stage, "key": key, "outputs": outputs, "metrics": metrics, "info": info}
+        record = {"stage": stage, "key": key, "outputs": built.outputs, "metrics": built.metrics, "info": built.info}
         record.update({"seconds": seconds, "completed_at": time.time()})
         write_json_atomic(tmp / MARKER, record)
         final = self.final_dir(stage, key)
@@ -200,3 +243,177 @@ class StageStore:
         result = self.lookup(stage, key)
         assert result is not None
         return dataclasses.replace(result, cached=False)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Stage declarations: what a build reads (slice + files + upstream inputs) is what its key hashes.
+
+S = TypeVar("S")
+
+
+class MissingInputError(FileNotFoundError):
+    """A file or folder a stage reads does not exist; the message names the config key and the fix."""
+
+
+@dataclass(frozen=True)
+class FileInput:
+    """A file or folder a build reads, named by a config value; its *content* is part of the key.
+
+    Args:
+        path: absolute, or relative to the project folder.
+        config_key: the config key that names it (for errors and for the test's field -> file mapping).
+        required: a missing required input fails before the build; a missing optional one (``general.jsonl``)
+            is keyed as ``absent``, so creating it later changes the key.
+        fix: what to do when a required input is missing (ends the error message).
+    """
+
+    path: str
+    config_key: str
+    required: bool = True
+    fix: str = ""
+
+
+@dataclass(frozen=True)
+class Skip:
+    """``select`` returns this when the config switches the stage off; ``run_stage`` then returns None."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """Everything a build gets besides its slice; deliberately no config (the slice is the config it may read).
+
+    ``inputs``: the upstream values by name (``StageResult``, ``HashedFile``, None for an absent optional one);
+    ``files``: the resolved paths of the stage's ``FileInput``s by name (None: an optional file that is absent).
+    """
+
+    out: Path
+    run_id: str
+    tracker: Any  # tasks.tracking.Tracker | NullTracker | a test fake
+    project_dir: Path
+    store_root: Path
+    inputs: Mapping[str, Any] = field(default_factory=dict)
+    files: Mapping[str, Path | None] = field(default_factory=dict)
+
+
+def _no_files(cfg: Any, **params: Any) -> Mapping[str, FileInput]:
+    return {}
+
+
+@dataclass(frozen=True)
+class Stage(Generic[S]):
+    """One stage, declared in one place.
+
+    Args:
+        name: stage name (``rft.sample``); may hold ``{param}`` fields filled from the call's params (``eval.{name}``).
+        select: ``select(cfg, **params) -> slice | Skip``: pure; the slice is a frozen dataclass holding every config
+            value the build reads (seeds included) and nothing else.
+        build: ``build(slice, BuildContext) -> StageOutput``, a module-level function (no closure over a config).
+        inputs: names of the upstream values the call passes (``StageResult``/``HashedFile``/None), all keyed.
+        files: ``files(cfg, **params) -> {name: FileInput}``: files/folders read, hashed by content.
+        after: ``after(slice, tracker, run_id, result)`` logs artifacts (tables, figures) on every run, reused or
+            not; it cannot change the stage's outputs.
+        version: bump when the stage's logic changes outside ``grm``/``tasks`` (their code is hashed anyway).
+        category: bench category of the build (``compute``, ``validation``, ...).
+        examples: ``examples(tmp_dir) -> [params, ...]``: parameter sets for the generated key test (one ``{}``
+            when the stage takes none).
+    """
+
+    name: str
+    select: Callable[..., Any]
+    build: Callable[[Any, BuildContext], StageOutput]
+    inputs: tuple[str, ...] = ()
+    files: Callable[..., Mapping[str, FileInput]] = _no_files
+    after: Callable[[Any, Any, str, StageResult], None] | None = None
+    version: str = "1"
+    category: str = "compute"
+    examples: Callable[[Path], Sequence[Mapping[str, Any]]] | None = None
+
+    def stage_name(self, params: Mapping[str, Any]) -> str:
+        """``name`` with its ``{param}`` fields filled (a field the call does not pass stays as written)."""
+        try:
+            return self.name.format(**params)
+        except (KeyError, IndexError):
+            return self.name
+
+
+REGISTRY: dict[str, Stage] = {}
+
+
+def register(stage: Stage[S]) -> Stage[S]:
+    """Add ``stage`` to ``REGISTRY`` (the generated key test enumerates it); a second stage of that name fails."""
+    old = REGISTRY.get(stage.name)
+    if old is not None and (old.build.__module__, old.build.__qualname__) != (
+        stage.build.__module__,
+        stage.build.__qualname__,
+    ):
+        raise ValueError(f"stage {stage.name!r} is declared twice ({old.build.__module__}, {stage.build.__module__})")
+    REGISTRY[stage.name] = stage
+    return stage
+
+
+def content_hash(path: Path) -> str:
+    """``tree_md5`` of a folder, ``file_md5`` of a file."""
+    return f"tree:{tree_md5(path)}" if path.is_dir() else f"file:{file_md5(path)}"
+
+
+def resolve_files(
+    specs: Mapping[str, FileInput], project_dir: str | Path
+) -> tuple[dict[str, Path | None], dict[str, str]]:
+    """Absolute paths and content hashes of a stage's file inputs (``absent`` for a missing optional one)."""
+    paths: dict[str, Path | None] = {}
+    hashes: dict[str, str] = {}
+    for name, spec in specs.items():
+        p = Path(spec.path).expanduser()
+        p = p if p.is_absolute() else Path(project_dir) / p
+        if p.exists():
+            paths[name], hashes[name] = p, content_hash(p)
+        elif spec.required:
+            fix = spec.fix or f"point {spec.config_key} at an existing file or folder"
+            raise MissingInputError(
+                f"{spec.config_key}: {p} does not exist; {fix} (relative paths are read from {project_dir})"
+            )
+        else:
+            paths[name], hashes[name] = None, "absent"
+    return paths, hashes
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """A stage call resolved against a config: its name, slice, files and key (computed before any build)."""
+
+    stage: str
+    key: str
+    slice: Any
+    files: dict[str, Path | None]
+    file_hashes: dict[str, str]
+    inputs: dict[str, Any]
+
+
+def plan(
+    stage: Stage,
+    cfg: Any,
+    inputs: Mapping[str, Any],
+    project_dir: str | Path,
+    code: str,
+    params: Mapping[str, Any] | None = None,
+) -> StagePlan | Skip:
+    """Resolve ``stage`` for ``cfg``: slice, file hashes, key; ``Skip`` when the config switches it off.
+
+    Raises:
+        ValueError: the call's inputs are not exactly the stage's declared ``inputs``.
+        MissingInputError: a required file input does not exist.
+    """
+    params = dict(params or {})
+    name = stage.stage_name(params)
+    if set(inputs) != set(stage.inputs):
+        raise ValueError(f"stage {name} takes inputs {sorted(stage.inputs)}, got {sorted(inputs)}")
+    selected = stage.select(cfg, **params)
+    if isinstance(selected, Skip):
+        return selected
+    paths, hashes = resolve_files(stage.files(cfg, **params), project_dir)
+    key = stage_key(
+        name, config=selected, inputs={"upstream": dict(inputs), "files": hashes}, code=code, version=stage.version
+    )
+    return StagePlan(name, key, selected, paths, hashes, dict(inputs))

@@ -15,43 +15,67 @@ from typing import Any
 
 from grm import judging
 from grm.meta_rm import examples_from_judgements, examples_from_trajectories, mixed_item_ids
-from grm.pipeline_config import MetaStageConfig, ModelConfig, SamplingConfig
+from grm.pipeline_config import MetaStageConfig, SamplingConfig
 from grm.rft import Trajectory, to_sft_examples
 from grm.sampling.base import Sampler
 from grm.schemas import Item
 from grm.voting import derive_seed
 from grm.world.generator import WorldConfig
+from grm.world.model import TinyModelConfig
 
 log = logging.getLogger(__name__)
 
 
-def build_base_model(model: ModelConfig, world: WorldConfig, out_dir: str | Path, seed: int) -> Path:
+def build_base_model(
+    base: str, tiny: TinyModelConfig | None, world: WorldConfig | None, out_dir: str | Path, seed: int | None
+) -> Path:
     """The model RFT starts from: the embedded tiny model (tokenizer + random Llama built locally) or a user dir.
+
+    Args:
+        base: ``embedded`` or a local model folder (``model.base``).
+        tiny, world, seed: the embedded model's shape, vocabulary and init seed (unused for a folder).
 
     Returns:
         The model folder (``out_dir/model`` for the embedded model).
     """
-    if model.base != "embedded":
+    if base != "embedded":
         from grm.sampling.hf import check_safetensors_dir
 
-        return check_safetensors_dir(model.base)
+        return check_safetensors_dir(base)
+    if tiny is None or world is None or seed is None:
+        raise ValueError("the embedded base model needs model.tiny, world and a seed")
     from grm.world.model import build_tiny_model
     from grm.world.tokenizer import build_tokenizer
 
     out = Path(out_dir)
     tok_dir = build_tokenizer(world, out / "tokenizer")
-    return build_tiny_model(tok_dir, out / "model", model.tiny, seed=seed)
+    return build_tiny_model(tok_dir, out / "model", tiny, seed=seed)
 
 
-def teacher_sampler(model: ModelConfig, world: WorldConfig, sampling: SamplingConfig, seed: int) -> Sampler:
-    """The teacher of rejective sampling. ``world-teacher`` knows the configured world's facts."""
+def is_world_teacher(spec: str) -> bool:
+    """``world-teacher`` or ``world-teacher:ERROR_RATE``."""
+    spec = spec.strip()
+    return spec == "world-teacher" or spec.startswith("world-teacher:")
+
+
+def teacher_sampler(
+    spec: str,
+    served_model: str | None,
+    world: WorldConfig | None,
+    sampling: SamplingConfig | None,
+    seed: int | None,
+) -> Sampler:
+    """The teacher of rejective sampling. ``world-teacher`` knows the configured world's facts (``world``, ``seed``);
+    any other spec (model dir, ``vllm:PATH``, http URL + ``served_model``) runs with ``sampling``'s backend options."""
     from grm.sampling import build_sampler
 
-    if model.teacher == "world-teacher" or model.teacher.startswith("world-teacher:"):
-        return build_sampler(model.teacher, world=world, seed=seed)
+    if is_world_teacher(spec):
+        return build_sampler(spec, world=world, seed=seed)
+    if sampling is None:
+        raise ValueError(f"teacher {spec!r} needs the sampling section (backend options)")
     return build_sampler(
-        model.teacher,
-        served_model=model.teacher_model_name,
+        spec,
+        served_model=served_model,
         num_threads=sampling.num_threads,
         batch_size=sampling.batch_size,
         chat_template=sampling.chat_template,

@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tasks import bench, prefect_env
-from tasks.stages import StageResult, StageStore, stage_key, tree_md5
+from grm.config import from_dict
+from grm.pipeline_config import PipelineConfig
+from tasks import bench, prefect_env, training
+from tasks.runtime import RunContext, StageError, run_stage
+from tasks.stages import (
+    BuildContext,
+    FileInput,
+    Skip,
+    Stage,
+    StageOutput,
+    StageResult,
+    StageStore,
+    stage_key,
+    tree_md5,
+)
+from tasks.tracking import NullTracker
 
 
 def test_stage_key_changes_with_config_inputs_code_and_version() -> None:
@@ -37,7 +53,7 @@ def test_completed_stage_is_reused_and_build_not_called(tmp_path: Path) -> None:
     def build(out: Path):
         calls.append(out)
         (out / "model.txt").write_text("weights")
-        return {"model": "model.txt"}, {"loss": 0.5}, {"note": "x"}
+        return StageOutput({"model": "model.txt"}, {"loss": 0.5}, {"note": "x"})
 
     first = store.run("rft.train", "k", build)
     second = store.run("rft.train", "k", build)
@@ -67,7 +83,7 @@ def test_tmp_folder_of_a_killed_process_is_cleared_before_rebuilding(tmp_path: P
     dead = tmp_path / "eval.base" / ".k.999999999.tmp"  # no such pid
     dead.mkdir(parents=True)
     (dead / "junk").write_text("x")
-    result = store.run("eval.base", "k", lambda out: ({}, {}, {}))
+    result = store.run("eval.base", "k", lambda out: StageOutput())
     assert not dead.exists()
     assert result.cached is False and Path(result.path).name == "k"
 
@@ -107,3 +123,75 @@ def test_prefect_defaults_do_not_override_what_is_set(tmp_path: Path) -> None:
     assert int(env["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"]) >= 60
     assert prefect_env.defaults_for(tmp_path)["PREFECT_HOME"] == str(tmp_path.resolve() / ".prefect")
     assert os.environ.get("PREFECT_HOME") != str(tmp_path / ".prefect")  # the real environment was not touched
+
+
+# --- run_stage over a declared Stage -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _ToySlice:
+    ks: tuple[int, ...]
+    seed: int
+
+
+def _toy_select(cfg: PipelineConfig, tag: str = "a") -> _ToySlice | Skip:
+    if cfg.eval.limit == 1:  # any recognisable value: the toy stage skips on it
+        return Skip("eval.limit is 1")
+    return _ToySlice(cfg.eval.ks, cfg.eval.seed)
+
+
+def _toy_files(cfg: PipelineConfig, tag: str = "a") -> dict[str, FileInput]:
+    return {"notes": FileInput("notes.txt", "eval.benchdata", required=False)}
+
+
+SEEN: list[tuple[object, BuildContext]] = []
+
+
+def _toy_build(s: _ToySlice, b: BuildContext) -> StageOutput:
+    SEEN.append((s, b))
+    (b.out / "ks.txt").write_text(",".join(map(str, s.ks)))
+    return StageOutput({"ks": "ks.txt"}, {"toy/k": float(len(s.ks))}, {"up": b.inputs["up"].key})
+
+
+TOY = Stage("toy.{tag}", _toy_select, _toy_build, inputs=("up",), files=_toy_files)
+
+
+def _ctx(tmp_path: Path, cfg: PipelineConfig) -> RunContext:
+    return RunContext("t", str(tmp_path), cfg, NullTracker(), "", str(tmp_path / "stages"), "code-0")
+
+
+def test_run_stage_hands_the_build_only_its_slice_and_reuses_the_result(tmp_path: Path) -> None:
+    SEEN.clear()
+    up = StageResult("up", "k-up", str(tmp_path))
+    ctx = _ctx(tmp_path, PipelineConfig())
+    first = run_stage(ctx, TOY, {"up": up}, tag="b")
+    assert first is not None and first.stage == "toy.b" and not first.cached
+    ((s, b),) = SEEN
+    assert s == _ToySlice(PipelineConfig().eval.ks, PipelineConfig().eval.seed)
+    assert b.files == {"notes": None} and b.inputs == {"up": up} and b.project_dir == tmp_path
+    assert not any(isinstance(getattr(b, f.name), PipelineConfig) for f in dataclasses.fields(b))
+    again = run_stage(ctx, TOY, {"up": up}, tag="b")
+    assert again is not None and again.cached and again.key == first.key and len(SEEN) == 1
+    (tmp_path / "notes.txt").write_text("now present")  # an optional file appearing changes the key
+    third = run_stage(ctx, TOY, {"up": up}, tag="b")
+    assert third is not None and third.key != first.key and not third.cached
+    unrelated = dataclasses.replace(ctx.cfg, registry=dataclasses.replace(ctx.cfg.registry, margin=0.5))
+    assert run_stage(_ctx(tmp_path, unrelated), TOY, {"up": up}, tag="b").key == third.key  # type: ignore[union-attr]
+
+
+def test_run_stage_returns_none_when_select_skips(tmp_path: Path) -> None:
+    cfg = dataclasses.replace(PipelineConfig(), eval=dataclasses.replace(PipelineConfig().eval, limit=1))
+    assert run_stage(_ctx(tmp_path, cfg), TOY, {"up": StageResult("up", "k", "/x")}) is None
+    assert not (tmp_path / "stages").exists()
+
+
+def test_run_stage_names_the_stage_and_config_key_of_a_missing_file(tmp_path: Path) -> None:
+    cfg = from_dict(PipelineConfig, {"model": {"base": str(tmp_path / "no_model")}})
+    with pytest.raises(StageError, match=r"stage model\.base failed: .*model\.base: .*no_model does not exist"):
+        run_stage(_ctx(tmp_path, cfg), training.BASE)
+
+
+def test_a_build_must_return_a_stage_output(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="a build returns a StageOutput, got tuple"):
+        StageStore(tmp_path).run("s", "k", lambda out: ({}, {}, {}))
+    assert StageStore(tmp_path).lookup("s", "k") is None

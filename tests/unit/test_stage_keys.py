@@ -185,8 +185,6 @@ def plan_of(stage: Stage, cfg: PipelineConfig, root: Path, params: dict[str, Any
 
 # --- the generated test -------------------------------------------------------------------------------------------
 
-DEPENDS: dict[tuple[str, str], set[str]] = {}  # (base, stage) -> dotted fields that change its key (or switch it)
-
 
 @pytest.mark.parametrize("stage_name", STAGES)
 @pytest.mark.parametrize("base", BASES)
@@ -224,7 +222,6 @@ def test_every_config_field_changes_the_key_or_never_reaches_the_build(
                 same_input = before.slice == after.slice and before.file_hashes == after.file_hashes
                 if not same_input:
                     leaks.append(f"{field}={new!r}")
-    DEPENDS[(base, stage_name)] = depends
     print(f"\n[{base}] {stage_name}: key depends on {sorted(depends)}")
     print(
         f"  every change rejected by the config: {sorted(set(rejected))}; naming a missing file: {sorted(set(missing))}"

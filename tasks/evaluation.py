@@ -89,7 +89,8 @@ def select_eval(cfg: PipelineConfig, name: str, target: str, model_dir: str | No
     if target not in TARGETS:
         raise ValueError(f"eval target {target!r}: use one of {TARGETS}")
     ev = cfg.eval
-    teacher = select_teacher(cfg) if target == TEACHER else None
+    teacher_seed = cfg.eval.seed  # the world teacher's sampling seed at evaluation
+    teacher = select_teacher(cfg, teacher_seed) if target == TEACHER else None
     return EvalSlice(
         name, benchmark_of(cfg.data.source), teacher, cfg.sampling, ev.ks, ev.temperature, ev.k_meta, ev.tie_policy,
         ev.seed, ev.hygiene, ev.seed_agreement, ev.limit,

@@ -51,13 +51,12 @@ def teacher_kind(spec: str) -> str:
     return "vllm" if spec.startswith("vllm:") else "local"
 
 
-def select_teacher(cfg: PipelineConfig) -> TeacherSlice:
+def select_teacher(cfg: PipelineConfig, seed: int) -> TeacherSlice:
+    """The teacher's slice; ``seed`` (the world teacher's sampling seed) is chosen by the calling stage."""
     spec = cfg.model.teacher.strip()
     kind = teacher_kind(spec)
     if kind == "world":
-        return TeacherSlice(
-            "world", spec, world=cfg.world, seed=cfg.rft.sampling.seed
-        )  # the teacher of rejective sampling
+        return TeacherSlice("world", spec, world=cfg.world, seed=seed)
     if kind == "http":
         return TeacherSlice("http", spec, served_model=cfg.model.teacher_model_name, sampling=cfg.sampling)
     return TeacherSlice(kind, sampling=cfg.sampling)
@@ -91,9 +90,10 @@ class GeneralSlice:
     seed: int | None
 
 
-def select_general(cfg: PipelineConfig) -> GeneralSlice:
+def select_general(cfg: PipelineConfig, seed: int) -> GeneralSlice:
+    """``seed``: the world's general-example draw, chosen by the calling stage."""
     if cfg.data.source == "world":
-        return GeneralSlice(cfg.world, cfg.world.seed)
+        return GeneralSlice(cfg.world, seed)
     return GeneralSlice(None, None)
 
 

@@ -70,8 +70,9 @@ class BaseSlice:
 
 
 def select_base(cfg: PipelineConfig) -> BaseSlice:
+    seed = cfg.model.seed
     if cfg.model.base == "embedded":
-        return BaseSlice("embedded", cfg.model.tiny, cfg.world, cfg.model.seed)
+        return BaseSlice("embedded", cfg.model.tiny, cfg.world, seed)
     return BaseSlice(cfg.model.base, None, None, None)
 
 
@@ -113,7 +114,8 @@ class SampleSlice:
 
 
 def select_sample(cfg: PipelineConfig) -> SampleSlice:
-    return SampleSlice(cfg.rft.sampling, select_teacher(cfg), select_limits(cfg))
+    seed = cfg.rft.sampling.seed  # also the world teacher's sampling seed
+    return SampleSlice(cfg.rft.sampling, select_teacher(cfg, seed), select_limits(cfg))
 
 
 def build_sample(s: SampleSlice, b: BuildContext) -> StageOutput:
@@ -171,7 +173,8 @@ class SFTSlice:
 def select_sft(cfg: PipelineConfig, unfiltered: bool = False) -> SFTSlice | Skip:
     if unfiltered and not cfg.rft.ablation_unfiltered:
         return Skip("rft.ablation_unfiltered is false")
-    return SFTSlice(cfg.rft.train, cfg.rft.general_ratio, select_general(cfg), unfiltered, cfg.rft.train.seed)
+    seed = cfg.rft.train.seed
+    return SFTSlice(cfg.rft.train, cfg.rft.general_ratio, select_general(cfg, seed), unfiltered, seed)
 
 
 def select_unfiltered(cfg: PipelineConfig) -> SFTSlice | Skip:
@@ -241,8 +244,9 @@ class RLSlice:
 def select_rl(cfg: PipelineConfig) -> RLSlice | Skip:
     if cfg.rl.max_steps < 1:
         return Skip(f"rl.max_steps={cfg.rl.max_steps}")
-    general = select_general(cfg) if cfg.rl.general_coef > 0 else None
-    return RLSlice(cfg.rl, cfg.sampling, general, cfg.rl.seed)
+    seed = cfg.rl.seed
+    general = select_general(cfg, seed) if cfg.rl.general_coef > 0 else None
+    return RLSlice(cfg.rl, cfg.sampling, general, seed)
 
 
 def rl_files(cfg: PipelineConfig) -> dict[str, FileInput]:
@@ -295,7 +299,8 @@ class MetaSlice:
 def select_meta(cfg: PipelineConfig) -> MetaSlice | Skip:
     if not cfg.meta_rm.enabled:
         return Skip("meta_rm.enabled is false")
-    return MetaSlice(cfg.meta_rm, cfg.sampling, cfg.meta_rm.seed)
+    seed = cfg.meta_rm.seed
+    return MetaSlice(cfg.meta_rm, cfg.sampling, seed)
 
 
 def meta_files(cfg: PipelineConfig) -> dict[str, FileInput]:

@@ -133,6 +133,8 @@ def changes(cfg: PipelineConfig, path: tuple[str, ...], value: Any, tp: Any) -> 
     for new in perturbations(value, tp):
         got = replaced(cfg, path, new)
         (errors if isinstance(got, str) else accepted).append(got if isinstance(got, str) else (new, got))
+        if accepted and not optional:
+            break
     if not accepted and isinstance(value, str):
         for new in [o for e in errors for o in offered(e) if o != value][:1]:
             got = replaced(cfg, path, new)
@@ -185,46 +187,70 @@ def plan_of(stage: Stage, cfg: PipelineConfig, root: Path, params: dict[str, Any
 
 # --- the generated test -------------------------------------------------------------------------------------------
 
-DEPENDS: dict[tuple[str, str], set[str]] = {}  # (base, stage) -> dotted fields that change its key (or switch it)
+
+@dataclasses.dataclass
+class Changes:
+    """A base config and every accepted change of it: (dotted field, new value, changed config)."""
+
+    cfg: PipelineConfig
+    changed: list[tuple[str, Any, PipelineConfig]]
+    rejected: list[str]  # fields whose every change the config rejects
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("keys")
+    make_project(root)
+    return root
+
+
+def changes_of(base: str, root: Path) -> Changes:
+    """Every leaf of PipelineConfig changed once (Optional: to None and to a value)."""
+    cfg = base_config(base, make_project(root))
+    out = Changes(cfg, [], [])
+    for path, tp in leaves(PipelineConfig):
+        value = cfg
+        for k in path:
+            value = getattr(value, k)
+        accepted = changes(cfg, path, value, tp)
+        if not accepted:
+            out.rejected.append(".".join(path))
+        out.changed += [(".".join(path), new, changed) for new, changed in accepted]
+    return out
+
+
+@pytest.fixture(scope="module")
+def all_changes(project: Path) -> dict[str, Changes]:
+    """The changes of each base config, computed once for the module (a few hundred strict config loads)."""
+    return {base: changes_of(base, project) for base in BASES}
 
 
 @pytest.mark.parametrize("stage_name", STAGES)
 @pytest.mark.parametrize("base", BASES)
 def test_every_config_field_changes_the_key_or_never_reaches_the_build(
-    base: str, stage_name: str, tmp_path: Path
+    base: str, stage_name: str, project: Path, all_changes: dict[str, Changes]
 ) -> None:
     stage = REGISTRY[stage_name]
-    paths = make_project(tmp_path)
-    cfg = base_config(base, paths)
-    fields = list(leaves(PipelineConfig))
-    assert len(fields) > 50  # the walk reaches the nested sections
-    depends, rejected, missing, leaks = set(), [], [], []
-    for params in stage_params(stage, tmp_path):
-        before = plan_of(stage, cfg, tmp_path, params)
-        assert before == plan_of(stage, cfg, tmp_path, params), "select/plan must be deterministic"
-        for path, tp in fields:
-            value = cfg
-            for k in path:
-                value = getattr(value, k)
-            field = ".".join(path)
-            accepted = changes(cfg, path, value, tp)
-            if not accepted:
-                rejected.append(field)
-            for new, changed in accepted:
-                try:
-                    after = plan_of(stage, changed, tmp_path, params)
-                except FileNotFoundError:  # the changed value names a file or folder that does not exist
-                    missing.append(field)
-                    continue
-                if isinstance(before, Skip) and isinstance(after, Skip):
-                    continue  # switched off either way: nothing is built
-                if isinstance(before, Skip) or isinstance(after, Skip) or before.key != after.key:
-                    depends.add(field)
-                    continue
-                same_input = before.slice == after.slice and before.file_hashes == after.file_hashes
-                if not same_input:
-                    leaks.append(f"{field}={new!r}")
-    DEPENDS[(base, stage_name)] = depends
+    base_changes = all_changes[base]
+    cfg, rejected = base_changes.cfg, base_changes.rejected
+    assert len({f for f, _, _ in base_changes.changed}) > 50  # the walk reaches the nested sections
+    depends, missing, leaks = set(), [], []
+    for params in stage_params(stage, project):
+        before = plan_of(stage, cfg, project, params)
+        assert before == plan_of(stage, cfg, project, params), "select/plan must be deterministic"
+        for field, new, changed in base_changes.changed:
+            try:
+                after = plan_of(stage, changed, project, params)
+            except FileNotFoundError:  # the changed value names a file or folder that does not exist
+                missing.append(field)
+                continue
+            if isinstance(before, Skip) and isinstance(after, Skip):
+                continue  # switched off either way: nothing is built
+            if isinstance(before, Skip) or isinstance(after, Skip) or before.key != after.key:
+                depends.add(field)
+                continue
+            if before.slice != after.slice or before.file_hashes != after.file_hashes:
+                leaks.append(f"{field}={new!r}")
     print(f"\n[{base}] {stage_name}: key depends on {sorted(depends)}")
     print(
         f"  every change rejected by the config: {sorted(set(rejected))}; naming a missing file: {sorted(set(missing))}"
@@ -368,3 +394,20 @@ def test_undeclared_or_missing_upstream_inputs_fail(tmp_path: Path) -> None:
     stage = REGISTRY["rft.train"]
     with pytest.raises(ValueError, match=r"takes inputs \['base', 'samples'\], got \['base'\]"):
         plan(stage, PipelineConfig(), {"base": fake_inputs(stage)["base"]}, tmp_path, "c", {})
+
+
+def test_every_stage_declared_in_tasks_is_registered() -> None:
+    """The generated tests enumerate REGISTRY: a Stage declared anywhere in ``tasks`` must be in it."""
+    import importlib
+    import pkgutil
+
+    import tasks
+
+    declared = set()
+    for info in pkgutil.iter_modules(tasks.__path__, "tasks."):
+        if "Stage(" not in (Path(tasks.__path__[0]) / f"{info.name.split('.')[1]}.py").read_text(encoding="utf-8"):
+            continue  # declares no stage (and importing it would only cost time)
+        module = importlib.import_module(info.name)
+        declared |= {v.name for v in vars(module).values() if isinstance(v, Stage)}
+    assert declared == set(REGISTRY)
+    assert {"data.prepare", "model.base", "rft.sample", "rl.train", "meta_rm.train", "eval.{name}"} <= declared

@@ -16,7 +16,7 @@ import pytest
 
 from tests.e2e.conftest import REPO, PrefectServer, flow_cmd, free_port, make_project, run_flow, wait_http
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(600)]  # trains tiny models
 
 KILL_STAGE = "rft.train"  # a later stage: after data, validation, versioning, base model and rejective sampling
 

@@ -72,6 +72,7 @@ def _weights(model):
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
+@pytest.mark.slow
 def test_grpo_logs_rl_curves_and_saves_a_loadable_policy(tiny_model_dir, tmp_path):
     rows = build_rl_rows(ITEMS, "compact", seed=0)
     cfg = GRPOStageConfig(max_steps=2, prompts_per_step=2, max_completion_length=8, logging_steps=1, beta=0.08)
@@ -86,6 +87,7 @@ def test_grpo_logs_rl_curves_and_saves_a_loadable_policy(tiny_model_dir, tmp_pat
     AutoModelForCausalLM.from_pretrained(tmp_path / "rl")
 
 
+@pytest.mark.slow
 def test_grpo_updates_parameters_when_rewards_vary(tiny_model_dir, tmp_path):
     random.seed(0)
     before = _weights(AutoModelForCausalLM.from_pretrained(tiny_model_dir))
@@ -107,6 +109,7 @@ class _ConstantReward:
         return [1.0 for _ in completions]
 
 
+@pytest.mark.slow
 def test_general_batches_train_on_the_completion_only_and_cycle_seeded(tiny_model_dir):
     from transformers import AutoTokenizer
 
@@ -125,6 +128,7 @@ def test_general_batches_train_on_the_completion_only_and_cycle_seeded(tiny_mode
     assert all(torch.equal(next(again)["input_ids"], b["input_ids"]) for b in first)
 
 
+@pytest.mark.slow
 def test_grpo_general_loss_moves_weights_that_plain_grpo_leaves(tiny_model_dir, tmp_path):
     rows = build_rl_rows(ITEMS, "compact", 0)
     before = _weights(AutoModelForCausalLM.from_pretrained(tiny_model_dir))
@@ -163,6 +167,7 @@ def test_meta_rm_labels_come_from_correctness_and_skip_hinted():
     assert len(meta_rm.examples_from_trajectories(items, trajs, include_hinted=True)) == 3
 
 
+@pytest.mark.slow
 def test_meta_rm_trains_with_bce_and_scores_in_unit_interval(tiny_model_dir, tmp_path):
     examples = [
         {"text": f"Response: good {i}" if i % 2 else f"Response: bad {i}", "label": i % 2, "id": f"x{i}"}
@@ -179,6 +184,7 @@ def test_meta_rm_trains_with_bce_and_scores_in_unit_interval(tiny_model_dir, tmp
     assert clf.config.num_labels == 1
 
 
+@pytest.mark.slow
 def test_meta_rm_refuses_single_class_data(tiny_model_dir, tmp_path):
     with pytest.raises(ValueError, match="correct and incorrect"):
         meta_rm.train_meta_rm(

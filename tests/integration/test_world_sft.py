@@ -12,6 +12,8 @@ from grm.world import WorldConfig, general_instruction_examples
 from grm.world.model import TinyModelConfig, build_tiny_model
 from grm.world.tokenizer import build_tokenizer
 
+pytestmark = pytest.mark.slow  # builds and trains tiny models
+
 
 def test_three_sft_steps(tmp_path: Path) -> None:
     from safetensors.torch import load_file

@@ -82,6 +82,7 @@ def pytest_configure(config: pytest.Config) -> None:
         sys.meta_path.insert(0, _GuardOnImport())
 
 
+@pytest.hookimpl(trylast=True)  # after tests/gpu/conftest.py has added its markers
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     bad = [it.nodeid for it in items if "tiny_model_dir" in getattr(it, "fixturenames", ()) and not _is_slow(it)]
     if bad:

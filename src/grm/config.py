@@ -179,7 +179,7 @@ def load_config(cls: type[T], paths: Sequence[str | Path] = (), overrides: Itera
 
     Example:
         >>> from grm.pipeline_config import PipelineConfig
-        >>> load_config(PipelineConfig, [], ["eval.k_max=4"]).eval.k_max
+        >>> load_config(PipelineConfig, [], ["eval.limit=4"]).eval.limit
         4
     """
     data: dict[str, Any] = {}

@@ -172,12 +172,14 @@ def train_sft(
         seconds = time.perf_counter() - start
         losses = [rec["loss"] for rec in trainer.state.log_history if "loss" in rec]
         final = tmp / "model"
-        trainer.save_model(str(final))
-        tokenizer.save_pretrained(str(final))
-        (final / "training_args.bin").unlink(missing_ok=True)  # a pickle; the weights are safetensors
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        final.rename(out_dir)
+        trainer.save_model(str(final))  # every rank calls it (FSDP gathers); only the main process writes
+        if trainer.is_world_process_zero():  # under torchrun/DDP only rank 0 moves its folder to out_dir
+            tokenizer.save_pretrained(str(final))
+            (final / "training_args.bin").unlink(missing_ok=True)  # a pickle; the weights are safetensors
+            if out_dir.exists():
+                shutil.rmtree(out_dir)
+            final.rename(out_dir)
+        trainer.accelerator.wait_for_everyone()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     steps = int(trainer.state.global_step)

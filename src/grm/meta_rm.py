@@ -11,7 +11,8 @@ import logging
 import math
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 from grm import prompts
 from grm.benchmarks.scoring import roc_auc  # one ROC-AUC (Mann-Whitney, ties 1/2) for the project
 from grm.judging import ItemJudgement
+from grm.progress import Progress
 from grm.rft import Trajectory
 from grm.schemas import Item
 
@@ -162,6 +164,21 @@ def load_meta_scorer(model_dir: str | Path, **kwargs: Any) -> MetaScorer:
     return MetaScorer(path, **kwargs)
 
 
+@contextmanager
+def expected_new_head() -> Iterator[None]:
+    """Hide transformers' LOAD REPORT (a WARNING) while a causal-LM backbone becomes a classifier: its
+    ``score.weight`` is MISSING (the new head) and ``lm_head`` UNEXPECTED by design. Mismatched sizes and
+    conversion errors still raise; the logger is only raised to ERROR for this one ``from_pretrained`` call.
+    """
+    report = logging.getLogger("transformers.modeling_utils")  # from_pretrained passes its logger to the report
+    level = report.level
+    report.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        report.setLevel(level)
+
+
 def train_meta_rm(
     backbone_dir: str | Path,
     examples: Sequence[dict[str, Any]],
@@ -195,7 +212,8 @@ def train_meta_rm(
     torch.manual_seed(cfg.seed)
     train, val = _split(examples, cfg.val_fraction, cfg.seed)
     tokenizer = _meta_tokenizer(backbone_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(backbone_dir, num_labels=1, use_safetensors=True)
+    with expected_new_head():
+        model = AutoModelForSequenceClassification.from_pretrained(backbone_dir, num_labels=1, use_safetensors=True)
     model.config.pad_token_id = tokenizer.pad_token_id
     pos_rate = float(np.mean([e["label"] for e in train]))
     pos_weight = torch.tensor((1 - pos_rate) / max(pos_rate, 1e-6)) if cfg.balance else None
@@ -205,6 +223,7 @@ def train_meta_rm(
     rng = np.random.default_rng(cfg.seed)
     losses: list[float] = []
     model.train()
+    bar = Progress(cfg.steps, "meta-rm train", unit="step")
     for step in range(cfg.steps):
         batch = [train[i] for i in rng.integers(0, len(train), size=cfg.batch_size)]
         enc = tokenizer(
@@ -218,8 +237,10 @@ def train_meta_rm(
         opt.step()
         sched.step()
         losses.append(float(loss.detach()))
+        bar.update(loss=losses[-1])
         if log_fn is not None and (step + 1) % 10 == 0:
             log_fn({"meta_rm/train/loss": float(np.mean(losses[-10:]))}, step + 1)
+    bar.close()
     model.eval()
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from grm.progress import use_progress_callback
 from grm.training.padding import is_right_padded, plan_groups, split_batch
 
 logger = logging.getLogger(__name__)
@@ -157,7 +158,7 @@ def train_sft(
             bf16=False,
             fp16=False,
             use_cpu=use_cpu,
-            gradient_checkpointing=False,
+            activation_checkpointing=False,  # transformers 5 name; the old `gradient_checkpointing` warns
             report_to=cfg.report_to,
             logging_steps=cfg.logging_steps,
             save_strategy="no",
@@ -167,6 +168,7 @@ def train_sft(
         )
         trainer_cls = _length_grouped_trainer(SFTTrainer, cfg.length_groups) if cfg.length_groups > 1 else SFTTrainer
         trainer = trainer_cls(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
+        use_progress_callback(trainer, "sft train")  # a bar on a TTY, else a line every 15 s; no stdout dicts
         start = time.perf_counter()
         result = trainer.train()
         seconds = time.perf_counter() - start
@@ -192,5 +194,5 @@ def train_sft(
         "train_seconds": round(seconds, 2),
         "seconds_per_step": round(seconds / max(steps, 1), 4),
     }
-    logger.info("SFT done: %s -> %s", metrics, out_dir)
+    logger.debug("SFT done: %s -> %s", metrics, out_dir)
     return metrics

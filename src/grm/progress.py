@@ -2,7 +2,7 @@
 
 On a TTY (stderr) the user gets a tqdm bar that disappears when the loop ends. Without one (CI, a Prefect worker,
 ``make run > log``) a bar would print a line per refresh, so the loop instead logs one line every
-``interval_s`` seconds (15 by default) with done/total, rate and ETA, then one closing line with the total time;
+``interval_s`` seconds (15 by default, ``$GRM_PROGRESS_INTERVAL_S``) with done/total, rate and ETA, then one closing line with the total time;
 a loop shorter than ``interval_s`` logs nothing (the stage's end line already gives its time).
 
 Example:
@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -25,6 +26,25 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
 INTERVAL_S = 15.0
+ENV_INTERVAL = "GRM_PROGRESS_INTERVAL_S"  # overrides INTERVAL_S (e.g. 60 for a quieter CI log, 0 for every update)
+
+
+def default_interval() -> float:
+    """``$GRM_PROGRESS_INTERVAL_S`` or ``INTERVAL_S``.
+
+    Raises:
+        ValueError: the variable is not a number >= 0.
+    """
+    raw = os.environ.get(ENV_INTERVAL)
+    if raw is None or not raw.strip():
+        return INTERVAL_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value < 0:
+        raise ValueError(f"${ENV_INTERVAL}={raw!r}: must be a number of seconds >= 0 (unset it for {INTERVAL_S:g})")
+    return value
 
 
 def stderr_is_tty() -> bool:
@@ -57,7 +77,7 @@ class Progress:
         unit: str = "it",
         enabled: bool = True,
         tty: bool | None = None,
-        interval_s: float = INTERVAL_S,
+        interval_s: float | None = None,
         log: logging.Logger | logging.LoggerAdapter | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -69,7 +89,7 @@ class Progress:
             unit: unit name ("prompt", "step").
             enabled: False = silent (tests, nested loops).
             tty: force the bar (True) or the log lines (False); None = ``stderr_is_tty()``.
-            interval_s: seconds between log lines without a TTY.
+            interval_s: seconds between log lines without a TTY (None: ``default_interval()``).
             log: logger for the lines (default ``grm.progress``).
             clock: monotonic seconds (injectable for tests).
         """
@@ -77,7 +97,7 @@ class Progress:
         self.desc = desc
         self.unit = unit
         self.enabled = enabled
-        self.interval_s = interval_s
+        self.interval_s = default_interval() if interval_s is None else interval_s
         self.log = log or logger
         self.clock = clock
         self.done = 0

@@ -73,10 +73,12 @@ def _weights(model):
 
 
 @pytest.mark.slow
-def test_grpo_logs_rl_curves_and_saves_a_loadable_policy(tiny_model_dir, tmp_path):
+def test_grpo_logs_rl_curves_and_saves_a_loadable_policy(tiny_model_dir, tmp_path, capfd, recwarn):
     rows = build_rl_rows(ITEMS, "compact", seed=0)
     cfg = GRPOStageConfig(max_steps=2, prompts_per_step=2, max_completion_length=8, logging_steps=1, beta=0.08)
     out = train_grpo(tiny_model_dir, rows, tmp_path / "rl", cfg, num_threads=2)
+    assert "{'loss'" not in "".join(capfd.readouterr())  # the Trainer's log dicts went to stdout
+    assert not [str(w.message) for w in recwarn if issubclass(w.category, FutureWarning)]  # TRL's deprecations
     logs = [h for h in out["log_history"] if "reward" in h]
     assert logs, out["log_history"]
     for key in ("rewards/correctness_reward/mean", "kl", "completions/mean_length", "frac_reward_zero_std"):
@@ -168,13 +170,14 @@ def test_meta_rm_labels_come_from_correctness_and_skip_hinted():
 
 
 @pytest.mark.slow
-def test_meta_rm_trains_with_bce_and_scores_in_unit_interval(tiny_model_dir, tmp_path):
+def test_meta_rm_trains_with_bce_and_scores_in_unit_interval(tiny_model_dir, tmp_path, capfd):
     examples = [
         {"text": f"Response: good {i}" if i % 2 else f"Response: bad {i}", "label": i % 2, "id": f"x{i}"}
         for i in range(40)
     ]
     cfg = meta_rm.MetaRMConfig(steps=30, batch_size=8, learning_rate=5e-3, val_fraction=0.25, max_length=16)
     metrics = meta_rm.train_meta_rm(tiny_model_dir, examples, tmp_path / "meta", cfg, num_threads=2)
+    assert "LOAD REPORT" not in "".join(capfd.readouterr())  # the new score head is expected, not reported
     assert math.isfinite(metrics["train_loss"]) and metrics["n_val"] > 0
     assert metrics["val_auc"] > 0.9  # "good"/"bad" is trivially separable
     scorer = meta_rm.load_meta_scorer(tmp_path / "meta")

@@ -164,19 +164,25 @@ def load_meta_scorer(model_dir: str | Path, **kwargs: Any) -> MetaScorer:
     return MetaScorer(path, **kwargs)
 
 
+class _DropLoadReport(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "LOAD REPORT" not in str(record.msg)
+
+
 @contextmanager
 def expected_new_head() -> Iterator[None]:
-    """Hide transformers' LOAD REPORT (a WARNING) while a causal-LM backbone becomes a classifier: its
+    """Drop transformers' LOAD REPORT (a WARNING) while a causal-LM backbone becomes a classifier: its
     ``score.weight`` is MISSING (the new head) and ``lm_head`` UNEXPECTED by design. Mismatched sizes and
-    conversion errors still raise; the logger is only raised to ERROR for this one ``from_pretrained`` call.
+    conversion errors still raise, and every other warning of that ``from_pretrained`` call still shows. A filter,
+    not a level: transformers runs an extra tensor-parallel check (and warns) when its logger level is >= WARNING.
     """
     report = logging.getLogger("transformers.modeling_utils")  # from_pretrained passes its logger to the report
-    level = report.level
-    report.setLevel(logging.ERROR)
+    drop = _DropLoadReport()
+    report.addFilter(drop)
     try:
         yield
     finally:
-        report.setLevel(level)
+        report.removeFilter(drop)
 
 
 def train_meta_rm(

@@ -127,7 +127,7 @@ NOISE = {
     "MLflow schema setup": ("Creating initial MLflow database tables",),
     "Trainer log dicts": ("{'loss'", "{'train_runtime'"),
     "HF sub-second bars": ("Loading weights", "Writing model shards", "Tokenizing train dataset"),
-    "meta-RM new-head report": ("LOAD REPORT",),
+    "meta-RM new-head report": ("LOAD REPORT", "were not sharded"),
 }
 
 

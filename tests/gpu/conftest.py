@@ -4,13 +4,16 @@ CUDA (or vLLM, or a second GPU) is missing, so a CPU machine selects them and re
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 
 import pytest
+
+GPU_DIR = Path(__file__).resolve().parent
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if "tests/gpu/" in item.nodeid.replace("\\", "/"):
+        if GPU_DIR in Path(item.path).resolve().parents:
             item.add_marker(pytest.mark.gpu)
             item.add_marker(pytest.mark.slow)
 

@@ -26,7 +26,7 @@ def vllm_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def sampler(vllm_model_dir: Path, needs_vllm: None):
+def sampler(needs_vllm: None, vllm_model_dir: Path):  # skip before building anything
     from grm.sampling.vllm_backend import VLLMSampler
 
     return VLLMSampler(

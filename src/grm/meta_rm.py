@@ -138,6 +138,7 @@ class MetaScorer:
         import torch
 
         out: list[float] = []
+        bar = Progress(len(texts), "meta-rm scoring", unit="text")
         with torch.no_grad():
             for i in range(0, len(texts), self.batch_size):
                 enc = self.tokenizer(
@@ -148,6 +149,8 @@ class MetaScorer:
                     max_length=self.max_length,
                 )
                 out.extend(self.model(**enc).logits[:, 0].float().tolist())
+                bar.update(len(enc["input_ids"]))
+        bar.close()
         return out
 
     def __call__(self, texts: list[str]) -> list[float]:

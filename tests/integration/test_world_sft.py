@@ -13,9 +13,8 @@ from grm.world import WorldConfig, general_instruction_examples
 from grm.world.model import TinyModelConfig, build_tiny_model
 from grm.world.tokenizer import build_tokenizer
 
-pytestmark = pytest.mark.slow  # builds and trains tiny models
 
-
+@pytest.mark.slow  # builds and trains a tiny model
 def test_three_sft_steps(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -55,6 +54,7 @@ def test_rejects_bad_examples(tmp_path: Path) -> None:
         SFTStageConfig(learning_rate=0)
 
 
+@pytest.mark.slow  # builds and trains a tiny model
 def test_length_groups_give_the_padded_batch_gradient(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Batches of short and long rows run as length groups (fewer padded tokens) and train to the same weights."""
     from safetensors.torch import load_file

@@ -10,9 +10,8 @@ from grm.world import WorldConfig
 from grm.world.model import TinyModelConfig, build_tiny_classifier, build_tiny_model
 from grm.world.tokenizer import build_tokenizer
 
-pytestmark = pytest.mark.slow  # builds and loads tiny models
 
-
+@pytest.mark.slow  # builds and loads tiny models
 def test_build_and_load(tmp_path: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification

@@ -6,6 +6,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 CONFIG ?= configs/default.yaml
 PYTEST_ARGS ?=
+# GPU tests run in the vLLM venv when there is one (requirements-gpu.txt: vLLM's pins clash with Prefect's)
+GPU_PY ?= $(if $(wildcard .venv-gpu/bin/python),.venv-gpu/bin/python,$(PY))
 
 .PHONY: setup run pipeline test test-fast test-slow e2e test-gpu lint fmt world bench mlflow-ui clean
 
@@ -34,8 +36,8 @@ test-slow: $(STAMP)
 e2e: $(STAMP)
 	$(PY) -m pytest -m "e2e and not gpu" $(PYTEST_ARGS)
 
-test-gpu:  ## on a CUDA machine with requirements-gpu.txt installed
-	$(PY) -m pytest -m gpu $(PYTEST_ARGS)
+test-gpu:  ## tests/gpu: vLLM sampler, HF sampler on CUDA, 2-GPU DDP SFT; each skips with its reason without CUDA
+	$(GPU_PY) -m pytest -m gpu tests/gpu $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

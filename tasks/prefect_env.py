@@ -5,7 +5,9 @@ embedded, no-service run needs (only keys the caller has not set, so ``PREFECT_A
 
 - an ephemeral API server (SQLite under ``PREFECT_HOME``) with a 90 s startup timeout (it takes 7-15 s on 2 cores),
 - analytics off, ``PREFECT_HOME`` inside the project (``.prefect/``, git-ignored),
-- MLflow/DVC/GX telemetry off.
+- MLflow/DVC/GX telemetry off, transformers/datasets progress bars off (``grm.progress`` reports instead).
+
+``configure_logging()`` sets what a run prints (``grm.*`` INFO lines in, repeated third-party INFO chatter out).
 
 ``tasks/__init__.py`` calls it, so ``import tasks.<anything>`` before ``import prefect`` is enough; the CLI, make
 targets and tests go through it.
@@ -18,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping, MutableMapping
 from pathlib import Path
@@ -47,6 +50,10 @@ def defaults_for(project_dir: str | Path | None = None) -> dict[str, str]:
         "GX_ANALYTICS_ENABLED": "false",
         "MLFLOW_ENABLE_ASYNC_LOGGING": "false",  # logs are on disk when a stage returns (crash safety)
         "TOKENIZERS_PARALLELISM": "false",
+        # transformers' "Loading weights" / "Writing model shards" and datasets' ".map" bars: sub-second bars, a
+        # page of them per stage; training and sampling report through grm.progress instead
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+        "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
     }
 
 
@@ -67,6 +74,35 @@ def configure_defaults(
             env[key] = value
             applied[key] = value
     return applied
+
+
+class DropCompletedTaskStates(logging.Filter):
+    """Drop Prefect's ``Finished in state Completed()`` task-run lines: ``run_stage`` already logs each stage's end
+    with its time. Other states (Failed, Crashed, Cancelled: WARNING/ERROR) and flow-run lines pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.levelno <= logging.INFO and str(record.msg).startswith("Finished in state Completed"))
+
+
+# Third-party INFO lines that repeat on every run and need no action (their warnings and errors still show).
+QUIET_LOGGERS = {
+    "mlflow.store.db.utils": logging.WARNING,  # "Creating initial MLflow database tables..." for every new store
+    "alembic.runtime.migration": logging.WARNING,  # MLflow's schema migrations, one line each
+}
+
+
+def configure_logging() -> None:
+    """What a user sees during ``grm run``: our ``grm.*`` INFO lines (progress of training and sampling; Prefect's
+    root handler is at WARNING), Prefect's flow lines and task failures, not the chatter in ``QUIET_LOGGERS``.
+
+    Idempotent; safe before or after ``import prefect`` (Prefect's dictConfig keeps existing loggers and filters).
+    """
+    logging.getLogger("grm").setLevel(logging.INFO)
+    for name, level in QUIET_LOGGERS.items():
+        logging.getLogger(name).setLevel(level)
+    task_runs = logging.getLogger("prefect.task_runs")
+    if not any(isinstance(f, DropCompletedTaskStates) for f in task_runs.filters):
+        task_runs.addFilter(DropCompletedTaskStates())
 
 
 def server_env(api_url: str, home: str | Path, base: Mapping[str, str] | None = None) -> dict[str, str]:

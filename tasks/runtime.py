@@ -250,5 +250,5 @@ def pipeline_run(
     if tracker.enabled:
         tracker.log_figure(parent, report.figure(), "bench/stage_times.png")
     tracker.end_run(parent)
-    log.info("wall time per stage (seconds):\n%s", report.table())
+    log.info("%s finished: %s", flow_name, report.table().splitlines()[-1])  # the per-stage table: stdout, MLflow
     print(report.table())

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from grm.schemas import validate_record
 ITEM_SUITE = "preference_items"
 TRAJECTORY_SUITE = "trajectories"
 ROW_COLUMNS = ["split", "line", "id"]  # how failing rows are named
+GX_TEMP_DOCS_LOGGER = "great_expectations.data_context.types.base"
 
 
 class DataValidationError(ValueError):
@@ -216,6 +218,9 @@ def run_suite(frame, suite_name: str, expectations: Sequence[Any], docs_dir: str
     """
     import great_expectations as gx
 
+    # GX sets this logger to INFO at import and announces the throw-away folder of every ephemeral context's default
+    # docs site ("Created temporary directory '/tmp/...' for ephemeral docs site"); our Data Docs go to docs_dir.
+    logging.getLogger(GX_TEMP_DOCS_LOGGER).setLevel(logging.WARNING)
     docs_dir = Path(docs_dir).resolve()
     context = gx.get_context(mode="ephemeral")
     with contextlib.suppress(Exception):  # cosmetic only: quiet progress bars where GX accepts it

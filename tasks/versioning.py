@@ -13,6 +13,7 @@ commands that change state: committing ``data.dvc`` / ``.dvc/config`` is the use
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -61,12 +62,23 @@ def _repo(root: str | Path):
 
 @contextmanager
 def in_dir(root: str | Path) -> Iterator[None]:
-    """Run DVC calls from the project root: DVC resolves relative paths (remote URLs, targets) against the cwd."""
+    """Run DVC calls from the project root: DVC resolves relative paths (remote URLs, targets) against the cwd.
+
+    Inside, DVC's logger is at WARNING: its INFO lines are shell hints (``Initialized DVC repository``, ``To track
+    the changes with git, run: git add ...``, ``To enable auto staging, run: dvc config core.autostage true``) that
+    a pipeline run does not act on; ``version_data``'s own log line says what to commit. Warnings and errors show.
+    """
+    import dvc  # noqa: F401  (importing dvc runs dvc.logger.setup(), which sets its logger to INFO)
+
     before = os.getcwd()
+    dvc_logger = logging.getLogger("dvc")
+    level = dvc_logger.level
     os.chdir(root)
+    dvc_logger.setLevel(logging.WARNING)
     try:
         yield
     finally:
+        dvc_logger.setLevel(level)
         os.chdir(before)
 
 

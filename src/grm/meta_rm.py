@@ -11,7 +11,8 @@ import logging
 import math
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from grm import prompts
 from grm.benchmarks.scoring import roc_auc  # one ROC-AUC (Mann-Whitney, ties 1/2) for the project
 from grm.judging import ItemJudgement
 from grm.pipeline_config import MetaRMConfig, seed_or_zero
+from grm.progress import Progress
 from grm.rft import Trajectory
 from grm.schemas import Item
 
@@ -110,6 +112,7 @@ class MetaScorer:
         import torch
 
         out: list[float] = []
+        bar = Progress(len(texts), "meta-rm scoring", unit="text")
         with torch.no_grad():
             for i in range(0, len(texts), self.batch_size):
                 enc = self.tokenizer(
@@ -120,6 +123,8 @@ class MetaScorer:
                     max_length=self.max_length,
                 )
                 out.extend(self.model(**enc).logits[:, 0].float().tolist())
+                bar.update(len(enc["input_ids"]))
+        bar.close()
         return out
 
     def __call__(self, texts: list[str]) -> list[float]:
@@ -134,6 +139,27 @@ def load_meta_scorer(model_dir: str | Path, **kwargs: Any) -> MetaScorer:
             f"{path}: no *.safetensors weights; train one with the meta-RM stage or pass a valid dir"
         )
     return MetaScorer(path, **kwargs)
+
+
+class _DropLoadReport(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "LOAD REPORT" not in str(record.msg)
+
+
+@contextmanager
+def expected_new_head() -> Iterator[None]:
+    """Drop transformers' LOAD REPORT (a WARNING) while a causal-LM backbone becomes a classifier: its
+    ``score.weight`` is MISSING (the new head) and ``lm_head`` UNEXPECTED by design. Mismatched sizes and
+    conversion errors still raise, and every other warning of that ``from_pretrained`` call still shows. A filter,
+    not a level: transformers runs an extra tensor-parallel check (and warns) when its logger level is >= WARNING.
+    """
+    report = logging.getLogger("transformers.modeling_utils")  # from_pretrained passes its logger to the report
+    drop = _DropLoadReport()
+    report.addFilter(drop)
+    try:
+        yield
+    finally:
+        report.removeFilter(drop)
 
 
 def train_meta_rm(
@@ -169,7 +195,8 @@ def train_meta_rm(
     torch.manual_seed(seed_or_zero(cfg.seed))
     train, val = _split(examples, cfg.val_fraction, seed_or_zero(cfg.seed))
     tokenizer = _meta_tokenizer(backbone_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(backbone_dir, num_labels=1, use_safetensors=True)
+    with expected_new_head():
+        model = AutoModelForSequenceClassification.from_pretrained(backbone_dir, num_labels=1, use_safetensors=True)
     model.config.pad_token_id = tokenizer.pad_token_id
     pos_rate = float(np.mean([e["label"] for e in train]))
     pos_weight = torch.tensor((1 - pos_rate) / max(pos_rate, 1e-6)) if cfg.balance else None
@@ -179,6 +206,7 @@ def train_meta_rm(
     rng = np.random.default_rng(seed_or_zero(cfg.seed))
     losses: list[float] = []
     model.train()
+    bar = Progress(cfg.steps, "meta-rm train", unit="step")
     for step in range(cfg.steps):
         batch = [train[i] for i in rng.integers(0, len(train), size=cfg.batch_size)]
         enc = tokenizer(
@@ -192,8 +220,10 @@ def train_meta_rm(
         opt.step()
         sched.step()
         losses.append(float(loss.detach()))
+        bar.update(loss=losses[-1])
         if log_fn is not None and (step + 1) % 10 == 0:
             log_fn({"meta_rm/train/loss": float(np.mean(losses[-10:]))}, step + 1)
+    bar.close()
     model.eval()
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -93,7 +93,7 @@ def student_sampler(model_dir: str | Path, sampling: SamplingConfig) -> Sampler:
         batch_size=sampling.batch_size,
         chat_template=sampling.chat_template,
         trust_remote_code=sampling.trust_remote_code,
-        progress=False,
+        progress=True,  # grm.progress: a bar on a TTY, a line every 15 s otherwise (nothing for short loops)
     )
 
 

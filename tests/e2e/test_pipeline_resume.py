@@ -16,7 +16,7 @@ import pytest
 
 from tests.e2e.conftest import REPO, PrefectServer, flow_cmd, free_port, make_project, run_flow, wait_http
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(600)]  # trains tiny models
 
 KILL_STAGE = "rft.train"  # a later stage: after data, validation, versioning, base model and rejective sampling
 
@@ -30,7 +30,8 @@ def completed(project: Path) -> dict[str, float]:
 @pytest.fixture(scope="module")
 def uninterrupted(prefect_server: PrefectServer, tmp_path_factory: pytest.TempPathFactory) -> dict:
     project = make_project(tmp_path_factory.mktemp("clean") / "project")
-    return run_flow(prefect_server, "spct_pipeline", project)
+    result = run_flow(prefect_server, "spct_pipeline", project)
+    return {**result, "log": (project / "spct_pipeline.log").read_text()}  # run_flow saved stdout + stderr
 
 
 @pytest.fixture(scope="module")
@@ -119,3 +120,26 @@ def test_mlflow_server_lists_both_pipeline_runs_and_compares_a_metric(resumed: d
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+# What a user must not see during a run (a git project, the DVC/GX/MLflow/Trainer paths all taken), by source.
+NOISE = {
+    "DVC shell hints": ("To track the changes with git", "core.autostage", "Initialized DVC repository"),
+    "GX temp folders": ("for ephemeral docs site",),
+    "library deprecations": ("FutureWarning",),
+    "MLflow schema setup": ("Creating initial MLflow database tables",),
+    "Trainer log dicts": ("{'loss'", "{'train_runtime'"),
+    "HF sub-second bars": ("Loading weights", "Writing model shards", "Tokenizing train dataset"),
+    "meta-RM new-head report": ("LOAD REPORT", "were not sharded"),
+}
+
+
+def test_a_run_prints_one_start_and_end_line_per_stage_and_no_library_noise(uninterrupted: dict) -> None:
+    log = uninterrupted["log"]
+    found = {source: [p for p in patterns if p in log] for source, patterns in NOISE.items()}
+    assert not any(found.values()), {k: v for k, v in found.items() if v}
+    task_lines = [line for line in log.splitlines() if "Finished in state Completed()" in line]
+    assert all("Flow run" in line for line in task_lines), task_lines  # task states: our stage end lines say it
+    for stage in uninterrupted["stages"]:
+        assert sum(f"stage {stage} (key " in line for line in log.splitlines()) == 1, stage
+        assert sum(f"stage {stage} computed in " in line for line in log.splitlines()) == 1, stage

@@ -14,7 +14,7 @@ import yaml
 
 from tests.e2e.conftest import BIN, REPO, PrefectServer, make_project
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(600)]  # trains tiny models
 
 
 def test_prefect_yaml_schedules_weekly_training_and_nightly_evaluation_in_utc() -> None:

@@ -41,6 +41,28 @@ def test_reproduce_restores_the_data_a_run_used(tmp_path: Path, monkeypatch: pyt
         versioning.reproduce_command("0" * 32, project_dir=str(tmp_path))
 
 
+def test_versioning_prints_no_dvc_shell_hints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    import dvc  # noqa: F401  (its import sets the dvc logger's level; compare against that)
+
+    monkeypatch.delenv(versioning.ENV_REMOTE, raising=False)
+    caplog.set_level(logging.INFO)
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "train.jsonl").write_text('{"v": 1}\n')
+    level = logging.getLogger("dvc").level
+    versioning.version_data(tmp_path, "data")  # dvc init + add + push inside a git repo: DVC's hint paths
+    out, err = capfd.readouterr()
+    seen = out + err + caplog.text
+    for hint in ("Initialized DVC repository", "You can now commit", "To track the changes with git", "autostage"):
+        assert hint not in seen, f"DVC printed {hint!r}"
+    assert (tmp_path / "data.dvc").exists()
+    assert logging.getLogger("dvc").level == level  # restored after the call
+
+
 def test_reproduce_in_a_fresh_clone_pulls_the_runs_data_from_the_remote(tmp_path: Path) -> None:
     """The user's path: clone the repo (no data/, no DVC cache), `grm reproduce RUN_ID` against the shared store."""
     orig, clone, remote = tmp_path / "orig", tmp_path / "clone", tmp_path / "shared-remote"

@@ -35,6 +35,7 @@ def test_every_local_benchmark_is_covered():
     assert sorted(LOCAL) == available("benchmark", local=True)
 
 
+@pytest.mark.slow
 def test_grm_eval_runs_every_local_benchmark_on_a_tiny_model(tiny_model_dir, tmp_path):
     out = tmp_path / "eval"
     args = ["eval", "--benchmark", ",".join(LOCAL), "--model", str(tiny_model_dir), "--model-name", "tiny",

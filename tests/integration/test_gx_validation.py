@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,11 +22,13 @@ class Limits:
     max_chars: int = 200
 
 
-def test_item_suite_names_failing_rows_and_writes_data_docs(tmp_path: Path) -> None:
+def test_item_suite_names_failing_rows_and_writes_data_docs(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
     splits = generate_world(WorldConfig(n_train=20, n_val=4, n_test=10))
     files = {s: write_items(tmp_path / f"{s}.jsonl", items) for s, items in splits.items()}
     ok = validate_items(files, Limits(), tmp_path / "docs_ok")
     assert ok.success and ok.n_rows == 34 and (tmp_path / "docs_ok" / "index.html").exists()
+    assert "for ephemeral docs site" not in caplog.text  # GX's temp-folder line: our docs go to docs_dir
 
     rows = [json.loads(line) for line in files["test"].read_text().splitlines()]
     rows[1]["query"] = splits["train"][0].query  # leaked train query (line 2)

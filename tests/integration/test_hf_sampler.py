@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+pytestmark = pytest.mark.slow  # loads and samples the tiny model
+
 PROMPTS = [
     "the query is good",
     "a",

@@ -18,6 +18,8 @@ import pytest
 
 from grm.sampling.openai_http import OpenAICompatSampler
 
+pytestmark = pytest.mark.slow  # serves and samples the tiny model
+
 PROMPTS = ["the query is good", "a", "one two three four five six seven eight nine ten the best response"]
 
 

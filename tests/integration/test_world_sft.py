@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 
@@ -13,8 +14,18 @@ from grm.world.model import TinyModelConfig, build_tiny_model
 from grm.world.tokenizer import build_tokenizer
 
 
-def test_three_sft_steps(tmp_path: Path) -> None:
+@pytest.mark.slow  # builds and trains a tiny model
+def test_three_sft_steps(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture,
+    recwarn: pytest.WarningsRecorder,
+) -> None:
     from safetensors.torch import load_file
+
+    monkeypatch.setenv("GRM_PROGRESS_INTERVAL_S", "0")  # a progress line on every step (stderr is not a TTY here)
+    caplog.set_level(logging.INFO, logger="grm.progress")
 
     cfg = WorldConfig(n_train=10, n_val=0, n_test=0)
     tok = build_tokenizer(cfg, tmp_path / "tok")
@@ -29,6 +40,11 @@ def test_three_sft_steps(tmp_path: Path) -> None:
     assert any(not before[k].equal(after[k]) for k in before)
     assert (tmp_path / "sft" / "tokenizer.json").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".sft")]  # no temp folder left behind
+    lines = [r.getMessage() for r in caplog.records if r.name == "grm.progress"]
+    assert lines[0].startswith("sft train: 1/3 step (33%)") and "ETA" in lines[0] and "; loss " in lines[1]
+    assert lines[-1].startswith("sft train: 3/3 step in ")
+    assert "{'loss'" not in "".join(capfd.readouterr())  # the Trainer's log dicts went to stdout
+    assert not [str(w.message) for w in recwarn if issubclass(w.category, FutureWarning)]  # no deprecated args
 
 
 def test_rejects_bad_examples(tmp_path: Path) -> None:
@@ -38,6 +54,7 @@ def test_rejects_bad_examples(tmp_path: Path) -> None:
         SFTStageConfig(learning_rate=0)
 
 
+@pytest.mark.slow  # builds and trains a tiny model
 def test_length_groups_give_the_padded_batch_gradient(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Batches of short and long rows run as length groups (fewer padded tokens) and train to the same weights."""
     from safetensors.torch import load_file

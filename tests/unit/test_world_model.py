@@ -11,6 +11,7 @@ from grm.world.model import TinyModelConfig, build_tiny_classifier, build_tiny_m
 from grm.world.tokenizer import build_tokenizer
 
 
+@pytest.mark.slow  # builds and loads tiny models
 def test_build_and_load(tmp_path: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification

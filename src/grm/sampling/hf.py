@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from grm.progress import Progress, track
+
 if TYPE_CHECKING:
     import torch
 
@@ -137,7 +139,7 @@ class HFSampler:
             chat_template: wrap each prompt with ``grm.prompts.wrap_chat`` (instruct models).
             trust_remote_code: allow custom modelling code from ``model_dir`` (off by default).
             dtype: "float32", "bfloat16", "float16" or "auto".
-            progress: show a tqdm bar over prompts.
+            progress: report progress over prompts (``grm.progress``: a bar on a TTY, else a line every 15 s).
             top_p: nucleus sampling threshold (1.0 = off); ignored for greedy.
             ignore_eos: never stop at EOS (fixed-length generation, for benchmarks).
         """
@@ -179,7 +181,7 @@ class HFSampler:
         self._cache_kwarg = "cache" if "cache" in params else "past_key_values"
         self._logits_to_keep = "logits_to_keep" in params
         self._max_positions: int | None = getattr(self.model.config, "max_position_embeddings", None)
-        logger.info("Loaded %s on %s (eos ids %s)", self.model_dir, self.device, sorted(self.eos_token_ids))
+        logger.debug("Loaded %s on %s (eos ids %s)", self.model_dir, self.device, sorted(self.eos_token_ids))
 
     # ----- public API -----
 
@@ -440,16 +442,8 @@ class HFSampler:
         if max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
 
-    def _progress_bar(self, total: int, desc: str) -> Any:
-        if not self.progress:
-            return None
-        from tqdm.auto import tqdm
-
-        return tqdm(total=total, desc=desc, unit="prompt", leave=False)
+    def _progress_bar(self, total: int, desc: str) -> Progress | None:
+        return Progress(total, desc, unit="prompt") if self.progress else None
 
     def _progress(self, items: list[str], desc: str) -> Any:
-        if not self.progress:
-            return items
-        from tqdm.auto import tqdm
-
-        return tqdm(items, desc=desc, unit="prompt", leave=False)
+        return track(items, desc, unit="prompt", enabled=self.progress)

@@ -7,9 +7,11 @@ One ``SamplingParams(n=n, seed=...)`` per prompt: vLLM prefills the prompt once 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
+from grm.progress import format_seconds, stderr_is_tty
 from grm.sampling.openai_http import derive_seed
 
 logger = logging.getLogger(__name__)
@@ -127,7 +129,7 @@ class VLLMSampler:
             chat_template: wrap each prompt with ``grm.prompts.wrap_chat`` (instruct models).
             top_p: nucleus threshold.
             dtype: vLLM dtype ("auto", "bfloat16", ...).
-            progress: show vLLM's progress bar.
+            progress: show vLLM's progress bar on a TTY (a start and an end log line elsewhere).
         """
         vllm = import_vllm()
         self._sampling_params_cls = vllm.SamplingParams
@@ -182,7 +184,13 @@ class VLLMSampler:
             )
             for i in range(len(texts))
         ]
-        outputs = self.llm.generate(texts, params, use_tqdm=self.progress)
+        bar = self.progress and stderr_is_tty()  # vLLM's own tqdm bar; without a TTY, a start and an end line
+        if self.progress and not bar:
+            logger.info("vLLM sampling: %d prompts x %d samples", len(texts), n)
+        start = time.monotonic()
+        outputs = self.llm.generate(texts, params, use_tqdm=bar)
+        if self.progress and not bar:
+            logger.info("vLLM sampling: %d prompts done in %s", len(texts), format_seconds(time.monotonic() - start))
         if len(outputs) != len(texts):
             raise RuntimeError(f"vLLM returned {len(outputs)} results for {len(texts)} prompts")
         return collect_outputs(outputs, n, greedy=temperature == 0.0)

@@ -18,6 +18,7 @@ import logging
 import random
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from typing import Any
 from grm import judging, prompts, voting
 from grm.correctness import is_correct
 from grm.pipeline_config import GRPOStageConfig, seed_or_zero
+from grm.progress import use_progress_callback
 from grm.rewards import CorrectnessReward
 from grm.sampling.base import Sampler
 from grm.schemas import Item
@@ -80,6 +82,18 @@ def drop_too_easy(items: Sequence[Item], sampler: Sampler, cfg: GRPOStageConfig)
         if not all(is_correct(s.scores, best=item.best, label=item.label) for s in res.samples)
     ]
     return keep, 1.0 - len(keep) / len(items)
+
+
+def ignore_trl_checkpointing_deprecations() -> None:
+    """Ignore the FutureWarnings TRL's GRPOTrainer triggers on every step by calling transformers 5's deprecated
+    ``is_gradient_checkpointing`` / ``gradient_checkpointing_enable`` / ``gradient_checkpointing_disable`` (TRL's
+    code, not ours: the user cannot act on them). Only that category, message and module are filtered."""
+    warnings.filterwarnings(
+        "ignore",
+        message=r"`(is_)?gradient_checkpointing(_enable|_disable)?` is deprecated",
+        category=FutureWarning,
+        module=r"transformers\.modeling_utils",
+    )
 
 
 def train_grpo(
@@ -149,6 +163,7 @@ def train_grpo(
         log_completions=False,
         shuffle_dataset=True,
         dataloader_num_workers=0,
+        activation_checkpointing=True,  # TRL's default (as `gradient_checkpointing`, which transformers 5 deprecates)
     )
     dataset = Dataset.from_list([dict(r) for r in rows])
     trainer_class = GRPOTrainer
@@ -167,6 +182,8 @@ def train_grpo(
         processing_class=tokenizer,
         callbacks=callbacks,
     )
+    ignore_trl_checkpointing_deprecations()
+    use_progress_callback(trainer, "rl train (GRPO)")  # a bar on a TTY, else a line every 15 s; no stdout dicts
     result = trainer.train()
     final = tmp / "model"
     trainer.model.save_pretrained(final, safe_serialization=True)

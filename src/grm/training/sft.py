@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from grm.pipeline_config import SFTStageConfig, seed_or_zero
+from grm.progress import use_progress_callback
 from grm.training.padding import is_right_padded, plan_groups, split_batch
 
 logger = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ def train_sft(
             bf16=False,
             fp16=False,
             use_cpu=use_cpu,
-            gradient_checkpointing=False,
+            activation_checkpointing=False,  # transformers 5 name; the old `gradient_checkpointing` warns
             report_to=cfg.report_to,
             logging_steps=cfg.logging_steps,
             save_strategy="no",
@@ -112,17 +113,20 @@ def train_sft(
         )
         trainer_cls = _length_grouped_trainer(SFTTrainer, cfg.length_groups) if cfg.length_groups > 1 else SFTTrainer
         trainer = trainer_cls(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
+        use_progress_callback(trainer, "sft train")  # a bar on a TTY, else a line every 15 s; no stdout dicts
         start = time.perf_counter()
         result = trainer.train()
         seconds = time.perf_counter() - start
         losses = [rec["loss"] for rec in trainer.state.log_history if "loss" in rec]
         final = tmp / "model"
-        trainer.save_model(str(final))
-        tokenizer.save_pretrained(str(final))
-        (final / "training_args.bin").unlink(missing_ok=True)  # a pickle; the weights are safetensors
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        final.rename(out_dir)
+        trainer.save_model(str(final))  # every rank calls it (FSDP gathers); only the main process writes
+        if trainer.is_world_process_zero():  # under torchrun/DDP only rank 0 moves its folder to out_dir
+            tokenizer.save_pretrained(str(final))
+            (final / "training_args.bin").unlink(missing_ok=True)  # a pickle; the weights are safetensors
+            if out_dir.exists():
+                shutil.rmtree(out_dir)
+            final.rename(out_dir)
+        trainer.accelerator.wait_for_everyone()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     steps = int(trainer.state.global_step)
@@ -135,5 +139,5 @@ def train_sft(
         "train_seconds": round(seconds, 2),
         "seconds_per_step": round(seconds / max(steps, 1), 4),
     }
-    logger.info("SFT done: %s -> %s", metrics, out_dir)
+    logger.debug("SFT done: %s -> %s", metrics, out_dir)
     return metrics

@@ -72,18 +72,11 @@ def check_safetensors_dir(model_dir: str | Path) -> Path:
     Raises:
         FileNotFoundError: the directory does not exist or has no ``*.safetensors`` file (pickle weights such as
             ``pytorch_model.bin`` are refused because loading them can run arbitrary code).
+        ModelFolderError: config, tokenizer or weights missing or corrupt (``grm.model_files.check_model_dir``).
     """
-    path = Path(model_dir)
-    if not path.is_dir():
-        raise FileNotFoundError(f"Model directory {path} does not exist (expected a local save_pretrained folder).")
-    if not any(path.glob("*.safetensors")):
-        pickles = sorted(p.name for p in path.glob("*.bin")) + sorted(p.name for p in path.glob("*.pt"))
-        hint = f" It holds pickle weights {pickles}, which are refused." if pickles else ""
-        raise FileNotFoundError(
-            f"No *.safetensors weights in {path}.{hint} Convert the checkpoint once in a trusted environment "
-            "with `model.save_pretrained(dir, safe_serialization=True)`."
-        )
-    return path
+    from grm.model_files import check_model_dir
+
+    return check_model_dir(model_dir)
 
 
 def _resolve_dtype(dtype: str | Any) -> Any:

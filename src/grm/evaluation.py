@@ -25,7 +25,6 @@ Metric names: ``eval/{benchmark}/{model}/{method}_k{k}/{metric}``.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import re

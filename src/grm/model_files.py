@@ -42,7 +42,9 @@ def check_safetensors_file(path: str | Path, folder: str | Path | None = None) -
     with path.open("rb") as fh:
         head = fh.read(8)
         if len(head) < 8:
-            raise ModelFolderError(f"{path.name} is {size} bytes, too short for a safetensors file", path=where, fix=fix)
+            raise ModelFolderError(
+                f"{path.name} is {size} bytes, too short for a safetensors file", path=where, fix=fix
+            )
         (n,) = struct.unpack("<Q", head)
         if n > MAX_HEADER_BYTES or 8 + n > size:
             raise ModelFolderError(

@@ -28,8 +28,8 @@ from grm_cli.app import app
 runner = CliRunner()
 
 # A valid two-response world item (the world teacher can judge it) and a valid single-response one.
-GOOD = {"id": "w/1", "query": "What is 2 + 3 ?", "responses": ["5", "it is 6"], "best": 0}
-GOOD1 = {"id": "w/2", "query": "What is 4 + 4 ?", "responses": ["8"], "label": 1}
+GOOD = {"id": "w/1", "query": "2 + 3 ?", "responses": ["5", "it is 6"], "best": 0}
+GOOD1 = {"id": "w/2", "query": "4 + 4 ?", "responses": ["8"], "label": 1}
 WORLD = ["--set", "world.n_train=4", "--set", "world.n_val=2", "--set", "world.n_test=4"]
 NEEDS_CONFIG_RULE = "needs the config helper's load-time rule (src/grm/pipeline_config.py)"
 
@@ -64,13 +64,33 @@ class Env:
         return dst
 
     def score(self, inp: Path | str, *extra: str, model: str = "world-teacher") -> list[str]:
-        return ["score", "--model", model, "--input", str(inp), "--output", str(self.tmp / "out.jsonl"),
-                "--template", "compact", "--k", "2", *extra]  # fmt: skip
+        return [
+            "score",
+            "--model",
+            model,
+            "--input",
+            str(inp),
+            "--output",
+            str(self.tmp / "out.jsonl"),
+            "--template",
+            "compact",
+            "--k",
+            "2",
+            *extra,
+        ]
 
     def eval_scores(self, scores: Path | str, bench: Path | None = None, *extra: str) -> list[str]:
         bench = bench or self.items(GOOD, GOOD1, name="bench.jsonl")
-        return ["eval", "--benchmark", str(bench), "--scores-file", str(scores), "--output", str(self.tmp / "rep"),
-                *extra]  # fmt: skip
+        return [
+            "eval",
+            "--benchmark",
+            str(bench),
+            "--scores-file",
+            str(scores),
+            "--output",
+            str(self.tmp / "rep"),
+            *extra,
+        ]
 
     def world(self, *extra: str) -> list[str]:
         return ["world", "--output", str(self.tmp / "world"), *extra, *WORLD]
@@ -123,43 +143,94 @@ CASES: list[tuple[str, str, Build]] = [
     # a folder given where a JSONL file is expected
     ("score", "input-is-folder", lambda e: (e.score(e.write("d/x", "") and e.tmp / "d"), ["/d:", "is a folder"])),
     # Latin-1 bytes (an accented letter) on line 2: not UTF-8, the byte offset and line are named
-    ("score", "latin1", lambda e: (e.score(e.write("i.jsonl", (jl(GOOD) + '{"id": "caf\xe9"}\n').encode("latin1"))),
-                                   ["i.jsonl:2:", "not valid UTF-8", "byte offset"])),  # fmt: skip
+    (
+        "score",
+        "latin1",
+        lambda e: (
+            e.score(e.write("i.jsonl", (jl(GOOD) + '{"id": "caf\xe9"}\n').encode("latin1"))),
+            ["i.jsonl:2:", "not valid UTF-8", "byte offset"],
+        ),
+    ),
     # UTF-16 with a BOM (Windows "Unicode" export)
     ("score", "utf16-bom", lambda e: (e.score(e.write("i.jsonl", jl(GOOD).encode("utf-16"))), ["i.jsonl", "UTF-16"])),
     # UTF-16 without a BOM (NUL every other byte)
-    ("score", "utf16-no-bom", lambda e: (e.score(e.write("i.jsonl", jl(GOOD).encode("utf-16-le"))),
-                                         ["i.jsonl", "UTF-16"])),  # fmt: skip
+    (
+        "score",
+        "utf16-no-bom",
+        lambda e: (e.score(e.write("i.jsonl", jl(GOOD).encode("utf-16-le"))), ["i.jsonl", "UTF-16"]),
+    ),
     # a gzip-compressed file under a .jsonl name
     ("score", "gzip", lambda e: (e.score(e.write("i.jsonl", gzip.compress(jl(GOOD).encode()))), ["i.jsonl", "gzip"])),
     # a lone surrogate escape in a response: not valid Unicode, cannot be written back
-    ("score", "lone-surrogate", lambda e: (e.score(e.items(GOOD, '{"id": "x", "query": "q", "responses": ["\\ud800", '
-                                                              '"b"], "best": 0}')), ["items.jsonl:2:", "surrogate"])),
+    (
+        "score",
+        "lone-surrogate",
+        lambda e: (
+            e.score(e.items(GOOD, '{"id": "x", "query": "q", "responses": ["\\ud800", "b"], "best": 0}')),
+            ["items.jsonl:2:", "surrogate"],
+        ),
+    ),
     # a 200k-deep nested array (RecursionError in the parser)
-    ("score", "deep-nesting", lambda e: (e.score(e.items("[" * 200_000 + "]" * 200_000)),
-                                         ["items.jsonl:1:", "nested too deeply"])),  # fmt: skip
+    (
+        "score",
+        "deep-nesting",
+        lambda e: (e.score(e.items("[" * 200_000 + "]" * 200_000)), ["items.jsonl:1:", "nested too deeply"]),
+    ),
     # a 400-digit integer as 'best' (float() of it overflows)
-    ("score", "huge-int", lambda e: (e.score(e.items('{"id": "x", "query": "q", "responses": ["a", "b"], "best": 1'
-                                                     + "0" * 400 + "}")), ["items.jsonl:1:", "401 digits"])),
+    (
+        "score",
+        "huge-int",
+        lambda e: (
+            e.score(e.items('{"id": "x", "query": "q", "responses": ["a", "b"], "best": 1' + "0" * 400 + "}")),
+            ["items.jsonl:1:", "401 digits"],
+        ),
+    ),
     # NaN in ratings (Python's json accepts it; the message used to claim "the maximum is at 0")
-    ("score", "nan-rating", lambda e: (e.score(e.items('{"id": "x", "query": "q", "responses": ["a", "b"], "best": 0, '
-                                                       '"ratings": [NaN, 1]}')), ["items.jsonl:1:", "NaN"])),
+    (
+        "score",
+        "nan-rating",
+        lambda e: (
+            e.score(e.items('{"id": "x", "query": "q", "responses": ["a", "b"], "best": 0, "ratings": [NaN, 1]}')),
+            ["items.jsonl:1:", "NaN"],
+        ),
+    ),
     # an Infinity literal in ratings
-    ("score", "infinity-rating", lambda e: (e.score(e.items('{"id": "x", "query": "q", "responses": ["a", "b"], '
-                                                            '"best": 0, "ratings": [Infinity, 1]}')),
-                                            ["items.jsonl:1:", "Infinity"])),  # fmt: skip
+    (
+        "score",
+        "infinity-rating",
+        lambda e: (
+            e.score(
+                e.items('{"id": "x", "query": "q", "responses": ["a", "b"], "best": 0, "ratings": [Infinity, 1]}')
+            ),
+            ["items.jsonl:1:", "Infinity"],
+        ),
+    ),
     # a number that overflows a float (1e400 would become inf)
-    ("score", "float-overflow", lambda e: (e.score(e.items('{"id": "x", "query": "q", "responses": ["a", "b"], '
-                                                           '"best": 0, "ratings": [1e400, 1]}')),
-                                           ["items.jsonl:1:", "overflows"])),  # fmt: skip
+    (
+        "score",
+        "float-overflow",
+        lambda e: (
+            e.score(e.items('{"id": "x", "query": "q", "responses": ["a", "b"], "best": 0, "ratings": [1e400, 1]}')),
+            ["items.jsonl:1:", "overflows"],
+        ),
+    ),
     # an empty input file (used to "score 0 items, accuracy 0.000" with exit 0)
     ("score", "empty-file", lambda e: (e.score(e.write("i.jsonl", "\n\n")), ["i.jsonl", "no rows"])),
     # a NUL character (\u0000) inside a response
-    ("score", "nul-in-text", lambda e: (e.score(e.items({**GOOD, "responses": ["a\u0000b", "c"]})),
-                                        ["items.jsonl:1:", "responses[0]", "NUL"])),  # fmt: skip
+    (
+        "score",
+        "nul-in-text",
+        lambda e: (
+            e.score(e.items({**GOOD, "responses": ["a\u0000b", "c"]})),
+            ["items.jsonl:1:", "responses[0]", "NUL"],
+        ),
+    ),
     # a truncated JSON line
-    ("score", "invalid-json", lambda e: (e.score(e.items(GOOD, '{"id": "x", "query": ')),
-                                         ["items.jsonl:2:", "<json>", "invalid JSON"])),  # fmt: skip
+    (
+        "score",
+        "invalid-json",
+        lambda e: (e.score(e.items(GOOD, '{"id": "x", "query": ')), ["items.jsonl:2:", "<json>", "invalid JSON"]),
+    ),
     # a JSON array where an object is expected
     ("score", "row-not-object", lambda e: (e.score(e.items([1, 2])), ["items.jsonl:1:", "<row>", "JSON object"])),
     # ---------------- grm score --input: row values ----------------
@@ -172,140 +243,361 @@ CASES: list[tuple[str, str, Build]] = [
     # a 0/1 label on a two-response row
     ("score", "label-with-two", lambda e: (e.score(e.items({**GOOD, "label": 1})), ["items.jsonl:1:", "label:"])),
     # a chat transcript whose last turn is the assistant's (unusual role order)
-    ("score", "last-turn-assistant", lambda e: (e.score(e.items({**GOOD, "query": [
-        {"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]})),
-        ["items.jsonl:1:", "query", "user's turn"])),  # fmt: skip
+    (
+        "score",
+        "last-turn-assistant",
+        lambda e: (
+            e.score(
+                e.items({**GOOD, "query": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]})
+            ),
+            ["items.jsonl:1:", "query", "user's turn"],
+        ),
+    ),
     # an unknown chat role
-    ("score", "unknown-role", lambda e: (e.score(e.items({**GOOD, "query": [{"role": "bot", "content": "hi"}]})),
-                                         ["items.jsonl:1:", "query[0].role"])),  # fmt: skip
+    (
+        "score",
+        "unknown-role",
+        lambda e: (
+            e.score(e.items({**GOOD, "query": [{"role": "bot", "content": "hi"}]})),
+            ["items.jsonl:1:", "query[0].role"],
+        ),
+    ),
     # ratings whose maximum disagrees with best
-    ("score", "ratings-vs-best", lambda e: (e.score(e.items({**GOOD, "ratings": [1, 9]})),
-                                            ["items.jsonl:1:", "ratings:", "best = 0"])),  # fmt: skip
+    (
+        "score",
+        "ratings-vs-best",
+        lambda e: (e.score(e.items({**GOOD, "ratings": [1, 9]})), ["items.jsonl:1:", "ratings:", "best = 0"]),
+    ),
     # ---------------- grm score: rows valid for the loader that the world teacher cannot read ----------------
     # a line break inside a response (valid data; the world teacher reads compact prompts line by line)
-    ("score", "teacher-newline", lambda e: (e.score(e.items({**GOOD, "responses": ["5", "it is\n6"]})),
-                                            ["w/1", "responses[1]", "line break"])),  # fmt: skip
+    (
+        "score",
+        "teacher-newline",
+        lambda e: (e.score(e.items({**GOOD, "responses": ["5", "it is\n6"]})), ["w/1", "responses[1]", "line break"]),
+    ),
     # a chat transcript query for the world teacher
-    ("score", "teacher-transcript", lambda e: (e.score(e.items({**GOOD, "query": [
-        {"role": "system", "content": "be brief"}, {"role": "user", "content": "What is 2 + 3 ?"}]})),
-        ["w/1", "query", "transcript"])),  # fmt: skip
+    (
+        "score",
+        "teacher-transcript",
+        lambda e: (
+            e.score(
+                e.items(
+                    {
+                        **GOOD,
+                        "query": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "2 + 3 ?"}],
+                    }
+                )
+            ),
+            ["w/1", "query", "transcript"],
+        ),
+    ),
     # a query that is not from the embedded world
-    ("score", "teacher-foreign-query", lambda e: (e.score(e.items({**GOOD, "query": "Write a poem"})),
-                                                  ["w/1", "not a query of the embedded world"])),  # fmt: skip
+    (
+        "score",
+        "teacher-foreign-query",
+        lambda e: (e.score(e.items({**GOOD, "query": "Write a poem"})), ["w/1", "not a query of the embedded world"]),
+    ),
     # the paper's template with the world teacher (it reads the compact template only)
-    ("score", "teacher-template", lambda e: (e.score(e.items(GOOD), "--template", "deepseek-grm"),
-                                             ["template", "compact"])),  # fmt: skip
+    (
+        "score",
+        "teacher-template",
+        lambda e: (e.score(e.items(GOOD), "--template", "deepseek-grm"), ["template", "compact"]),
+    ),
     # ---------------- grm score --output ----------------
     # the output path is an existing folder: refused before any work
-    ("score", "output-is-folder", lambda e: (["score", "--model", "world-teacher", "--input", str(e.items(GOOD)),
-                                              "--output", str(e.write("o/keep", "x").parent)],
-                                             ["/o:", "output path is a folder"])),  # fmt: skip
+    (
+        "score",
+        "output-is-folder",
+        lambda e: (
+            [
+                "score",
+                "--model",
+                "world-teacher",
+                "--input",
+                str(e.items(GOOD)),
+                "--output",
+                str(e.write("o/keep", "x").parent),
+            ],
+            ["/o:", "output path is a folder"],
+        ),
+    ),
     # the output's parent is a file
-    ("score", "output-parent-is-file", lambda e: (["score", "--model", "world-teacher", "--input", str(e.items(GOOD)),
-                                                   "--output", str(e.write("f", "x") / "out.jsonl")],
-                                                  ["f/out.jsonl", "is a file"])),  # fmt: skip
+    (
+        "score",
+        "output-parent-is-file",
+        lambda e: (
+            [
+                "score",
+                "--model",
+                "world-teacher",
+                "--input",
+                str(e.items(GOOD)),
+                "--output",
+                str(e.write("f", "x") / "out.jsonl"),
+            ],
+            ["f/out.jsonl", "is a file"],
+        ),
+    ),
     # ---------------- model folders (grm score --model) ----------------
     # a model path that does not exist (used to say "Unknown sampler spec")
-    ("model", "missing-folder", lambda e: (e.score(e.items(GOOD), model=str(e.tmp / "nomodel")),
-                                           ["nomodel", "model folder does not exist"])),  # fmt: skip
+    (
+        "model",
+        "missing-folder",
+        lambda e: (e.score(e.items(GOOD), model=str(e.tmp / "nomodel")), ["nomodel", "model folder does not exist"]),
+    ),
     # a spec that is neither a path nor a known sampler form
-    ("model", "unknown-spec", lambda e: (e.score(e.items(GOOD), model="gpt-five"),
-                                         ["Unknown sampler spec 'gpt-five'", "world-teacher"])),  # fmt: skip
+    (
+        "model",
+        "unknown-spec",
+        lambda e: (e.score(e.items(GOOD), model="gpt-five"), ["Unknown sampler spec 'gpt-five'", "world-teacher"]),
+    ),
     # model.safetensors cut in half (used to be a bare SafetensorError without a path)
-    ("model", "truncated-weights", lambda e: (e.score(e.items(GOOD), model=str(e.model_copy(
-        _truncate("model.safetensors", 0.5)))), ["model", "model.safetensors is truncated"])),  # fmt: skip
+    (
+        "model",
+        "truncated-weights",
+        lambda e: (
+            e.score(e.items(GOOD), model=str(e.model_copy(_truncate("model.safetensors", 0.5)))),
+            ["model", "model.safetensors is truncated"],
+        ),
+    ),
     # model.safetensors overwritten with garbage (its header length does not fit)
-    ("model", "garbage-weights", lambda e: (e.score(e.items(GOOD), model=str(e.model_copy(
-        _scribble("model.safetensors", b"\xff" * 64)))), ["model.safetensors", "header length"])),  # fmt: skip
+    (
+        "model",
+        "garbage-weights",
+        lambda e: (
+            e.score(e.items(GOOD), model=str(e.model_copy(_scribble("model.safetensors", b"\xff" * 64)))),
+            ["model.safetensors", "header length"],
+        ),
+    ),
     # a weights file with a valid length prefix but a header that is not JSON
-    ("model", "bad-header-json", lambda e: (e.score(e.items(GOOD), model=str(e.model_copy(
-        _scribble("model.safetensors", (10).to_bytes(8, "little") + b"not json!!" + b"\0" * 16)))),
-        ["model.safetensors", "header is not valid JSON"])),  # fmt: skip
+    (
+        "model",
+        "bad-header-json",
+        lambda e: (
+            e.score(
+                e.items(GOOD),
+                model=str(
+                    e.model_copy(
+                        _scribble("model.safetensors", (10).to_bytes(8, "little") + b"not json!!" + b"\0" * 16)
+                    )
+                ),
+            ),
+            ["model.safetensors", "header is not valid JSON"],
+        ),
+    ),
     # no tokenizer files (used to be a message about sentencepiece/tiktoken)
-    ("model", "missing-tokenizer", lambda e: (e.score(e.items(GOOD), model=str(e.model_copy(
-        _remove("tokenizer.json")))), ["model", "no tokenizer files"])),  # fmt: skip
+    (
+        "model",
+        "missing-tokenizer",
+        lambda e: (
+            e.score(e.items(GOOD), model=str(e.model_copy(_remove("tokenizer.json")))),
+            ["model", "no tokenizer files"],
+        ),
+    ),
     # a truncated tokenizer.json
-    ("model", "truncated-tokenizer", lambda e: (e.score(e.items(GOOD), model=str(e.model_copy(
-        _truncate("tokenizer.json", 0.5)))), ["model", "tokenizer.json is not valid JSON"])),  # fmt: skip
+    (
+        "model",
+        "truncated-tokenizer",
+        lambda e: (
+            e.score(e.items(GOOD), model=str(e.model_copy(_truncate("tokenizer.json", 0.5)))),
+            ["model", "tokenizer.json is not valid JSON"],
+        ),
+    ),
     # no config.json
-    ("model", "missing-config", lambda e: (e.score(e.items(GOOD), model=str(e.model_copy(_remove("config.json")))),
-                                           ["model", "no config.json"])),  # fmt: skip
+    (
+        "model",
+        "missing-config",
+        lambda e: (
+            e.score(e.items(GOOD), model=str(e.model_copy(_remove("config.json")))),
+            ["model", "no config.json"],
+        ),
+    ),
     # a corrupt config.json
-    ("model", "corrupt-config", lambda e: (e.score(e.items(GOOD), model=str(e.model_copy(
-        _scribble("config.json", b"{\"model_type\": ")))), ["model", "config.json is not valid JSON"])),  # fmt: skip
+    (
+        "model",
+        "corrupt-config",
+        lambda e: (
+            e.score(e.items(GOOD), model=str(e.model_copy(_scribble("config.json", b'{"model_type": ')))),
+            ["model", "config.json is not valid JSON"],
+        ),
+    ),
     # pickle weights only (refused: loading them can run code)
-    ("model", "pickle-only", lambda e: (e.score(e.items(GOOD), model=str(e.model_copy(lambda d: (
-        (d / "model.safetensors").rename(d / "pytorch_model.bin"))))),
-        ["No *.safetensors", "pytorch_model.bin"])),  # fmt: skip
+    (
+        "model",
+        "pickle-only",
+        lambda e: (
+            e.score(
+                e.items(GOOD),
+                model=str(e.model_copy(lambda d: (d / "model.safetensors").rename(d / "pytorch_model.bin"))),
+            ),
+            ["No *.safetensors", "pytorch_model.bin"],
+        ),
+    ),
     # a file given as the model folder
-    ("model", "model-is-file", lambda e: (e.score(e.items(GOOD), model=str(e.write("m.safetensors", "x"))),
-                                          ["m.safetensors", "expected a model folder"])),  # fmt: skip
+    (
+        "model",
+        "model-is-file",
+        lambda e: (
+            e.score(e.items(GOOD), model=str(e.write("m.safetensors", "x"))),
+            ["m.safetensors", "expected a model folder"],
+        ),
+    ),
     # ---------------- grm eval ----------------
     # a bad row in a --benchmark JSONL file
-    ("eval", "benchmark-bad-row", lambda e: (e.eval_scores(e.write("s.jsonl", jl({"id": "w/1", "scores": [1, 2]})),
-                                                           e.items({**GOOD, "best": 2}, name="b.jsonl")),
-                                             ["b.jsonl:1:", "best:"])),  # fmt: skip
+    (
+        "eval",
+        "benchmark-bad-row",
+        lambda e: (
+            e.eval_scores(
+                e.write("s.jsonl", jl({"id": "w/1", "scores": [1, 2]})), e.items({**GOOD, "best": 2}, name="b.jsonl")
+            ),
+            ["b.jsonl:1:", "best:"],
+        ),
+    ),
     # a --benchmark JSONL file in Latin-1
-    ("eval", "benchmark-latin1", lambda e: (e.eval_scores(e.write("s.jsonl", jl({"id": "w/1", "scores": [1, 2]})),
-                                                          e.write("b.jsonl", '{"id": "\xe9"}\n'.encode("latin1"))),
-                                            ["b.jsonl:1:", "not valid UTF-8"])),  # fmt: skip
+    (
+        "eval",
+        "benchmark-latin1",
+        lambda e: (
+            e.eval_scores(
+                e.write("s.jsonl", jl({"id": "w/1", "scores": [1, 2]})),
+                e.write("b.jsonl", '{"id": "\xe9"}\n'.encode("latin1")),
+            ),
+            ["b.jsonl:1:", "not valid UTF-8"],
+        ),
+    ),
     # --scores-file does not exist
     ("eval", "scores-missing", lambda e: (e.eval_scores(e.tmp / "nope.jsonl"), ["nope.jsonl", "no such"])),
     # --scores-file with a NaN score
-    ("eval", "scores-nan", lambda e: (e.eval_scores(e.write("s.jsonl", '{"id": "w/1", "scores": [NaN, 1]}\n')),
-                                      ["s.jsonl:1:", "NaN"])),  # fmt: skip
+    (
+        "eval",
+        "scores-nan",
+        lambda e: (e.eval_scores(e.write("s.jsonl", '{"id": "w/1", "scores": [NaN, 1]}\n')), ["s.jsonl:1:", "NaN"]),
+    ),
     # an empty --scores-file
     ("eval", "scores-empty", lambda e: (e.eval_scores(e.write("s.jsonl", "")), ["s.jsonl", "no rows"])),
     # a --scores-file that is UTF-16
-    ("eval", "scores-utf16", lambda e: (e.eval_scores(e.write("s.jsonl", jl({"id": "w/1", "scores": [1, 2]})
-                                                              .encode("utf-16"))), ["s.jsonl", "UTF-16"])),
+    (
+        "eval",
+        "scores-utf16",
+        lambda e: (
+            e.eval_scores(e.write("s.jsonl", jl({"id": "w/1", "scores": [1, 2]}).encode("utf-16"))),
+            ["s.jsonl", "UTF-16"],
+        ),
+    ),
     # a --scores-file that is a folder
     ("eval", "scores-folder", lambda e: (e.eval_scores(e.write("sd/x", "") and e.tmp / "sd"), ["sd", "is a folder"])),
     # the same id twice in --scores-file
-    ("eval", "scores-duplicate", lambda e: (e.eval_scores(e.write("s.jsonl", jl({"id": "w/1", "scores": [1, 2]},
-                                                                                {"id": "w/1", "scores": [1, 2]}))),
-                                            ["s.jsonl:2:", "duplicate"])),  # fmt: skip
+    (
+        "eval",
+        "scores-duplicate",
+        lambda e: (
+            e.eval_scores(e.write("s.jsonl", jl({"id": "w/1", "scores": [1, 2]}, {"id": "w/1", "scores": [1, 2]}))),
+            ["s.jsonl:2:", "duplicate"],
+        ),
+    ),
     # --scores-file lacks an item of the benchmark
-    ("eval", "scores-lack-item", lambda e: (e.eval_scores(e.write("s.jsonl", jl({"id": "w/1", "scores": [1, 2]}))),
-                                            ["w/2"])),  # fmt: skip
+    (
+        "eval",
+        "scores-lack-item",
+        lambda e: (e.eval_scores(e.write("s.jsonl", jl({"id": "w/1", "scores": [1, 2]}))), ["w/2"]),
+    ),
     # --output is an existing file
-    ("eval", "output-is-file", lambda e: (["eval", "--benchmark", str(e.items(GOOD, GOOD1, name="b.jsonl")),
-                                           "--scores-file", str(e.write("s.jsonl", jl({"id": "w/1", "scores": [1, 2]},
-                                                                                      {"id": "w/2", "scores": [1]}))),
-                                           "--output", str(e.write("rep", "x"))], ["rep", "is a file"])),
+    (
+        "eval",
+        "output-is-file",
+        lambda e: (
+            [
+                "eval",
+                "--benchmark",
+                str(e.items(GOOD, GOOD1, name="b.jsonl")),
+                "--scores-file",
+                str(e.write("s.jsonl", jl({"id": "w/1", "scores": [1, 2]}, {"id": "w/2", "scores": [1]}))),
+                "--output",
+                str(e.write("rep", "x")),
+            ],
+            ["rep", "is a file"],
+        ),
+    ),
     # ---------------- config files (grm world loads the pipeline config exactly as grm run does) ----------------
     # a YAML syntax error: the file and line are named, not "<unicode string>"
-    ("config", "yaml-syntax", lambda e: (e.world("--config", str(_cfg(e, "seed: 0\nrl:\n  beta: [1, 2\n"))),
-                                         ["c.yaml:4:", "YAML syntax error"])),  # fmt: skip
+    (
+        "config",
+        "yaml-syntax",
+        lambda e: (
+            e.world("--config", str(_cfg(e, "seed: 0\nrl:\n  beta: [1, 2\n"))),
+            ["c.yaml:4:", "YAML syntax error"],
+        ),
+    ),
     # a tab used for indentation
     ("config", "yaml-tab", lambda e: (e.world("--config", str(_cfg(e, "rl:\n\tbeta: 1\n"))), ["c.yaml:2:", "\\t"])),
     # a key written twice (YAML keeps the last silently)
-    ("config", "duplicate-key", lambda e: (e.world("--config", str(_cfg(e, "seed: 0\nrl:\n  beta: 1\n  beta: 2\n"))),
-                                           ["c.yaml:4:", "duplicate key 'beta'"])),  # fmt: skip
+    (
+        "config",
+        "duplicate-key",
+        lambda e: (
+            e.world("--config", str(_cfg(e, "seed: 0\nrl:\n  beta: 1\n  beta: 2\n"))),
+            ["c.yaml:4:", "duplicate key 'beta'"],
+        ),
+    ),
     # an empty config file (used to mean all defaults silently)
     ("config", "empty-config", lambda e: (e.world("--config", str(_cfg(e, "# todo\n"))), ["c.yaml", "empty"])),
     # a config that includes itself
-    ("config", "include-self", lambda e: (e.world("--config", str(_cfg(e, "include: c.yaml\nseed: 0\n"))),
-                                          ["c.yaml", "includes itself"])),  # fmt: skip
+    (
+        "config",
+        "include-self",
+        lambda e: (e.world("--config", str(_cfg(e, "include: c.yaml\nseed: 0\n"))), ["c.yaml", "includes itself"]),
+    ),
     # two configs that include each other
-    ("config", "include-loop", lambda e: (e.world("--config", str(_cfg(e, "include: b.yaml\n") and _cfg(
-        e, "include: c.yaml\nseed: 1\n", "b.yaml") and e.tmp / "c.yaml")), ["c.yaml -> ", "b.yaml", "includes itself"])),
+    (
+        "config",
+        "include-loop",
+        lambda e: (
+            e.world(
+                "--config",
+                str(
+                    _cfg(e, "include: b.yaml\n")
+                    and _cfg(e, "include: c.yaml\nseed: 1\n", "b.yaml")
+                    and e.tmp / "c.yaml"
+                ),
+            ),
+            ["c.yaml -> ", "b.yaml", "includes itself"],
+        ),
+    ),
     # an include that does not exist
-    ("config", "include-missing", lambda e: (e.world("--config", str(_cfg(e, "include: base.yaml\nseed: 0\n"))),
-                                             ["base.yaml", "no such", "included from"])),  # fmt: skip
+    (
+        "config",
+        "include-missing",
+        lambda e: (
+            e.world("--config", str(_cfg(e, "include: base.yaml\nseed: 0\n"))),
+            ["base.yaml", "no such", "included from"],
+        ),
+    ),
     # the config file does not exist
     ("config", "config-missing", lambda e: (e.world("--config", str(e.tmp / "nope.yaml")), ["nope.yaml", "no such"])),
     # a folder given as the config file
-    ("config", "config-is-folder", lambda e: (e.world("--config", str(e.write("cd/x", "") and e.tmp / "cd")),
-                                              ["cd", "is a folder"])),  # fmt: skip
+    (
+        "config",
+        "config-is-folder",
+        lambda e: (e.world("--config", str(e.write("cd/x", "") and e.tmp / "cd")), ["cd", "is a folder"]),
+    ),
     # a Latin-1 config file
-    ("config", "config-latin1", lambda e: (e.world("--config", str(_cfg(e, "# caf\xe9\nseed: 0\n".encode("latin1")))),
-                                           ["c.yaml:1:", "not valid UTF-8"])),  # fmt: skip
+    (
+        "config",
+        "config-latin1",
+        lambda e: (
+            e.world("--config", str(_cfg(e, "# caf\xe9\nseed: 0\n".encode("latin1")))),
+            ["c.yaml:1:", "not valid UTF-8"],
+        ),
+    ),
     # an unknown key
     ("config", "unknown-key", lambda e: (e.world("--config", str(_cfg(e, "rl:\n  betta: 0.1\n"))), ["rl.betta"])),
     # a wrong type
-    ("config", "wrong-type", lambda e: (e.world("--config", str(_cfg(e, "world:\n  seed: abc\n"))),
-                                        ["world.seed", "integer"])),  # fmt: skip
+    (
+        "config",
+        "wrong-type",
+        lambda e: (e.world("--config", str(_cfg(e, "world:\n  seed: abc\n"))), ["world.seed", "integer"]),
+    ),
     # a top level that is a list
     ("config", "top-level-list", lambda e: (e.world("--config", str(_cfg(e, "- seed\n"))), ["c.yaml", "mapping"])),
     # --set without '='
@@ -318,39 +610,96 @@ CASES: list[tuple[str, str, Build]] = [
     ("config", "set-empty-key", lambda e: (e.world("--set", "world..seed=1"), ["world..seed=1", "empty key"])),
     # ---------------- grm run: everything refused before Prefect, MLflow or DVC start ----------------
     # a config error in grm run (used to print a 37-100 line traceback through Prefect)
-    ("run", "run-config-error", lambda e: (e.run("--config", str(_cfg(e, "seed: 0\nseed: 1\n"))),
-                                           ["c.yaml:2:", "duplicate key 'seed'"])),  # fmt: skip
+    (
+        "run",
+        "run-config-error",
+        lambda e: (e.run("--config", str(_cfg(e, "seed: 0\nseed: 1\n"))), ["c.yaml:2:", "duplicate key 'seed'"]),
+    ),
     # an unknown --set key in grm run
-    ("run", "run-set-unknown", lambda e: (e.run("--config", str(_cfg(e, "seed: 0\n")), "--set", "rl.betta=1"),
-                                          ["rl.betta"])),  # fmt: skip
+    (
+        "run",
+        "run-set-unknown",
+        lambda e: (e.run("--config", str(_cfg(e, "seed: 0\n")), "--set", "rl.betta=1"), ["rl.betta"]),
+    ),
     # data.source names a folder that does not exist
-    ("run", "source-missing", lambda e: (e.run("--config", str(_cfg(e, "seed: 0\n")), "--set",
-                                               f"data.source={e.tmp / 'nosrc'}"), ["nosrc", "data.source"])),
+    (
+        "run",
+        "source-missing",
+        lambda e: (
+            e.run("--config", str(_cfg(e, "seed: 0\n")), "--set", f"data.source={e.tmp / 'nosrc'}"),
+            ["nosrc", "data.source"],
+        ),
+    ),
     # data.source names a file
-    ("run", "source-is-file", lambda e: (e.run("--config", str(_cfg(e, "seed: 0\n")), "--set",
-                                               f"data.source={e.write('s.txt', 'x')}"), ["s.txt", "folder"])),
+    (
+        "run",
+        "source-is-file",
+        lambda e: (
+            e.run("--config", str(_cfg(e, "seed: 0\n")), "--set", f"data.source={e.write('s.txt', 'x')}"),
+            ["s.txt", "folder"],
+        ),
+    ),
     # a data.source folder without test.jsonl
-    ("run", "source-lacks-split", lambda e: (e.run("--config", str(_cfg(e, "seed: 0\n")), "--set",
-                                                   f"data.source={e.source(test=None)}"), ["test.jsonl", "no such"])),
+    (
+        "run",
+        "source-lacks-split",
+        lambda e: (
+            e.run("--config", str(_cfg(e, "seed: 0\n")), "--set", f"data.source={e.source(test=None)}"),
+            ["test.jsonl", "no such"],
+        ),
+    ),
     # a JSON error in a data.source split (used to reach GX as id=nan rows)
-    ("run", "source-bad-json", lambda e: (e.run("--config", str(_cfg(e, "seed: 0\n")), "--set",
-                                                f"data.source={e.source(val=jl(GOOD, '{oops'))}"),
-                                          ["val.jsonl:2:", "<json>"])),  # fmt: skip
+    (
+        "run",
+        "source-bad-json",
+        lambda e: (
+            e.run("--config", str(_cfg(e, "seed: 0\n")), "--set", f"data.source={e.source(val=jl(GOOD, '{oops'))}"),
+            ["val.jsonl:2:", "<json>"],
+        ),
+    ),
     # an empty train split in data.source
-    ("run", "source-empty-split", lambda e: (e.run("--config", str(_cfg(e, "seed: 0\n")), "--set",
-                                                   f"data.source={e.source(train='')}"), ["train.jsonl", "no rows"])),
+    (
+        "run",
+        "source-empty-split",
+        lambda e: (
+            e.run("--config", str(_cfg(e, "seed: 0\n")), "--set", f"data.source={e.source(train='')}"),
+            ["train.jsonl", "no rows"],
+        ),
+    ),
     # model.base with truncated weights (used to pass model.base and fail in rft.train)
-    ("run", "base-truncated", lambda e: (e.run("--config", str(_cfg(e, "seed: 0\n")), "--set",
-                                               f"model.base={e.model_copy(_truncate('model.safetensors', 0.7))}"),
-                                         ["model", "model.safetensors is truncated"])),  # fmt: skip
+    (
+        "run",
+        "base-truncated",
+        lambda e: (
+            e.run(
+                "--config",
+                str(_cfg(e, "seed: 0\n")),
+                "--set",
+                f"model.base={e.model_copy(_truncate('model.safetensors', 0.7))}",
+            ),
+            ["model", "model.safetensors is truncated"],
+        ),
+    ),
     # model.base without a tokenizer
-    ("run", "base-no-tokenizer", lambda e: (e.run("--config", str(_cfg(e, "seed: 0\n")), "--set",
-                                                  f"model.base={e.model_copy(_remove('tokenizer.json'))}"),
-                                            ["model", "no tokenizer files"])),  # fmt: skip
+    (
+        "run",
+        "base-no-tokenizer",
+        lambda e: (
+            e.run(
+                "--config", str(_cfg(e, "seed: 0\n")), "--set", f"model.base={e.model_copy(_remove('tokenizer.json'))}"
+            ),
+            ["model", "no tokenizer files"],
+        ),
+    ),
     # a local model.teacher folder that does not exist
-    ("run", "teacher-missing", lambda e: (e.run("--config", str(_cfg(e, "seed: 0\n")), "--set",
-                                                f"model.teacher={e.tmp / 'noteacher'}"),
-                                          ["noteacher", "does not exist"])),  # fmt: skip
+    (
+        "run",
+        "teacher-missing",
+        lambda e: (
+            e.run("--config", str(_cfg(e, "seed: 0\n")), "--set", f"model.teacher={e.tmp / 'noteacher'}"),
+            ["noteacher", "does not exist"],
+        ),
+    ),
 ]
 
 # Config values accepted today with a wrong effect; the rule is the config helper's (pipeline_config.py).
@@ -425,6 +774,36 @@ def test_a_bug_is_not_dressed_up_as_a_user_error(tmp_path, monkeypatch):
     good = tmp_path / "good.jsonl"
     good.write_text(jl(GOOD), encoding="utf-8")
     monkeypatch.setattr("grm.judging.judge_items", lambda *a, **k: 1 / 0)
-    res = runner.invoke(app, ["score", "--model", "world-teacher", "--input", str(good), "--output",
-                              str(tmp_path / "o.jsonl"), "--template", "compact"])  # fmt: skip
+    res = runner.invoke(
+        app,
+        [
+            "score",
+            "--model",
+            "world-teacher",
+            "--input",
+            str(good),
+            "--output",
+            str(tmp_path / "o.jsonl"),
+            "--template",
+            "compact",
+        ],
+    )
     assert isinstance(res.exception, ZeroDivisionError) and res.exit_code == 1
+
+
+def test_the_corpus_baselines_are_valid(tmp_path, tiny_model_dir):
+    """Each case breaks one thing: the unbroken inputs it starts from are accepted."""
+    from grm.config import load_config
+    from grm.model_files import check_model_dir
+    from grm.pipeline_config import PipelineConfig
+    from grm.preflight import check_run_inputs
+
+    env = Env(tmp_path, tiny_model_dir)
+    res = runner.invoke(app, env.score(env.items(GOOD, GOOD1)))
+    assert res.exit_code == 0 and (tmp_path / "out.jsonl").exists(), res.output
+    scores = env.write("s.jsonl", jl({"id": "w/1", "scores": [1, 2]}, {"id": "w/2", "scores": [1]}))
+    res = runner.invoke(app, env.eval_scores(scores))
+    assert res.exit_code == 0 and (tmp_path / "rep" / "metrics.json").exists(), res.output
+    assert check_model_dir(env.model_copy(lambda d: None)) == tmp_path / "model"
+    cfg = load_config(PipelineConfig, [], [f"data.source={env.source()}", f"model.base={tmp_path / 'model'}"])
+    check_run_inputs(cfg, tmp_path)

@@ -27,9 +27,10 @@ def test_special_token_strings_in_a_response_do_not_become_control_tokens(sample
     ids = _ids(sampler, "the answer </s> <s> is good")
     assert eos not in ids and bos not in ids
     assert sampler.stats.special_tokens_escaped - before == 2
-    assert _ids(sampler, "the answer is good") == sampler.tokenizer("the answer is good", add_special_tokens=False)[
-        "input_ids"
-    ]  # ordinary text is untouched
+    assert (
+        _ids(sampler, "the answer is good")
+        == sampler.tokenizer("the answer is good", add_special_tokens=False)["input_ids"]
+    )  # ordinary text is untouched
 
 
 def test_a_prompt_longer_than_the_context_is_not_generated_but_counted(sampler, monkeypatch):

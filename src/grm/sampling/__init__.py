@@ -21,6 +21,7 @@ __all__ = ["Sampler", "SamplerSpecError", "build_sampler", "SPEC_FORMS"]
 class SamplerSpecError(UserError, ValueError):
     """A sampler spec that matches none of ``SPEC_FORMS``."""
 
+
 SPEC_FORMS = (
     "http://HOST:PORT or https://... (OpenAI-compatible server, e.g. `vllm serve` or `grm serve`)",
     "vllm:PATH (in-process vLLM, GPU environment)",

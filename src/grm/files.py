@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ _MAGIC = (
     (b"\xfe\xff", "UTF-16 encoded (BOM FE FF)", "re-save it as UTF-8 (e.g. iconv -f utf-16 -t utf-8)"),
 )
 _UTF8_BOM = b"\xef\xbb\xbf"
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # only a JSON escape can put a surrogate into a decoded str
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
@@ -220,7 +222,9 @@ def parse_json(text: str | bytes) -> Any:
         raise JsonProblem(f"invalid JSON ({exc.msg} at column {exc.colno})", exc.lineno) from None
     except RecursionError:
         raise JsonProblem("JSON nested too deeply for the parser (thousands of levels)") from None
-    _check_strings(value)
+    raw = text if isinstance(text, str) else text.decode("utf-8", "replace")
+    if _SURROGATE_ESCAPE.search(raw):
+        _check_strings(value)
     return value
 
 

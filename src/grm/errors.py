@@ -47,6 +47,11 @@ class UserError(Exception):
             text += f"\n  fix: {fix}"
         super().__init__(text)
 
+    def __reduce__(self) -> tuple:  # type: ignore[type-arg]
+        # pickle by state, not by re-calling __init__ (subclasses take other arguments): crosses process/Prefect
+        # boundaries with the message and every attribute intact
+        return (self.__class__.__new__, (self.__class__,), {**self.__dict__, "args": self.args})
+
 
 class InputFileError(UserError, ValueError):
     """A file cannot be read as text of the expected kind (encoding, compression, a folder, bad framing)."""

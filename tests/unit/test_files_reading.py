@@ -82,3 +82,20 @@ def test_output_paths_are_checked_before_work(tmp_path):
     assert check_output_dir(tmp_path / "new") == tmp_path / "new"
     with pytest.raises(UserError, match="is a file"):
         check_output_dir(tmp_path / "f")
+
+
+def test_user_errors_survive_pickling_with_message_and_attributes(tmp_path):
+    import pickle
+
+    from grm.config import ConfigError
+    from grm.errors import ModelFolderError
+    from grm.schemas import DataError
+
+    for exc in (
+        DataError(tmp_path / "a.jsonl", ["a.jsonl:1: best: bad"]),
+        ConfigError("duplicate key", path="c.yaml", line=3),
+        MissingFileError("no such file", path="x"),
+        ModelFolderError("no config.json", path="m", fix="save it again"),
+    ):
+        back = pickle.loads(pickle.dumps(exc))
+        assert type(back) is type(exc) and str(back) == str(exc) and back.__dict__ == exc.__dict__

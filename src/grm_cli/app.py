@@ -147,6 +147,13 @@ def score(
         )
     write_jsonl_atomic(output, records)
     fails = sum(1 for r in results for s in r.samples if s.scores is None)
+    over = int(getattr(getattr(sampler, "stats", None), "prompts_over_context", 0) or 0)
+    if over:
+        typer.echo(
+            f"warning: {over} prompt(s) longer than the model's context were not generated (finish_reason "
+            "'context'); their samples count as parse failures",
+            err=True,
+        )
     typer.echo(
         f"scored {len(items)} items (k={k}, {method}) -> {output}; accuracy vs labels {correct / max(1, len(items)):.3f}; "
         f"parse failures {fails}/{len(items) * k}"

@@ -58,3 +58,21 @@ def test_a_5mb_prompt_is_refused_without_tokenizing_or_allocating(sampler):
     out = sampler.generate_with_details(["the " * 1_300_000], 1, 1.0, 4, seed=0)
     assert out[0][0].finish_reason == "context" and sampler.stats.prompts_over_context == 1
     assert sampler.stats.prefill_calls == 0 and time.perf_counter() - start < 5
+
+
+def test_grm_score_reports_prompts_over_the_context_and_counts_them_as_failures(tiny_model_dir, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from grm_cli.app import app
+
+    items = tmp_path / "items.jsonl"
+    items.write_text(json.dumps({"id": "long", "query": "the query", "responses": ["the " * 1100], "label": 1}) + "\n")
+    out = tmp_path / "out.jsonl"
+    args = ["score", "--model", str(tiny_model_dir), "--input", str(items), "--output", str(out), "--k", "2"]
+    res = CliRunner().invoke(app, [*args, "--max-new-tokens", "4"])
+    assert res.exit_code == 0, res.output
+    assert "1 prompt(s) longer than the model's context were not generated" in res.stderr
+    record = json.loads(out.read_text())
+    assert [s["status"] for s in record["samples"]] == ["missing", "missing"] and "parse failures 2/2" in res.stdout

@@ -17,10 +17,12 @@ from typing import Any, TypeVar
 
 import yaml
 
+from grm.errors import UserError
+
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config value is unknown, missing or of the wrong type; the message names the key and the fix."""
 
 
@@ -38,13 +40,14 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if value is None and type(None) in args:
             return None
         errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
+        options = [a for a in args if a is not type(None)]
+        for arg in options:
             try:
                 return _coerce(value, arg, key)
             except ConfigError as exc:
                 errors.append(str(exc))
+        if len(options) == 1:  # X | None: say what X wants, and that null is allowed
+            raise ConfigError(f"{errors[0]} (or null)" if type(None) in args else errors[0])
         raise ConfigError(f"{key}: {value!r} matches none of {[_type_name(a) for a in args]}")
     if origin is typing.Literal:
         if value not in args:
@@ -156,22 +159,101 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise ConfigError(f"override {text!r} must look like section.key=value")
     key, raw = text.split("=", 1)
-    if not key.strip():
-        raise ConfigError(f"override {text!r} has an empty key")
-    return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else ""
+    keys = [k.strip() for k in key.split(".")]
+    if not key.strip() or not all(keys):
+        raise ConfigError(f"override {text!r} has an empty key; write section.key=value (e.g. rl.beta=0.04)")
+    if not raw.strip():
+        return keys, ""
+    try:
+        return keys, yaml.load(raw, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except _DuplicateKey as exc:
+        raise ConfigError(f"override {text!r}: {exc}") from None
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(
+            f"override {text!r}: the value is not valid YAML ({problem}); quote strings, e.g. {key}='\"...\"'"
+        ) from None
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key written twice in one mapping (YAML would silently keep the last)."""
+
+
+def _mapping_without_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    loader.flatten_mapping(node)
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            first = seen.get(key)
+        except TypeError:
+            continue  # an unhashable key: SafeLoader's own error names it
+        line = key_node.start_mark.line + 1
+        if first is not None:
+            raise _DuplicateKey(f"duplicate key {key!r} (first on line {first}); YAML would keep only the last", line)
+        seen[key] = line
+    return loader.construct_mapping(node, deep=deep)
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, message: str, line: int):
+        super().__init__(message)
+        self.line = line
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
+
+
+def _yaml_error(path: Path, exc: yaml.YAMLError) -> ConfigError:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    line = mark.line + 1 if mark is not None else None
+    column = f" (column {mark.column + 1})" if mark is not None else ""
+    parts = [p for p in (getattr(exc, "context", None), getattr(exc, "problem", None)) if p]
+    what = ", ".join(parts) if parts else str(exc).splitlines()[0]
+    return ConfigError(f"YAML syntax error{column}: {what}", path=path, line=line, fix="fix the YAML at that line")
+
+
+def read_yaml(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """One config file as a dict, following ``include: other.yaml`` (relative to the including file).
+
+    Raises:
+        ConfigError: the file is missing, a folder, not UTF-8, empty, not valid YAML (file + line), has a duplicate
+            key (file + line), is not a mapping, or includes itself (directly or through other files).
+    """
+    from grm.files import read_text
+
     path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"config file {path} does not exist")
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    resolved = path.resolve()
+    if resolved in _chain:
+        loop = " -> ".join(str(p) for p in (*_chain, resolved))
+        raise ConfigError(f"config includes itself: {loop}", path=path, field="include", fix="remove the loop")
+    try:
+        text = read_text(path, "config file (YAML)")
+    except UserError as exc:
+        where = f" (included from {_chain[-1]})" if _chain else ""
+        raise ConfigError(f"{exc}{where}") from None
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except _DuplicateKey as exc:
+        raise ConfigError(str(exc), path=path, line=exc.line, fix="keep one of the two") from None
+    except yaml.YAMLError as exc:
+        raise _yaml_error(path, exc) from None
+    if data is None:
+        raise ConfigError(
+            "the config file is empty (only comments or blank lines); an empty file would silently mean all defaults",
+            path=path,
+            fix="write the settings that differ from the defaults (e.g. `seed: 0`), or do not pass this file",
+        )
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+        raise ConfigError(f"the top level must be a mapping of sections, got {type(data).__name__}", path=path)
     includes = data.pop("include", [])
+    if isinstance(includes, str):
+        includes = [includes]
+    if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
+        raise ConfigError("must be a file name or a list of file names", path=path, field="include")
     merged: dict[str, Any] = {}
-    for inc in [includes] if isinstance(includes, str) else includes:
-        merged = _deep_merge(merged, read_yaml(path.parent / inc))
+    for inc in includes:
+        merged = _deep_merge(merged, read_yaml(path.parent / inc, (*_chain, resolved)))
     return _deep_merge(merged, data)
 
 

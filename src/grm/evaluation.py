@@ -26,7 +26,6 @@ Metric names: ``eval/{benchmark}/{model}/{method}_k{k}/{metric}``.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import re
@@ -342,36 +341,37 @@ def read_scores_file(path: str | Path) -> dict[str, list[float]]:
     Raises:
         DataError: every bad line as ``file:line: field: problem``.
     """
+    from grm.files import JsonProblem, iter_lines, parse_json
+
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such scores file; write JSONL lines {{'id': ..., 'scores': [...]}}")
     out: dict[str, list[float]] = {}
     errors: list[str] = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                errors.append(f"{path}:{lineno}: <json>: invalid JSON ({exc.msg})")
-                continue
-            if not isinstance(rec, dict) or not isinstance(rec.get("id"), str):
-                errors.append(f"{path}:{lineno}: id: missing or not a string")
-                continue
-            scores = rec.get("scores")
-            if (
-                not isinstance(scores, list)
-                or not scores
-                or not all(isinstance(s, int | float) and not isinstance(s, bool) for s in scores)
-                or not all(math.isfinite(s) for s in scores)
-            ):
-                errors.append(f"{path}:{lineno}: scores: must be a non-empty list of finite numbers")
-                continue
-            if rec["id"] in out:
-                errors.append(f"{path}:{lineno}: id: duplicate {rec['id']!r}")
-                continue
-            out[rec["id"]] = [float(s) for s in scores]
+    for lineno, line in iter_lines(path, "scores file (JSONL lines {'id': ..., 'scores': [...]})"):
+        if not line.strip():
+            continue
+        try:
+            rec = parse_json(line)
+        except JsonProblem as exc:
+            errors.append(f"{path}:{lineno}: <json>: {exc}")
+            continue
+        if not isinstance(rec, dict) or not isinstance(rec.get("id"), str):
+            errors.append(f"{path}:{lineno}: id: missing or not a string")
+            continue
+        scores = rec.get("scores")
+        if (
+            not isinstance(scores, list)
+            or not scores
+            or not all(isinstance(s, int | float) and not isinstance(s, bool) for s in scores)
+            or not all(math.isfinite(s) for s in scores)
+        ):
+            errors.append(f"{path}:{lineno}: scores: must be a non-empty list of finite numbers")
+            continue
+        if rec["id"] in out:
+            errors.append(f"{path}:{lineno}: id: duplicate {rec['id']!r}")
+            continue
+        out[rec["id"]] = [float(s) for s in scores]
+    if not out and not errors:
+        errors.append(f"{path}: <file>: no rows (the file is empty); write one line per item")
     if errors:
         raise DataError(path, errors)
     return out

@@ -1,13 +1,32 @@
-"""Atomic file writes: nothing is ever half-written (write to a temp path, then rename)."""
+"""Robust file I/O: atomic writes (temp path + rename) and strict text/JSON reading with clear errors.
+
+Readers never raise ``UnicodeDecodeError``, ``RecursionError``, ``OverflowError`` or ``IsADirectoryError``: every
+problem becomes an ``InputFileError`` naming the file, the line (and byte offset) and the fix.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+from grm.errors import InputFileError, MissingFileError
+
+MAX_INT_DIGITS = 100  # longer integer literals are refused (float() of them overflows; > 4300 digits int() fails)
+_MAGIC = (
+    (b"\x1f\x8b", "gzip-compressed", "decompress it first (gunzip FILE)"),
+    (b"PK\x03\x04", "a zip archive", "extract it first"),
+    (b"\xff\xfe\x00\x00", "UTF-32 encoded", "re-save it as UTF-8 (e.g. iconv -f utf-32 -t utf-8)"),
+    (b"\xff\xfe", "UTF-16 encoded (BOM FF FE)", "re-save it as UTF-8 (e.g. iconv -f utf-16 -t utf-8)"),
+    (b"\xfe\xff", "UTF-16 encoded (BOM FE FF)", "re-save it as UTF-8 (e.g. iconv -f utf-16 -t utf-8)"),
+)
+_UTF8_BOM = b"\xef\xbb\xbf"
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # only a JSON escape can put a surrogate into a decoded str
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
@@ -43,3 +62,191 @@ def write_jsonl_atomic(path: str | Path, records: Iterable[dict[str, Any]]) -> P
 def write_json_atomic(path: str | Path, obj: Any) -> Path:
     """Write pretty JSON atomically."""
     return write_text_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
+
+
+def check_input_file(path: str | Path, what: str = "file") -> Path:
+    """``path`` as a ``Path`` if it is an existing regular file, else a ``UserError`` naming it.
+
+    Raises:
+        MissingFileError: it does not exist.
+        InputFileError: it is a folder (or not a regular file).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise MissingFileError(f"no such {what}", path=path, fix="check the path")
+    if path.is_dir():
+        raise InputFileError(f"is a folder; expected a {what}", path=path, fix=f"name the {what} inside it")
+    if not path.is_file():
+        raise InputFileError(f"is not a regular file; expected a {what}", path=path)
+    return path
+
+
+def check_output_file(path: str | Path) -> Path:
+    """Refuse an output file path that cannot be written, before any work is done.
+
+    Raises:
+        InputFileError: ``path`` is an existing folder, or one of its parents is a file.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise InputFileError(
+            "the output path is a folder; expected a file name", path=path, fix=f"pass e.g. {path / 'out.jsonl'}"
+        )
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise InputFileError(f"cannot write {path}: {parent} is a file, not a folder", path=path)
+            break
+    return path
+
+
+def check_output_dir(path: str | Path) -> Path:
+    """Refuse an output folder path that is an existing file (or lies under one), before any work is done."""
+    path = Path(path)
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise InputFileError(
+                    f"the output folder {path} cannot be created: {p} is a file", path=path, fix="pass a folder"
+                )
+            break
+    return path
+
+
+def _sniff(head: bytes, path: Path, what: str) -> None:
+    for magic, kind, fix in _MAGIC:
+        if head.startswith(magic):
+            raise InputFileError(f"is {kind}; expected a UTF-8 text {what}", path=path, fix=fix)
+    if len(head) >= 4 and head[1:4:2] == b"\x00\x00" and head[0:3:2] != b"\x00\x00":
+        raise InputFileError(
+            f"looks UTF-16 encoded (NUL every other byte); expected a UTF-8 text {what}",
+            path=path,
+            fix="re-save it as UTF-8 (e.g. iconv -f utf-16le -t utf-8)",
+        )
+
+
+def _decode_error(path: Path, exc: UnicodeDecodeError, line: int, offset: int) -> InputFileError:
+    """``exc`` from decoding a chunk that starts at byte ``offset`` of the file (line ``line``)."""
+    bad = exc.object[exc.start : exc.start + 4]
+    return InputFileError(
+        f"not valid UTF-8 at byte offset {offset + exc.start} (bytes {bad.hex(' ')}: {exc.reason})",
+        path=path,
+        line=line,
+        fix="re-save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8 FILE); the loader reads UTF-8 only",
+    )
+
+
+def read_text(path: str | Path, what: str = "file") -> str:
+    """The whole file as text, strictly UTF-8 (a UTF-8 BOM is dropped).
+
+    Raises:
+        MissingFileError / InputFileError: missing, a folder, compressed, UTF-16/32, or not valid UTF-8 (the message
+            gives the line and byte offset).
+    """
+    path = check_input_file(path, what)
+    data = path.read_bytes()
+    _sniff(data[:8], path, what)
+    if data.startswith(_UTF8_BOM):
+        data = data[len(_UTF8_BOM) :]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _decode_error(path, exc, data.count(b"\n", 0, exc.start) + 1, 0) from None
+
+
+def iter_lines(path: str | Path, what: str = "file") -> Iterator[tuple[int, str]]:
+    """Stream ``(1-based line number, line without its newline)`` from a UTF-8 text file.
+
+    Lines are split on ``\\n`` only (``\\r`` before it is dropped), never on the Unicode line separators that
+    ``str.splitlines`` also honours, so a JSON string holding U+2028 stays on its line.
+
+    Raises:
+        MissingFileError / InputFileError: as ``read_text``; a decoding error is raised when its line is reached.
+    """
+    path = check_input_file(path, what)
+    with path.open("rb") as fh:
+        head = fh.read(8)
+        _sniff(head, path, what)
+        fh.seek(len(_UTF8_BOM) if head.startswith(_UTF8_BOM) else 0)
+        offset = fh.tell()
+        for lineno, raw in enumerate(fh, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise _decode_error(path, exc, lineno, offset) from None
+            offset += len(raw)
+            yield lineno, text.rstrip("\n").removesuffix("\r")
+
+
+class JsonProblem(ValueError):
+    """A JSON text that cannot be used; ``str`` is the problem (the caller adds the file), ``line`` its line."""
+
+    def __init__(self, message: str, line: int = 1):
+        super().__init__(message)
+        self.line = line
+
+
+def _parse_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > MAX_INT_DIGITS:
+        raise JsonProblem(f"an integer literal with {digits} digits (at most {MAX_INT_DIGITS} are accepted)")
+    return int(text)
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise JsonProblem(f"the number {text[:40]} overflows a 64-bit float")
+    return value
+
+
+def _parse_constant(name: str) -> Any:
+    raise JsonProblem(f"{name} is not valid JSON (use a finite number or null)")
+
+
+def parse_json(text: str | bytes) -> Any:
+    """``json.loads`` that refuses what Python's parser lets through or crashes on.
+
+    Refused, as ``JsonProblem``: invalid JSON (message + column), ``NaN``/``Infinity`` literals, integers with more
+    than ``MAX_INT_DIGITS`` digits, numbers that overflow a float, nesting too deep for the parser (a
+    ``RecursionError`` otherwise), and strings holding a lone surrogate (``"\\ud800"``: not valid Unicode, it
+    cannot be written back as UTF-8).
+
+    Example:
+        >>> parse_json('{"a": [1, 2.5]}')
+        {'a': [1, 2.5]}
+    """
+    try:
+        value = json.loads(text, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant)
+    except json.JSONDecodeError as exc:
+        raise JsonProblem(f"invalid JSON ({exc.msg} at column {exc.colno})", exc.lineno) from None
+    except RecursionError:
+        raise JsonProblem("JSON nested too deeply for the parser (thousands of levels)") from None
+    raw = text if isinstance(text, str) else text.decode("utf-8", "replace")
+    if _SURROGATE_ESCAPE.search(raw):
+        _check_strings(value)
+    return value
+
+
+def _check_strings(value: Any) -> None:
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            _check_text(v)
+        elif isinstance(v, dict):
+            for k, x in v.items():
+                _check_text(k)
+                stack.append(x)
+        elif isinstance(v, list):
+            stack.extend(v)
+
+
+def _check_text(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise JsonProblem(
+            f"a string holds the lone surrogate \\u{ord(text[exc.start]):04x} (not valid Unicode; "
+            "a surrogate pair or the real character is needed)"
+        ) from None

@@ -159,6 +159,9 @@ def judge_items(
     Returns:
         One ``ItemJudgement`` per item, samples in sample order.
     """
+    check_items = getattr(sampler, "check_items", None)
+    if callable(check_items):  # a backend that cannot handle some rows refuses them here, naming the items
+        check_items(items, template)
     requests = build_requests(items, k, seed, template, shuffle, single_label, hint)
     texts = sample_requests(requests, sampler, temperature, max_new_tokens, seed)
     results = [ItemJudgement(it.id, it.n, it.best, it.label, single_label and it.n == 1) for it in items]

@@ -8,32 +8,35 @@ One JSON object per line::
 ``query`` is a string or a list of chat messages (``{"role": ..., "content": ...}``) ending with a user turn.
 n >= 2 responses carry ``best`` (0-based); n == 1 carries ``label`` (0/1 correctness). Optional: ``ratings``
 (ground-truth rewards with a unique maximum, consistent with ``best``), ``source``, ``subset``.
-Loading reports every bad row as ``file:line: field: problem`` and loads nothing from a bad file.
+Loading reports every bad row as ``file:line: field: problem`` and loads nothing from a bad file. Texts may hold
+newlines and any Unicode except NUL (``\\u0000``) and lone surrogates; numbers must be finite (no NaN/Infinity).
+A file without a single row is refused (it would "score 0 items" silently).
 """
 
 from __future__ import annotations
 
-import json
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grm.files import write_jsonl_atomic
+from grm.errors import UserError
+from grm.files import JsonProblem, iter_lines, parse_json, write_jsonl_atomic
 
 ROLES = ("system", "user", "assistant")
 KNOWN_FIELDS = ("id", "query", "responses", "best", "label", "ratings", "source", "subset", "meta")
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """Raised when a data file has bad rows; ``errors`` holds every ``file:line: field: problem`` line."""
 
     def __init__(self, path: str | Path, errors: list[str]):
-        self.path = str(path)
         self.errors = errors
         shown = "\n".join(errors[:50])
         more = f"\n... and {len(errors) - 50} more" if len(errors) > 50 else ""
         super().__init__(f"{len(errors)} bad row(s) in {path}; nothing was loaded. Fix these rows:\n{shown}{more}")
+        self.path = str(path)
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,24 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def text_problem(text: str) -> str | None:
+    """What makes ``text`` unusable as a prompt part (a NUL character, a lone surrogate), or None."""
+    if "\x00" in text:
+        return f"holds a NUL character (\\u0000) at position {text.index(chr(0))}; remove it"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"holds a lone surrogate \\u{ord(text[exc.start]):04x} at position {exc.start} (not valid Unicode)"
+    return None
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
 def validate_record(record: Any) -> list[tuple[str, str]]:
     """Return every ``(field, problem)`` of one decoded JSONL record; empty when it is valid."""
     if not isinstance(record, dict):
@@ -114,10 +135,14 @@ def validate_record(record: Any) -> list[tuple[str, str]]:
     item_id = record.get("id")
     if not isinstance(item_id, str) or not item_id.strip():
         problems.append(("id", "missing or not a non-empty string"))
+    elif text_problem(item_id):
+        problems.append(("id", str(text_problem(item_id))))
     query = record.get("query")
     if isinstance(query, str):
         if not query.strip():
             problems.append(("query", "empty string"))
+        elif text_problem(query):
+            problems.append(("query", str(text_problem(query))))
     elif isinstance(query, list):
         if not query:
             problems.append(("query", "empty message list"))
@@ -133,6 +158,8 @@ def validate_record(record: Any) -> list[tuple[str, str]]:
                 problems.append((f"query[{i}].role", f"{msg['role']!r} is not one of {list(ROLES)}"))
             elif not isinstance(msg["content"], str) or not msg["content"].strip():
                 problems.append((f"query[{i}].content", "missing or empty"))
+            elif text_problem(msg["content"]):
+                problems.append((f"query[{i}].content", str(text_problem(msg["content"]))))
         if query and isinstance(query[-1], dict) and query[-1].get("role") != "user":
             problems.append(("query", "the last message must be the user's turn"))
     else:
@@ -146,6 +173,8 @@ def validate_record(record: Any) -> list[tuple[str, str]]:
         for i, resp in enumerate(responses):
             if not isinstance(resp, str) or not resp.strip():
                 problems.append((f"responses[{i}]", "must be a non-empty string"))
+            elif text_problem(resp):
+                problems.append((f"responses[{i}]", str(text_problem(resp))))
     best, label = record.get("best"), record.get("label")
     if n >= 2:
         if label is not None:
@@ -167,6 +196,8 @@ def validate_record(record: Any) -> list[tuple[str, str]]:
             problems.append(("ratings", f"must be a list of {n} numbers (one per response)"))
         elif not all(isinstance(r, int | float) and not isinstance(r, bool) for r in ratings):
             problems.append(("ratings", "every rating must be a number"))
+        elif not all(_finite(r) for r in ratings):
+            problems.append(("ratings", "every rating must be a finite number (no NaN, Infinity or huge integers)"))
         elif n >= 2:
             top = max(ratings)
             if sum(1 for r in ratings if r == top) > 1:
@@ -181,46 +212,56 @@ def validate_record(record: Any) -> list[tuple[str, str]]:
     return problems
 
 
-def read_items(path: str | Path) -> list[Item]:
+def read_items(path: str | Path, *, allow_empty: bool = False) -> list[Item]:
     """Load canonical items from JSONL. Raises ``DataError`` naming every bad row; loads nothing then.
 
-    Blank lines are skipped. Ids must be unique within the file.
+    Blank lines are skipped. Ids must be unique within the file. A file with no rows is refused unless
+    ``allow_empty``.
+
+    Raises:
+        DataError: bad rows (``file:line: field: problem``) or no rows at all.
+        MissingFileError / InputFileError: the file is missing, a folder, compressed or not UTF-8.
     """
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file; write one with `grm world` or a converter")
     errors: list[str] = []
     items: list[Item] = []
     seen: dict[str, int] = {}
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                errors.append(f"{path}:{lineno}: <json>: invalid JSON ({exc.msg} at column {exc.colno})")
-                continue
-            problems = validate_record(record)
-            if problems:
-                errors.extend(f"{path}:{lineno}: {f}: {p}" for f, p in problems)
-                continue
-            if record["id"] in seen:
-                errors.append(f"{path}:{lineno}: id: duplicate {record['id']!r} (first on line {seen[record['id']]})")
-                continue
-            seen[record["id"]] = lineno
-            items.append(Item.from_dict(record))
+    for lineno, line in iter_lines(path, "JSONL file of items (write one with `grm world` or a converter)"):
+        if not line.strip():
+            continue
+        try:
+            record = parse_json(line)
+        except JsonProblem as exc:
+            errors.append(f"{path}:{lineno}: <json>: {exc}")
+            continue
+        problems = validate_record(record)
+        if problems:
+            errors.extend(f"{path}:{lineno}: {f}: {p}" for f, p in problems)
+            continue
+        if record["id"] in seen:
+            errors.append(f"{path}:{lineno}: id: duplicate {record['id']!r} (first on line {seen[record['id']]})")
+            continue
+        seen[record["id"]] = lineno
+        items.append(Item.from_dict(record))
     if errors:
         raise DataError(path, errors)
+    if not items and not allow_empty:
+        raise DataError(path, [f"{path}: <file>: no rows (the file is empty); write one JSON object per line"])
     return items
 
 
 def iter_records(path: str | Path) -> Iterator[dict[str, Any]]:
-    """Stream raw JSON objects from a JSONL file (no validation); for large inputs."""
-    with Path(path).open(encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                yield json.loads(line)
+    """Stream raw JSON objects from a JSONL file (no schema validation); for large inputs.
+
+    Raises:
+        DataError: at the first line that is not usable JSON (``file:line: <json>: problem``).
+    """
+    for lineno, line in iter_lines(path, "JSONL file"):
+        if line.strip():
+            try:
+                yield parse_json(line)
+            except JsonProblem as exc:
+                raise DataError(path, [f"{path}:{lineno}: <json>: {exc}"]) from None
 
 
 def write_items(path: str | Path, items: Iterable[Item]) -> Path:

@@ -1,14 +1,52 @@
-"""The ``grm`` command line. Every command has ``--help``; heavy imports happen inside the commands."""
+"""The ``grm`` command line. Every command has ``--help``; heavy imports happen inside the commands.
+
+User errors (``grm.errors.UserError``: bad files, rows, config keys, model folders) are turned into a few lines on
+stderr and exit code 2 in one place, ``GrmGroup.invoke``; ``grm --debug`` (or ``GRM_DEBUG=1``) shows their
+traceback. Any other exception is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
+import click
 import typer
+from typer.core import TyperGroup
+
+from grm.errors import UserError
+
+USER_ERROR_EXIT = 2
+DEBUG_ENV = "GRM_DEBUG"
+
+
+def is_user_error(exc: BaseException) -> bool:
+    """A ``UserError`` or a missing/wrong-kind path the user named (its message names the path)."""
+    return isinstance(exc, UserError | FileNotFoundError | IsADirectoryError | NotADirectoryError)
+
+
+def _debug(ctx: click.Context) -> bool:
+    return bool(ctx.params.get("debug")) or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
+
+class GrmGroup(TyperGroup):
+    """The root command group: the one place where a user error becomes ``error: ...`` and exit code 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            if not is_user_error(exc) or _debug(ctx):
+                raise
+            typer.echo(f"error: {exc}", err=True)
+            typer.echo(f"(exit code {USER_ERROR_EXIT}; rerun with `grm --debug ...` for the traceback)", err=True)
+            ctx.exit(USER_ERROR_EXIT)
+
 
 app = typer.Typer(
     name="grm",
+    cls=GrmGroup,
     help="Generalist reward models with Self-Principled Critique Tuning (DeepSeek-GRM).",
     no_args_is_help=True,
     add_completion=False,
@@ -17,7 +55,11 @@ app = typer.Typer(
 
 
 @app.callback()
-def _root() -> None:
+def _root(
+    debug: Annotated[
+        bool, typer.Option("--debug", envvar=DEBUG_ENV, help="show the traceback of user errors too")
+    ] = False,
+) -> None:
     """Generalist reward models with Self-Principled Critique Tuning (DeepSeek-GRM)."""
 
 
@@ -53,10 +95,11 @@ def score(
 ) -> None:
     """Score items with a GRM: k shuffled judgements per item, summed (Voting@k), optionally meta-guided."""
     from grm import judging, verdicts
-    from grm.files import write_jsonl_atomic
+    from grm.files import check_output_file, write_jsonl_atomic
     from grm.sampling import build_sampler
     from grm.schemas import read_items
 
+    check_output_file(output)
     items = read_items(input)
     sampler = build_sampler(model, trust_remote_code=trust_remote_code)
     meta_scorer = None
@@ -104,6 +147,13 @@ def score(
         )
     write_jsonl_atomic(output, records)
     fails = sum(1 for r in results for s in r.samples if s.scores is None)
+    over = int(getattr(getattr(sampler, "stats", None), "prompts_over_context", 0) or 0)
+    if over:
+        typer.echo(
+            f"warning: {over} prompt(s) longer than the model's context were not generated (finish_reason "
+            "'context'); their samples count as parse failures",
+            err=True,
+        )
     typer.echo(
         f"scored {len(items)} items (k={k}, {method}) -> {output}; accuracy vs labels {correct / max(1, len(items)):.3f}; "
         f"parse failures {fails}/{len(items) * k}"

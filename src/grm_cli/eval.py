@@ -30,6 +30,7 @@ from grm.evaluation import (
     model_label,
     read_scores_file,
 )
+from grm.files import check_output_dir
 from grm.schemas import DataError, Item, read_items
 from grm.verdicts import TIE_POLICIES
 
@@ -164,6 +165,7 @@ def eval_command(
         raise typer.Exit(2) from exc
     name = model_name or (model_label(model) if model else model_label(str(scores_file).removesuffix(".jsonl")))
     out_dir = output or Path("runs") / "eval" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    check_output_dir(out_dir)  # an output path that is a file is refused before any sampling
     params: dict[str, Any] = {
         "benchmark": benchmark,
         "model_name": name,

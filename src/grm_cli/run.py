@@ -18,16 +18,20 @@ def run_command(
     project_dir: Annotated[Path, typer.Option(help="root of data/, artifacts/, mlruns/")] = Path("."),
 ) -> None:
     """Run data -> validation -> rejective sampling -> RFT -> RL -> meta RM -> evaluation -> registry."""
+    from grm.config import load_config
+    from grm.pipeline_config import PipelineConfig
+    from grm.preflight import check_run_inputs
+
+    # Config and input errors are reported (exit 2) before Prefect, MLflow or DVC touch the project.
+    cfg = load_config(PipelineConfig, [config], override or [])
+    check_run_inputs(cfg, project_dir)
     from tasks import prefect_env
 
     prefect_env.configure_defaults(project_dir)
     from flows.pipeline import spct_pipeline
-    from grm.config import load_config
     from grm.evaluation import heldout_benchmark
-    from grm.pipeline_config import PipelineConfig
     from grm.report import results_table, single_sample_row
 
-    cfg = load_config(PipelineConfig, [config], override or [])
     out = spct_pipeline(str(config), list(override or []), str(project_dir))
     bench = heldout_benchmark(cfg.data.source)
     typer.echo("")

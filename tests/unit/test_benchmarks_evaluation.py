@@ -195,7 +195,7 @@ def test_scores_file_errors_name_line_and_field(tmp_path):
     assert [e.split(": ", 1)[1] for e in info.value.errors] == [
         "id: missing or not a string",
         "scores: must be a non-empty list of finite numbers",
-        "<json>: invalid JSON (Expecting value)",
+        "<json>: invalid JSON (Expecting value at column 1)",
     ]
     with pytest.raises(DataError, match="toy/s/1: scores: missing"):
         evaluation.evaluate_scores(pairs(2), {"toy/s/0": [1.0, 0.0]}, benchmark="toy", model_name="rm")

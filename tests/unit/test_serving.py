@@ -119,9 +119,10 @@ def test_sampler_failure_is_a_500_and_client_retries_then_fails():
 
 
 def test_build_sampler_rejects_unknown_specs():
-    with pytest.raises(
-        ValueError, match=r"(?s)Unknown sampler spec 'nope/nothing'.*http://.*vllm:PATH.*world-teacher"
-    ):
+    with pytest.raises(ValueError, match=r"(?s)Unknown sampler spec 'nope'.*http://.*vllm:PATH.*world-teacher"):
+        build_sampler("nope")
+    # a spec that looks like a path names the missing folder instead of listing the spec forms
+    with pytest.raises(FileNotFoundError, match=r"nope/nothing: model folder does not exist"):
         build_sampler("nope/nothing")
     with pytest.raises(ValueError, match="vllm:"):
         build_sampler("vllm:")

@@ -8,7 +8,6 @@ one run reports every bad row of the part it read (``DataError`` at the end, not
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from grm.files import JsonProblem, iter_lines, parse_json, read_text
 from grm.schemas import ROLES, DataError, Item, validate_record
 
 log = logging.getLogger(__name__)
@@ -54,31 +54,34 @@ class BadJson:
 
 def parse_json_lines(lines: Iterable[str | bytes], path: str) -> Iterator[Row]:
     """Stream ``Row``s from JSON lines (blank lines skipped; locations ``path:line``)."""
+    yield from _rows(enumerate(lines, start=1), path)
+
+
+def _rows(numbered: Iterable[tuple[int, str | bytes]], path: str) -> Iterator[Row]:
     index = 0
-    for lineno, line in enumerate(lines, start=1):
+    for lineno, line in numbered:
         if not line.strip():
             continue
         try:
-            data: Any = json.loads(line)
-        except json.JSONDecodeError as exc:
-            data = BadJson(f"invalid JSON ({exc.msg} at column {exc.colno})")
+            data: Any = parse_json(line)
+        except JsonProblem as exc:
+            data = BadJson(str(exc))
         yield Row(f"{path}:{lineno}", index, data)
         index += 1
 
 
 def iter_jsonl(path: str | Path) -> Iterator[Row]:
-    """Stream ``Row``s from a JSONL file."""
-    with Path(path).open(encoding="utf-8") as fh:
-        yield from parse_json_lines(fh, str(path))
+    """Stream ``Row``s from a JSONL file (strict UTF-8: a bad encoding raises ``InputFileError`` naming the line)."""
+    yield from _rows(iter_lines(path, "JSONL file"), str(path))
 
 
 def iter_json_list(path: str | Path) -> Iterator[Row]:
     """Rows of a file holding one JSON list (locations ``path:record`` with 1-based record numbers)."""
     path = Path(path)
     try:
-        records = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        yield Row(f"{path}:{exc.lineno}", 0, BadJson(f"invalid JSON ({exc.msg} at column {exc.colno})"))
+        records = parse_json(read_text(path, "JSON file"))
+    except JsonProblem as exc:
+        yield Row(f"{path}:{exc.line}", 0, BadJson(str(exc)))
         return
     if not isinstance(records, list):
         yield Row(f"{path}:1", 0, BadJson(f"expected a JSON list of records, got {type(records).__name__}"))

@@ -10,11 +10,17 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from grm.errors import UserError
 from grm.sampling.base import Sampler
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Sampler", "build_sampler", "SPEC_FORMS"]
+__all__ = ["Sampler", "SamplerSpecError", "build_sampler", "SPEC_FORMS"]
+
+
+class SamplerSpecError(UserError, ValueError):
+    """A sampler spec that matches none of ``SPEC_FORMS``."""
+
 
 SPEC_FORMS = (
     "http://HOST:PORT or https://... (OpenAI-compatible server, e.g. `vllm serve` or `grm serve`)",
@@ -49,7 +55,9 @@ def build_sampler(spec: str, **options: Any) -> Sampler:
         The sampler.
 
     Raises:
-        ValueError: the spec matches none of the accepted forms.
+        SamplerSpecError: the spec matches none of the accepted forms.
+        ModelFolderError: the spec names a local path that is not a complete model folder (missing folder, config,
+            tokenizer or weights, or a corrupt safetensors file); checked before anything is loaded.
     """
     spec = spec.strip()
     if spec.startswith(("http://", "https://")):
@@ -82,9 +90,17 @@ def build_sampler(spec: str, **options: Any) -> Sampler:
             except ValueError as exc:
                 raise ValueError(f"world-teacher:ERROR_RATE needs a number in [0, 1], got {rate_text!r}") from exc
         return TeacherSampler(**_accepted(TeacherSampler, opts, "world-teacher"))
-    if Path(spec).expanduser().is_dir():
+    path = Path(spec).expanduser()
+    if path.is_dir() or path.exists() or _looks_like_path(spec):
+        from grm.model_files import check_model_dir
+
+        check_model_dir(path)  # a missing or corrupt folder is named here, not deep inside transformers
         from grm.sampling.hf import HFSampler
 
-        return HFSampler(Path(spec).expanduser(), **_accepted(HFSampler, options, "transformers"))
+        return HFSampler(path, **_accepted(HFSampler, options, "transformers"))
     forms = "\n  - ".join(SPEC_FORMS)
-    raise ValueError(f"Unknown sampler spec {spec!r}. Accepted forms:\n  - {forms}")
+    raise SamplerSpecError(f"Unknown sampler spec {spec!r}. Accepted forms:\n  - {forms}")
+
+
+def _looks_like_path(spec: str) -> bool:
+    return spec.startswith((".", "~", "/")) or "/" in spec or "\\" in spec

@@ -41,6 +41,9 @@ class SamplerStats:
     decode_steps: int = 0
     tokens_generated: int = 0
     wall_seconds: float = 0.0
+    prompts_over_context: int = 0  # prompts longer than the model's context: not generated (empty, "context")
+    prompts_budget_clipped: int = 0  # prompts whose max_new_tokens was cut so prompt + generation fit the context
+    special_tokens_escaped: int = 0  # special-token strings (e.g. "</s>") in prompt text made plain text
 
     def reset(self) -> None:
         """Zero every counter."""
@@ -59,7 +62,11 @@ class Completion:
     text: str
     prompt_tokens: int
     completion_tokens: int
-    finish_reason: str  # "stop" (EOS) or "length" (max_new_tokens)
+    finish_reason: str  # "stop" (EOS), "length" (max_new_tokens) or "context" (prompt too long: nothing generated)
+
+
+CHARS_PER_TOKEN_BOUND = 32  # a prompt with more characters than this times the context is over it untokenized
+ZERO_WIDTH_SPACE = "\u200b"
 
 
 def check_safetensors_dir(model_dir: str | Path) -> Path:
@@ -74,18 +81,11 @@ def check_safetensors_dir(model_dir: str | Path) -> Path:
     Raises:
         FileNotFoundError: the directory does not exist or has no ``*.safetensors`` file (pickle weights such as
             ``pytorch_model.bin`` are refused because loading them can run arbitrary code).
+        ModelFolderError: config, tokenizer or weights missing or corrupt (``grm.model_files.check_model_dir``).
     """
-    path = Path(model_dir)
-    if not path.is_dir():
-        raise FileNotFoundError(f"Model directory {path} does not exist (expected a local save_pretrained folder).")
-    if not any(path.glob("*.safetensors")):
-        pickles = sorted(p.name for p in path.glob("*.bin")) + sorted(p.name for p in path.glob("*.pt"))
-        hint = f" It holds pickle weights {pickles}, which are refused." if pickles else ""
-        raise FileNotFoundError(
-            f"No *.safetensors weights in {path}.{hint} Convert the checkpoint once in a trusted environment "
-            "with `model.save_pretrained(dir, safe_serialization=True)`."
-        )
-    return path
+    from grm.model_files import check_model_dir
+
+    return check_model_dir(model_dir)
 
 
 def _resolve_dtype(dtype: str | Any) -> Any:
@@ -276,17 +276,19 @@ class HFSampler:
             return []
         start = time.perf_counter()
         # Sort by length so that batches hold similar lengths (less padding); restore the order at the end.
-        lengths = [len(ids) for ids in self.tokenizer(texts, add_special_tokens=not self.chat_template)["input_ids"]]
-        order = sorted(range(len(texts)), key=lambda i: lengths[i])
+        lengths = self._token_lengths(texts)
         results: list[list[Completion] | None] = [None] * len(texts)
+        over = self._over_context(lengths)
+        for i in over:  # never exceed the context: a prompt that does not fit is not generated (counted, logged)
+            results[i] = [Completion("", lengths[i], 0, "context")] * n
+        order = sorted((i for i in range(len(texts)) if results[i] is None), key=lambda i: lengths[i])
         bar = self._progress_bar(len(texts), desc="sampling")
         try:
             for b, lo in enumerate(range(0, len(order), self.batch_size)):
                 idx = order[lo : lo + self.batch_size]
                 gen = self._make_generator(seed * 1_000_003 + b)
-                flat = self._generate_batch(
-                    [texts[i] for i in idx], n, temperature, max_new_tokens, gen, share_prefill
-                )
+                budget = self._budget([lengths[i] for i in idx], max_new_tokens)
+                flat = self._generate_batch([texts[i] for i in idx], n, temperature, budget, gen, share_prefill)
                 for k, i in enumerate(idx):
                     results[i] = flat[k * n : (k + 1) * n]
                 if bar is not None:
@@ -427,11 +429,70 @@ class HFSampler:
     def _prepare_texts(self, prompts: Sequence[str]) -> list[str]:
         if isinstance(prompts, str):
             raise TypeError("prompts must be a sequence of strings, not a single string; wrap it in a list.")
+        prompts = [self._escape_special_tokens(p) for p in prompts]
         if not self.chat_template:
-            return list(prompts)
+            return prompts
         from grm.prompts import wrap_chat
 
         return [wrap_chat(self.tokenizer, p) for p in prompts]
+
+    # ----- input safety: special tokens in text, prompts longer than the context -----
+
+    def _special_token_strings(self) -> list[str]:
+        if not hasattr(self, "_specials"):
+            specials = set(getattr(self.tokenizer, "all_special_tokens", []) or [])
+            for tok in (getattr(self.tokenizer, "added_tokens_decoder", None) or {}).values():
+                if getattr(tok, "special", False):
+                    specials.add(str(tok))
+            self._specials = sorted((t for t in specials if t), key=len, reverse=True)
+        return self._specials
+
+    def _escape_special_tokens(self, text: str) -> str:
+        """Make special-token strings in prompt text (``</s>``, ``<|im_end|>``) plain text, never control tokens.
+
+        A zero-width space after the first character splits the string, so the tokenizer reads ordinary text;
+        the chat template (added afterwards) keeps its real special tokens. Counted in ``stats``.
+        """
+        for tok in self._special_token_strings():
+            if len(tok) > 1 and tok in text:
+                self.stats.special_tokens_escaped += text.count(tok)
+                text = text.replace(tok, tok[0] + ZERO_WIDTH_SPACE + tok[1:])
+        return text
+
+    def _token_lengths(self, texts: list[str]) -> list[int]:
+        """Prompt lengths in tokens; a text far longer than the context (by characters) is not tokenized at all."""
+        limit = self._max_positions
+        lengths = [-1] * len(texts)
+        todo = [i for i, t in enumerate(texts) if limit is None or len(t) <= CHARS_PER_TOKEN_BOUND * limit]
+        if todo:
+            enc = self.tokenizer([texts[i] for i in todo], add_special_tokens=not self.chat_template)["input_ids"]
+            for i, ids in zip(todo, enc, strict=True):
+                lengths[i] = len(ids)
+        return [length if length >= 0 else len(texts[i]) for i, length in enumerate(lengths)]
+
+    def _over_context(self, lengths: list[int]) -> list[int]:
+        """Indices of prompts that leave no room for one generated token; counted and logged."""
+        if self._max_positions is None:
+            return []
+        over = [i for i, length in enumerate(lengths) if length >= self._max_positions]
+        if over:
+            self.stats.prompts_over_context += len(over)
+            logger.warning(
+                "%d of %d prompts do not fit the model's context (%d positions; longest %d tokens): not generated, "
+                "returned empty with finish_reason='context' (a judge counts them as parse failures)",
+                len(over), len(lengths), self._max_positions, max(lengths[i] for i in over),
+            )  # fmt: skip
+        return over
+
+    def _budget(self, lengths: list[int], max_new_tokens: int) -> int:
+        """``max_new_tokens`` cut so that the longest prompt of a batch plus its generation fits the context."""
+        if self._max_positions is None:
+            return max_new_tokens
+        clipped = sum(1 for length in lengths if length + max_new_tokens > self._max_positions)
+        if clipped:
+            self.stats.prompts_budget_clipped += clipped
+            logger.info("%d prompt(s): max_new_tokens cut to fit the context", clipped)
+        return max(1, min(max_new_tokens, self._max_positions - max(lengths)))
 
     @staticmethod
     def _check_args(n: int, temperature: float, max_new_tokens: int) -> None:

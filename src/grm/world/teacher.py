@@ -34,6 +34,7 @@ import random
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from grm.world.generator import (
     ARITH_RE,
@@ -47,6 +48,9 @@ from grm.world.generator import (
     is_short,
     response_value,
 )
+
+if TYPE_CHECKING:
+    from grm.schemas import Item
 
 HINT_RE = re.compile(r"\nThe best response is: Response (\d+)$")
 RESP_RE = re.compile(r"^R(\d+): (.*)$")
@@ -96,6 +100,25 @@ def parse_compact_prompt(prompt: str) -> ParsedPrompt:
             raise ValueError(f"expected 'R{i}: ...', got {line!r}")
         responses.append(rm.group(2))
     return ParsedPrompt(query, tuple(responses), hint, False)
+
+
+def item_problem(item: Item) -> str | None:
+    """Why the world teacher cannot judge ``item``, as ``field: problem``, or None when it can.
+
+    The teacher reads ``compact`` prompts back line by line, so it judges plain-string world queries whose query and
+    responses are single lines. Such rows are valid data (a newline in a response is normal in real benchmarks):
+    only this backend refuses them, naming the item, before anything is sampled.
+    """
+    if not isinstance(item.query, str):
+        return "query: a chat transcript; the world teacher judges single-line world queries (use a model instead)"
+    for name, text in [("query", item.query), *((f"responses[{i}]", r) for i, r in enumerate(item.responses))]:
+        if "\n" in text or "\r" in text:
+            return f"{name}: holds a line break; the world teacher reads compact prompts line by line (use a model)"
+    try:
+        family_of(item.query)
+    except ValueError:
+        return f"query: {item.query[:60]!r} is not a query of the embedded world (the teacher knows only those)"
+    return None
 
 
 @dataclass(frozen=True)
@@ -160,6 +183,27 @@ class TeacherSampler:
         )
         self.seed = seed
         self.world = World(world or WorldConfig())
+
+    # ---- input check (called by grm.judging before sampling) --------------------------------------------------
+    def check_items(self, items: Sequence[Item], template: str) -> None:
+        """Refuse, before any sampling, items or a template this teacher cannot read, naming every item id.
+
+        Raises:
+            UserError: the template is not ``compact``.
+            DataError: ``<item id>: field: problem`` for each item it cannot read.
+        """
+        from grm.errors import UserError
+        from grm.schemas import DataError
+
+        if template != "compact":
+            raise UserError(
+                f"{template!r}: the world teacher reads the compact template only",
+                field="template",
+                fix="pass --template compact (config: sampling.template=compact)",
+            )
+        errors = [f"{it.id}: {problem}" for it in items if (problem := item_problem(it)) is not None]
+        if errors:
+            raise DataError("world-teacher input", errors)
 
     # ---- Sampler protocol -------------------------------------------------------------------------------------
     def generate(

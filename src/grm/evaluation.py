@@ -15,7 +15,9 @@ Pure core: no tracking, no orchestration, no file I/O except through the callers
   reversed; ``voting_k{k_max}/seed_agreement`` = share of items with the same predicted best (or label) in a second
   run with ``seed + 1``.
 - **greedy_swap_k1** (with hygiene): the greedy credit averaged over the shown order and its reverse, per item (n = 1
-  items: the one greedy credit); plain mean accuracy with a bootstrap interval. A judge whose pick flips with the
+  items: the one greedy credit); plain mean accuracy with a bootstrap interval, and the benchmark's own scores on
+  those credits (RewardBench sections, RMB sections, RM-Bench's matrix; not for ReaLMistake's ROC-AUC or
+  RewardBench 2's Ties, which need scores). A judge whose pick flips with the
   order (the world's students: 8-35% of items) moves single-order greedy by a point or more from one seeded order
   to the next; for two-response items both orders are all the orders, so model comparisons use it beside
   ``greedy_k1``.
@@ -51,6 +53,8 @@ GREEDY, VOTING, METARM, SCALAR = "greedy", "voting", "metarm", "scalar"
 GREEDY_SWAP = "greedy_swap"  # greedy averaged over the shown order and its reverse
 GREEDY_ORDERS = ("shuffled", "original")
 OFFICIAL = "official"
+# scorers that need per-item scores, not credits: the order-averaged greedy cell keeps plain accuracy for them
+ORDER_AVERAGE_UNSCORED = ("realmistake", "rewardbench2")
 SINGLE_MIDPOINT = 5.5  # middle of the 1..10 score range: the imputed score of an unparsed single response
 _NAME_RE = re.compile(r"[^A-Za-z0-9_.\-]+")
 
@@ -321,6 +325,8 @@ def evaluate(
                 "tie_rate": float(np.mean([np.mean([v.tied for v in vs]) for vs in passes])),
                 "n_items": float(len(passes)),
             }
+            if scorer not in ORDER_AVERAGE_UNSCORED:
+                cells[cell].update(scoring.score_benchmark(scorer, items, swap_credits[cell]))
 
     k_max = ks[-1]
     sampled = judging.judge_items(

@@ -32,7 +32,6 @@ from grm.benchmarks import scoring
 from grm.benchmarks.rmbench import style_pairs
 from grm.evaluation import (
     GREEDY,
-    GREEDY_SWAP,
     METARM,
     SCALAR,
     VOTING,
@@ -222,21 +221,12 @@ def expand_style_items(items: Sequence[Item]) -> list[Item]:
     return [pair for it in items for pair in style_pairs(it)]
 
 
-def _rescore_swap(report: EvalReport, pairs: Sequence[Item], scorer: str) -> None:
-    """Add the benchmark's scores to the order-averaged greedy cell (``evaluate`` gives it plain accuracy only)."""
-    cell = f"{GREEDY_SWAP}_k1"
-    if cell in report.cells:
-        credits = [row["credit"][cell] for row in report.per_item]
-        report.cells[cell].update(scoring.score_benchmark(scorer, pairs, credits))
-
-
 def evaluate_style_matrix(items: Sequence[Item], sampler: Sampler, **kwargs: Any) -> EvalReport:
     """RM-Bench for a sampler-backed GRM: the nine comparisons of each prompt through the standard protocol
     (``grm.evaluation.evaluate``, every option as there), scored by the 3x3 matrix (``scorer="rm_bench"``)."""
     pairs = expand_style_items(items)
     scorer = resolve_scorer(kwargs["benchmark"], kwargs.pop("scorer", None))
     report = evaluate(pairs, sampler, scorer=scorer, protocol="standard", **kwargs)
-    _rescore_swap(report, pairs, scorer)
     report.settings.update(protocol="style_matrix", n_prompts=len(items))
     return report
 

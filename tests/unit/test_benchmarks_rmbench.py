@@ -180,8 +180,10 @@ class LengthBiasedSampler:
     def generate(self, prompts, n, temperature, max_new_tokens, seed):
         out = []
         for p in prompts:
-            a, b = (len(t) for _, t in RESPONSE_RE.findall(p))
-            out.append(["Scores: \\boxed{" + ("9, 2" if a > b else "2, 9" if b > a else "5, 5") + "}"] * n)
+            lengths = [len(t) for _, t in RESPONSE_RE.findall(p)]
+            top = max(lengths)
+            scores = ["9" if x == top else "2" for x in lengths]
+            out.append(["Scores: \\boxed{" + ", ".join(scores) + "}"] * n)
         return out
 
 

@@ -1,0 +1,51 @@
+"""``grm eval`` on JudgeBench + RM-Bench real text with a scripted judge (the table, the plot, the hygiene
+metrics), and the k plot; these import matplotlib and read the local files (over the 1 s unit-test budget)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from grm.benchmarks.table import cross_table, plot_k_curves
+from grm_cli import eval as eval_cmd
+from tests.unit.test_benchmarks_evaluation import _app
+from tests.unit.test_benchmarks_rmbench import LengthBiasedSampler
+from tests.unit.test_benchmarks_table import report
+
+BENCHDATA = Path(__file__).resolve().parents[3] / "shared" / "benchdata"
+needs_benchdata = pytest.mark.skipif(not BENCHDATA.is_dir(), reason=f"benchdata not found at {BENCHDATA}")
+
+
+def test_the_k_plot_is_a_png_and_is_skipped_without_two_ks(tmp_path):
+    cells = {"greedy_k1": {"overall": 0.5}, "voting_k1": {"overall": 0.5}, "voting_k4": {"overall": 0.6}}
+    path = plot_k_curves(cross_table([report("rmb", "rmb", cells)]), tmp_path / "k.png")
+    assert path is not None and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (
+        plot_k_curves(cross_table([report("rmb", "rmb", {"scalar_k1": {"overall": 1.0}})]), tmp_path / "x.png") is None
+    )
+
+
+@needs_benchdata
+def test_grm_eval_on_judgebench_and_rm_bench_real_text_gives_the_table_and_the_plot(tmp_path, monkeypatch):
+    monkeypatch.setattr(eval_cmd, "_build_sampler", lambda model: LengthBiasedSampler())
+    out = tmp_path / "report"
+    args = ["eval", "-b", "judgebench,rm-bench", "--model", "scripted", "--limit", "10", "--k", "1,2,4",
+            "--benchdata", str(BENCHDATA), "--output", str(out)]  # fmt: skip
+    result = CliRunner().invoke(_app(), args)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    for cell in ("greedy_k1", "voting_k1", "voting_k2", "voting_k4"):
+        assert metrics[f"eval/table/scripted/{cell}/judgebench"] == metrics[f"eval/judgebench/scripted/{cell}/overall"]
+        assert metrics[f"eval/table/scripted/{cell}/rm-bench"] == metrics[f"eval/rm-bench/scripted/{cell}/overall"]
+        assert f"eval/judgebench/scripted/{cell}/position_flip_rate" in metrics
+        assert f"eval/rm-bench/scripted/{cell}/style_bias" in metrics
+    # a length-biased judge prefers the fancier style whatever the substance: easy >> hard
+    assert metrics["eval/rm-bench/scripted/voting_k4/style_bias"] > 0.5
+    assert metrics["eval/rm-bench/scripted/greedy_k1/n_items"] == 90.0  # 10 prompts x 9 comparisons
+    assert "### Cross-benchmark table - scripted" in result.output
+    assert "No paper Overall" in result.output
+    assert (out / "accuracy_vs_k.png").read_bytes()[:4] == b"\x89PNG"
+    assert "Style levels per domain (rm-bench - scripted" in (out / "report.md").read_text()

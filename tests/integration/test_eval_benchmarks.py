@@ -49,3 +49,37 @@ def test_grm_eval_on_judgebench_and_rm_bench_real_text_gives_the_table_and_the_p
     assert "No paper Overall" in result.output
     assert (out / "accuracy_vs_k.png").read_bytes()[:4] == b"\x89PNG"
     assert "Style levels per domain (rm-bench - scripted" in (out / "report.md").read_text()
+
+
+@needs_benchdata
+@pytest.mark.slow
+def test_grm_eval_judgebench_and_rm_bench_on_the_tiny_model_logs_the_table_to_mlflow(
+    tiny_model_dir, tmp_path, monkeypatch
+):
+    """The world teacher cannot read real text (it parses the world's compact prompt), so the tiny model runs the
+    protocols end to end: ``grm eval --benchmark judgebench,rm-bench --limit 10 --track``."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])  # tasks/ is importable from the repo root
+    out = tmp_path / "eval"
+    args = ["eval", "-b", "judgebench,rm-bench", "--model", str(tiny_model_dir), "--model-name", "tiny",
+            "--limit", "10", "--k", "1,2", "--max-new-tokens", "4", "--template", "compact", "--no-hygiene",
+            "--benchdata", str(BENCHDATA), "--output", str(out), "--track"]  # fmt: skip
+    result = CliRunner().invoke(_app(), args)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    for cell in ("greedy_k1", "voting_k1", "voting_k2"):
+        for bench in ("judgebench", "rm-bench"):
+            assert 0.0 <= metrics[f"eval/table/tiny/{cell}/{bench}"] <= 1.0
+            assert f"eval/{bench}/tiny/{cell}/parse_fail_rate" in metrics
+        assert f"eval/judgebench/tiny/{cell}/position_flip_rate" in metrics
+        assert f"eval/rm-bench/tiny/{cell}/style_bias" in metrics
+    assert metrics["eval/judgebench/tiny/greedy_k1/n_items"] == 10.0
+    assert metrics["eval/rm-bench/tiny/greedy_k1/n_items"] == 90.0
+
+    import mlflow
+
+    (run_id,) = mlflow.search_runs(experiment_names=["grm-eval"])["run_id"]
+    logged = mlflow.get_run(run_id).data.metrics
+    assert logged["eval/table/tiny/voting_k2/rm-bench"] == pytest.approx(metrics["eval/table/tiny/voting_k2/rm-bench"])
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run_id, "eval_report")}
+    assert "eval_report/accuracy_vs_k.png" in artifacts and "eval_report/report.md" in artifacts

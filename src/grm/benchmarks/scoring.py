@@ -15,6 +15,17 @@
   ``subset/{name}`` = the accuracy of each, ``macro_accuracy`` = their unweighted mean and ``micro_accuracy`` = the
   item-weighted mean (= ``accuracy``), plus ``n_subsets``. One subset (or none) adds nothing: it would repeat
   ``accuracy``. [choice]
+- JudgeBench (ScalerLab/JudgeBench @ e2c52c2, ``utils/metrics.py::compute_final_metrics``): the credit of a pair is
+  the two-game rule (``two_game_credit``: counter > 0; built in ``grm.protocols``); per category (knowledge =
+  ``mmlu-pro-*``, reasoning, math, coding), ``overall`` = micro over pairs (official), ``macro_accuracy`` = the
+  unweighted category mean (some papers'; labelled).
+- RM-Bench (THU-KEG/RM-Bench @ 73c52d7, ``scripts/utils.py::compute_accuracy``): per domain the 3x3 matrix of the
+  (chosen_i, rejected_j) credits, hard = upper triangle, normal = diagonal, easy = lower triangle, domain score =
+  their mean; ``overall`` = the mean over domains (safety-refuse + safety-response pooled as ``safety``);
+  ``style_bias`` = easy - hard (ours).
+- RewardBench 2 (allenai/reward-bench @ 05a9005, ``reroll_and_score_dataset`` / ``process_single_model``): best-of-4
+  credit 1/k when the chosen is among k tied at the top (the ``half`` policy), the Ties subset's weighted formula,
+  ``overall`` = the mean of the subsets (the paper's; not in the code).
 - ReaLMistake: ROC-AUC of the predicted score against the labels (1 = no error), i.e. the AUC of ``-score`` for
   the "error" class; not in the official repo (it reports P/R/F1 of binary verdicts), stated as our choice.
   Items whose samples all failed to parse get the midpoint of the score range (an uninformative tie).

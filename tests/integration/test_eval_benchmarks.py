@@ -48,7 +48,11 @@ def test_grm_eval_on_judgebench_and_rm_bench_real_text_gives_the_table_and_the_p
     assert "### Cross-benchmark table - scripted" in result.output
     assert "No paper Overall" in result.output
     assert (out / "accuracy_vs_k.png").read_bytes()[:4] == b"\x89PNG"
-    assert "Style levels per domain (rm-bench - scripted" in (out / "report.md").read_text()
+    report_md = (out / "report.md").read_text()
+    assert "Style levels per domain (rm-bench - scripted" in report_md
+    assert (
+        "### rm-bench - scripted (n=90 comparisons of 10 prompts, tie policy: random; official: strict)" in report_md
+    )
 
 
 @needs_benchdata
@@ -83,3 +87,61 @@ def test_grm_eval_judgebench_and_rm_bench_on_the_tiny_model_logs_the_table_to_ml
     assert logged["eval/table/tiny/voting_k2/rm-bench"] == pytest.approx(metrics["eval/table/tiny/voting_k2/rm-bench"])
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run_id, "eval_report")}
     assert "eval_report/accuracy_vs_k.png" in artifacts and "eval_report/report.md" in artifacts
+
+
+@needs_benchdata
+def test_one_scores_file_over_four_benchmarks_gives_each_official_number_and_the_table(tmp_path):
+    """``grm eval -b judgebench,rm-bench,rewardbench,rmb --scores-file``: every column equals the benchmark's
+    official formula computed here from the same hand-made scores."""
+    import numpy as np
+
+    from grm.benchmarks import load_benchmark
+    from grm.benchmarks.scoring import rewardbench_sections
+    from tests.unit.test_benchmarks_judgebench import official_two_game
+    from tests.unit.test_benchmarks_rmbench import official_compute_accuracy
+
+    rng = np.random.default_rng(7)
+    lines, expected = [], {}
+    jb = load_benchmark("judgebench", BENCHDATA, limit=12, progress=False)
+    jb_scores = {it.id: [float(x) for x in rng.integers(0, 3, 2)] for it in jb}
+    expected["judgebench"] = np.mean(
+        [official_two_game("A>B" if it.best == 0 else "B>A", *jb_scores[it.id])[0] for it in jb]
+    )
+    rm = load_benchmark("rm-bench", BENCHDATA, limit=12, progress=False)
+    rm_scores = {it.id: [float(x) for x in rng.integers(0, 4, 6)] for it in rm}
+    domains = {}
+    for it in rm:
+        domains.setdefault(it.subset, []).append({"score_chosen": rm_scores[it.id][:3],
+                                                  "score_rejected": rm_scores[it.id][3:]})  # fmt: skip
+    expected["rm-bench"] = np.mean([np.mean(official_compute_accuracy(r)) for r in domains.values()])
+    rb = load_benchmark("rewardbench", BENCHDATA, limit=12, progress=False)
+    rb_scores = {it.id: list(rng.normal(size=2)) for it in rb}  # continuous: no ties
+    per_subset = {}
+    for it in rb:
+        per_subset.setdefault(it.subset, []).append(float(rb_scores[it.id][0] > rb_scores[it.id][1]))
+    expected["rewardbench"] = rewardbench_sections({s: np.mean(v) for s, v in per_subset.items()})["overall"]
+    rmb = load_benchmark("rmb", BENCHDATA, limit=12, progress=False)
+    rmb_scores = {it.id: list(rng.normal(size=it.n)) for it in rmb}
+    sections = {}
+    for it in rmb:
+        s = rmb_scores[it.id]
+        sections.setdefault(it.meta["section"], []).append(float(all(s[0] > x for x in s[1:])))  # best > every loser
+    expected["rmb"] = np.mean([np.mean(v) for v in sections.values()])
+    for scores in (jb_scores, rm_scores, rb_scores, rmb_scores):
+        lines += [json.dumps({"id": i, "scores": s}) for i, s in scores.items()]
+    path = tmp_path / "rm.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "report"
+    args = ["eval", "-b", "judgebench,rm-bench,rewardbench,rmb", "--scores-file", str(path), "--limit", "12",
+            "--tie-policy", "official", "--benchdata", str(BENCHDATA), "--output", str(out)]  # fmt: skip
+    result = CliRunner().invoke(_app(), args)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    for bench, value in expected.items():
+        assert metrics[f"eval/table/rm/scalar_k1/{bench}"] == pytest.approx(value), bench
+        assert metrics[f"eval/{bench}/rm/scalar_k1/overall"] == pytest.approx(value), bench
+    assert metrics["eval/table/rm/scalar_k1/paper_overall_partial"] == pytest.approx(
+        (expected["rewardbench"] + expected["rmb"]) / 2
+    )
+    assert "missing here: ppe-preference, ppe-correctness" in result.output
+    assert not (out / "accuracy_vs_k.png").exists()  # a scalar RM has no k

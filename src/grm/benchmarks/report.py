@@ -58,7 +58,9 @@ def markdown_table(report: EvalReport) -> str:
     hygiene = [m for m in HYGIENE if any(m in c for c in report.cells.values())]
     cols = present + hygiene
     lines = [
-        f"### {report.benchmark} - {report.model_name} (n={report.n_items}, tie policy: {report.tie_policy}"
+        f"### {report.benchmark} - {report.model_name} (n={report.n_items}"
+        + (f" comparisons of {report.settings['n_prompts']} prompts" if "n_prompts" in report.settings else "")
+        + f", tie policy: {report.tie_policy}"
         + (f"; official: {report.official_tie_policy})" if report.official_tie_policy else ")"),
         "",
         "| method | " + " | ".join(c if c != "accuracy" else "accuracy [95% CI]" for c in cols) + " |",

@@ -262,3 +262,50 @@ def test_grm_eval_scores_file_gives_the_official_numbers_per_category(tmp_path):
         assert metrics[f"{prefix}/{category}"] == pytest.approx(np.mean(values))
     assert metrics[f"{prefix}/macro_accuracy"] == pytest.approx(np.mean([np.mean(v) for v in official.values()]))
     assert metrics[f"{prefix}/single_game_accuracy"] == pytest.approx(np.mean(single))
+
+
+class SplitVoteSampler:
+    """Per request: samples alternate between a right verdict (tagged RIGHT) and a wrong one (tagged WRONG), so
+    Voting@4 ties in each game; a meta RM that trusts RIGHT keeps the right half."""
+
+    def generate(self, prompts, n, temperature, max_new_tokens, seed):
+        out = []
+        for p in prompts:
+            shown = [text for _, text in RESPONSE_RE.findall(p)]
+            right_first = shown[0].endswith("right")
+            good = "9, 2" if right_first else "2, 9"
+            bad = "2, 9" if right_first else "9, 2"
+            out.append([f"RIGHT Scores: \\boxed{{{good}}}" if s % 2 == 0 else f"WRONG Scores: \\boxed{{{bad}}}"
+                        for s in range(n)])  # fmt: skip
+        return out
+
+
+def test_metarm_at_k_is_decided_per_game():
+    items = _cases({"case0": 0, "case1": 1}, [0, 1])
+
+    def meta(prompts):
+        return [1.0 if "RIGHT Scores" in p else 0.0 for p in prompts]
+
+    report = evaluation.evaluate(items, SplitVoteSampler(), benchmark="judgebench", model_name="s", ks=(4,),
+                                 methods=("voting", "metarm"), meta_scorer=meta, k_meta=2)  # fmt: skip
+    assert report.cells["voting_k4"]["accuracy"] == 0.0 and report.cells["voting_k4"]["tie_rate"] == 1.0
+    assert report.cells["metarm_k4"]["accuracy"] == 1.0 and report.cells["metarm_k4"]["tie_rate"] == 0.0
+    assert [r["games"]["metarm_k4"] for r in report.per_item] == [[1, 1], [1, 1]]
+
+
+def test_load_hub_reads_the_split_of_each_name(monkeypatch):
+    import datasets
+
+    from grm.benchmarks import load_hub
+
+    calls = []
+
+    def fake_load_dataset(path, name=None, data_dir=None, split=None, streaming=False):
+        calls.append((path, split))
+        return datasets.Dataset.from_list([row()])
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    (gpt,) = load_hub("judgebench")
+    (claude,) = load_hub("judgebench-claude")
+    assert calls == [("ScalerLab/JudgeBench", "gpt"), ("ScalerLab/JudgeBench", "claude")]
+    assert (gpt.id, claude.id) == ("judgebench/gpt/p1", "judgebench/claude/p1")

@@ -181,3 +181,18 @@ def test_grm_rates_the_four_responses_in_one_judgement_with_a_shuffle_per_sample
     positions = {[t for _, t in RESPONSE_RE.findall(p)].index("good c") for p in sampler.prompts}
     assert len(positions) > 1  # the chosen response moves between samples
     assert report.cells["voting_k4"]["overall"] == 1.0 == report.cells["voting_k4"]["subset/Factuality"]
+
+
+def test_load_hub_streams_the_test_split(monkeypatch):
+    from grm.benchmarks import load_hub
+
+    calls = []
+
+    def fake_load_dataset(path, name=None, data_dir=None, split=None, streaming=False):
+        calls.append((path, split, streaming))
+        return _ds([hub_row("1"), hub_row("ref:1", "Ties", chosen=("a",), rejected=("b", "c"))])
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    items = load_hub("rewardbench2")
+    assert calls == [("allenai/reward-bench-2", "test", True)]
+    assert [it.subset for it in items] == ["Factuality", "Ties"]

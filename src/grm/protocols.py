@@ -161,10 +161,8 @@ def evaluate_two_game(
     return EvalReport(benchmark, model_name, TWO_GAME_POLICY, "strict", settings, cells, len(items), per_item)
 
 
-def _scalar_decision_verdict(item_id: str, score_a: float, score_b: float) -> Verdict:
-    """The official RM judge's decision as a verdict on the shown order: ``A`` iff ``score_A > score_B``."""
-    pick = 0 if score_a > score_b else 1
-    return Verdict(item_id, 0.0, False, pick, [score_a, score_b], 0, 1, None, 1)
+def _scalar_game(item_id: str, pick: int, scores: list[float]) -> Verdict:
+    return Verdict(item_id, 0.0, False, pick, scores, 0, 1, None, 1)
 
 
 def scores_two_game(
@@ -188,9 +186,8 @@ def scores_two_game(
     game1, game2 = [], []
     for it in items:
         a, b = (float(x) for x in scores[it.id])
-        game1.append(_scalar_decision_verdict(it.id, a, b))
-        swapped = _scalar_decision_verdict(it.id, b, a)  # shown (B, A): pick 0 means B
-        game2.append(Verdict(it.id, 0.0, False, 1 - int(swapped.predicted), [a, b], 0, 1, None, 1))  # type: ignore[arg-type]
+        game1.append(_scalar_game(it.id, 0 if a > b else 1, [a, b]))  # 'A>B' if score_A > score_B else 'B>A'
+        game2.append(_scalar_game(it.id, 1 if b > a else 0, [a, b]))  # the same rule on (B, A), flipped back
     cell, credits, games = two_game_cell(items, game1, game2, scorer, seed)
     for generative_only in ("parse_fail_rate", "item_fail_rate"):
         cell.pop(generative_only, None)

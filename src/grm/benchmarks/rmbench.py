@@ -105,7 +105,7 @@ def style_pairs(item: Item) -> list[Item]:
                 "rejected_style": j,
                 "prompt_id": item.id,
             },
-        )  # fmt: skip
+        )
         for i in range(n_chosen)
         for j in range(n_chosen)
     ]

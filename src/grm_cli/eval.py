@@ -65,7 +65,8 @@ def parse_ks(text: str) -> list[int]:
 
 
 def load_targets(spec: str, benchdata: Path | None, limit: int | None) -> list[tuple[str, list[Item], list[str]]]:
-    """Resolve ``--benchmark``: registered names and/or paths to canonical JSONL, comma-separated.
+    """Resolve ``--benchmark``: registered names and/or paths to canonical JSONL, comma-separated. A file is named
+    by its stem, so ``rewardbench2.jsonl`` (items written from ``load_hub``) gets RewardBench 2's scoring.
 
     Returns:
         ``(name, items, skipped bad rows)`` per benchmark.
@@ -77,7 +78,14 @@ def load_targets(spec: str, benchdata: Path | None, limit: int | None) -> list[t
             items = read_items(path)
             out.append((path.stem, items[:limit] if limit else items, []))
             continue
-        get_benchmark(name)  # raises "Unknown benchmark ..." with the list
+        spec = get_benchmark(name)  # raises "Unknown benchmark ..." with the list
+        if spec.local_shards is None:
+            raise typer.BadParameter(
+                f"{name} has no local copy (hub only: {', '.join(h.path for h in spec.hub)}). On a machine with hub "
+                f"access write it once with grm.schemas.write_items('{name}.jsonl', grm.benchmarks.load_hub('{name}')) "
+                f"and pass that file: a file named after a registered benchmark is scored as that benchmark",
+                param_hint="--benchmark",
+            )
         skipped: list[str] = []
         out.append((name, load_benchmark(name, benchdata, limit=limit, skipped=skipped), skipped))
     if not out:

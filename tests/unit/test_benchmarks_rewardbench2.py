@@ -196,3 +196,33 @@ def test_load_hub_streams_the_test_split(monkeypatch):
     items = load_hub("rewardbench2")
     assert calls == [("allenai/reward-bench-2", "test", True)]
     assert [it.subset for it in items] == ["Factuality", "Ties"]
+
+
+def test_grm_eval_names_the_hub_only_benchmark_and_scores_its_exported_file(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from grm.schemas import write_items
+    from tests.unit.test_benchmarks_evaluation import _app, _plain
+
+    result = CliRunner().invoke(_app(), ["eval", "-b", "rewardbench2", "--scores-file", "x.jsonl",
+                                         "--benchdata", str(tmp_path)])  # fmt: skip
+    assert result.exit_code == 2 and "hub only: allenai/reward-bench-2" in _plain(result.output)
+    items = convert_rows("rewardbench2", [hub_row("1"), hub_row("2", "Math"),
+                                          hub_row("ref:1", "Ties", chosen=("a",), rejected=("b", "c")),
+                                          hub_row("tied:1", "Ties", chosen=("a", "d"), rejected=("b",))])  # fmt: skip
+    data = write_items(tmp_path / "rewardbench2.jsonl", items)
+    scores = tmp_path / "rm.jsonl"
+    values = [[5, 5, 1, 1], [9, 1, 1, 1], [9, 1, 1], [9, 8, 1]]
+    scores.write_text(
+        "".join(json.dumps({"id": it.id, "scores": v}) + "\n" for it, v in zip(items, values, strict=True))
+    )
+    out = tmp_path / "report"
+    args = ["eval", "-b", str(data), "--scores-file", str(scores), "--tie-policy", "official", "--output", str(out)]
+    result = CliRunner().invoke(_app(), args)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    ties = 0.3 + 0.3 + 0.2 + 0.2 + 0.01 * math.tanh(7 / 1 - 1)
+    assert metrics["eval/rewardbench2/rm/scalar_k1/subset/Factuality"] == 0.5  # 1/k with k = 2
+    assert metrics["eval/rewardbench2/rm/scalar_k1/overall"] == pytest.approx((0.5 + 1.0 + ties) / 3)

@@ -48,6 +48,15 @@ from grm.schemas import DataError, Item
 from grm.verdicts import Verdict, decide
 
 TWO_GAME_POLICY = "two-game (a tied or unparsed game adds 0; a pair needs counter > 0)"
+TWO_GAME_NOTE = (
+    "overall = accuracy over all pairs under the two-game rule (official, micro); macro_accuracy = the unweighted "
+    "mean of the categories (some papers; not official); single_game_accuracy = game 1 only (run_judge.py "
+    "--single_game)"
+)
+STYLE_NOTE = (
+    "per domain the official 3x3 matrix of the nine (chosen_i, rejected_j) comparisons; hard / normal / easy = its "
+    "upper triangle / diagonal / lower triangle; overall = mean of the domain scores; style_bias = easy - hard (ours)"
+)
 
 
 def _game(v: Verdict, best: int) -> int:
@@ -157,6 +166,7 @@ def evaluate_two_game(
         "template": template,
         "tie_policy": TWO_GAME_POLICY,
         "scorer": scorer,
+        "note": TWO_GAME_NOTE,
     }
     return EvalReport(benchmark, model_name, TWO_GAME_POLICY, "strict", settings, cells, len(items), per_item)
 
@@ -196,7 +206,13 @@ def scores_two_game(
         {"id": it.id, "subset": it.subset, "best": it.best, "label": it.label, "games": list(g), "credit": c}
         for it, g, c in zip(items, games, credits, strict=True)
     ]
-    settings = {"protocol": "two_game", "seed": seed, "tie_policy": TWO_GAME_POLICY, "scorer": scorer}
+    settings = {
+        "protocol": "two_game",
+        "seed": seed,
+        "tie_policy": TWO_GAME_POLICY,
+        "scorer": scorer,
+        "note": TWO_GAME_NOTE,
+    }
     return EvalReport(
         benchmark, model_name, TWO_GAME_POLICY, "strict", settings, {f"{SCALAR}_k1": cell}, len(items), per_item
     )
@@ -224,7 +240,7 @@ def evaluate_style_matrix(items: Sequence[Item], sampler: Sampler, **kwargs: Any
     pairs = expand_style_items(items)
     scorer = resolve_scorer(kwargs["benchmark"], kwargs.pop("scorer", None))
     report = evaluate(pairs, sampler, scorer=scorer, protocol="standard", **kwargs)
-    report.settings.update(protocol="style_matrix", n_prompts=len(items))
+    report.settings.update(protocol="style_matrix", n_prompts=len(items), note=STYLE_NOTE)
     return report
 
 
@@ -242,5 +258,5 @@ def scores_style_matrix(
             pair_scores[pair.id] = [s[pair.meta["chosen_style"]], s[3 + pair.meta["rejected_style"]]]
     scorer = resolve_scorer(kwargs["benchmark"], kwargs.pop("scorer", None))
     report = evaluate_scores(pairs, pair_scores, scorer=scorer, protocol="standard", source=source, **kwargs)
-    report.settings.update(protocol="style_matrix", n_prompts=len(items))
+    report.settings.update(protocol="style_matrix", n_prompts=len(items), note=STYLE_NOTE)
     return report

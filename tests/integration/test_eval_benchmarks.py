@@ -47,6 +47,7 @@ def test_grm_eval_on_judgebench_and_rm_bench_real_text_gives_the_table_and_the_p
     assert metrics["eval/rm-bench/scripted/greedy_k1/n_items"] == 90.0  # 10 prompts x 9 comparisons
     assert "### Cross-benchmark table - scripted" in result.output
     assert "No paper Overall" in result.output
+    assert "Note: overall = accuracy over all pairs under the two-game rule (official, micro)" in result.output
     assert (out / "accuracy_vs_k.png").read_bytes()[:4] == b"\x89PNG"
     report_md = (out / "report.md").read_text()
     assert "Style levels per domain (rm-bench - scripted" in report_md

@@ -74,6 +74,8 @@ def markdown_table(report: EvalReport) -> str:
             else:
                 values.append(_fmt(m.get(c)))
         lines.append(f"| {cell} | " + " | ".join(values) + " |")
+    if report.settings.get("note"):
+        lines += ["", f"Note: {report.settings['note']}."]
     table = "\n".join(lines) + "\n"
     extra = [t for t in (subset_table(report), domain_table(report)) if t]
     return table + "".join("\n" + t for t in extra)

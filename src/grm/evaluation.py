@@ -15,7 +15,9 @@ Pure core: no tracking, no orchestration, no file I/O except through the callers
   reversed; ``voting_k{k_max}/seed_agreement`` = share of items with the same predicted best (or label) in a second
   run with ``seed + 1``.
 - **greedy_swap_k1** (with hygiene): the greedy credit averaged over the shown order and its reverse, per item (n = 1
-  items: the one greedy credit); plain mean accuracy with a bootstrap interval. A judge whose pick flips with the
+  items: the one greedy credit); plain mean accuracy with a bootstrap interval, and the benchmark's own scores on
+  those credits (RewardBench sections, RMB sections, RM-Bench's matrix; not for ReaLMistake's ROC-AUC or
+  RewardBench 2's Ties, which need scores). A judge whose pick flips with the
   order (the world's students: 8-35% of items) moves single-order greedy by a point or more from one seeded order
   to the next; for two-response items both orders are all the orders, so model comparisons use it beside
   ``greedy_k1``.
@@ -50,6 +52,8 @@ GREEDY, VOTING, METARM, SCALAR = "greedy", "voting", "metarm", "scalar"
 GREEDY_SWAP = "greedy_swap"  # greedy averaged over the shown order and its reverse
 GREEDY_ORDERS = ("shuffled", "original")
 OFFICIAL = "official"
+# scorers that need per-item scores, not credits: the order-averaged greedy cell keeps plain accuracy for them
+ORDER_AVERAGE_UNSCORED = ("realmistake", "rewardbench2")
 SINGLE_MIDPOINT = 5.5  # middle of the 1..10 score range: the imputed score of an unparsed single response
 _NAME_RE = re.compile(r"[^A-Za-z0-9_.\-]+")
 
@@ -126,6 +130,18 @@ def resolve_scorer(benchmark: str, scorer: str | None) -> str:
         return "accuracy"
 
 
+def resolve_protocol(benchmark: str, protocol: str | None) -> str:
+    """``protocol`` if given, else the registered benchmark's (``BenchmarkSpec.protocol``), else ``standard``."""
+    if protocol is not None:
+        if protocol not in registry.PROTOCOLS:
+            raise ValueError(f"Unknown protocol {protocol!r}. Available: {', '.join(registry.PROTOCOLS)}")
+        return protocol
+    try:
+        return registry.get_benchmark(benchmark).protocol
+    except KeyError:
+        return "standard"
+
+
 def _permuted(item: Item, order: Sequence[int]) -> Item:
     responses = tuple(item.responses[o] for o in order)
     best = list(order).index(item.best) if item.best is not None else None
@@ -140,19 +156,23 @@ def judge_in_order(
     max_new_tokens: int,
     seed: int,
     template: str,
+    k: int = 1,
+    temperature: float = 0.0,
+    meta_scorer: Callable[[list[str]], list[float]] | None = None,
 ) -> list[ItemJudgement]:
-    """One greedy judgement per item with the responses shown in ``orders[i]``; scores mapped back to the
-    original order (so the result is scored exactly like a shuffled voting sample)."""
+    """``k`` judgements per item (default one greedy) with the responses shown in ``orders[i]`` for every sample;
+    scores mapped back to the original order (so the result is scored exactly like a shuffled voting sample)."""
     shown = [_permuted(it, o) for it, o in zip(items, orders, strict=True)]
     results = judging.judge_items(
         shown,
         sampler,
-        k=1,
-        temperature=0.0,
+        k=k,
+        temperature=temperature,
         max_new_tokens=max_new_tokens,
         seed=seed,
         template=template,
         shuffle=False,
+        meta_scorer=meta_scorer,
     )
     out = []
     for it, order, res in zip(items, orders, results, strict=True):
@@ -174,9 +194,15 @@ def _cell(
     items: Sequence[Item], verdicts: Sequence[Verdict], scorer: str, seed: int, midpoint: float = SINGLE_MIDPOINT
 ) -> dict[str, float]:
     metrics = summarize(verdicts, seed=seed)
+    means = [None if v.totals is None else [t / max(1, v.n_voted) for t in v.totals] for v in verdicts]
     metrics.update(
         scoring.score_benchmark(
-            scorer, items, [v.credit for v in verdicts], [v.score for v in verdicts], score_midpoint=midpoint
+            scorer,
+            items,
+            [v.credit for v in verdicts],
+            [v.score for v in verdicts],
+            score_midpoint=midpoint,
+            totals=means,
         )
     )
     return metrics
@@ -205,8 +231,11 @@ def evaluate(
     greedy_order: str = "shuffled",
     hygiene: bool = True,
     seed_agreement: bool | None = None,
+    protocol: str | None = None,
 ) -> EvalReport:
-    """Evaluate a sampler-backed GRM on ``items``.
+    """Evaluate a sampler-backed GRM on ``items`` under the benchmark's protocol: the one entry point for every
+    benchmark (CLI and pipeline). ``two_game`` (JudgeBench) and ``style_matrix`` (RM-Bench) run in
+    ``grm.protocols``; ``standard`` is described below.
 
     Args:
         items: canonical items of one benchmark.
@@ -227,6 +256,9 @@ def evaluate(
         hygiene: also run the reversed-order greedy pass (and, unless ``seed_agreement`` is False, the second-seed
             voting pass).
         seed_agreement: run the second-seed voting pass (doubles the sampling cost); None = follow ``hygiene``.
+        protocol: override the benchmark's protocol (``registry.PROTOCOLS``); None = the registered one. The
+            two-game protocol ignores ``tie_policy``, ``greedy_order``, ``hygiene`` and ``seed_agreement`` (its two
+            games are the order check; ties follow its own rule).
 
     Returns:
         The report; ``report.metrics()`` gives the flat metric names.
@@ -243,6 +275,22 @@ def evaluate(
         raise ValueError("method 'metarm' needs a meta RM: pass meta_scorer (CLI: --meta-rm DIR)")
     if greedy_order not in GREEDY_ORDERS:
         raise ValueError(f"Unknown greedy_order {greedy_order!r}. Available: {', '.join(GREEDY_ORDERS)}")
+    protocol = resolve_protocol(benchmark, protocol)
+    if protocol != "standard":
+        from grm import protocols  # imports this module
+
+        if protocol == "two_game":
+            return protocols.evaluate_two_game(
+                items, sampler, benchmark=benchmark, model_name=model_name, ks=ks, methods=methods,
+                meta_scorer=meta_scorer, k_meta=k_meta, temperature=temperature, max_new_tokens=max_new_tokens,
+                seed=seed, template=template, scorer=scorer,
+            )  # fmt: skip
+        return protocols.evaluate_style_matrix(
+            items, sampler, benchmark=benchmark, model_name=model_name, ks=ks, methods=methods,
+            meta_scorer=meta_scorer, k_meta=k_meta, temperature=temperature, max_new_tokens=max_new_tokens,
+            seed=seed, template=template, tie_policy=tie_policy, scorer=scorer, greedy_order=greedy_order,
+            hygiene=hygiene, seed_agreement=seed_agreement,
+        )  # fmt: skip
     policy, official = resolve_tie_policy(tie_policy, benchmark)
     scorer = resolve_scorer(benchmark, scorer)
     gen = {"max_new_tokens": max_new_tokens, "template": template}
@@ -287,6 +335,8 @@ def evaluate(
                 "tie_rate": float(np.mean([np.mean([v.tied for v in vs]) for vs in passes])),
                 "n_items": float(len(passes)),
             }
+            if scorer not in ORDER_AVERAGE_UNSCORED:
+                cells[cell].update(scoring.score_benchmark(scorer, items, swap_credits[cell]))
 
     k_max = ks[-1]
     sampled = judging.judge_items(
@@ -388,8 +438,11 @@ def evaluate_scores(
     scorer: str | None = None,
     single_threshold: float = 0.0,
     source: str = "<scores>",
+    protocol: str | None = None,
 ) -> EvalReport:
-    """Score precomputed scalar-RM scores with the same verdict and benchmark scoring code (cell ``scalar_k1``).
+    """Score precomputed scalar-RM scores with the same verdict and benchmark scoring code (cell ``scalar_k1``);
+    the one entry point for every benchmark: ``two_game`` (JudgeBench ``[A, B]``) and ``style_matrix`` (RM-Bench,
+    six scores per prompt) run in ``grm.protocols``.
 
     Args:
         items: the benchmark items; each id must have a score list of length ``item.n``.
@@ -403,10 +456,23 @@ def evaluate_scores(
         single_threshold: a single response is predicted correct when its score is above this (logit convention);
             only the thresholded accuracy uses it, ROC-AUC is threshold-free.
         source: name of the scores file, for errors.
+        protocol: override the benchmark's protocol; None = the registered one.
 
     Returns:
         The report.
     """
+    protocol = resolve_protocol(benchmark, protocol)
+    if protocol != "standard":
+        from grm import protocols  # imports this module
+
+        if protocol == "two_game":
+            return protocols.scores_two_game(
+                items, scores, benchmark=benchmark, model_name=model_name, seed=seed, scorer=scorer, source=source
+            )
+        return protocols.scores_style_matrix(
+            items, scores, benchmark=benchmark, model_name=model_name, seed=seed, tie_policy=tie_policy,
+            scorer=scorer, single_threshold=single_threshold, source=source,
+        )  # fmt: skip
     policy, official = resolve_tie_policy(tie_policy, benchmark)
     scorer = resolve_scorer(benchmark, scorer)
     errors = []

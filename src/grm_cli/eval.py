@@ -1,8 +1,11 @@
 """``grm eval``: evaluate a GRM (or a scalar RM's scores file) on real benchmarks with their official scoring.
 
 Registered in ``grm_cli.app`` as ``app.command("eval")(eval_command)``. Writes ``metrics.json``, ``report.md``,
-``params.json`` and ``items_<benchmark>.jsonl`` under ``--output`` and prints one table per benchmark (plus the
-per-subset table when the benchmark's items fall into subsets, e.g. a custom JSONL whose items carry ``subset``).
+``params.json``, ``accuracy_vs_k.png`` (headline score vs k, when sampled at two or more k) and
+``items_<benchmark>.jsonl`` under ``--output`` and prints one table per benchmark (plus the per-subset table when the
+benchmark's items fall into subsets, e.g. a custom JSONL whose items carry ``subset``), then, with two or more
+benchmarks, the cross-benchmark table (``grm.benchmarks.table``; also in ``metrics.json`` and MLflow as
+``eval/table/{model}/{cell}/{benchmark}``).
 With ``--scores-file`` the sampling options (``GENERATIVE_OPTIONS``) are rejected when given and left out of the
 parameters: a scalar RM's scores are not sampled.
 """
@@ -18,7 +21,8 @@ import typer
 
 from grm.benchmarks import available, get_benchmark, load_benchmark, resolve_benchdata
 from grm.benchmarks.registry import BENCHDATA_ENV
-from grm.benchmarks.report import markdown_table, write_reports
+from grm.benchmarks.report import all_metrics, markdown_table, write_reports
+from grm.benchmarks.table import cross_markdown, cross_table
 from grm.evaluation import (
     GREEDY_ORDERS,
     METARM,
@@ -62,7 +66,8 @@ def parse_ks(text: str) -> list[int]:
 
 
 def load_targets(spec: str, benchdata: Path | None, limit: int | None) -> list[tuple[str, list[Item], list[str]]]:
-    """Resolve ``--benchmark``: registered names and/or paths to canonical JSONL, comma-separated.
+    """Resolve ``--benchmark``: registered names and/or paths to canonical JSONL, comma-separated. A file is named
+    by its stem, so ``rewardbench2.jsonl`` (items written from ``load_hub``) gets RewardBench 2's scoring.
 
     Returns:
         ``(name, items, skipped bad rows)`` per benchmark.
@@ -74,7 +79,14 @@ def load_targets(spec: str, benchdata: Path | None, limit: int | None) -> list[t
             items = read_items(path)
             out.append((path.stem, items[:limit] if limit else items, []))
             continue
-        get_benchmark(name)  # raises "Unknown benchmark ..." with the list
+        spec = get_benchmark(name)  # raises "Unknown benchmark ..." with the list
+        if spec.local_shards is None:
+            raise typer.BadParameter(
+                f"{name} has no local copy (hub only: {', '.join(h.path for h in spec.hub)}). On a machine with hub "
+                f"access write it once with grm.schemas.write_items('{name}.jsonl', grm.benchmarks.load_hub('{name}')) "
+                f"and pass that file: a file named after a registered benchmark is scored as that benchmark",
+                param_hint="--benchmark",
+            )
         skipped: list[str] = []
         out.append((name, load_benchmark(name, benchdata, limit=limit, skipped=skipped), skipped))
     if not out:
@@ -224,14 +236,15 @@ def eval_command(
     paths = write_reports(reports, out_dir, params=params)
     for report in reports:
         typer.echo(markdown_table(report))
-    typer.echo(f"wrote {paths['metrics']} and {paths['report']}")
+    if len(reports) >= 2:
+        typer.echo(cross_markdown(cross_table(reports)))
+    typer.echo(
+        f"wrote {paths['metrics']} and {paths['report']}" + (f" and {paths['plot']}" if "plot" in paths else "")
+    )
     if track:
         from tasks.eval_tracking import log_eval_report
 
-        metrics: dict[str, float | None] = {}
-        for report in reports:
-            metrics.update(report.metrics())
-        run_id = log_eval_report(out_dir, metrics, params)
+        run_id = log_eval_report(out_dir, all_metrics(reports), params)  # the report folder (PNG too) as artifacts
         typer.echo(f"logged to MLflow run {run_id}")
 
 

@@ -17,7 +17,7 @@ BENCHDATA = Path(__file__).resolve().parents[3] / "shared" / "benchdata"
 pytestmark = pytest.mark.skipif(
     not BENCHDATA.is_dir(), reason=f"benchdata not found at {BENCHDATA} (read-only shared inputs; see SPEC §7)"
 )
-LOCAL = ["rewardbench", "rmb", "gsm8k-pairs", "realmistake"]
+LOCAL = ["rewardbench", "rmb", "gsm8k-pairs", "realmistake", "judgebench", "judgebench-claude", "rm-bench"]
 
 
 def _app() -> typer.Typer:

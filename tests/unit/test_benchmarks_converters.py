@@ -44,7 +44,15 @@ def test_unknown_benchmark_lists_the_available_ones():
 
 
 def test_available_separates_local_benchmarks_and_training_sets():
-    assert available("benchmark", local=True) == ["gsm8k-pairs", "realmistake", "rewardbench", "rmb"]
+    assert available("benchmark", local=True) == [
+        "gsm8k-pairs",
+        "judgebench",
+        "judgebench-claude",
+        "realmistake",
+        "rewardbench",
+        "rm-bench",
+        "rmb",
+    ]
     assert set(available("training")) == {
         "helpsteer2-preference",
         "math-pairs",

@@ -389,3 +389,11 @@ def test_one_subset_adds_no_per_subset_metrics():
     report = evaluation.evaluate(pairs(), QualitySampler(), benchmark="toy", model_name="m", ks=(1,), hygiene=False)
     assert not any(k.startswith("subset/") or "macro" in k for k in report.cells["greedy_k1"])
     assert "Accuracy per subset" not in markdown_table(report)
+
+
+def test_the_order_averaged_greedy_cell_carries_the_benchmark_scores():
+    items = [Item(f"rewardbench/{s}/{i}", f"q{i}", (f"good {i}", f"bad {i}"), best=0, subset=s)
+             for i, s in enumerate(["alpacaeval-easy", "math-prm", "hep-go"])]  # fmt: skip
+    report = evaluation.evaluate(items, FirstWinsSampler(), benchmark="rewardbench", model_name="b", ks=(1,))
+    swap = report.cells["greedy_swap_k1"]
+    assert swap["chat"] == 0.5 and swap["reasoning"] == 0.5 and swap["overall"] == 0.5  # each pair: 1 then 0

@@ -6,12 +6,15 @@ Importing the package registers every converter (see ``grm.benchmarks.registry``
 from grm.benchmarks import (  # noqa: F401  (imported to register)
     gsm8k,
     helpsteer2,
+    judgebench,
     math_pairs,
     offsetbias,
     ppe,
     realmistake,
     rewardbench,
+    rewardbench2,
     rmb,
+    rmbench,
     skywork,
     ultrafeedback,
 )

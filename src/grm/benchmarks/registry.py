@@ -16,7 +16,20 @@ from grm.benchmarks.rows import Row, RowConverter, Shard, collect_items, round_r
 from grm.schemas import Item
 
 KINDS = ("benchmark", "training")
-SCORERS = ("accuracy", "rewardbench", "rmb", "realmistake", "ppe_correctness")
+SCORERS = (
+    "accuracy",
+    "rewardbench",
+    "rmb",
+    "realmistake",
+    "ppe_correctness",
+    "judgebench",
+    "rm_bench",
+    "rewardbench2",
+)
+# how a GRM is run on the items: "standard" (greedy + Voting@k over shuffled orders, grm.evaluation.evaluate),
+# "two_game" (each pair judged in both orders, JudgeBench's counter rule) or "style_matrix" (RM-Bench: the nine
+# chosen_i-vs-rejected_j pairs of a prompt, the 3x3 matrix); dispatched by grm.evaluation.evaluate
+PROTOCOLS = ("standard", "two_game", "style_matrix")
 BENCHDATA_ENV = "GRM_BENCHDATA"
 DEFAULT_BENCHDATA = Path("..") / "shared" / "benchdata"
 
@@ -42,6 +55,7 @@ class BenchmarkSpec:
     kind: str = "benchmark"  # "benchmark" (evaluated) or "training" (decontamination / training data)
     scorer: str = "accuracy"  # which official aggregation applies, see grm.benchmarks.scoring
     official_tie_policy: str = "strict"  # the tie rule of the benchmark's own code (SCORING.md)
+    protocol: str = "standard"  # see PROTOCOLS
     local_shards: Callable[[Path], list[Shard]] | None = None  # benchdata root -> lazily opened shards
     hub: tuple[HubSource, ...] = field(default_factory=tuple)
     notes: str = ""
@@ -51,6 +65,8 @@ class BenchmarkSpec:
             raise ValueError(f"{self.name}: kind {self.kind!r} is not one of {KINDS}")
         if self.scorer not in SCORERS:
             raise ValueError(f"{self.name}: scorer {self.scorer!r} is not one of {SCORERS}")
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"{self.name}: protocol {self.protocol!r} is not one of {PROTOCOLS}")
 
 
 _REGISTRY: dict[str, BenchmarkSpec] = {}
@@ -91,7 +107,7 @@ def resolve_benchdata(path: str | Path | None = None) -> Path:
     if not chosen.is_dir():
         raise FileNotFoundError(
             f"benchdata folder {chosen} not found; pass --benchdata DIR or set {BENCHDATA_ENV}=DIR "
-            "(the folder holding rewardbench/, rmb/, gsm8k/, realmistake/)"
+            "(the folder holding rewardbench/, rmb/, gsm8k/, realmistake/, judgebench/, rm-bench/)"
         )
     return chosen
 

@@ -1,14 +1,17 @@
-"""Report writers: ``metrics.json`` (flat metric name -> value), ``report.md`` (one table per benchmark) and
-``items_{benchmark}.jsonl`` (per-item predictions), all written atomically."""
+"""Report writers: ``metrics.json`` (flat metric name -> value), ``report.md`` (the cross-benchmark table, then one
+table per benchmark), ``accuracy_vs_k.png`` and ``items_{benchmark}.jsonl`` (per-item predictions), all written
+atomically."""
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from grm.benchmarks.scoring import subset_key
+from grm.benchmarks.table import cross_markdown, cross_metrics, cross_table, plot_k_curves
 from grm.evaluation import EvalReport, metric_name
 from grm.files import write_json_atomic, write_jsonl_atomic, write_text_atomic
 
@@ -26,9 +29,13 @@ HEADLINE = (
         "bon_helpfulness",
         "bon_harmlessness",
     ),
+    *("knowledge", "math", "coding", "code", "single_game_accuracy"),  # JudgeBench categories, RM-Bench domains
+    *("hard", "normal", "easy"),  # RM-Bench difficulty levels
+    "ties",  # RewardBench 2's Ties subset
     "roc_auc",
 )
-HYGIENE = ("parse_fail_rate", "tie_rate", "position_flip_rate", "seed_agreement")
+HYGIENE = ("parse_fail_rate", "tie_rate", "position_flip_rate", "counter_zero_rate", "style_bias", "seed_agreement")
+_DOMAIN_LEVEL_RE = re.compile(r"^(?P<domain>[a-z]+)/(?P<level>hard|normal|easy|style_bias)$")
 
 
 def _fmt(value: Any) -> str:
@@ -51,7 +58,9 @@ def markdown_table(report: EvalReport) -> str:
     hygiene = [m for m in HYGIENE if any(m in c for c in report.cells.values())]
     cols = present + hygiene
     lines = [
-        f"### {report.benchmark} - {report.model_name} (n={report.n_items}, tie policy: {report.tie_policy}"
+        f"### {report.benchmark} - {report.model_name} (n={report.n_items}"
+        + (f" comparisons of {report.settings['n_prompts']} prompts" if "n_prompts" in report.settings else "")
+        + f", tie policy: {report.tie_policy}"
         + (f"; official: {report.official_tie_policy})" if report.official_tie_policy else ")"),
         "",
         "| method | " + " | ".join(c if c != "accuracy" else "accuracy [95% CI]" for c in cols) + " |",
@@ -65,9 +74,42 @@ def markdown_table(report: EvalReport) -> str:
             else:
                 values.append(_fmt(m.get(c)))
         lines.append(f"| {cell} | " + " | ".join(values) + " |")
+    if report.settings.get("note"):
+        lines += ["", f"Note: {report.settings['note']}."]
     table = "\n".join(lines) + "\n"
-    subsets = subset_table(report)
-    return table + ("\n" + subsets if subsets else "")
+    extra = [t for t in (subset_table(report), domain_table(report)) if t]
+    return table + "".join("\n" + t for t in extra)
+
+
+def domain_table(report: EvalReport) -> str:
+    """RM-Bench's hard / normal / easy / style bias per domain (rows) and cell (columns); ``""`` for others."""
+    keys = sorted(
+        {k for c in report.cells.values() for k in c if _DOMAIN_LEVEL_RE.match(k)},
+        key=lambda k: (k.split("/")[0], ("hard", "normal", "easy", "style_bias").index(k.split("/")[1])),
+    )
+    if not keys:
+        return ""
+    cells = list(report.cells)
+    lines = [
+        f"Style levels per domain ({report.benchmark} - {report.model_name}; style_bias = easy - hard):",
+        "",
+        "| domain / level | " + " | ".join(cells) + " |",
+        "|---|" + "---:|" * len(cells),
+    ]
+    for key in keys:
+        lines.append(f"| {key} | " + " | ".join(_fmt(report.cells[c].get(key)) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def all_metrics(reports: Sequence[EvalReport]) -> dict[str, float | None]:
+    """Every report's flat metrics, plus the cross-benchmark table's (``eval/table/...``) when there are two or more
+    benchmarks: what ``metrics.json`` holds and what ``--track`` logs."""
+    metrics: dict[str, float | None] = {}
+    for r in reports:
+        metrics.update(r.metrics())
+    if len(reports) >= 2:
+        metrics.update(cross_metrics(cross_table(reports)))
+    return metrics
 
 
 def subset_table(report: EvalReport) -> str:
@@ -114,17 +156,22 @@ def write_reports(
         params: run parameters stored in ``params.json`` (and shown at the top of ``report.md``).
 
     Returns:
-        ``{"metrics": metrics.json, "report": report.md, "params": params.json, "items/<bench>": ...}``.
+        ``{"metrics": metrics.json, "report": report.md, "params": params.json, "items/<bench>": ...}`` and
+        ``"plot": accuracy_vs_k.png`` when some method was sampled at two or more k. With two or more benchmarks
+        ``report.md`` opens with the cross-benchmark table and ``metrics.json`` holds its ``eval/table/...`` metrics.
     """
     out = Path(out_dir)
-    metrics: dict[str, float | None] = {}
-    for r in reports:
-        metrics.update(r.metrics())
-    paths = {"metrics": write_json_atomic(out / "metrics.json", metrics)}
+    paths = {"metrics": write_json_atomic(out / "metrics.json", all_metrics(reports))}
     header = ["# grm eval report", ""]
     if params:
         header += [f"- {k}: `{v}`" for k, v in sorted(params.items())] + [""]
     body = "\n".join(markdown_table(r) for r in reports)
+    table = cross_table(reports)
+    if len(reports) >= 2:
+        body = cross_markdown(table) + "\n" + body
+    png = plot_k_curves(table, out / "accuracy_vs_k.png")
+    if png is not None:
+        paths["plot"] = png
     paths["report"] = write_text_atomic(out / "report.md", "\n".join(header) + "\n" + body)
     paths["params"] = write_json_atomic(out / "params.json", params or {})
     for r in reports:

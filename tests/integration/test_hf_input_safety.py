@@ -6,6 +6,8 @@ import time
 
 import pytest
 
+pytestmark = pytest.mark.slow  # loads the tiny model
+
 
 @pytest.fixture(scope="module")
 def sampler(tiny_model_dir):

@@ -213,8 +213,12 @@ class GuardMiddleware:
 # ----- helpers -----
 
 
+_TYPE_TAGS = {"str", "int", "float", "bool", "list", "dict", "none"}
+
+
 def _field(loc: tuple) -> str:
-    parts = [p for p in loc if p != "body"]
+    # drop "body" and pydantic's union-branch tags ("str", "list[Message]", "function-after[...]")
+    parts = [p for p in loc if isinstance(p, int) or (p != "body" and p.isidentifier() and p not in _TYPE_TAGS)]
     out = ""
     for p in parts:
         out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
@@ -459,8 +463,9 @@ def create_app(sampler: Sampler, config: AppConfig | None = None, meta: MetaScor
                 raise RequestError(
                     f"`query[{i}]` does not start with `prompts[{i}]`; query = prompt + response.", param=f"query[{i}]"
                 )
+            prompt, response = p.strip(), q[len(p) :].strip()  # chat-template whitespace is not content
             pairs.append(
-                (_check_query(p, f"prompts[{i}]", lim), _check_responses([q[len(p) :]], f"query[{i}]", lim)[0])
+                (_check_query(prompt, f"prompts[{i}]", lim), _check_responses([response], f"query[{i}]", lim)[0])
             )
         settings = resolve_settings(ScoreRequest(), config, meta is not None)
         members = await _score_samples(engine, pairs, settings)

@@ -342,8 +342,12 @@ class Engine:
         if entry.future.done():
             return
         if isinstance(result, Exception):
-            status = 400 if isinstance(result, ValueError) else 500
-            err = EngineError(f"{type(result).__name__}: {result}", status)
+            if isinstance(result, ValueError):  # the sampler could not read the rendered prompt: not retryable
+                msg = "The sampler rejected this request's prompt (check `query`, `responses` and the server's "
+                msg += f"--template): {type(result).__name__}: {result}"
+                err = EngineError(msg, 400, param="query")
+            else:
+                err = EngineError(f"Scoring failed: {type(result).__name__}: {result}", 500)
             entry.future.set_exception(err)
         else:
             self._store(entry.key, result)

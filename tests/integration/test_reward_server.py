@@ -446,3 +446,35 @@ def test_tiny_model_server(tiny_model_dir):
             assert len(client.generate(["a"], 2, 1.0, 3, seed=0)[0]) == 2
     finally:
         server.shutdown()
+
+
+def test_grm_serve_command(tmp_path):
+    """`grm serve` in a subprocess: refuses a public bind without a key, serves /v1/score, stops on SIGTERM."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    env.pop("GRM_API_KEY", None)
+    cli = [sys.executable, "-m", "grm_cli.app", "serve", "--model", "world-teacher", "--template", "compact"]
+    refused = subprocess.run([*cli, "--host", "0.0.0.0"], env=env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0 and "--api-key" in refused.stdout + refused.stderr
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([*cli, "--port", str(port), "--k", "3"], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                assert proc.poll() is None and time.monotonic() < deadline, "grm serve did not come up"
+                time.sleep(0.2)
+        body = {"query": "3 + 18 ?", "responses": ["maybe 31", "21"]}
+        data = httpx.post(f"http://127.0.0.1:{port}/v1/score", json=body, timeout=10).json()
+        assert data["k"] == 3 and data["best"] == 1
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -73,11 +73,14 @@ def serve_command(
         header_timeout_s / max_connections: connection limits.
         sampler_options: options for ``build_sampler`` (device, num_threads, batch_size, ...).
     """
+    from grm.prompts import TEMPLATES
     from grm.sampling import build_sampler
     from grm.serving.app import AppConfig, ScoringDefaults, ServerLimits
     from grm.serving.engine import EngineSettings
     from grm.serving.server import ConnectionLimits, api_key_from_env, check_bind, serve
 
+    if template not in TEMPLATES:
+        raise ValueError(f"--template {template!r}: use one of {', '.join(TEMPLATES)}")
     key = api_key_from_env(api_key)
     check_bind(host, key)  # before loading a model
     config = AppConfig(

@@ -8,13 +8,65 @@ import typer
 
 PERF = "Throughput"
 LIMITS = "Limits"
+REGISTRY = "Registry"
+
+
+def resolve_registry_model(
+    model: str,
+    project_dir: str = ".",
+    tracking_uri: str | None = None,
+    model_name: str = "grm",
+    meta_model_name: str = "grm-meta-rm",
+) -> tuple[str, str | None]:
+    """``champion``/``challenger``/``models:/NAME@ALIAS`` -> (local GRM dir, local meta-RM dir or None) downloaded
+    from the MLflow registry into ``PROJECT/artifacts/models/`` (the meta RM registered with the same alias, if
+    any); any other spec is returned as is with no meta RM.
+
+    Raises:
+        LookupError: no such registered model or alias.
+    """
+    import tempfile
+    from pathlib import Path
+
+    if model in ("champion", "challenger"):
+        name, alias = model_name, model
+    elif model.startswith("models:/") and "@" in model:
+        name, alias = model.removeprefix("models:/").split("@", 1)
+    else:
+        return model, None
+    from tasks.tracking import Tracker, resolve_tracking_uri
+
+    tracker = Tracker(resolve_tracking_uri(tracking_uri, project_dir), "grm-serve")
+
+    def fetch(reg_name: str) -> str | None:
+        version = tracker.alias_version(reg_name, alias)
+        if version is None:
+            return None
+        dest = Path(project_dir) / "artifacts" / "models"
+        dest.mkdir(parents=True, exist_ok=True)
+        target = dest / f"{reg_name}-v{version.version}"
+        if not target.exists():
+            tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=dest))
+            path = tracker.download(f"models:/{reg_name}@{alias}", tmp)
+            path.rename(target) if path != tmp else tmp.rename(target)
+        return str(target)
+
+    grm_dir = fetch(name)
+    if grm_dir is None:
+        raise LookupError(
+            f"{model}: no registered model {name!r} with alias {alias!r} in {tracker.uri}; run `grm run` first, or "
+            "pass a model folder, world-teacher or an http:// upstream as --model"
+        )
+    meta_name = meta_model_name if name == model_name else f"{name}-meta-rm"
+    return grm_dir, fetch(meta_name)
 
 
 def serve(
     model: Annotated[
         str,
         typer.Option(
-            help="sampler spec: a local model dir, world-teacher[:RATE], http://HOST:PORT (vllm serve), vllm:PATH"
+            help="a local model dir, world-teacher[:RATE], http://HOST:PORT (vllm serve), vllm:PATH, or from the "
+            "MLflow registry: champion, challenger, models:/NAME@ALIAS (with its registered meta RM)"
         ),
     ],
     host: Annotated[str, typer.Option(help="bind address; any other than 127.0.0.1 needs --api-key")] = "127.0.0.1",
@@ -63,9 +115,25 @@ def serve(
     batch_size: Annotated[int, typer.Option(help="prompts per forward batch (local model)")] = 16,
     chat_template: Annotated[bool, typer.Option(help="wrap prompts in the tokenizer's chat template")] = False,
     trust_remote_code: Annotated[bool, typer.Option(help="let the model repo run its own code")] = False,
+    project_dir: Annotated[
+        str, typer.Option(help="project whose MLflow store holds the registry", rich_help_panel=REGISTRY)
+    ] = ".",
+    tracking_uri: Annotated[
+        str | None, typer.Option(help="MLflow store (default: the project's)", rich_help_panel=REGISTRY)
+    ] = None,
+    registry_model_name: Annotated[str, typer.Option(help="registered GRM name", rich_help_panel=REGISTRY)] = "grm",
+    registry_meta_name: Annotated[str, typer.Option(help="registered meta-RM name", rich_help_panel=REGISTRY)] = (
+        "grm-meta-rm"
+    ),
 ) -> None:
     """Serve a GRM as a reward: POST /v1/score (Voting@k, MetaRM@k), /get_reward (OpenRLHF), /v1/completions."""
     from grm.serving import serve_command
+
+    spec = model
+    model, registered_meta = resolve_registry_model(
+        model, project_dir, tracking_uri, registry_model_name, registry_meta_name
+    )
+    meta_rm = meta_rm or registered_meta
 
     options = {
         "device": device,
@@ -78,7 +146,7 @@ def serve(
         model,
         host=host,
         port=port,
-        served_model_name=served_model_name,
+        served_model_name=served_model_name or spec,
         meta_rm=meta_rm,
         template=template,
         api_key=api_key,

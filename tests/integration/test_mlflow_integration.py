@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pandas as pd
@@ -103,3 +104,26 @@ def test_grm_scorer_gives_feedback_with_the_critique():
         assert fb.metadata["votes"] == direct["votes"]
     finally:
         server.shutdown()
+
+
+@pytest.mark.slow
+def test_grm_serve_resolves_registry_aliases(tmp_path):
+    """`grm serve --model champion` downloads the champion GRM and the meta RM registered with the same alias."""
+    from grm_cli.serve import resolve_registry_model
+    from tasks.tracking import Tracker, resolve_tracking_uri
+
+    grm_dir, meta_dir = tmp_path / "g", tmp_path / "m"
+    for d, text in ((grm_dir, "grm weights"), (meta_dir, "meta weights")):
+        d.mkdir()
+        (d / "model.safetensors").write_text(text)
+    tracker = Tracker(resolve_tracking_uri(None, tmp_path), "t")
+    run = tracker.start_run("r")
+    client = tracker.client()
+    client.set_registered_model_alias("grm", "champion", tracker.register(run, grm_dir, "grm"))
+    client.set_registered_model_alias("grm-meta-rm", "champion", tracker.register(run, meta_dir, "grm-meta-rm"))
+    got_grm, got_meta = resolve_registry_model("champion", str(tmp_path))
+    assert (Path(got_grm) / "model.safetensors").read_text() == "grm weights"
+    assert (Path(got_meta) / "model.safetensors").read_text() == "meta weights"
+    assert resolve_registry_model("world-teacher", str(tmp_path)) == ("world-teacher", None)
+    with pytest.raises(LookupError, match="challenger"):
+        resolve_registry_model("challenger", str(tmp_path))

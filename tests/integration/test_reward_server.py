@@ -478,3 +478,49 @@ def test_grm_serve_command(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_a_bad_request_does_not_fail_good_ones_batched_with_it(world_items):
+    """A request the sampler rejects shares a cycle with good ones: it alone gets its 400, they get their results."""
+    server = start_in_thread(SlowSampler(0.0), config=_config(cache_size=0, max_wait_ms=50.0))
+    bodies = [_body(it) for it in world_items[:6]]
+    bodies.insert(3, {"query": "not a world query", "responses": ["a", "b"]})
+
+    async def run():
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+            return await asyncio.gather(*(client.post("/v1/score", json=b) for b in bodies))
+
+    try:
+        codes = [r.status_code for r in asyncio.run(run())]
+    finally:
+        server.shutdown()
+    assert codes == [200, 200, 200, 400, 200, 200, 200]
+
+
+def test_request_timeout_is_a_504_and_the_server_stays_up(world_items):
+    config = _config(request_timeout_s=0.3, max_wait_ms=0.0, max_batch_size=4)
+    sampler = SlowSampler(0.05)
+    server = start_in_thread(sampler, config=config)
+    try:
+        r = httpx.post(f"{server.url}/v1/score", json={"items": [_body(it) for it in world_items[:8]], "k": 4})
+        assert r.status_code == 504 and "timeout" in r.json()["error"]["message"]
+        time.sleep(0.3)
+        calls = len(sampler.calls)
+        time.sleep(0.3)
+        assert len(sampler.calls) == calls  # the abandoned request's remaining work was dropped
+        assert httpx.post(f"{server.url}/v1/score", json=_body(world_items[0], k=1)).status_code == 200
+    finally:
+        server.shutdown()
+
+
+def test_get_reward_group_mode_judges_a_prompts_samples_together(world_items):
+    server = start_in_thread(build_sampler("world-teacher"), config=_config(group_window_ms=100.0))
+    item = world_items[6]
+    try:
+        body = {"query": [f"{item.query} {r}" for r in item.responses], "prompts": [item.query] * item.n}
+        data = httpx.post(f"{server.url}/get_reward", json=body).json()
+        assert data["extra_logs"]["grm_grouped"] == [1.0] * item.n
+        together = httpx.post(f"{server.url}/v1/score", json=_body(item)).json()
+        assert data["scores"] == [pytest.approx((s - 1) / 9) for s in together["scores"]]
+    finally:
+        server.shutdown()

@@ -30,9 +30,18 @@ def logged_model(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_experiment("grm-pyfunc-test")
-    with mlflow.start_run():
-        info = log_grm_model("world-teacher", template="compact")
-    return info.model_uri
+    with mlflow.start_run() as run:
+        run_id = run.info.run_id
+    info = log_grm_model(
+        "world-teacher",
+        template="compact",
+        run_id=run_id,
+        registered_model_name="grm-pyfunc",
+        alias="champion",
+        tracking_uri=uri,
+    )
+    assert info.registered_model_version is not None
+    return "models:/grm-pyfunc@champion"
 
 
 def _expected(k: int) -> list[list[float]]:

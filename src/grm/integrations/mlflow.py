@@ -6,14 +6,18 @@ The pyfunc is a *model from code* (``grm/integrations/mlflow_pyfunc_model.py``),
 GRM (a logged model directory, or a sampler spec such as ``world-teacher``) and the optional meta RM in
 ``load_context`` and scores with the same code as ``grm serve`` (``grm.serving.scoring``). Serve it with::
 
-    mlflow models serve -m models:/grm@champion --env-manager local -p 5001
+    mlflow models serve -m models:/grm-pyfunc@champion --env-manager local -p 5001
     curl -X POST localhost:5001/invocations -H 'Content-Type: application/json' \\
       -d '{"dataframe_records": [{"query": "3 + 18 ?", "responses": ["maybe 31", "21"]}], "params": {"k": 4}}'
 
-For ``registry.gate`` (tasks/registry.py) one line after registering the GRM logs it as well::
+For ``registry.gate`` (tasks/registry.py), after ``promote`` registered the GRM::
 
     from grm.integrations.mlflow import log_grm_model
-    log_grm_model(model_dir, meta_rm_dir=meta_dir, run_id=run_id, template=cfg.sampling.template)
+    log_grm_model(model_dir, meta_rm_dir=meta_dir, run_id=run_id, template=cfg.sampling.template,
+                  registered_model_name="grm-pyfunc", alias=decision["alias"], tracking_uri=tracker.uri)
+
+(``models:/grm@champion`` stays the raw weights that ``grm serve --model champion`` downloads; the pyfunc is its
+own registered model with the same alias.)
 """
 
 from __future__ import annotations
@@ -55,6 +59,8 @@ def log_grm_model(
     name: str = "grm_pyfunc",
     run_id: str | None = None,
     registered_model_name: str | None = None,
+    alias: str | None = None,
+    tracking_uri: str | None = None,
     sampler_options: dict[str, Any] | None = None,
 ) -> Any:
     """Log the GRM (and its meta RM) as an MLflow pyfunc model.
@@ -65,7 +71,10 @@ def log_grm_model(
         template: the prompt template the GRM was trained with.
         name: the logged model's name in the run.
         run_id: log into this run (default: the active run, or a new one).
-        registered_model_name: also register it under this name.
+        registered_model_name: also register it under this name (e.g. ``grm-pyfunc``).
+        alias: give the registered version this alias (``champion``/``challenger``, as the gate decided), so that
+            ``mlflow models serve -m models:/grm-pyfunc@champion`` serves it.
+        tracking_uri: the MLflow store (default: mlflow's current one).
         sampler_options: ``build_sampler`` options stored in the model config (e.g. ``{"num_threads": 2}``).
 
     Returns:
@@ -90,10 +99,21 @@ def log_grm_model(
         "registered_model_name": registered_model_name,
         "pip_requirements": [],  # served with --env-manager local, where grm is installed
     }
-    if run_id is not None:
-        with mlflow.start_run(run_id=run_id):
-            return mlflow.pyfunc.log_model(**kwargs)
-    return mlflow.pyfunc.log_model(**kwargs)
+    previous = mlflow.get_tracking_uri()
+    if tracking_uri is not None:
+        mlflow.set_tracking_uri(tracking_uri)
+    try:
+        if run_id is not None:
+            with mlflow.start_run(run_id=run_id):
+                info = mlflow.pyfunc.log_model(**kwargs)
+        else:
+            info = mlflow.pyfunc.log_model(**kwargs)
+        if alias is not None and registered_model_name is not None:
+            version = info.registered_model_version
+            mlflow.MlflowClient().set_registered_model_alias(registered_model_name, alias, str(version))
+        return info
+    finally:
+        mlflow.set_tracking_uri(previous)
 
 
 def _query(inputs: Any) -> Any:

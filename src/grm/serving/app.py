@@ -192,8 +192,11 @@ class GuardMiddleware:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.limits.body_timeout_s
         seen = [0]
+        complete = [False]
 
         async def guarded_receive() -> Any:
+            if complete[0]:  # after the body (e.g. a disconnect listener): no deadline
+                return await receive()
             remaining = deadline - loop.time()
             try:
                 message = await asyncio.wait_for(receive(), max(remaining, 0.001))
@@ -205,6 +208,7 @@ class GuardMiddleware:
                 seen[0] += len(message.get("body", b""))
                 if seen[0] > limit:
                     raise StarletteHTTPException(413, f"The body is over {limit} bytes (--max-body-bytes).")
+                complete[0] = not message.get("more_body", False)
             return message
 
         await self.app(scope, guarded_receive, send)

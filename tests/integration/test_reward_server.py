@@ -242,6 +242,8 @@ def test_transport_level_abuse_is_answered(teacher_server, world_items):
     assert _raw(port, _head("/v1/score", b"", "").replace(b"Content-Length: 0", b"Content-Length: abc")).startswith(
         b"HTTP/1.1 400"
     )
+    huge_head = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n"
+    assert _raw(port, huge_head).startswith((b"HTTP/1.1 431", b"HTTP/1.1 400"))  # at once: 431; trickled: h11's 400
     big = b"POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n\r\n"
     assert _raw(port, big).startswith(b"HTTP/1.1 413")
     # a chunked body is read, valid or too large

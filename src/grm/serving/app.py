@@ -51,6 +51,7 @@ class ServerLimits:
     max_new_tokens: int = 4096
     max_temperature: float = 5.0
     body_timeout_s: float = 30.0  # the whole body must arrive within this (408 otherwise)
+    max_header_bytes: int = 64 * 1024  # h11 bounds a head that arrives slowly; this bounds one that came at once
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ class ScoreRequest(BaseModel):
     query: Query | None = None
     responses: list[StrictStr] | None = None
     items: list[ScoreItem] | None = None
-    prompt: StrictStr | None = Field(None, description="per-sample form: the query")
+    prompt: Query | None = Field(None, description="per-sample form: the query (a string or chat messages)")
     response: StrictStr | None = Field(None, description="per-sample form: the one response")
     label: Any = Field(None, description="per-sample form: ignored (slime sends it)")
     group_id: StrictStr | None = Field(None, description="group mode: samples with this id are judged together")
@@ -172,6 +173,12 @@ class GuardMiddleware:
             self.metrics.request(route, status_box[0], time.monotonic() - start)
 
     async def _guarded(self, scope: Any, receive: Any, send: Any, started: list[bool]) -> None:
+        head_bytes = sum(len(k) + len(v) + 4 for k, v in scope["headers"])
+        if head_bytes > self.config.limits.max_header_bytes:
+            msg = f"The request headers have {head_bytes} bytes; at most {self.config.limits.max_header_bytes}."
+            body = error_body(msg, HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "headers")
+            await _send_json(send, 431, body, [(b"connection", b"close")])
+            return
         headers = {k.decode("latin-1").lower(): v for k, v in scope["headers"]}
         key = self.config.api_key
         if key is not None and scope["path"] not in self.OPEN_PATHS:

@@ -75,8 +75,8 @@ def serve_command(
     """
     from grm.prompts import TEMPLATES
     from grm.sampling import build_sampler
-    from grm.serving.app import AppConfig, ScoringDefaults, ServerLimits
     from grm.serving.engine import EngineSettings
+    from grm.serving.requests import AppConfig, ScoringDefaults, ServerLimits
     from grm.serving.server import ConnectionLimits, api_key_from_env, check_bind, serve
 
     if template not in TEMPLATES:

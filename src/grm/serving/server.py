@@ -174,7 +174,8 @@ def start_in_thread(
     Returns:
         The running server; stop it with ``.shutdown()`` (or use it as a context manager).
     """
-    from grm.serving.app import AppConfig, create_app
+    from grm.serving.app import create_app
+    from grm.serving.requests import AppConfig
 
     config = config or AppConfig(model_name=model_name)
     check_bind(host, config.api_key)

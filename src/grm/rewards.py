@@ -80,7 +80,8 @@ class GRMReward:
     sample failed to parse.
 
     Args:
-        grm: a ``Sampler`` or a sampler spec (model dir, http URL, vllm:PATH), built lazily on first call.
+        grm: a ``Sampler`` or a sampler spec (model dir, vllm:PATH), built lazily on first call; an ``http(s)://``
+            URL of a running ``grm serve`` gives the remote, async reward (``grm.serving.client.RemoteGRMReward``).
         k: samples per judgement (Voting@k).
         temperature: sampling temperature (paper: 0.5).
         max_new_tokens: generation budget per judgement.
@@ -88,6 +89,7 @@ class GRMReward:
         seed: base seed; each call advances it so successive batches get fresh shuffles.
         group_size: judge groups of this many consecutive completions together; None = pointwise.
         normalize: map the 1..10 scale to [0, 1].
+        remote: True: ``grm`` is a ``grm serve`` URL (the default for URLs); False: an OpenAI-compatible sampler URL.
 
     Example::
 
@@ -98,6 +100,20 @@ class GRMReward:
     """
 
     __name__ = "grm_reward"
+
+    def __new__(cls, grm: Any = None, *args: Any, remote: bool | None = None, **kwargs: Any) -> Any:
+        """``GRMReward("http://...")`` (a running ``grm serve``) is the remote, async reward
+        ``grm.serving.client.RemoteGRMReward``; pass ``remote=False`` for an OpenAI-compatible sampler URL."""
+        is_url = isinstance(grm, str) and grm.startswith(("http://", "https://"))
+        if remote or (remote is None and is_url):
+            from grm.serving.client import RemoteGRMReward
+
+            if len(args) > 3:
+                raise TypeError("GRMReward(url, ...): pass options after max_new_tokens by keyword in remote mode")
+            kwargs.pop("template", None)
+            kwargs.pop("sampler_options", None)
+            return RemoteGRMReward(grm, *args, **kwargs)
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -110,6 +126,7 @@ class GRMReward:
         group_size: int | None = None,
         normalize: bool = True,
         sampler_options: dict[str, Any] | None = None,
+        remote: bool | None = None,
     ):
         if k < 1:
             raise ValueError(f"GRMReward k={k}: must be >= 1")

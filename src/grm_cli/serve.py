@@ -1,4 +1,4 @@
-"""``grm serve``: an OpenAI-compatible ``/v1/completions`` server over any sampler (tests, demos, small teams)."""
+"""``grm serve``: the GRM as a reward service (``/v1/score``, OpenRLHF ``/get_reward``, OpenAI ``/v1/completions``)."""
 
 from __future__ import annotations
 
@@ -6,27 +6,169 @@ from typing import Annotated
 
 import typer
 
+PERF = "Throughput"
+LIMITS = "Limits"
+REGISTRY = "Registry"
+
+
+def resolve_registry_model(
+    model: str,
+    project_dir: str = ".",
+    tracking_uri: str | None = None,
+    model_name: str = "grm",
+    meta_model_name: str = "grm-meta-rm",
+) -> tuple[str, str | None]:
+    """``champion``/``challenger``/``models:/NAME@ALIAS`` -> (local GRM dir, local meta-RM dir or None) downloaded
+    from the MLflow registry into ``PROJECT/artifacts/models/`` (the meta RM registered with the same alias, if
+    any); any other spec is returned as is with no meta RM.
+
+    Raises:
+        LookupError: no such registered model or alias.
+    """
+    import tempfile
+    from pathlib import Path
+
+    if model in ("champion", "challenger"):
+        name, alias = model_name, model
+    elif model.startswith("models:/") and "@" in model:
+        name, alias = model.removeprefix("models:/").split("@", 1)
+    else:
+        return model, None
+    from tasks.tracking import Tracker, resolve_tracking_uri
+
+    tracker = Tracker(resolve_tracking_uri(tracking_uri, project_dir), "grm-serve")
+
+    def fetch(reg_name: str) -> str | None:
+        version = tracker.alias_version(reg_name, alias)
+        if version is None:
+            return None
+        dest = Path(project_dir) / "artifacts" / "models"
+        dest.mkdir(parents=True, exist_ok=True)
+        target = dest / f"{reg_name}-v{version.version}"
+        if not target.exists():
+            tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=dest))
+            path = tracker.download(f"models:/{reg_name}@{alias}", tmp)
+            path.rename(target) if path != tmp else tmp.rename(target)
+        return str(target)
+
+    grm_dir = fetch(name)
+    if grm_dir is None:
+        raise LookupError(
+            f"{model}: no registered model {name!r} with alias {alias!r} in {tracker.uri}; run `grm run` first, or "
+            "pass a model folder, world-teacher or an http:// upstream as --model"
+        )
+    meta_name = meta_model_name if name == model_name else f"{name}-meta-rm"
+    return grm_dir, fetch(meta_name)
+
 
 def serve(
-    model: Annotated[str, typer.Option(help="sampler spec: a local model dir, world-teacher[:RATE], vllm:PATH")],
-    host: Annotated[str, typer.Option(help="bind address (keep 127.0.0.1 unless behind a proxy)")] = "127.0.0.1",
+    model: Annotated[
+        str,
+        typer.Option(
+            help="a local model dir, world-teacher[:RATE], http://HOST:PORT (vllm serve), vllm:PATH, or from the "
+            "MLflow registry: champion, challenger, models:/NAME@ALIAS (with its registered meta RM)"
+        ),
+    ],
+    host: Annotated[str, typer.Option(help="bind address; any other than 127.0.0.1 needs --api-key")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
     served_model_name: Annotated[str | None, typer.Option(help="name reported by /v1/models")] = None,
+    meta_rm: Annotated[str | None, typer.Option(help="trained meta-RM dir: enables MetaRM@k (k_meta)")] = None,
+    template: Annotated[str, typer.Option(help="prompt template: deepseek-grm, or compact for world models")] = (
+        "deepseek-grm"
+    ),
+    api_key: Annotated[
+        str | None, typer.Option(help="bearer token required on every route but /health (default: $GRM_API_KEY)")
+    ] = None,
+    k: Annotated[int, typer.Option(help="default samples per item (Voting@k)")] = 4,
+    k_meta: Annotated[int | None, typer.Option(help="default MetaRM@k kept samples (needs --meta-rm)")] = None,
+    temperature: Annotated[float, typer.Option(help="default sampling temperature")] = 0.5,
+    seed: Annotated[int, typer.Option(help="default seed (shuffles and sampling)")] = 0,
+    max_new_tokens: Annotated[int, typer.Option(help="default generation budget per judgement")] = 512,
+    max_batch_size: Annotated[int, typer.Option(help="generations per sampler cycle", rich_help_panel=PERF)] = 64,
+    max_wait_ms: Annotated[
+        float, typer.Option(help="how long a request waits for others to batch with", rich_help_panel=PERF)
+    ] = 10.0,
+    batching: Annotated[
+        bool, typer.Option(help="merge concurrent requests into shared calls", rich_help_panel=PERF)
+    ] = (True),
+    cache_size: Annotated[int, typer.Option(help="cached results of identical requests", rich_help_panel=PERF)] = 1024,
+    group_window_ms: Annotated[
+        float,
+        typer.Option(
+            help="group mode: judge per-sample requests of one prompt together (0 = off)", rich_help_panel=PERF
+        ),
+    ] = 0.0,
+    max_pending_samples: Annotated[
+        int, typer.Option(help="queued generations before 429 + Retry-After", rich_help_panel=LIMITS)
+    ] = 8192,
+    request_timeout_s: Annotated[float, typer.Option(help="504 after this long", rich_help_panel=LIMITS)] = 300.0,
+    max_body_bytes: Annotated[int, typer.Option(help="request body limit (413)", rich_help_panel=LIMITS)] = 4 << 20,
+    max_items: Annotated[int, typer.Option(help="items per /v1/score batch", rich_help_panel=LIMITS)] = 64,
+    max_responses: Annotated[int, typer.Option(help="responses per item", rich_help_panel=LIMITS)] = 16,
+    max_k: Annotated[int, typer.Option(help="largest k a request may ask for", rich_help_panel=LIMITS)] = 32,
+    max_text_chars: Annotated[int, typer.Option(help="characters per query/response", rich_help_panel=LIMITS)] = 32000,
+    header_timeout_s: Annotated[float, typer.Option(help="request head deadline", rich_help_panel=LIMITS)] = 10.0,
+    body_timeout_s: Annotated[float, typer.Option(help="request body deadline (408)", rich_help_panel=LIMITS)] = 30.0,
+    max_connections: Annotated[int, typer.Option(help="open connections (503 beyond)", rich_help_panel=LIMITS)] = 512,
+    device: Annotated[str, typer.Option(help="torch device for a local model")] = "cpu",
     num_threads: Annotated[int | None, typer.Option(help="torch CPU threads")] = None,
-    batch_size: Annotated[int, typer.Option(help="prompts per forward batch")] = 16,
+    batch_size: Annotated[int, typer.Option(help="prompts per forward batch (local model)")] = 16,
     chat_template: Annotated[bool, typer.Option(help="wrap prompts in the tokenizer's chat template")] = False,
     trust_remote_code: Annotated[bool, typer.Option(help="let the model repo run its own code")] = False,
+    project_dir: Annotated[
+        str, typer.Option(help="project whose MLflow store holds the registry", rich_help_panel=REGISTRY)
+    ] = ".",
+    tracking_uri: Annotated[
+        str | None, typer.Option(help="MLflow store (default: the project's)", rich_help_panel=REGISTRY)
+    ] = None,
+    registry_model_name: Annotated[str, typer.Option(help="registered GRM name", rich_help_panel=REGISTRY)] = "grm",
+    registry_meta_name: Annotated[str, typer.Option(help="registered meta-RM name", rich_help_panel=REGISTRY)] = (
+        "grm-meta-rm"
+    ),
 ) -> None:
-    """Serve a GRM over the OpenAI-compatible completions API (what `vllm serve` offers on GPUs)."""
+    """Serve a GRM as a reward: POST /v1/score (Voting@k, MetaRM@k), /get_reward (OpenRLHF), /v1/completions."""
     from grm.serving import serve_command
 
+    spec = model
+    model, registered_meta = resolve_registry_model(
+        model, project_dir, tracking_uri, registry_model_name, registry_meta_name
+    )
+    meta_rm = meta_rm or registered_meta
+
+    options = {
+        "device": device,
+        "num_threads": num_threads,
+        "batch_size": batch_size,
+        "chat_template": chat_template,
+        "trust_remote_code": trust_remote_code,
+    }
     serve_command(
         model,
         host=host,
         port=port,
-        served_model_name=served_model_name,
-        num_threads=num_threads,
-        batch_size=batch_size,
-        chat_template=chat_template,
-        trust_remote_code=trust_remote_code,
+        served_model_name=served_model_name or spec,
+        meta_rm=meta_rm,
+        template=template,
+        api_key=api_key,
+        k=k,
+        k_meta=k_meta,
+        temperature=temperature,
+        seed=seed,
+        max_new_tokens=max_new_tokens,
+        max_batch_size=max_batch_size,
+        max_wait_ms=max_wait_ms,
+        batching=batching,
+        cache_size=cache_size,
+        max_pending_samples=max_pending_samples,
+        request_timeout_s=request_timeout_s,
+        group_window_ms=group_window_ms,
+        max_body_bytes=max_body_bytes,
+        max_items=max_items,
+        max_responses=max_responses,
+        max_k=max_k,
+        max_text_chars=max_text_chars,
+        header_timeout_s=header_timeout_s,
+        body_timeout_s=body_timeout_s,
+        max_connections=max_connections,
+        sampler_options=options,
     )

@@ -29,7 +29,7 @@ def hf_server(tiny_model_dir):
     from grm.serving import start_in_thread
 
     local = HFSampler(tiny_model_dir, progress=False, num_threads=1)
-    server, _ = start_in_thread(local, model_name="tiny")
+    server = start_in_thread(local, model_name="tiny")
     yield f"http://127.0.0.1:{server.server_address[1]}", local
     server.shutdown()
     server.server_close()

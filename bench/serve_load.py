@@ -1,0 +1,237 @@
+"""Benchmark: ``grm serve`` under load, dynamic batching on vs off, and group mode's accuracy vs pointwise.
+
+Load: a ``grm serve`` subprocess over the embedded tiny world model (``bench/sampling.py``'s model) on loopback;
+1 / 8 / 32 closed-loop clients each send OpenRLHF-style per-sample ``/get_reward`` requests (one prompt + response
+from the world's test split) for ``--seconds``. Three servers:
+
+* ``batched``: dynamic batching (``--max-batch-size``, ``--max-wait-ms``), per-sample requests;
+* ``unbatched``: ``--no-batching`` (one request per sampler call), per-sample requests;
+* ``plain-16``: OpenRLHF's pattern: the client sends 16 samples per request to a server that serves one request at
+  a time (``--no-batching``).
+
+Reported: judgements (scored responses) per second, p50 / p99 request latency, mean requests and generations per
+sampler cycle (from ``/metrics``). Group mode: the world teacher (a real judge, fast) scores the test split
+pointwise (each response alone, ``k`` samples each) and in group mode (the responses of one query judged together,
+``k * n`` samples, the same generation budget) through per-sample requests; accuracy = the best response wins.
+
+Usage::
+
+    .venv/bin/python bench/serve_load.py [--seconds 8] [--clients 1,8,32] [--k 4] [--max-new-tokens 24]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
+
+import httpx  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(model: str, extra: list[str], threads: int) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    cmd = [sys.executable, "-m", "grm_cli.app", "serve", "--model", model, "--port", str(port)]
+    cmd += ["--template", "compact", "--cache-size", "0", "--num-threads", str(threads), "--batch-size", "64", *extra]
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"grm serve did not start: {' '.join(cmd)}")
+
+
+def metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+async def load(url: str, pairs: list[tuple[str, str]], clients: int, per_request: int, seconds: float) -> dict:
+    latencies: list[float] = []
+    judged = 0
+    stop = time.monotonic() + seconds
+
+    async def client(c: int, http: httpx.AsyncClient) -> None:
+        nonlocal judged
+        i = c * 997
+        while time.monotonic() < stop:
+            batch = [pairs[(i + j) % len(pairs)] for j in range(per_request)]
+            i += per_request
+            body = {"query": [f"{p} {r}" for p, r in batch], "prompts": [p for p, _ in batch]}
+            t0 = time.monotonic()
+            resp = await http.post("/get_reward", json=body)
+            resp.raise_for_status()
+            latencies.append(time.monotonic() - t0)
+            judged += per_request
+
+    async with httpx.AsyncClient(base_url=url, timeout=300, limits=httpx.Limits(max_connections=64)) as http:
+        t0 = time.monotonic()
+        await asyncio.gather(*(client(c, http) for c in range(clients)))
+        wall = time.monotonic() - t0
+    latencies.sort()
+    return {
+        "judgements_per_s": judged / wall,
+        "p50_s": statistics.median(latencies),
+        "p99_s": latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))],
+        "requests": len(latencies),
+    }
+
+
+def run_load(args: argparse.Namespace) -> list[dict]:
+    from bench.sampling import build_model
+    from grm.world.generator import WorldConfig, generate_world
+
+    test = generate_world(WorldConfig())["test"]
+    pairs = [(it.query, r) for it in test for r in it.responses]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        model, desc = build_model(Path(tmp))
+        print(f"model: {desc}", flush=True)
+        common = ["--k", str(args.k), "--max-new-tokens", str(args.max_new_tokens), "--temperature", "1.0"]
+        servers = {
+            "batched": ([*common, "--max-batch-size", str(args.max_batch_size), "--max-wait-ms", str(args.wait)], 1),
+            "unbatched": ([*common, "--no-batching"], 1),
+            "plain-16": ([*common, "--no-batching"], 16),
+        }
+        for name, (extra, per_request) in servers.items():
+            proc, url = start_server(str(model), extra, args.threads)
+            try:
+                asyncio.run(load(url, pairs, 1, per_request, 1.0))  # warm-up
+                for clients in args.clients:
+                    before = httpx.get(f"{url}/metrics").text
+                    stats = asyncio.run(load(url, pairs, clients, per_request, args.seconds))
+                    after = httpx.get(f"{url}/metrics").text
+                    cycles = metric(after, "grm_batch_requests_count") - metric(before, "grm_batch_requests_count")
+                    reqs = metric(after, "grm_batch_requests_sum") - metric(before, "grm_batch_requests_sum")
+                    gens = metric(after, "grm_batch_samples_sum") - metric(before, "grm_batch_samples_sum")
+                    row = {
+                        "server": name,
+                        "clients": clients,
+                        **stats,
+                        "requests_per_cycle": reqs / cycles if cycles else 0.0,
+                        "generations_per_cycle": gens / cycles if cycles else 0.0,
+                    }
+                    rows.append(row)
+                    print(json.dumps(row), flush=True)
+            finally:
+                proc.terminate()
+                proc.wait(timeout=30)
+    return rows
+
+
+def run_group(args: argparse.Namespace) -> dict:
+    """Pointwise vs group mode accuracy with the world teacher, equal generations per item."""
+    from grm.world.generator import WorldConfig, generate_world
+
+    items = [it for it in generate_world(WorldConfig())["test"] if it.n >= 2][: args.group_items]
+    out = {}
+    for mode, window in (("pointwise", 0), ("group", args.group_window_ms)):
+        proc, url = start_server("world-teacher", ["--temperature", "1.0", "--group-window-ms", str(window)], 1)
+        try:
+
+            async def judge(url=url, mode=mode):
+                async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+
+                    async def one(i, it):
+                        k = args.k * it.n if mode == "group" else args.k  # equal generations per item
+                        bodies = [
+                            {"prompt": it.query, "response": r, "group_id": f"q{i}", "group_size": it.n, "k": k}
+                            for r in it.responses
+                        ]
+                        t0 = time.monotonic()
+                        res = await asyncio.gather(*(http.post("/v1/score", json=b) for b in bodies))
+                        return [r.json()["score"] or 0.0 for r in res], time.monotonic() - t0
+
+                    return await asyncio.gather(*(one(i, it) for i, it in enumerate(items)))
+
+            results = asyncio.run(judge())
+            groups = {
+                line.split('"')[1]: float(line.split()[-1])
+                for line in httpx.get(f"{url}/metrics").text.splitlines()
+                if line.startswith("grm_groups_total{")
+            }
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+        correct = 0.0
+        for (scores, _), it in zip(results, items, strict=True):
+            top = max(scores)
+            winners = [i for i, s in enumerate(scores) if s == top]
+            correct += (1.0 / len(winners)) if it.best in winners else 0.0  # ties: half credit
+        out[mode] = {
+            "accuracy": correct / len(items),
+            "generations_per_item": statistics.mean(args.k * it.n for it in items),
+            "p50_latency_s": statistics.median(t for _, t in results),
+            "groups": groups,
+        }
+        print(json.dumps({"mode": mode, **out[mode]}), flush=True)
+    return out
+
+
+def table(rows: list[dict], group: dict | None) -> str:
+    lines = [
+        "| server | clients | judgements/s | p50 (s) | p99 (s) | requests / cycle | generations / cycle |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['server']} | {r['clients']} | {r['judgements_per_s']:.1f} | {r['p50_s']:.3f} | {r['p99_s']:.3f} | "
+            f"{r['requests_per_cycle']:.1f} | {r['generations_per_cycle']:.1f} |"
+        )
+    if group:
+        lines += ["", "| mode (world teacher, test split) | accuracy | generations / item | p50 latency (s) |"]
+        lines += ["|---|---:|---:|---:|"]
+        for mode, g in group.items():
+            lines.append(
+                f"| {mode} | {g['accuracy']:.3f} | {g['generations_per_item']:.1f} | {g['p50_latency_s']:.3f} |"
+            )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=8.0, help="load duration per point")
+    parser.add_argument("--clients", type=lambda s: [int(x) for x in s.split(",")], default=[1, 8, 32])
+    parser.add_argument("--k", type=int, default=4, help="samples per judgement")
+    parser.add_argument("--max-new-tokens", type=int, default=24)
+    parser.add_argument("--max-batch-size", type=int, default=256)
+    parser.add_argument("--wait", type=float, default=10.0, help="max_wait_ms of the batched server")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads of the server")
+    parser.add_argument("--group-items", type=int, default=400)
+    parser.add_argument("--group-window-ms", type=float, default=50.0)
+    parser.add_argument("--skip-load", action="store_true")
+    parser.add_argument("--out", type=Path, default=None, help="write the rows as JSON here")
+    args = parser.parse_args()
+    rows = [] if args.skip_load else run_load(args)
+    group = run_group(args)
+    print(table(rows, group))
+    if args.out:
+        args.out.write_text(json.dumps({"load": rows, "group": group, "args": vars(args)}, default=str, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,424 @@
+"""The asyncio scoring engine: dynamic batching, fair scheduling, a result cache, back-pressure and group mode.
+
+One worker thread owns the sampler (samplers are not thread-safe) and runs **cycles**. A cycle takes work units
+(``grm.serving.scoring.Unit``) from the active jobs **round-robin, one unit per job per round**, up to
+``max_batch_size`` generations, so a small request that arrives behind a huge one is in the next cycle instead of
+waiting for the whole huge one (bounded per-request work per cycle). The first job of an idle engine waits up to
+``max_wait_ms`` for company. With ``batching=False`` a cycle serves exactly one whole request (the baseline).
+
+Identical requests (same items and settings) are answered from a bounded LRU cache, or share the computation still
+in flight. When more than ``max_pending_samples`` generations are queued a request gets ``429`` with a
+``Retry-After`` estimated from the measured throughput; a stopped engine answers ``503``.
+
+**Group mode** (``group_window_ms > 0``): single-response requests with the same query (or the same ``group_id``)
+and settings that arrive within the window are judged together as one multi-response item (each sample shuffles
+the responses) and each caller gets its own response's score. A group with a ``group_size`` is sent as soon as it
+is full; when the window closes first it falls back to pointwise scoring of each member. Without ``group_size`` the
+window decides: two or more members are judged together, a lone one pointwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import time
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from grm.sampling.base import Sampler
+from grm.serving.metrics import Metrics
+from grm.serving.scoring import Job, MetaScorer, ScoreSettings, Unit, finish_jobs, item_key, make_item, sample_units
+
+log = logging.getLogger(__name__)
+
+
+class EngineError(Exception):
+    """A request the engine refuses or could not finish: ``status`` (429, 503, 504, 400, 500) and
+    ``retry_after`` seconds when retrying later can help."""
+
+    def __init__(self, message: str, status: int, retry_after: int | None = None, param: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+        self.param = param
+
+
+@dataclass(eq=False)
+class _Entry:
+    job: Job
+    future: asyncio.Future
+    arrived: float
+    key: str
+    waiters: int = 1
+
+
+@dataclass(eq=False)
+class _Group:
+    key: str
+    query: Any
+    settings: ScoreSettings
+    size: int | None
+    members: list[tuple[str, str | None, asyncio.Future]] = field(default_factory=list)
+    timer: asyncio.TimerHandle | None = None
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Throughput and back-pressure knobs (CLI flags of ``grm serve``)."""
+
+    max_batch_size: int = 64  # generations per sampler cycle
+    max_wait_ms: float = 10.0  # how long the first request of an idle engine waits for company
+    batching: bool = True
+    max_pending_samples: int = 8192  # queued generations before 429
+    cache_size: int = 1024  # cached results (0 = off)
+    request_timeout_s: float = 300.0  # 504 after this long
+    group_window_ms: float = 0.0  # group mode window (0 = off)
+
+    def __post_init__(self) -> None:
+        if self.max_batch_size < 1:
+            raise ValueError(f"max_batch_size={self.max_batch_size}: must be >= 1")
+        if self.max_wait_ms < 0 or self.group_window_ms < 0:
+            raise ValueError("max_wait_ms and group_window_ms must be >= 0")
+        if self.max_pending_samples < 1 or self.cache_size < 0 or self.request_timeout_s <= 0:
+            raise ValueError("max_pending_samples >= 1, cache_size >= 0 and request_timeout_s > 0 are required")
+
+
+class Engine:
+    """Schedules scoring jobs onto one sampler thread (see the module doc)."""
+
+    def __init__(
+        self,
+        sampler: Sampler,
+        *,
+        template: str,
+        meta: MetaScorer | None = None,
+        settings: EngineSettings | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.sampler = sampler
+        self.template = template
+        self.meta = meta
+        self.settings = settings or EngineSettings()
+        self.metrics = metrics or Metrics()
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="grm-sampler")
+        self._entries: list[_Entry] = []
+        self._inflight: dict[str, _Entry] = {}
+        self._cache: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+        self._groups: dict[str, _Group] = {}
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task | None = None
+        self._rate = 0.0  # EWMA generations per second
+        self._stopping = False
+        self.metrics.gauges["grm_queue_samples"] = lambda: float(self.pending_samples)
+        self.metrics.gauges["grm_queue_requests"] = lambda: float(len(self._entries))
+
+    # ----- lifecycle -----
+
+    async def start(self) -> None:
+        self._wake = asyncio.Event()
+        self._task = asyncio.create_task(self._loop(), name="grm-engine")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        for entry in self._entries:
+            if not entry.future.done():
+                entry.future.set_exception(EngineError("The server is shutting down; retry.", 503, 1))
+        self._entries.clear()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def pending_samples(self) -> int:
+        return sum(e.job.remaining_samples for e in self._entries if not e.job.cancelled)
+
+    async def run_sync(self, fn: Any, *args: Any) -> Any:
+        """Run ``fn(*args)`` on the sampler thread (``/v1/completions``), between cycles."""
+        if self._stopping:
+            raise EngineError("The server is shutting down; retry.", 503, 1)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    # ----- scoring -----
+
+    def _retry_after(self, extra: int) -> int:
+        rate = self._rate or 1.0
+        return max(1, math.ceil((self.pending_samples + extra) / rate))
+
+    async def score(
+        self, items: list[tuple[Any, list[str]]], ids: list[str | None], settings: ScoreSettings
+    ) -> list[dict[str, Any]]:
+        """Score items (``(query, responses)`` pairs) and return one result dict per item, ids echoed.
+
+        Raises:
+            EngineError: back-pressure (429), shutdown (503), timeout (504) or a sampler failure.
+        """
+        if self._stopping or self._task is None:
+            raise EngineError("The server is not running; retry later.", 503, 1)
+        key = json.dumps([items, settings.__dict__], ensure_ascii=False, sort_keys=True)
+        cached = self._cache.get(key)
+        if cached is not None:
+            self._cache.move_to_end(key)
+            self._hit()
+            return _with_ids(cached, ids)
+        entry = self._inflight.get(key)
+        if entry is None:
+            job = Job([make_item(q, r) for q, r in items], [None] * len(items), settings, self.template)
+            if self.pending_samples + job.samples > self.settings.max_pending_samples:
+                self.metrics.count("rejected", "429")
+                raise EngineError(
+                    f"The server is busy ({self.pending_samples} generations queued); retry later.",
+                    429,
+                    self._retry_after(job.samples),
+                )
+            loop = asyncio.get_running_loop()
+            entry = _Entry(job, loop.create_future(), time.monotonic(), key)
+            self._entries.append(entry)
+            self._inflight[key] = entry
+            assert self._wake is not None
+            self._wake.set()
+        else:
+            entry.waiters += 1
+        try:
+            results = await asyncio.wait_for(asyncio.shield(entry.future), self.settings.request_timeout_s)
+        except TimeoutError:
+            entry.waiters -= 1
+            if entry.waiters <= 0:
+                entry.job.cancelled = True
+                self._inflight.pop(key, None)
+            raise EngineError(
+                f"Scoring took longer than the server's request timeout ({self.settings.request_timeout_s:g} s).", 504
+            ) from None
+        return _with_ids(results, ids)
+
+    def _hit(self) -> None:
+        with self.metrics._lock:
+            self.metrics.cache_hits += 1
+
+    def _store(self, key: str, results: list[dict[str, Any]]) -> None:
+        if self.settings.cache_size <= 0:
+            return
+        self._cache[key] = results
+        self._cache.move_to_end(key)
+        while len(self._cache) > self.settings.cache_size:
+            self._cache.popitem(last=False)
+
+    # ----- group mode -----
+
+    async def score_in_group(
+        self,
+        query: Any,
+        response: str,
+        sample_id: str | None,
+        settings: ScoreSettings,
+        group_id: str | None = None,
+        group_size: int | None = None,
+    ) -> dict[str, Any]:
+        """Score one response of a group (see the module doc); the result is for this response alone."""
+        window = self.settings.group_window_ms / 1000
+        if window <= 0:
+            return await self._pointwise(query, response, sample_id, settings, "pointwise")
+        base = group_id if group_id is not None else item_key(query, [])
+        key = json.dumps([base, group_size, query if group_id is not None else None, settings.__dict__], default=str)
+        loop = asyncio.get_running_loop()
+        group = self._groups.get(key)
+        if group is None:
+            group = _Group(key, query, settings, group_size)
+            self._groups[key] = group
+            group.timer = loop.call_later(window, self._close_group, group, True)
+        future: asyncio.Future = loop.create_future()
+        group.members.append((response, sample_id, future))
+        if group_size is not None and len(group.members) >= group_size:
+            self._close_group(group, False)
+        return await future
+
+    def _close_group(self, group: _Group, expired: bool) -> None:
+        if self._groups.get(group.key) is group:
+            del self._groups[group.key]
+        if group.timer is not None:
+            group.timer.cancel()
+        members = group.members
+        together = len(members) >= 2 and (group.size is None or len(members) >= group.size)
+        if together:
+            self.metrics.count("groups", "grouped")
+            asyncio.ensure_future(self._run_group(group))
+            return
+        self.metrics.count("groups", "fallback" if expired and group.size else "single")
+        for response, sample_id, future in members:
+            asyncio.ensure_future(
+                _forward(self._pointwise(group.query, response, sample_id, group.settings, "pointwise"), future)
+            )
+
+    async def _run_group(self, group: _Group) -> None:
+        responses = [m[0] for m in group.members]
+        try:
+            (result,) = await self.score([(group.query, responses)], [None], group.settings)
+        except Exception as exc:
+            for _, _, future in group.members:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for index, (_, sample_id, future) in enumerate(group.members):
+            if not future.done():
+                future.set_result(member_view(result, index, sample_id, "group"))
+
+    async def _pointwise(
+        self, query: Any, response: str, sample_id: str | None, settings: ScoreSettings, mode: str
+    ) -> dict[str, Any]:
+        (result,) = await self.score([(query, [response])], [None], settings)
+        return member_view(result, 0, sample_id, mode)
+
+    # ----- the scheduler -----
+
+    def _take(self) -> list[Unit]:
+        active = [e for e in self._entries if not e.job.cancelled and e.job.next_unit < len(e.job.units)]
+        if not active:
+            return []
+        if not self.settings.batching:
+            job = active[0].job
+            units = job.units[job.next_unit :]
+            job.next_unit = len(job.units)
+            return units
+        budget = self.settings.max_batch_size
+        units: list[Unit] = []
+        progressed = True
+        while budget > 0 and progressed:
+            progressed = False
+            for entry in active:
+                job = entry.job
+                if job.next_unit >= len(job.units) or budget <= 0:
+                    continue
+                unit = job.units[job.next_unit]
+                if units and unit.count > budget:
+                    continue
+                units.append(unit)
+                job.next_unit += 1
+                budget -= unit.count
+                progressed = True
+        return units
+
+    async def _loop(self) -> None:
+        assert self._wake is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            self._entries = [e for e in self._entries if not e.future.done() and not e.job.cancelled]
+            if not any(e.job.next_unit < len(e.job.units) for e in self._entries):
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            if self.settings.batching and self.settings.max_wait_ms > 0:
+                oldest = min(e.arrived for e in self._entries)
+                deadline = oldest + self.settings.max_wait_ms / 1000
+                while self.pending_samples < self.settings.max_batch_size and time.monotonic() < deadline:
+                    self._wake.clear()
+                    try:
+                        await asyncio.wait_for(self._wake.wait(), deadline - time.monotonic())
+                    except TimeoutError:
+                        break
+            units = self._take()
+            if not units:
+                continue
+            start = time.monotonic()
+            try:
+                outcome = await loop.run_in_executor(self._executor, self._cycle, units)
+            except Exception as exc:  # the executor itself failed (shutdown)
+                log.exception("sampler cycle failed")
+                outcome = {u.job: exc for u in units}
+            elapsed = max(time.monotonic() - start, 1e-6)
+            done = sum(u.count for u in units)
+            self._rate = done / elapsed if not self._rate else 0.8 * self._rate + 0.2 * done / elapsed
+            for entry in list(self._entries):
+                if entry.job in outcome:
+                    self._resolve(entry, outcome[entry.job])
+
+    def _resolve(self, entry: _Entry, result: list[dict[str, Any]] | Exception) -> None:
+        self._inflight.pop(entry.key, None)
+        if entry.future.done():
+            return
+        if isinstance(result, Exception):
+            if isinstance(result, ValueError):  # the sampler could not read the rendered prompt: not retryable
+                msg = "The sampler rejected this request's prompt (check `query`, `responses` and the server's "
+                msg += f"--template): {type(result).__name__}: {result}"
+                err = EngineError(msg, 400, param="query")
+            else:
+                err = EngineError(f"Scoring failed: {type(result).__name__}: {result}", 500)
+            entry.future.set_exception(err)
+        else:
+            self._store(entry.key, result)
+            entry.future.set_result(result)
+
+    def _cycle(self, units: list[Unit]) -> dict[Job, list[dict[str, Any]] | Exception]:
+        """Sample ``units`` (sampler thread); return the results of the jobs that finished, or their errors. A
+        failing combined call is retried per job so that one bad request does not fail the others."""
+        jobs = list(dict.fromkeys(u.job for u in units))
+        self.metrics.batch(sum(u.count for u in units), len(jobs))
+        outcome: dict[Job, list[dict[str, Any]] | Exception] = {}
+        try:
+            sample_units(self.sampler, units)
+        except Exception as exc:
+            if len(jobs) == 1:
+                outcome[jobs[0]] = exc
+            else:
+                for job in jobs:
+                    try:
+                        sample_units(self.sampler, [u for u in units if u.job is job])
+                    except Exception as job_exc:
+                        outcome[job] = job_exc
+        finished = [j for j in jobs if j not in outcome and j.done_sampling and not j.cancelled]
+        for job in finished:  # per job: a meta-RM failure on one input must not fail the others
+            try:
+                (results,) = finish_jobs([job], self.meta)
+            except Exception as exc:
+                outcome[job] = exc
+                continue
+            failed = sum(r["parse_failures"]["count"] for r in results)
+            self.metrics.parsed(job.samples, failed)
+            outcome[job] = results
+        return outcome
+
+
+def _with_ids(results: list[dict[str, Any]], ids: list[str | None]) -> list[dict[str, Any]]:
+    return [{**r, "id": i} for r, i in zip(results, ids, strict=True)]
+
+
+def member_view(result: dict[str, Any], index: int, sample_id: str | None, mode: str) -> dict[str, Any]:
+    """One response's view of an item result (group mode and per-sample requests)."""
+    scores, votes = result["scores"], result["votes"]
+    score = None if scores is None else scores[index]
+    low, high = 1, 10
+    return {
+        "id": sample_id,
+        "score": score,
+        "reward": None if score is None else (score - low) / (high - low),
+        "vote": None if votes is None else votes[index],
+        "k": result["k"],
+        "k_meta": result["k_meta"],
+        "method": result["method"],
+        "n_parsed": result["n_parsed"],
+        "n_voted": result["n_voted"],
+        "parse_failures": result["parse_failures"],
+        "group": {
+            "mode": mode,
+            "size": result["n"],
+            "index": index,
+            "best": result["best"] == index if result["n"] > 1 else None,
+        },
+        **({"samples": result["samples"]} if "samples" in result else {}),
+    }
+
+
+async def _forward(coro: Any, future: asyncio.Future) -> None:
+    try:
+        value = await coro
+    except Exception as exc:
+        if not future.done():
+            future.set_exception(exc)
+    else:
+        if not future.done():
+            future.set_result(value)

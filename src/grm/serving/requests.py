@@ -1,0 +1,180 @@
+"""The request side of ``grm serve``: server settings, the request models (validation and OpenAPI schema), the
+limit checks that name the failing field, and OpenRLHF's response shape. No web server here (pydantic only)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+
+from grm.serving.completions import RequestError
+from grm.serving.engine import EngineSettings
+from grm.serving.scoring import ScoreSettings
+
+MAX_SEED = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """Per-request limits; each violation is a 4xx naming the field."""
+
+    max_body_bytes: int = 4 * 1024 * 1024
+    max_items: int = 64  # items per /v1/score batch, samples per /get_reward request
+    max_responses: int = 16  # responses per item (and group_size)
+    max_k: int = 32
+    max_text_chars: int = 32_000  # per query, response or message
+    max_new_tokens: int = 4096
+    max_temperature: float = 5.0
+    body_timeout_s: float = 30.0  # the whole body must arrive within this (408 otherwise)
+    max_header_bytes: int = 64 * 1024  # h11 bounds a head that arrives slowly; this bounds one that came at once
+
+
+@dataclass(frozen=True)
+class ScoringDefaults:
+    """What a request gets for the settings it leaves out."""
+
+    k: int = 4
+    k_meta: int | None = None  # set (with a meta RM) to make MetaRM@k the default
+    temperature: float = 0.5
+    seed: int = 0
+    max_new_tokens: int = 512
+
+
+@dataclass
+class AppConfig:
+    """Everything ``create_app`` needs besides the sampler."""
+
+    model_name: str = "grm"
+    template: str = "deepseek-grm"
+    api_key: str | None = None
+    defaults: ScoringDefaults = field(default_factory=ScoringDefaults)
+    limits: ServerLimits = field(default_factory=ServerLimits)
+    engine: EngineSettings = field(default_factory=EngineSettings)
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: Literal["system", "user", "assistant"]
+    content: StrictStr
+
+
+Query = StrictStr | list[Message]
+Temperature = Annotated[float, Field(ge=0, strict=True, allow_inf_nan=False)]
+
+
+class ScoreItem(BaseModel):
+    """One query and the responses to judge together."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: StrictStr | None = Field(None, description="echoed back")
+    query: Query
+    responses: list[StrictStr] = Field(min_length=1)
+
+
+class ScoreRequest(BaseModel):
+    """One item (``query`` + ``responses``), a batch (``items``) or one sample (``prompt`` + ``response``, slime
+    style). Settings left out take the server's defaults."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    id: StrictStr | None = None
+    query: Query | None = None
+    responses: list[StrictStr] | None = None
+    items: list[ScoreItem] | None = None
+    prompt: Query | None = Field(None, description="per-sample form: the query (a string or chat messages)")
+    response: StrictStr | None = Field(None, description="per-sample form: the one response")
+    label: Any = Field(None, description="per-sample form: ignored (slime sends it)")
+    group_id: StrictStr | None = Field(None, description="group mode: samples with this id are judged together")
+    group_size: StrictInt | None = Field(None, ge=2, description="group mode: how many samples the group has")
+    k: StrictInt | None = Field(None, ge=1, description="samples per item (Voting@k)")
+    k_meta: StrictInt | None = Field(None, ge=1, description="MetaRM@k: samples the meta RM keeps")
+    temperature: Temperature | None = None
+    seed: StrictInt | None = Field(None, ge=0, le=MAX_SEED)
+    max_new_tokens: StrictInt | None = Field(None, ge=1)
+    return_samples: StrictBool = False
+
+
+class GetRewardRequest(BaseModel):
+    """OpenRLHF's remote reward request: ``query[i]`` = ``prompts[i]`` + the response."""
+
+    model_config = ConfigDict(extra="allow")  # OpenRLHF may add fields (e.g. metas)
+    query: list[StrictStr] = Field(min_length=1)
+    prompts: list[StrictStr] | None = None
+    labels: list[Any] | None = None
+
+
+def check_text(text: str, where: str, limits: ServerLimits) -> None:
+    if len(text) > limits.max_text_chars:
+        raise RequestError(
+            f"`{where}` has {len(text)} characters; at most {limits.max_text_chars} (--max-text-chars).", param=where
+        )
+
+
+def check_query(query: Any, where: str, limits: ServerLimits) -> Any:
+    if isinstance(query, str):
+        check_text(query, where, limits)
+        return query
+    if not query:
+        raise RequestError(f"`{where}` is an empty conversation; send a string or a list of messages.", param=where)
+    if query[-1].role != "user":
+        raise RequestError(f"`{where}` must end with a user turn.", param=where)
+    for i, m in enumerate(query):
+        check_text(m.content, f"{where}[{i}].content", limits)
+    return [m.model_dump() for m in query]
+
+
+def check_responses(responses: list[str], where: str, limits: ServerLimits) -> list[str]:
+    if len(responses) > limits.max_responses:
+        raise RequestError(
+            f"`{where}` has {len(responses)} responses; at most {limits.max_responses} (--max-responses).", param=where
+        )
+    for i, r in enumerate(responses):
+        check_text(r, f"{where}[{i}]", limits)
+    return list(responses)
+
+
+def resolve_settings(req: ScoreRequest, config: AppConfig, has_meta: bool) -> ScoreSettings:
+    """The request's settings with the server's defaults filled in, checked against the limits."""
+    d, lim = config.defaults, config.limits
+    k = req.k if req.k is not None else d.k
+    if k > lim.max_k:
+        raise RequestError(f"`k` is {k}; this server allows at most {lim.max_k} (--max-k).", param="k")
+    k_meta = req.k_meta if req.k_meta is not None else (d.k_meta if has_meta else None)
+    if k_meta is not None:
+        if not has_meta:
+            raise RequestError(
+                "`k_meta` needs a meta RM; this server has none (start it with --meta-rm DIR).", param="k_meta"
+            )
+        if k_meta > k:
+            raise RequestError(f"`k_meta` ({k_meta}) must be <= k ({k}).", param="k_meta")
+    temperature = req.temperature if req.temperature is not None else d.temperature
+    if temperature > lim.max_temperature:
+        raise RequestError(f"`temperature` must be <= {lim.max_temperature}, got {temperature}.", param="temperature")
+    max_new = req.max_new_tokens if req.max_new_tokens is not None else d.max_new_tokens
+    if max_new > lim.max_new_tokens:
+        raise RequestError(
+            f"`max_new_tokens` is {max_new}; at most {lim.max_new_tokens} (--max-new-tokens-limit).",
+            param="max_new_tokens",
+        )
+    seed = req.seed if req.seed is not None else d.seed
+    return ScoreSettings(k, k_meta, float(temperature), seed, max_new, req.return_samples)
+
+
+FAILED_SCORE = 0.5  # /get_reward: a sample whose every judgement failed to parse gets the middle of the range
+
+
+def openrlhf_response(members: list[dict[str, Any]]) -> dict[str, Any]:
+    """OpenRLHF's response: ``scores`` in [0, 1] (the mean 1..10 score mapped linearly), ``rewards`` = 2 * score - 1
+    in [-1, 1]; a sample with no parsed judgement gets score 0.5 / reward 0 and ``grm_parse_failed`` = 1."""
+    scores = [FAILED_SCORE if m["reward"] is None else float(m["reward"]) for m in members]
+    return {
+        "rewards": [2 * s - 1 for s in scores],
+        "scores": scores,
+        "extra_logs": {
+            "grm_parse_failed": [float(m["reward"] is None) for m in members],
+            "grm_parse_failure_rate": [m["parse_failures"]["count"] / m["k"] for m in members],
+            "grm_n_voted": [float(m["n_voted"]) for m in members],
+            "grm_grouped": [float(m["group"]["mode"] == "group") for m in members],
+            "grm_raw_score": [0.0 if m["score"] is None else float(m["score"]) for m in members],
+        },
+    }

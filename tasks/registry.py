@@ -34,6 +34,20 @@ def gate(
             ctx.cfg.registry,
             meta_rm_dir=meta_rm.output("model") if meta_rm is not None else None,
         )
+    if ctx.cfg.registry.pyfunc_model_name:
+        with bench.LEDGER.measure("registry.gate", "tracking"):
+            from grm.integrations.mlflow import log_grm_model
+
+            log_grm_model(
+                grm_model.output("model"),
+                meta_rm_dir=meta_rm.output("model") if meta_rm is not None else None,
+                run_id=ctx.parent_run_id,
+                template=ctx.cfg.sampling.template,
+                registered_model_name=ctx.cfg.registry.pyfunc_model_name,
+                alias=decision["alias"],
+                tracking_uri=ctx.tracker.uri,
+            )
+        decision["pyfunc"] = f"models:/{ctx.cfg.registry.pyfunc_model_name}@{decision['alias']}"
     for repair in decision.get("repairs", []):
         log.warning("registry repair: %s", repair)
     log.info(

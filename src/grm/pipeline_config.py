@@ -617,6 +617,13 @@ class RegistryConfig:
         },
     )
     margin: float = field(default=0.0, metadata={"help": "required improvement over the champion's gate metric"})
+    pyfunc_model_name: str | None = field(
+        default="grm-pyfunc",
+        metadata={
+            "help": "also register the GRM + meta RM as an MLflow pyfunc model under this name, with the gate's alias "
+            "(`mlflow models serve -m models:/grm-pyfunc@champion --env-manager local`); null: skip"
+        },
+    )
 
 
 # ---- the whole pipeline ----------------------------------------------------------------------------------------

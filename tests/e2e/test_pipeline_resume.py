@@ -31,7 +31,7 @@ def completed(project: Path) -> dict[str, float]:
 def uninterrupted(prefect_server: PrefectServer, tmp_path_factory: pytest.TempPathFactory) -> dict:
     project = make_project(tmp_path_factory.mktemp("clean") / "project")
     result = run_flow(prefect_server, "spct_pipeline", project)
-    return {**result, "log": (project / "spct_pipeline.log").read_text()}  # run_flow saved stdout + stderr
+    return {**result, "log": (project / "spct_pipeline.log").read_text(), "project": project}  # stdout + stderr
 
 
 @pytest.fixture(scope="module")
@@ -143,3 +143,28 @@ def test_a_run_prints_one_start_and_end_line_per_stage_and_no_library_noise(unin
     for stage in uninterrupted["stages"]:
         assert sum(f"stage {stage} (key " in line for line in log.splitlines()) == 1, stage
         assert sum(f"stage {stage} computed in " in line for line in log.splitlines()) == 1, stage
+
+
+def test_the_gate_registers_a_pyfunc_grm_that_scores_a_test_item(uninterrupted: dict) -> None:
+    """`registry.gate` also logs the GRM + meta RM as a pyfunc (what `mlflow models serve` serves), under the
+    gate's alias; loaded back from the registry it judges a held-out item of the run."""
+    import mlflow
+    import pandas as pd
+
+    decision = uninterrupted["registry"]
+    assert decision["pyfunc"] == f"models:/grm-pyfunc@{decision['alias']}"
+    from tasks.tracking import default_tracking_uri
+
+    project = uninterrupted["project"]
+    before = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(default_tracking_uri(project))
+    try:
+        model = mlflow.pyfunc.load_model(decision["pyfunc"])
+    finally:
+        mlflow.set_tracking_uri(before)
+    item = json.loads((project / "data" / "test.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    out = model.predict(pd.DataFrame([{"query": item["query"], "responses": item["responses"]}]), params={"k": 2})
+    row = out.iloc[0]
+    assert row["n_parsed"] + row["n_failed"] == 2 and row["method"].startswith("voting")
+    if row["n_parsed"]:
+        assert len(row["scores"]) == len(item["responses"])

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from grm.ablations import ABLATIONS
+from grm.ablations import model_name as ablation_model
 from grm.prompts import TEMPLATES
 from grm.verdicts import TIE_POLICIES
 
@@ -374,14 +376,30 @@ class RFTConfig:
             "data folder needs its general.jsonl"
         },
     )
-    ablation_unfiltered: bool = field(
+    sft_unfiltered: bool = field(
         default=True,
-        metadata={"help": "also train 'RFT w/o rejective sampling' on unfiltered teacher samples, same budget"},
+        metadata={
+            "help": "also train 'SFT on unfiltered teacher samples' (ours, not the paper's ablation): the same number "
+            "of un-hinted teacher samples drawn regardless of correctness, same budget (model sft_unfiltered)"
+        },
+    )
+    ablations: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "help": f"the paper's RFT ablations (Table 4) to train and evaluate beside RFT, any of {sorted(ABLATIONS)} "
+            "(no_hinted / no_nonhinted: w/o hinted / non-hinted sampling, no_general: w/o general-instruction data, "
+            "no_principles: the critique without its principles line, general_only: the paper's 'RFT w/o "
+            "rejective sampling' = general-instruction data only); each is one more RFT-sized SFT + its evaluation "
+            "(model rft_{name}). Off by default: each costs about 3 min of the 2-core run"
+        },
     )
 
     def __post_init__(self) -> None:
         if self.general_ratio < 0:
             _fail("rft.general_ratio", self.general_ratio, "must be >= 0")
+        unknown = [a for a in self.ablations if a not in ABLATIONS]
+        if unknown or len(set(self.ablations)) != len(self.ablations):
+            _fail("rft.ablations", list(self.ablations), f"use distinct names from {sorted(ABLATIONS)}")
 
 
 # ---- RL --------------------------------------------------------------------------------------------------------
@@ -685,8 +703,9 @@ def heldout_name(cfg: PipelineConfig) -> str:
 def evaluated_models(cfg: PipelineConfig) -> tuple[str, ...]:
     """The models the pipeline evaluates on the held-out split, in flow order (``flows/pipeline.py``)."""
     models = ["teacher"]
-    if cfg.rft.ablation_unfiltered:
+    if cfg.rft.sft_unfiltered:
         models.append("sft_unfiltered")
+    models += [ablation_model(a) for a in cfg.rft.ablations]
     models.append("rft")
     if cfg.rl.enabled:
         models.append("rl")
@@ -772,8 +791,11 @@ def _why_missing(cfg: PipelineConfig, metric: str) -> str:
             )
         if model == "rl" and not cfg.rl.enabled:
             notes.append(f"rl.max_steps={cfg.rl.max_steps} turns rl.train off, so no rl metrics")
-        if model == "sft_unfiltered" and not cfg.rft.ablation_unfiltered:
-            notes.append("rft.ablation_unfiltered=false: no sft_unfiltered metrics")
+        if model == "sft_unfiltered" and not cfg.rft.sft_unfiltered:
+            notes.append("rft.sft_unfiltered=false: no sft_unfiltered metrics")
+        ablation = model.removeprefix("rft_")
+        if ablation in ABLATIONS and ablation not in cfg.rft.ablations:
+            notes.append(f"rft.ablations={list(cfg.rft.ablations)} does not train {ablation!r}")
         if len(parts) >= 4:
             if parts[3].startswith(f"{METARM}_k") and not cfg.meta_rm.enabled:
                 notes.append("meta_rm.enabled=false: no metarm_k* cells")
@@ -861,12 +883,15 @@ def validate_pipeline(cfg: PipelineConfig) -> None:
 
 
 def general_data_needed(cfg: PipelineConfig) -> list[str]:
-    """The settings that read general-instruction data (``rft.general_ratio > 0``, ``rl.general_coef > 0``)."""
+    """The settings that read general-instruction data (``rft.general_ratio > 0``, ``rl.general_coef > 0``, the
+    ``general_only`` ablation)."""
     keys = []
     if cfg.rft.general_ratio > 0:
         keys.append(f"rft.general_ratio={cfg.rft.general_ratio}")
     if cfg.rl.enabled and cfg.rl.general_coef > 0:
         keys.append(f"rl.general_coef={cfg.rl.general_coef}")
+    if "general_only" in cfg.rft.ablations:
+        keys.append("rft.ablations=[general_only]")
     return keys
 
 

@@ -6,10 +6,18 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from grm.ablations import ABLATIONS, UNFILTERED, UNFILTERED_LABEL, model_name
 from grm.metrics import paired_gap
 
-MODELS = ("teacher", "sft_unfiltered", "rft", "rl")
-MODEL_LABELS = {"teacher": "teacher", "sft_unfiltered": "unfiltered-SFT", "rft": "RFT", "rl": "RL"}
+ABLATION_MODELS = tuple(model_name(a) for a in ABLATIONS)
+MODELS = ("teacher", UNFILTERED, *ABLATION_MODELS, "rft", "rl")
+MODEL_LABELS = {
+    "teacher": "teacher",
+    UNFILTERED: UNFILTERED_LABEL,
+    **{model_name(a): label for a, label in ABLATIONS.items()},
+    "rft": "RFT",
+    "rl": "RL",
+}
 
 
 def _cell(metrics: Mapping[str, float], prefix: str) -> str:
@@ -104,12 +112,13 @@ class Gap:
 
 
 def claim_pairs(models: Sequence[str], ks: Sequence[int]) -> list[tuple[tuple[str, str], tuple[str, str]]]:
-    """The paper's orderings as (a, b) pairs, "a beats b": rejective sampling (RFT > unfiltered-SFT, greedy),
-    RL > RFT (greedy), and per trained model Voting@k > Voting@1, MetaRM@k >= Voting@k, Voting@k / MetaRM@k >
+    """The paper's orderings as (a, b) pairs, "a beats b": rejective sampling (RFT > SFT on unfiltered samples,
+    greedy), RFT > each of its ablations (Table 4, greedy), RL > RFT (greedy), and per trained model Voting@k > Voting@1, MetaRM@k >= Voting@k, Voting@k / MetaRM@k >
     greedy, with k the largest evaluated k."""
     k = max(ks)
     pairs: list[tuple[tuple[str, str], tuple[str, str]]] = []
-    for a, b in (("rft", "sft_unfiltered"), ("rl", "rft")):
+    ablations = [("rft", m) for m in ABLATION_MODELS]
+    for a, b in (("rft", UNFILTERED), *ablations, ("rl", "rft")):
         if a in models and b in models:
             # single-order greedy (the paper's protocol), then averaged over the shown order and its reverse
             pairs.append(((a, "greedy_k1"), (b, "greedy_k1")))

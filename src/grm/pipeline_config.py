@@ -579,13 +579,29 @@ class EvalConfig:
     )
     limit: int | None = field(default=None, metadata={"help": "evaluate only the first N test items (None: all)"})
     benchmarks: tuple[str, ...] = field(
-        default=(),
+        default=("rewardbench", "rmb", "realmistake"),
         metadata={
-            "help": "registered benchmarks to evaluate the final GRM on (grm eval names), besides the held-out test split"
+            "help": "registered real benchmarks (grm eval names) each trained GRM (rft, rl; MetaRM@k with the meta "
+            "RM) is evaluated on besides the held-out split, as stages bench.{benchmark}.{model} with grm eval's "
+            "code; metrics eval/{benchmark}/{model}/... (usable as registry.gate_metric). Default: the three with a "
+            "local copy in ../shared/benchdata. On the embedded tiny model (128 positions, world vocabulary) the "
+            "items are cut to fit the context (counted): a protocol check, not a quality measure. [] turns it off"
         },
     )
-    benchmark_limit: int | None = field(default=None, metadata={"help": "items per benchmark (None: all)"})
-    benchdata: str = field(default="../shared/benchdata", metadata={"help": "folder holding local benchmark copies"})
+    benchmark_limit: int | None = field(
+        default=20,
+        metadata={
+            "help": "items per benchmark, spread over its subsets (None: all). 20: the CPU default shows the path "
+            "works in seconds per benchmark (configs/gpu-recipe.yaml: all)"
+        },
+    )
+    benchdata: str = field(
+        default="../shared/benchdata",
+        metadata={
+            "help": "folder holding the local benchmark copies (relative to the project folder); each benchmark's "
+            "own subfolder is keyed by content, and a missing one fails at load when eval.benchmarks lists it"
+        },
+    )
 
     @property
     def k_max(self) -> int:
@@ -880,6 +896,37 @@ def validate_pipeline(cfg: PipelineConfig) -> None:
             problems.append(problem)
     if problems:
         raise ValueError("\n".join(problems))
+
+
+def check_benchdata(cfg: PipelineConfig, project_dir: str | Path = ".") -> None:
+    """``eval.benchdata`` (relative to ``project_dir``) holds every benchmark of ``eval.benchmarks``: checked at
+    load, so a missing copy fails before training rather than at the benchmark stage after it.
+
+    Raises:
+        ConfigError: naming eval.benchdata, the missing folder and the fix.
+    """
+    if not cfg.eval.benchmarks:
+        return
+    from grm.benchmarks import get_benchmark
+    from grm.config import ConfigError
+
+    root = Path(cfg.eval.benchdata)
+    root = root if root.is_absolute() else Path(project_dir) / root
+    problems = []
+    for name in cfg.eval.benchmarks:
+        if get_benchmark(name).local_shards is None:
+            problems.append(f"{name} has no local reader (hub only)")
+            continue
+        try:
+            get_benchmark(name).local_shards(root)
+        except (FileNotFoundError, OSError) as exc:
+            problems.append(f"{name}: {exc}")
+    if problems:
+        raise ConfigError(
+            f"eval.benchdata={cfg.eval.benchdata!r} ({root}) lacks what eval.benchmarks={list(cfg.eval.benchmarks)} "
+            f"reads: {'; '.join(problems)}. Point eval.benchdata at the benchdata folder, or drop those benchmarks "
+            "(--set eval.benchmarks=[] turns the benchmark evaluation off)"
+        )
 
 
 def general_data_needed(cfg: PipelineConfig) -> list[str]:

@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+import tasks.benchmarks
 import tasks.data
 import tasks.evaluation
 import tasks.training  # noqa: F401  (registers the stages)

@@ -178,3 +178,51 @@ def gaps_table(gaps: Sequence[Gap]) -> str:
             f"{'yes' if g.resolved else 'no'} |"
         )
     return "\n".join(lines)
+
+
+BENCH_HEADLINES = ("roc_auc", "overall", "accuracy")  # the first a benchmark's cells have is its official number
+
+
+def benchmark_table(
+    metrics: Mapping[str, float],
+    benchmarks: Sequence[str],
+    ks: Sequence[int],
+    models: Sequence[str] = ("rft", "rl"),
+) -> str:
+    """A markdown table of the ``eval.benchmarks`` results: one row per (benchmark, model), the benchmark's
+    official headline (ReaLMistake ROC-AUC, RewardBench/RMB overall, else accuracy; %) per method, and how many
+    items were evaluated, cut to fit the context and refused (``eval/{b}/{m}/context/*``).
+
+    Example:
+        >>> m = {"eval/rmb/rl/greedy_k1/overall": 0.5, "eval/rmb/rl/voting_k4/overall": 0.25,
+        ...      "eval/rmb/rl/context/n_fit": 20.0, "eval/rmb/rl/context/n_truncated": 18.0,
+        ...      "eval/rmb/rl/context/n_refused": 0.0}
+        >>> print(benchmark_table(m, ["rmb"], [1, 4]).splitlines()[2])
+        | rmb | RL | overall | 50.0 | 25.0 | – | 20 (18 cut, 0 refused) |
+    """
+    from grm.evaluation import metric_name
+
+    show = [k for k in ks if k > 1]
+    header = ["benchmark", "model", "metric", "greedy"] + [f"Voting@{k}" for k in show]
+    header += [f"MetaRM@{k}" for k in show] + ["items"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for bench in benchmarks:
+        for model in models:
+            base = f"eval/{metric_name(bench)}/{model}"
+            if not any(key.startswith(base + "/") for key in metrics):
+                continue
+            headline = next(
+                (h for h in BENCH_HEADLINES if any(k.startswith(base) and k.endswith(f"/{h}") for k in metrics)),
+                "accuracy",
+            )
+            cells = (
+                [f"{base}/greedy_k1"] + [f"{base}/voting_k{k}" for k in show] + [f"{base}/metarm_k{k}" for k in show]
+            )
+            values = []
+            for cell in cells:
+                v = metrics.get(f"{cell}/{headline}")
+                values.append("–" if v is None or math.isnan(v) else f"{100 * v:.1f}")
+            fit = {n: int(metrics.get(f"{base}/context/{n}", 0)) for n in ("n_fit", "n_truncated", "n_refused")}
+            items = f"{fit['n_fit']} ({fit['n_truncated']} cut, {fit['n_refused']} refused)"
+            lines.append("| " + " | ".join([bench, MODEL_LABELS.get(model, model), headline, *values, items]) + " |")
+    return "\n".join(lines)

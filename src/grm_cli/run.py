@@ -25,7 +25,7 @@ def run_command(
     from grm.config import load_config
     from grm.evaluation import heldout_benchmark
     from grm.pipeline_config import PipelineConfig
-    from grm.report import results_table, single_sample_row
+    from grm.report import benchmark_table, results_table, single_sample_row
 
     cfg = load_config(PipelineConfig, [config], override or [])
     out = spct_pipeline(str(config), list(override or []), str(project_dir))
@@ -34,6 +34,16 @@ def run_command(
     typer.echo(f"Accuracy on the {bench} test split (%, 95% bootstrap interval), T={cfg.eval.temperature}:")
     typer.echo(results_table(out["metrics"], bench, cfg.eval.ks))
     typer.echo(single_sample_row(out["metrics"], bench))
+    if cfg.eval.benchmarks:
+        typer.echo(
+            f"\nReal benchmarks (eval.benchmarks, {cfg.eval.benchmark_limit or 'all'} items each; %, official metric):"
+        )
+        if cfg.model.base == "embedded":
+            typer.echo(
+                "protocol check only: the embedded tiny model reads English benchmark text as <unk> tokens and has "
+                f"{cfg.model.tiny.max_position_embeddings} positions (items cut to fit, counted); not a quality measure"
+            )
+        typer.echo(benchmark_table(out["metrics"], cfg.eval.benchmarks, cfg.eval.ks))
     if out.get("gaps_table"):
         typer.echo("\nThe paper's orderings, paired over the same test items (gap in points, 95% bootstrap):")
         typer.echo(out["gaps_table"])

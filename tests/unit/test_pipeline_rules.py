@@ -251,3 +251,32 @@ def test_the_general_only_ablation_needs_general_data_at_load(tmp_path):
     cfg = load(f"data.source={tmp_path}", "rft.general_ratio=0", "rl.general_coef=0", "rft.ablations=[general_only]")
     with pytest.raises(ConfigError, match=r"rft.ablations=\[general_only\].*general.jsonl"):
         check_data_files(cfg)
+
+
+# ---- eval.benchmarks -----------------------------------------------------------------------------------------
+def test_missing_benchdata_fails_at_load_naming_the_key_and_the_fix(tmp_path):
+    from grm.pipeline_config import check_benchdata
+
+    cfg = load(f"eval.benchdata={tmp_path}", "eval.benchmarks=[rewardbench,realmistake]")
+    with pytest.raises(ConfigError) as info:
+        check_benchdata(cfg, tmp_path)
+    message = str(info.value)
+    assert "eval.benchdata" in message and "rewardbench" in message and "realmistake" in message
+    assert "eval.benchmarks=[]" in message
+    (tmp_path / "rewardbench").mkdir()
+    (tmp_path / "rewardbench" / "rewardbench_filtered.jsonl").write_text('{"subset": "x"}\n')
+    check_benchdata(load(f"eval.benchdata={tmp_path}", "eval.benchmarks=[rewardbench]"), tmp_path)
+    check_benchdata(load("eval.benchdata=/nowhere", "eval.benchmarks=[]"), tmp_path)  # off: nothing to read
+    rel = load("eval.benchdata=bd", "eval.benchmarks=[rewardbench]")  # relative to the project folder
+    (tmp_path / "bd").symlink_to(tmp_path)
+    check_benchdata(rel, tmp_path)
+
+
+def test_benchmark_metrics_of_the_trained_grms_can_gate():
+    assert PipelineConfig().eval.benchmarks == ("rewardbench", "rmb", "realmistake")
+    cfg = load("registry.gate_metric=eval/rmb/rl/metarm_k8/overall")
+    assert cfg.registry.gate_metric == "eval/rmb/rl/metarm_k8/overall"
+    assert "not a metric this run produces" in load_error("registry.gate_metric=eval/rmb/teacher/voting_k8/overall")
+    assert "not a metric this run produces" in load_error(
+        "eval.benchmarks=[rewardbench]", "registry.gate_metric=eval/rmb/rl/voting_k8/overall"
+    )

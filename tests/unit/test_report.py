@@ -91,3 +91,21 @@ def test_ablation_rows_carry_the_papers_names_and_are_compared_with_full_rft():
     pairs = claim_pairs(["sft_unfiltered", "rft_no_principles", "rft"], [1])
     assert (("rft", "greedy_k1"), ("rft_no_principles", "greedy_k1")) in pairs
     assert not any(b[0] == "rft_no_hinted" for _, b in pairs)
+
+
+def test_benchmark_table_shows_each_benchmarks_official_metric_and_the_context_counts():
+    from grm.report import benchmark_table
+
+    metrics = {
+        "eval/realmistake/rft/greedy_k1/roc_auc": 0.5,
+        "eval/realmistake/rft/greedy_k1/accuracy": 0.9,
+        "eval/realmistake/rft/voting_k4/roc_auc": 0.625,
+        "eval/realmistake/rft/context/n_fit": 18.0,
+        "eval/realmistake/rft/context/n_truncated": 18.0,
+        "eval/realmistake/rft/context/n_refused": 2.0,
+        "eval/rewardbench/rl/metarm_k4/overall": 0.75,
+    }
+    lines = benchmark_table(metrics, ["realmistake", "rewardbench", "rmb"], [1, 4]).splitlines()
+    assert lines[2] == "| realmistake | RFT | roc_auc | 50.0 | 62.5 | – | 18 (18 cut, 2 refused) |"
+    assert lines[3] == "| rewardbench | RL | overall | – | – | 75.0 | 0 (0 cut, 0 refused) |"
+    assert len(lines) == 4  # rmb has no metrics: no row

@@ -784,13 +784,16 @@ def expected_metrics(cfg: PipelineConfig) -> set[str]:
 
 
 def benchmark_metric_prefixes(cfg: PipelineConfig) -> set[str]:
-    """``eval/{benchmark}/{model}/{cell}/`` for every ``eval.benchmarks`` entry and trained model (rft, rl)."""
-    from grm.evaluation import GREEDY, METARM, VOTING, metric_name
+    """``eval/{benchmark}/{model}/{cell}/`` for every ``eval.benchmarks`` entry and trained model (rft, rl).
 
-    cells = [f"{GREEDY}_k1"] + [f"{VOTING}_k{k}" for k in cfg.eval.ks]
-    if cfg.meta_rm.enabled:
-        cells += [f"{METARM}_k{k}" for k in cfg.eval.ks]
+    The cells are those the held-out evaluation of the same model produces (``expected_metrics``: greedy, the
+    position-swap hygiene cell, Voting@k, MetaRM@k): the bench stages run the same ``evaluate`` with the same
+    settings; only the metrics inside a cell depend on the benchmark's scorer.
+    """
+    from grm.evaluation import metric_name
+
     models = [m for m in evaluated_models(cfg) if m in ("rft", "rl")]
+    cells = {name.split("/")[3] for name in expected_metrics(cfg) if name.split("/")[2] in models}
     return {f"eval/{metric_name(b)}/{m}/{c}/" for b in cfg.eval.benchmarks for m in models for c in cells}
 
 

@@ -102,7 +102,7 @@ def model_token_counter(model_dir: str, chat_template: bool = False) -> tuple[Ca
 
     def n_tokens(text: str) -> int:
         if chat_template:
-            return len(tokenizer(wrap_chat(tokenizer, text), add_special_tokens=False)["input_ids"])
-        return len(tokenizer(text)["input_ids"])
+            return len(tokenizer(wrap_chat(tokenizer, text), add_special_tokens=False, verbose=False)["input_ids"])
+        return len(tokenizer(text, verbose=False)["input_ids"])  # counting only: no over-length warning
 
     return n_tokens, context

@@ -20,6 +20,7 @@ File checks (the data folder's files) need the project folder: ``check_data_file
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -757,32 +758,55 @@ def expected_metrics(cfg: PipelineConfig) -> set[str]:
     settings, and ``EvalReport.metrics`` names the results. Benchmarks of ``eval.benchmarks`` are not included
     (their metrics depend on the benchmark's subsets): ``gate_metric_problem`` accepts their prefixes.
     """
+    return set(
+        _probe_metrics(
+            evaluated_models(cfg), heldout_name(cfg), tuple(cfg.eval.ks), cfg.meta_rm.enabled, cfg.eval.k_meta,
+            cfg.eval.temperature, cfg.sampling.template, cfg.eval.tie_policy, cfg.eval.hygiene, cfg.eval.seed_agreement,
+        )
+    )  # fmt: skip
+
+
+@functools.lru_cache(maxsize=256)
+def _probe_metrics(
+    models: tuple[str, ...],
+    benchmark: str,
+    ks: tuple[int, ...],
+    meta: bool,
+    k_meta: int | None,
+    temperature: float,
+    template: str,
+    tie_policy: str,
+    hygiene: bool,
+    seed_agreement: bool,
+) -> frozenset[str]:
+    """``expected_metrics`` of one combination of the settings metric names depend on (memoised: every config
+    build checks its gate metric, and the probe evaluation costs ~20 ms)."""
     from grm.evaluation import METARM, VOTING, evaluate
     from grm.schemas import Item
 
     probe = [Item(id="probe", query="q", responses=("a", "b"), best=0)]
-    methods = (VOTING, METARM) if cfg.meta_rm.enabled else (VOTING,)
+    methods = (VOTING, METARM) if meta else (VOTING,)
     names: set[str] = set()
-    for model in evaluated_models(cfg):
+    for model in models:
         report = evaluate(
             probe,
             _ProbeSampler(),  # type: ignore[arg-type]
-            benchmark=heldout_name(cfg),
+            benchmark=benchmark,
             model_name=model,
-            ks=cfg.eval.ks,
+            ks=ks,
             methods=methods,
-            meta_scorer=(lambda texts: [0.5] * len(texts)) if cfg.meta_rm.enabled else None,
-            k_meta=cfg.eval.k_meta,
-            temperature=cfg.eval.temperature,
+            meta_scorer=(lambda texts: [0.5] * len(texts)) if meta else None,
+            k_meta=k_meta,
+            temperature=temperature,
             max_new_tokens=1,
             seed=0,
-            template=cfg.sampling.template,
-            tie_policy=cfg.eval.tie_policy,
-            hygiene=cfg.eval.hygiene,
-            seed_agreement=cfg.eval.seed_agreement,
+            template=template,
+            tie_policy=tie_policy,
+            hygiene=hygiene,
+            seed_agreement=seed_agreement,
         )
         names |= set(report.metrics())
-    return names
+    return frozenset(names)
 
 
 def benchmark_metric_prefixes(cfg: PipelineConfig) -> set[str]:

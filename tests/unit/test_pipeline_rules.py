@@ -280,3 +280,13 @@ def test_benchmark_metrics_of_the_trained_grms_can_gate():
     assert "not a metric this run produces" in load_error(
         "eval.benchmarks=[rewardbench]", "registry.gate_metric=eval/rmb/rl/voting_k8/overall"
     )
+
+
+def test_expected_metrics_is_memoised_per_setting_and_returns_a_fresh_set():
+    names = expected_metrics(load())
+    names.add("poison")
+    assert "poison" not in expected_metrics(load())  # the memo hands out copies
+    with_hygiene = expected_metrics(load("eval.hygiene=true"))
+    without = expected_metrics(load("eval.hygiene=false"))
+    assert with_hygiene != without and "eval/world/rl/greedy_swap_k1/accuracy" in with_hygiene - without
+    assert expected_metrics(load("eval.ks=[1,4]")) != expected_metrics(load("eval.ks=[1,2]"))

@@ -25,7 +25,7 @@ def run_command(
     from grm.config import load_config
     from grm.evaluation import heldout_benchmark
     from grm.pipeline_config import PipelineConfig
-    from grm.report import benchmark_table, results_table, single_sample_row
+    from grm.report import results_table, single_sample_row
 
     cfg = load_config(PipelineConfig, [config], override or [])
     out = spct_pipeline(str(config), list(override or []), str(project_dir))
@@ -35,6 +35,8 @@ def run_command(
     typer.echo(results_table(out["metrics"], bench, cfg.eval.ks))
     typer.echo(single_sample_row(out["metrics"], bench))
     if cfg.eval.benchmarks:
+        from grm.report import benchmark_table
+
         typer.echo(
             f"\nReal benchmarks (eval.benchmarks, {cfg.eval.benchmark_limit or 'all'} items each; %, official metric):"
         )

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from grm.config import flatten, load_config, save_config
-from grm.pipeline_config import PipelineConfig, check_data_files, stage_seeds
+from grm.pipeline_config import PipelineConfig, check_benchdata, check_data_files, stage_seeds
 from tasks import bench, stages, tracking
 
 ENV_ARTIFACTS = "GRM_ARTIFACTS_DIR"
@@ -211,6 +211,8 @@ def pipeline_run(
     root = Path(project_dir).resolve()
     cfg = load_config(PipelineConfig, [config_path] if config_path else [], list(overrides or []))
     check_data_files(cfg, root, training=flow_name == "spct_pipeline")  # a folder's missing files fail before stage 1
+    if flow_name == "spct_pipeline":
+        check_benchdata(cfg, root)  # the benchmark copies eval.benchmarks reads, before any training
     log.info("resolved seeds (also in the run's params): %s", stage_seeds(cfg))
     exp = experiment or (cfg.tracking.experiment if flow_name == "spct_pipeline" else flow_name)
     tracker = tracking.make_tracker(cfg.tracking, exp, root)

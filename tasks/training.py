@@ -1,5 +1,5 @@
-"""Model stages of the SPCT recipe: ``model.base``, ``rft.sample``, ``rft.train``, ``rft.train_unfiltered`` (the
-ablation), ``rl.train`` and ``meta_rm.train``.
+"""Model stages of the SPCT recipe: ``model.base``, ``rft.sample``, ``rft.train``, ``rft.train_unfiltered`` (ours:
+SFT on unfiltered teacher samples), ``rft.ablation.{ablation}`` (the paper's, ``rft.ablations``), ``rl.train`` and ``meta_rm.train``.
 
 Each stage is declared once (``tasks.stages.Stage``): a pure ``select_*`` picks the config slice its module-level
 ``build_*`` reads, ``*_files`` the files it reads; the build runs one ``grm.spct`` / ``grm.rft`` /
@@ -19,6 +19,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from grm import meta_rm, rft, spct
+from grm.ablations import ABLATIONS, UNFILTERED
 from grm.files import write_jsonl_atomic
 from grm.pipeline_config import MetaStageConfig, PipelineConfig, SamplingConfig
 from grm.rft import RejectiveSamplingConfig
@@ -156,50 +157,72 @@ def rft_sample(ctx: RunContext, dv: DataVersion) -> StageResult:
     return result
 
 
-# --- rft.train / rft.train_unfiltered ----------------------------------------------------------------------------
+# --- rft.train / rft.train_unfiltered / rft.ablation.{ablation} -------------------------------------------------
 
 
 @dataclass(frozen=True)
 class SFTSlice:
-    """RFT (or the unfiltered ablation): the SFT settings, the general-data mix and its seed."""
+    """RFT or one of its variants: the SFT settings, the general-data mix and its seed. ``variant`` is ``rft``,
+    ``sft_unfiltered`` (ours: unfiltered teacher samples) or a paper ablation (``grm.ablations.ABLATIONS``)."""
 
     train: SFTStageConfig
     general_ratio: float
     general: GeneralSlice
-    unfiltered: bool
-    seed: int  # the mix shuffle and the ablation's draw
+    variant: str
+    seed: int  # the mix shuffle and the variants' draws
 
 
-def select_sft(cfg: PipelineConfig, unfiltered: bool = False) -> SFTSlice | Skip:
-    if unfiltered and not cfg.rft.ablation_unfiltered:
-        return Skip("rft.ablation_unfiltered is false")
+def select_sft(cfg: PipelineConfig, variant: str = "rft") -> SFTSlice | Skip:
+    if variant == UNFILTERED and not cfg.rft.sft_unfiltered:
+        return Skip("rft.sft_unfiltered is false")
+    if variant in ABLATIONS and variant not in cfg.rft.ablations:
+        return Skip(f"rft.ablations={list(cfg.rft.ablations)} does not list {variant!r}")
     seed = cfg.rft.train.seed
-    return SFTSlice(cfg.rft.train, cfg.rft.general_ratio, select_general(cfg, seed), unfiltered, seed)
+    return SFTSlice(cfg.rft.train, cfg.rft.general_ratio, select_general(cfg, seed), variant, seed)
 
 
 def select_unfiltered(cfg: PipelineConfig) -> SFTSlice | Skip:
-    return select_sft(cfg, unfiltered=True)
+    return select_sft(cfg, variant=UNFILTERED)
 
 
-def sft_files(cfg: PipelineConfig) -> dict[str, FileInput]:
+def select_ablation(cfg: PipelineConfig, ablation: str) -> SFTSlice | Skip:
+    if ablation not in ABLATIONS:
+        raise ValueError(f"unknown RFT ablation {ablation!r}; use one of {sorted(ABLATIONS)}")
+    return select_sft(cfg, variant=ablation)
+
+
+def sft_files(cfg: PipelineConfig, **params: Any) -> dict[str, FileInput]:
     return general_files(cfg)
 
 
+def _metric_prefix(variant: str) -> str:
+    if variant == "rft":
+        return "rft/train"
+    return "rft/train_unfiltered" if variant == UNFILTERED else f"rft/train_{variant}"
+
+
 def build_sft(s: SFTSlice, b: BuildContext) -> StageOutput:
-    """SFT of the base model on the accepted trajectories (or, for the ablation, the same number of unfiltered
-    teacher samples) mixed with general data (TRL SFTTrainer)."""
+    """SFT of the base model on the accepted trajectories mixed with general data (TRL SFTTrainer); the variants
+    change the data only (``sft_unfiltered``: as many unfiltered teacher samples; an ablation:
+    ``grm.spct.ablation_examples``)."""
     samples: StageResult = b.inputs["samples"]
     accepted = _read_trajectories(samples.output("accepted"))
-    chosen = accepted
-    if s.unfiltered:  # the ablation: same number of examples, drawn regardless of correctness
-        chosen = spct.unfiltered_trajectories(_read_trajectories(samples.output("samples")), len(accepted), s.seed)
     general = general_examples(s.general, b.files.get("general.jsonl"))
-    examples = spct.rft_mix(chosen, general, s.general_ratio, s.seed)
+    if s.variant in ABLATIONS:
+        chosen = spct.ablation_trajectories(s.variant, accepted)
+        examples = spct.ablation_examples(s.variant, accepted, general, s.general_ratio, s.seed)
+    else:
+        chosen = accepted
+        if s.variant == UNFILTERED:  # same number of examples, drawn regardless of correctness
+            chosen = spct.unfiltered_trajectories(_read_trajectories(samples.output("samples")), len(accepted), s.seed)
+        examples = spct.rft_mix(chosen, general, s.general_ratio, s.seed)
+    if not examples:
+        raise ValueError(f"{s.variant}: no SFT examples (no accepted trajectories and no general data)")
     with b.tracker.trainer_env(b.run_id) as report_to:
         stats = train_sft(
             b.inputs["base"].output("model"), examples, b.out / "model", replace(s.train, report_to=report_to)
         )
-    prefix = "rft/train_unfiltered" if s.unfiltered else "rft/train"
+    prefix = _metric_prefix(s.variant)
     metrics = {f"{prefix}/{k}": v for k, v in numeric(stats).items()}
     metrics[f"{prefix}/n_trajectories"] = float(len(chosen))
     metrics[f"{prefix}/trajectory_accuracy"] = sum(t.correct for t in chosen) / max(1, len(chosen))
@@ -211,6 +234,12 @@ RFT_TRAIN = register(Stage("rft.train", select_sft, build_sft, inputs=("base", "
 RFT_UNFILTERED = register(
     Stage("rft.train_unfiltered", select_unfiltered, build_sft, inputs=("base", "samples"), files=sft_files)
 )
+RFT_ABLATION = register(
+    Stage(
+        "rft.ablation.{ablation}", select_ablation, build_sft, inputs=("base", "samples"), files=sft_files,
+        examples=lambda tmp: [{"ablation": a} for a in ABLATIONS],
+    )
+)  # fmt: skip
 
 
 @task(name="rft.train", cache_policy=NO_CACHE, **TASK_OPTIONS)
@@ -223,8 +252,14 @@ def rft_train(ctx: RunContext, base: StageResult, samples: StageResult) -> Stage
 
 @task(name="rft.train_unfiltered", cache_policy=NO_CACHE, **TASK_OPTIONS)
 def sft_unfiltered_train(ctx: RunContext, base: StageResult, samples: StageResult) -> StageResult | None:
-    """The ablation "RFT w/o rejective sampling": the same budget on unfiltered teacher samples."""
+    """Ours, not the paper's row: "SFT on unfiltered teacher samples", the same budget (``rft.sft_unfiltered``)."""
     return run_stage(ctx, RFT_UNFILTERED, {"base": base, "samples": samples})
+
+
+@task(name="rft.ablation", task_run_name="rft.ablation.{ablation}", cache_policy=NO_CACHE, **TASK_OPTIONS)
+def rft_ablation_train(ctx: RunContext, ablation: str, base: StageResult, samples: StageResult) -> StageResult | None:
+    """One of the paper's RFT ablations (``rft.ablations``; None when it is not listed)."""
+    return run_stage(ctx, RFT_ABLATION, {"base": base, "samples": samples}, ablation=ablation)
 
 
 # --- rl.train ----------------------------------------------------------------------------------------------------

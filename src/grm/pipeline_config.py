@@ -20,11 +20,14 @@ File checks (the data folder's files) need the project folder: ``check_data_file
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from grm.ablations import ABLATIONS
+from grm.ablations import model_name as ablation_model
 from grm.prompts import TEMPLATES
 from grm.verdicts import TIE_POLICIES
 
@@ -374,14 +377,30 @@ class RFTConfig:
             "data folder needs its general.jsonl"
         },
     )
-    ablation_unfiltered: bool = field(
+    sft_unfiltered: bool = field(
         default=True,
-        metadata={"help": "also train 'RFT w/o rejective sampling' on unfiltered teacher samples, same budget"},
+        metadata={
+            "help": "also train 'SFT on unfiltered teacher samples' (ours, not the paper's ablation): the same number "
+            "of un-hinted teacher samples drawn regardless of correctness, same budget (model sft_unfiltered)"
+        },
+    )
+    ablations: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "help": f"the paper's RFT ablations (Table 4) to train and evaluate beside RFT, any of {sorted(ABLATIONS)} "
+            "(no_hinted / no_nonhinted: w/o hinted / non-hinted sampling, no_general: w/o general-instruction data, "
+            "no_principles: the critique without its principles line, general_only: the paper's 'RFT w/o "
+            "rejective sampling' = general-instruction data only); each is one more RFT-sized SFT + its evaluation "
+            "(model rft_{name}). Off by default: each costs about 3 min of the 2-core run"
+        },
     )
 
     def __post_init__(self) -> None:
         if self.general_ratio < 0:
             _fail("rft.general_ratio", self.general_ratio, "must be >= 0")
+        unknown = [a for a in self.ablations if a not in ABLATIONS]
+        if unknown or len(set(self.ablations)) != len(self.ablations):
+            _fail("rft.ablations", list(self.ablations), f"use distinct names from {sorted(ABLATIONS)}")
 
 
 # ---- RL --------------------------------------------------------------------------------------------------------
@@ -561,13 +580,31 @@ class EvalConfig:
     )
     limit: int | None = field(default=None, metadata={"help": "evaluate only the first N test items (None: all)"})
     benchmarks: tuple[str, ...] = field(
-        default=(),
+        default=("rewardbench", "rmb", "realmistake"),
         metadata={
-            "help": "registered benchmarks to evaluate the final GRM on (grm eval names), besides the held-out test split"
+            "help": "registered real benchmarks (grm eval names) each trained GRM (rft, rl; MetaRM@k with the meta "
+            "RM) is evaluated on besides the held-out split, as stages bench.{benchmark}.{model} with grm eval's "
+            "code; metrics eval/{benchmark}/{model}/... (usable as registry.gate_metric). Default: the three with a "
+            "local copy in ../shared/benchdata. On the embedded tiny model (128 positions, world vocabulary) the "
+            "items are cut to fit the context (counted): a protocol check, not a quality measure. [] turns it off"
         },
     )
-    benchmark_limit: int | None = field(default=None, metadata={"help": "items per benchmark (None: all)"})
-    benchdata: str = field(default="../shared/benchdata", metadata={"help": "folder holding local benchmark copies"})
+    benchmark_limit: int | None = field(
+        default=10,
+        metadata={
+            "help": "items per benchmark, spread over its subsets (None: all). 10: enough for the CPU default to show "
+            "the path works (a protocol check); measured on a default-shape model at load ~6 on 2 cores, 20 items "
+            "took 1-100 s per benchmark and model (rows x generated tokens), so 10 keeps the added time near a "
+            "minute (configs/gpu-recipe.yaml: all)"
+        },
+    )
+    benchdata: str = field(
+        default="../shared/benchdata",
+        metadata={
+            "help": "folder holding the local benchmark copies (relative to the project folder); each benchmark's "
+            "own subfolder is keyed by content, and a missing one fails at load when eval.benchmarks lists it"
+        },
+    )
 
     @property
     def k_max(self) -> int:
@@ -692,8 +729,9 @@ def heldout_name(cfg: PipelineConfig) -> str:
 def evaluated_models(cfg: PipelineConfig) -> tuple[str, ...]:
     """The models the pipeline evaluates on the held-out split, in flow order (``flows/pipeline.py``)."""
     models = ["teacher"]
-    if cfg.rft.ablation_unfiltered:
+    if cfg.rft.sft_unfiltered:
         models.append("sft_unfiltered")
+    models += [ablation_model(a) for a in cfg.rft.ablations]
     models.append("rft")
     if cfg.rl.enabled:
         models.append("rl")
@@ -727,42 +765,68 @@ def expected_metrics(cfg: PipelineConfig) -> set[str]:
     settings, and ``EvalReport.metrics`` names the results. Benchmarks of ``eval.benchmarks`` are not included
     (their metrics depend on the benchmark's subsets): ``gate_metric_problem`` accepts their prefixes.
     """
+    return set(
+        _probe_metrics(
+            evaluated_models(cfg), heldout_name(cfg), tuple(cfg.eval.ks), cfg.meta_rm.enabled, cfg.eval.k_meta,
+            cfg.eval.temperature, cfg.sampling.template, cfg.eval.tie_policy, cfg.eval.hygiene, cfg.eval.seed_agreement,
+        )
+    )  # fmt: skip
+
+
+@functools.lru_cache(maxsize=256)
+def _probe_metrics(
+    models: tuple[str, ...],
+    benchmark: str,
+    ks: tuple[int, ...],
+    meta: bool,
+    k_meta: int | None,
+    temperature: float,
+    template: str,
+    tie_policy: str,
+    hygiene: bool,
+    seed_agreement: bool,
+) -> frozenset[str]:
+    """``expected_metrics`` of one combination of the settings metric names depend on (memoised: every config
+    build checks its gate metric, and the probe evaluation costs ~20 ms)."""
     from grm.evaluation import METARM, VOTING, evaluate
     from grm.schemas import Item
 
     probe = [Item(id="probe", query="q", responses=("a", "b"), best=0)]
-    methods = (VOTING, METARM) if cfg.meta_rm.enabled else (VOTING,)
+    methods = (VOTING, METARM) if meta else (VOTING,)
     names: set[str] = set()
-    for model in evaluated_models(cfg):
+    for model in models:
         report = evaluate(
             probe,
             _ProbeSampler(),  # type: ignore[arg-type]
-            benchmark=heldout_name(cfg),
+            benchmark=benchmark,
             model_name=model,
-            ks=cfg.eval.ks,
+            ks=ks,
             methods=methods,
-            meta_scorer=(lambda texts: [0.5] * len(texts)) if cfg.meta_rm.enabled else None,
-            k_meta=cfg.eval.k_meta,
-            temperature=cfg.eval.temperature,
+            meta_scorer=(lambda texts: [0.5] * len(texts)) if meta else None,
+            k_meta=k_meta,
+            temperature=temperature,
             max_new_tokens=1,
             seed=0,
-            template=cfg.sampling.template,
-            tie_policy=cfg.eval.tie_policy,
-            hygiene=cfg.eval.hygiene,
-            seed_agreement=cfg.eval.seed_agreement,
+            template=template,
+            tie_policy=tie_policy,
+            hygiene=hygiene,
+            seed_agreement=seed_agreement,
         )
         names |= set(report.metrics())
-    return names
+    return frozenset(names)
 
 
 def benchmark_metric_prefixes(cfg: PipelineConfig) -> set[str]:
-    """``eval/{benchmark}/{model}/{cell}/`` for every ``eval.benchmarks`` entry and trained model (rft, rl)."""
-    from grm.evaluation import GREEDY, METARM, VOTING, metric_name
+    """``eval/{benchmark}/{model}/{cell}/`` for every ``eval.benchmarks`` entry and trained model (rft, rl).
 
-    cells = [f"{GREEDY}_k1"] + [f"{VOTING}_k{k}" for k in cfg.eval.ks]
-    if cfg.meta_rm.enabled:
-        cells += [f"{METARM}_k{k}" for k in cfg.eval.ks]
+    The cells are those the held-out evaluation of the same model produces (``expected_metrics``: greedy, the
+    position-swap hygiene cell, Voting@k, MetaRM@k): the bench stages run the same ``evaluate`` with the same
+    settings; only the metrics inside a cell depend on the benchmark's scorer.
+    """
+    from grm.evaluation import metric_name
+
     models = [m for m in evaluated_models(cfg) if m in ("rft", "rl")]
+    cells = {name.split("/")[3] for name in expected_metrics(cfg) if name.split("/")[2] in models}
     return {f"eval/{metric_name(b)}/{m}/{c}/" for b in cfg.eval.benchmarks for m in models for c in cells}
 
 
@@ -779,8 +843,11 @@ def _why_missing(cfg: PipelineConfig, metric: str) -> str:
             )
         if model == "rl" and not cfg.rl.enabled:
             notes.append(f"rl.max_steps={cfg.rl.max_steps} turns rl.train off, so no rl metrics")
-        if model == "sft_unfiltered" and not cfg.rft.ablation_unfiltered:
-            notes.append("rft.ablation_unfiltered=false: no sft_unfiltered metrics")
+        if model == "sft_unfiltered" and not cfg.rft.sft_unfiltered:
+            notes.append("rft.sft_unfiltered=false: no sft_unfiltered metrics")
+        ablation = model.removeprefix("rft_")
+        if ablation in ABLATIONS and ablation not in cfg.rft.ablations:
+            notes.append(f"rft.ablations={list(cfg.rft.ablations)} does not train {ablation!r}")
         if len(parts) >= 4:
             if parts[3].startswith(f"{METARM}_k") and not cfg.meta_rm.enabled:
                 notes.append("meta_rm.enabled=false: no metarm_k* cells")
@@ -867,13 +934,47 @@ def validate_pipeline(cfg: PipelineConfig) -> None:
         raise ValueError("\n".join(problems))
 
 
+def check_benchdata(cfg: PipelineConfig, project_dir: str | Path = ".") -> None:
+    """``eval.benchdata`` (relative to ``project_dir``) holds every benchmark of ``eval.benchmarks``: checked at
+    load, so a missing copy fails before training rather than at the benchmark stage after it.
+
+    Raises:
+        ConfigError: naming eval.benchdata, the missing folder and the fix.
+    """
+    if not cfg.eval.benchmarks:
+        return
+    from grm.benchmarks import get_benchmark
+    from grm.config import ConfigError
+
+    root = Path(cfg.eval.benchdata)
+    root = root if root.is_absolute() else Path(project_dir) / root
+    problems = []
+    for name in cfg.eval.benchmarks:
+        if get_benchmark(name).local_shards is None:
+            problems.append(f"{name} has no local reader (hub only)")
+            continue
+        try:
+            get_benchmark(name).local_shards(root)
+        except (FileNotFoundError, OSError) as exc:
+            problems.append(f"{name}: {exc}")
+    if problems:
+        raise ConfigError(
+            f"eval.benchdata={cfg.eval.benchdata!r} ({root}) lacks what eval.benchmarks={list(cfg.eval.benchmarks)} "
+            f"reads: {'; '.join(problems)}. Point eval.benchdata at the benchdata folder, or drop those benchmarks "
+            "(--set eval.benchmarks=[] turns the benchmark evaluation off)"
+        )
+
+
 def general_data_needed(cfg: PipelineConfig) -> list[str]:
-    """The settings that read general-instruction data (``rft.general_ratio > 0``, ``rl.general_coef > 0``)."""
+    """The settings that read general-instruction data (``rft.general_ratio > 0``, ``rl.general_coef > 0``, the
+    ``general_only`` ablation)."""
     keys = []
     if cfg.rft.general_ratio > 0:
         keys.append(f"rft.general_ratio={cfg.rft.general_ratio}")
     if cfg.rl.enabled and cfg.rl.general_coef > 0:
         keys.append(f"rl.general_coef={cfg.rl.general_coef}")
+    if "general_only" in cfg.rft.ablations:
+        keys.append("rft.ablations=[general_only]")
     return keys
 
 

@@ -6,10 +6,18 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from grm.ablations import ABLATIONS, UNFILTERED, UNFILTERED_LABEL, model_name
 from grm.metrics import paired_gap
 
-MODELS = ("teacher", "sft_unfiltered", "rft", "rl")
-MODEL_LABELS = {"teacher": "teacher", "sft_unfiltered": "unfiltered-SFT", "rft": "RFT", "rl": "RL"}
+ABLATION_MODELS = tuple(model_name(a) for a in ABLATIONS)
+MODELS = ("teacher", UNFILTERED, *ABLATION_MODELS, "rft", "rl")
+MODEL_LABELS = {
+    "teacher": "teacher",
+    UNFILTERED: UNFILTERED_LABEL,
+    **{model_name(a): label for a, label in ABLATIONS.items()},
+    "rft": "RFT",
+    "rl": "RL",
+}
 
 
 def _cell(metrics: Mapping[str, float], prefix: str) -> str:
@@ -104,12 +112,13 @@ class Gap:
 
 
 def claim_pairs(models: Sequence[str], ks: Sequence[int]) -> list[tuple[tuple[str, str], tuple[str, str]]]:
-    """The paper's orderings as (a, b) pairs, "a beats b": rejective sampling (RFT > unfiltered-SFT, greedy),
-    RL > RFT (greedy), and per trained model Voting@k > Voting@1, MetaRM@k >= Voting@k, Voting@k / MetaRM@k >
+    """The paper's orderings as (a, b) pairs, "a beats b": rejective sampling (RFT > SFT on unfiltered samples,
+    greedy), RFT > each of its ablations (Table 4, greedy), RL > RFT (greedy), and per trained model Voting@k > Voting@1, MetaRM@k >= Voting@k, Voting@k / MetaRM@k >
     greedy, with k the largest evaluated k."""
     k = max(ks)
     pairs: list[tuple[tuple[str, str], tuple[str, str]]] = []
-    for a, b in (("rft", "sft_unfiltered"), ("rl", "rft")):
+    ablations = [("rft", m) for m in ABLATION_MODELS]
+    for a, b in (("rft", UNFILTERED), *ablations, ("rl", "rft")):
         if a in models and b in models:
             # single-order greedy (the paper's protocol), then averaged over the shown order and its reverse
             pairs.append(((a, "greedy_k1"), (b, "greedy_k1")))
@@ -168,4 +177,52 @@ def gaps_table(gaps: Sequence[Gap]) -> str:
             f"| {name(g.a)} > {name(g.b)} | {100 * g.gap:+.1f} | [{100 * g.low:+.1f}, {100 * g.high:+.1f}] | "
             f"{'yes' if g.resolved else 'no'} |"
         )
+    return "\n".join(lines)
+
+
+BENCH_HEADLINES = ("roc_auc", "overall", "accuracy")  # the first a benchmark's cells have is its official number
+
+
+def benchmark_table(
+    metrics: Mapping[str, float],
+    benchmarks: Sequence[str],
+    ks: Sequence[int],
+    models: Sequence[str] = ("rft", "rl"),
+) -> str:
+    """A markdown table of the ``eval.benchmarks`` results: one row per (benchmark, model), the benchmark's
+    official headline (ReaLMistake ROC-AUC, RewardBench/RMB overall, else accuracy; %) per method, and how many
+    items were evaluated, cut to fit the context and refused (``eval/{b}/{m}/context/*``).
+
+    Example:
+        >>> m = {"eval/rmb/rl/greedy_k1/overall": 0.5, "eval/rmb/rl/voting_k4/overall": 0.25,
+        ...      "eval/rmb/rl/context/n_fit": 20.0, "eval/rmb/rl/context/n_truncated": 18.0,
+        ...      "eval/rmb/rl/context/n_refused": 0.0}
+        >>> print(benchmark_table(m, ["rmb"], [1, 4]).splitlines()[2])
+        | rmb | RL | overall | 50.0 | 25.0 | – | 20 (18 cut, 0 refused) |
+    """
+    from grm.evaluation import metric_name
+
+    show = [k for k in ks if k > 1]
+    header = ["benchmark", "model", "metric", "greedy"] + [f"Voting@{k}" for k in show]
+    header += [f"MetaRM@{k}" for k in show] + ["items"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for bench in benchmarks:
+        for model in models:
+            base = f"eval/{metric_name(bench)}/{model}"
+            if not any(key.startswith(base + "/") for key in metrics):
+                continue
+            headline = next(
+                (h for h in BENCH_HEADLINES if any(k.startswith(base) and k.endswith(f"/{h}") for k in metrics)),
+                "accuracy",
+            )
+            cells = (
+                [f"{base}/greedy_k1"] + [f"{base}/voting_k{k}" for k in show] + [f"{base}/metarm_k{k}" for k in show]
+            )
+            values = []
+            for cell in cells:
+                v = metrics.get(f"{cell}/{headline}")
+                values.append("–" if v is None or math.isnan(v) else f"{100 * v:.1f}")
+            fit = {n: int(metrics.get(f"{base}/context/{n}", 0)) for n in ("n_fit", "n_truncated", "n_refused")}
+            items = f"{fit['n_fit']} ({fit['n_truncated']} cut, {fit['n_refused']} refused)"
+            lines.append("| " + " | ".join([bench, MODEL_LABELS.get(model, model), headline, *values, items]) + " |")
     return "\n".join(lines)

@@ -1,7 +1,7 @@
 """The SPCT recipe as plain functions, one per pipeline stage (the Prefect tasks wrap these; no IO of their own
 beyond the model folders the trainers write).
 
-Order: base model -> rejective sampling (teacher) -> RFT (+ the unfiltered-SFT ablation) -> too-easy filter + GRPO
+Order: base model -> rejective sampling (teacher) -> RFT (+ its ablations: ``ablation_examples``; ours: SFT on unfiltered samples) -> too-easy filter + GRPO
 -> meta-RM data + training -> evaluation. Each function takes only the config sections it needs.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -119,13 +120,93 @@ def rft_mix(
 
 
 def unfiltered_trajectories(samples: Sequence[Trajectory], count: int, seed: int) -> list[Trajectory]:
-    """The ablation's training set ("RFT w/o rejective sampling"): ``count`` un-hinted teacher samples drawn
-    regardless of correctness, so it has the same size (and training budget) as the accepted set."""
+    """Ours, not the paper's ablation ("SFT on unfiltered teacher samples", ``rft.sft_unfiltered``): ``count``
+    un-hinted teacher samples drawn regardless of correctness, so it has the size (and budget) of the accepted set."""
     plain = [t for t in samples if not t.hinted]
     rng = random.Random(derive_seed("unfiltered", seed))
     if count <= len(plain):
         return rng.sample(plain, count)
     return plain + [rng.choice(plain) for _ in range(count - len(plain))]
+
+
+_ANALYSIS = re.compile(r"(?m)^[ \t]*Analysis:")
+_CRITERIA = re.compile(r"(?m)^[ \t]*Specific Criteria:")
+
+
+def strip_principles(completion: str) -> str:
+    """The critique without its principles: the ``Specific Criteria: ...`` part (up to ``Analysis:``) removed.
+
+    Both output formats write the principles first (``compact``: one line; ``deepseek-grm``: a paragraph that may
+    span lines), then ``Analysis:`` and ``Scores:``. A completion without a principles part is returned unchanged;
+    one whose principles are not followed by an ``Analysis:`` line loses the principles line only.
+
+    Example:
+        >>> strip_principles("\\nSpecific Criteria: accuracy 8 , brevity 2\\nAnalysis: ok\\nScores: \\\\boxed{9, 2}")
+        '\\nAnalysis: ok\\nScores: \\\\boxed{9, 2}'
+    """
+    start = _CRITERIA.search(completion)
+    if start is None:
+        return completion
+    end = _ANALYSIS.search(completion, start.end())
+    if end is None:
+        newline = completion.find("\n", start.end())
+        return completion[: start.start()] + ("" if newline < 0 else completion[newline + 1 :])
+    return completion[: start.start()] + completion[end.start() :].lstrip(" \t")
+
+
+def ablation_trajectories(ablation: str, accepted: Sequence[Trajectory]) -> list[Trajectory]:
+    """The judgement trajectories an RFT ablation (``grm.ablations.ABLATIONS``) trains on, from the accepted set.
+
+    ``no_hinted``: the accepted un-hinted samples only; ``no_nonhinted``: the accepted hinted samples only;
+    ``no_general``: all of them (the general data is what it drops, ``ablation_general_ratio``); ``no_principles``:
+    all of them with the principles cut from the completion (the prompt is unchanged: every model is evaluated on
+    the same prompts, and the paper's ablation removes principle *generation*, i.e. the output part);
+    ``general_only``: none (the paper's "RFT w/o rejective sampling": general-instruction data only).
+    """
+    from dataclasses import replace
+
+    from grm.ablations import ABLATIONS
+
+    if ablation not in ABLATIONS:
+        raise ValueError(f"unknown RFT ablation {ablation!r}; use one of {sorted(ABLATIONS)}")
+    if ablation == "no_hinted":
+        return [t for t in accepted if not t.hinted]
+    if ablation == "no_nonhinted":
+        return [t for t in accepted if t.hinted]
+    if ablation == "no_principles":
+        return [replace(t, completion=strip_principles(t.completion)) for t in accepted]
+    if ablation == "general_only":
+        return []
+    return list(accepted)
+
+
+def ablation_examples(
+    ablation: str,
+    accepted: Sequence[Trajectory],
+    general: Sequence[dict[str, str]],
+    ratio: float,
+    seed: int,
+) -> list[dict[str, str]]:
+    """The SFT examples of an RFT ablation: its trajectories (``ablation_trajectories``) mixed like RFT's, except
+    ``no_general`` (no general data) and ``general_only`` (as many general examples as the full RFT mix has
+    examples, so the data size matches; the step budget is the same either way).
+
+    Example:
+        >>> len(ablation_examples("general_only", [], [{"prompt": "q", "completion": "a"}], 1.0, 0))
+        0
+    """
+    chosen = ablation_trajectories(ablation, accepted)
+    if ablation == "no_general":
+        return rft_mix(chosen, [], 0.0, seed)
+    if ablation == "general_only":
+        if not general:
+            raise ValueError("rft.ablations has general_only but there is no general-instruction data")
+        n_full = round(len(accepted) * (1 + ratio))
+        rng = random.Random(derive_seed("general_only", seed))
+        pool = list(general)
+        picks = rng.sample(pool, n_full) if n_full <= len(pool) else [rng.choice(pool) for _ in range(n_full)]
+        return [{"prompt": g["prompt"], "completion": g["completion"]} for g in picks]
+    return rft_mix(chosen, general, ratio, seed)
 
 
 def meta_rm_examples(

@@ -38,6 +38,18 @@ def run_command(
     typer.echo(f"Accuracy on the {bench} test split (%, 95% bootstrap interval), T={cfg.eval.temperature}:")
     typer.echo(results_table(out["metrics"], bench, cfg.eval.ks))
     typer.echo(single_sample_row(out["metrics"], bench))
+    if cfg.eval.benchmarks:
+        from grm.report import benchmark_table
+
+        typer.echo(
+            f"\nReal benchmarks (eval.benchmarks, {cfg.eval.benchmark_limit or 'all'} items each; %, official metric):"
+        )
+        if cfg.model.base == "embedded":
+            typer.echo(
+                "protocol check only: the embedded tiny model reads English benchmark text as <unk> tokens and has "
+                f"{cfg.model.tiny.max_position_embeddings} positions (items cut to fit, counted); not a quality measure"
+            )
+        typer.echo(benchmark_table(out["metrics"], cfg.eval.benchmarks, cfg.eval.ks))
     if out.get("gaps_table"):
         typer.echo("\nThe paper's orderings, paired over the same test items (gap in points, 95% bootstrap):")
         typer.echo(out["gaps_table"])

@@ -66,7 +66,7 @@ def test_a_section_on_its_own_keeps_none_and_the_core_reads_it_as_zero():
 COMBINATIONS = list(
     itertools.product(
         ["rl.max_steps=150", "rl.max_steps=0"],
-        ["rft.ablation_unfiltered=true", "rft.ablation_unfiltered=false"],
+        ["rft.sft_unfiltered=true", "rft.sft_unfiltered=false"],
         ["meta_rm.enabled=true", "meta_rm.enabled=false"],
         ["eval.ks=[1,2,4,8]", "eval.ks=[1,4]", "eval.ks=[3]"],
         ["eval.hygiene=true", "eval.hygiene=false"],
@@ -86,17 +86,17 @@ def test_the_derived_gate_metric_is_one_the_enabled_stages_produce(overrides):
     models = {name.split("/")[2] for name in produced}
     assert models == set(evaluated_models(cfg))
     assert ("rl" in models) == (cfg.rl.max_steps > 0)
-    assert ("sft_unfiltered" in models) == cfg.rft.ablation_unfiltered
+    assert ("sft_unfiltered" in models) == cfg.rft.sft_unfiltered
     assert any("/metarm_k" in name for name in produced) == cfg.meta_rm.enabled
     assert {name.split("/")[1] for name in produced} == {bench}
 
 
 def test_every_produced_metric_is_accepted_as_an_explicit_gate():
-    cfg = load("eval.ks=[1,4]", "rft.ablation_unfiltered=false")
+    cfg = load("eval.ks=[1,4]", "rft.sft_unfiltered=false")
     produced = sorted(expected_metrics(cfg))
     assert "eval/world/rl/greedy_k1/position_flip_rate" in produced
     for metric in produced[:: max(1, len(produced) // 25)]:
-        assert load("eval.ks=[1,4]", "rft.ablation_unfiltered=false", f"registry.gate_metric={metric}")
+        assert load("eval.ks=[1,4]", "rft.sft_unfiltered=false", f"registry.gate_metric={metric}")
 
 
 def test_rl_off_with_the_old_gate_fails_at_load_naming_the_key_and_the_fix():
@@ -224,3 +224,69 @@ def test_missing_general_data_is_refused_with_the_fix(tmp_path):
 def test_flows_that_do_not_train_need_the_splits_only(tmp_path):
     _folder(tmp_path, "train.jsonl", "val.jsonl", "test.jsonl")
     check_data_files(load("data.source=mine"), tmp_path, training=False)
+
+
+# ---- RFT ablations --------------------------------------------------------------------------------------------
+def test_rft_ablations_are_named_from_one_registry_and_are_metric_producers():
+    from grm.ablations import ABLATIONS
+
+    assert "unknown" not in ABLATIONS
+    message = load_error("rft.ablations=[no_hints]")
+    assert "rft.ablations" in message and "no_hinted" in message and "general_only" in message
+    assert "distinct" in load_error("rft.ablations=[no_hinted,no_hinted]")
+    cfg = load("rft.ablations=[no_principles,general_only]")
+    assert evaluated_models(cfg) == ("teacher", "sft_unfiltered", "rft_no_principles", "rft_general_only", "rft", "rl")
+    assert "eval/world/rft_no_principles/greedy_k1/accuracy" in expected_metrics(cfg)
+    assert load(
+        "rft.ablations=[no_principles]", "registry.gate_metric=eval/world/rft_no_principles/voting_k8/accuracy"
+    )
+    message = load_error("registry.gate_metric=eval/world/rft_no_hinted/voting_k8/accuracy")
+    assert "does not train 'no_hinted'" in message
+    assert "rft_no_hinted" not in "".join(expected_metrics(load()))  # the CPU default runs ours only
+
+
+def test_the_general_only_ablation_needs_general_data_at_load(tmp_path):
+    for name in ("train", "val", "test"):
+        (tmp_path / f"{name}.jsonl").write_text("")
+    cfg = load(f"data.source={tmp_path}", "rft.general_ratio=0", "rl.general_coef=0", "rft.ablations=[general_only]")
+    with pytest.raises(ConfigError, match=r"rft.ablations=\[general_only\].*general.jsonl"):
+        check_data_files(cfg)
+
+
+# ---- eval.benchmarks -----------------------------------------------------------------------------------------
+def test_missing_benchdata_fails_at_load_naming_the_key_and_the_fix(tmp_path):
+    from grm.pipeline_config import check_benchdata
+
+    cfg = load(f"eval.benchdata={tmp_path}", "eval.benchmarks=[rewardbench,realmistake]")
+    with pytest.raises(ConfigError) as info:
+        check_benchdata(cfg, tmp_path)
+    message = str(info.value)
+    assert "eval.benchdata" in message and "rewardbench" in message and "realmistake" in message
+    assert "eval.benchmarks=[]" in message
+    (tmp_path / "rewardbench").mkdir()
+    (tmp_path / "rewardbench" / "rewardbench_filtered.jsonl").write_text('{"subset": "x"}\n')
+    check_benchdata(load(f"eval.benchdata={tmp_path}", "eval.benchmarks=[rewardbench]"), tmp_path)
+    check_benchdata(load("eval.benchdata=/nowhere", "eval.benchmarks=[]"), tmp_path)  # off: nothing to read
+    rel = load("eval.benchdata=bd", "eval.benchmarks=[rewardbench]")  # relative to the project folder
+    (tmp_path / "bd").symlink_to(tmp_path)
+    check_benchdata(rel, tmp_path)
+
+
+def test_benchmark_metrics_of_the_trained_grms_can_gate():
+    assert PipelineConfig().eval.benchmarks == ("rewardbench", "rmb", "realmistake")
+    cfg = load("registry.gate_metric=eval/rmb/rl/metarm_k8/overall")
+    assert cfg.registry.gate_metric == "eval/rmb/rl/metarm_k8/overall"
+    assert "not a metric this run produces" in load_error("registry.gate_metric=eval/rmb/teacher/voting_k8/overall")
+    assert "not a metric this run produces" in load_error(
+        "eval.benchmarks=[rewardbench]", "registry.gate_metric=eval/rmb/rl/voting_k8/overall"
+    )
+
+
+def test_expected_metrics_is_memoised_per_setting_and_returns_a_fresh_set():
+    names = expected_metrics(load())
+    names.add("poison")
+    assert "poison" not in expected_metrics(load())  # the memo hands out copies
+    with_hygiene = expected_metrics(load("eval.hygiene=true"))
+    without = expected_metrics(load("eval.hygiene=false"))
+    assert with_hygiene != without and "eval/world/rl/greedy_swap_k1/accuracy" in with_hygiene - without
+    assert expected_metrics(load("eval.ks=[1,4]")) != expected_metrics(load("eval.ks=[1,2]"))

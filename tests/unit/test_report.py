@@ -59,7 +59,7 @@ def test_claim_gaps_metrics_and_table() -> None:
     assert metrics["eval/world/rft_vs_sft_unfiltered/gap_greedy_k1/value"] == pytest.approx(0.5)
     assert metrics["eval/world/rft/gap_voting_k4_vs_voting_k1/value"] == pytest.approx(1.0)
     table = gaps_table(gaps)
-    assert "| RFT greedy > unfiltered-SFT greedy | +50.0 |" in table
+    assert "| RFT greedy > SFT on unfiltered teacher samples greedy | +50.0 |" in table
     assert "| RFT Voting@4 > RFT Voting@1 | +100.0 |" in table
 
 
@@ -74,3 +74,38 @@ def test_results_table_rows_and_intervals() -> None:
     assert lines[0] == "| model | greedy | Voting@8 | MetaRM@8 |"
     assert lines[2] == "| RFT | 61.0 [58.0, 64.0] | 66.0 | – |"
     assert len(lines) == 3  # models without metrics are left out
+
+
+def test_ablation_rows_carry_the_papers_names_and_are_compared_with_full_rft():
+    from grm.report import claim_pairs, results_table
+
+    metrics = {
+        "eval/world/rft/greedy_k1/accuracy": 0.8,
+        "eval/world/rft_no_principles/greedy_k1/accuracy": 0.7,
+        "eval/world/sft_unfiltered/greedy_k1/accuracy": 0.5,
+    }
+    table = results_table(metrics, "world", [1])
+    assert "| RFT w/o principle generation | 70.0 |" in table
+    assert "| SFT on unfiltered teacher samples | 50.0 |" in table
+    assert "RFT w/o rejective sampling" not in table  # ours is not the paper's row of that name
+    pairs = claim_pairs(["sft_unfiltered", "rft_no_principles", "rft"], [1])
+    assert (("rft", "greedy_k1"), ("rft_no_principles", "greedy_k1")) in pairs
+    assert not any(b[0] == "rft_no_hinted" for _, b in pairs)
+
+
+def test_benchmark_table_shows_each_benchmarks_official_metric_and_the_context_counts():
+    from grm.report import benchmark_table
+
+    metrics = {
+        "eval/realmistake/rft/greedy_k1/roc_auc": 0.5,
+        "eval/realmistake/rft/greedy_k1/accuracy": 0.9,
+        "eval/realmistake/rft/voting_k4/roc_auc": 0.625,
+        "eval/realmistake/rft/context/n_fit": 18.0,
+        "eval/realmistake/rft/context/n_truncated": 18.0,
+        "eval/realmistake/rft/context/n_refused": 2.0,
+        "eval/rewardbench/rl/metarm_k4/overall": 0.75,
+    }
+    lines = benchmark_table(metrics, ["realmistake", "rewardbench", "rmb"], [1, 4]).splitlines()
+    assert lines[2] == "| realmistake | RFT | roc_auc | 50.0 | 62.5 | – | 18 (18 cut, 2 refused) |"
+    assert lines[3] == "| rewardbench | RL | overall | – | – | 75.0 | 0 (0 cut, 0 refused) |"
+    assert len(lines) == 4  # rmb has no metrics: no row

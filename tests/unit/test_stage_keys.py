@@ -23,9 +23,11 @@ from typing import Any
 
 import pytest
 
+import tasks.benchmarks
 import tasks.data
 import tasks.evaluation
 import tasks.training  # noqa: F401  (registers the stages)
+from grm.ablations import ABLATIONS
 from grm.config import ConfigError, from_dict, to_dict
 from grm.pipeline_config import PipelineConfig
 from tasks.runtime import RunContext
@@ -135,11 +137,19 @@ def changes(cfg: PipelineConfig, path: tuple[str, ...], value: Any, tp: Any) -> 
         (errors if isinstance(got, str) else accepted).append(got if isinstance(got, str) else (new, got))
         if accepted and not optional:
             break
-    if not accepted and isinstance(value, str):
-        for new in [o for e in errors for o in offered(e) if o != value][:1]:
+    if not accepted and isinstance(value, str | tuple):
+        tried = set(perturbations(value, tp))
+        for name in [o for e in errors for o in offered(e)]:
+            if isinstance(value, tuple) and name in value:
+                continue
+            new = (*value, name) if isinstance(value, tuple) else name  # a restricted name list: one more name
+            if new == value or new in tried:
+                continue
+            tried.add(new)
             got = replaced(cfg, path, new)
             if not isinstance(got, str):
                 accepted.append((new, got))
+                break
     return accepted if optional else accepted[:1]
 
 
@@ -166,6 +176,7 @@ def base_config(name: str, paths: dict[str, Path]) -> PipelineConfig:
             "data": {"source": str(paths["src"])},
             "model": {"base": str(paths["base"]), "teacher": str(paths["teacher"])},
             "meta_rm": {"train": {"backbone": str(paths["backbone"])}},
+            "rft": {"ablations": list(ABLATIONS)},  # every ablation stage built once (they are off by default)
         }
     elif name == "http_teacher":
         overrides = {"model": {"teacher": "http://127.0.0.1:9/v1", "teacher_model_name": "served-a"}}

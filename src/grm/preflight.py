@@ -12,7 +12,7 @@ from typing import Any
 
 from grm.errors import InputFileError, MissingFileError
 from grm.model_files import check_model_dir
-from grm.pipeline_config import check_data_files
+from grm.pipeline_config import check_benchdata, check_data_files
 from grm.schemas import read_items
 
 SPLITS = ("train", "val", "test")
@@ -46,6 +46,7 @@ def check_run_inputs(cfg: Any, project_dir: str | Path = ".") -> None:
         for split in SPLITS:
             read_items(src / f"{split}.jsonl")
     check_data_files(cfg, project_dir, training=True)  # general.jsonl when the training mix needs it
+    check_benchdata(cfg, project_dir)  # every eval.benchmarks copy under eval.benchdata
     if cfg.model.base != "embedded":
         check_model_dir(cfg.model.base)
     teacher = cfg.model.teacher

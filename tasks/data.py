@@ -169,19 +169,20 @@ def version(ctx: RunContext, prepared: StageResult, validated: StageResult) -> v
     log = logger()
     sources = {f"{split}.jsonl": prepared.output(split) for split in SPLITS}
     data_dir = ctx.cfg.data.data_dir
-    with bench.LEDGER.measure("data.version", "versioning"):
-        before = versioning.Snapshot.take(ctx.project_dir, data_dir, list(sources))
-    try:
+    with versioning.repo_lock(ctx.project_dir):  # one publish at a time per project (dvc init/add/push, rollback)
         with bench.LEDGER.measure("data.version", "versioning"):
-            dv = versioning.publish_data(ctx.project_dir, data_dir, sources)
-        with bench.LEDGER.measure("data.version", "tracking"):
-            ctx.tracker.set_tags(ctx.parent_run_id, dv.tags())
-            ctx.tracker.log_text(ctx.parent_run_id, dv.dvc_file, "inputs/data.dvc")
-            ctx.tracker.log_datasets(ctx.parent_run_id, dv, data_dir, ctx.project_dir, ctx.cfg.data.source)
-    except BaseException:
-        before.restore()
-        log.error("data.version failed: %s, data.dvc and the DVC remote are restored as they were", data_dir)
-        raise
+            before = versioning.Snapshot.take(ctx.project_dir, data_dir, list(sources))
+        try:
+            with bench.LEDGER.measure("data.version", "versioning"):
+                dv = versioning.publish_data(ctx.project_dir, data_dir, sources)
+            with bench.LEDGER.measure("data.version", "tracking"):
+                ctx.tracker.set_tags(ctx.parent_run_id, dv.tags())
+                ctx.tracker.log_text(ctx.parent_run_id, dv.dvc_file, "inputs/data.dvc")
+                ctx.tracker.log_datasets(ctx.parent_run_id, dv, data_dir, ctx.project_dir, ctx.cfg.data.source)
+        except BaseException:
+            before.restore()
+            log.error("data.version failed: %s, data.dvc and the DVC remote are restored as they were", data_dir)
+            raise
     log.info(
         "data versioned: data.dvc md5 %s, remote %s (commit data.dvc and .dvc/config to pin it in git)",
         dv.dvc_md5,

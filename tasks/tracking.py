@@ -63,6 +63,32 @@ def artifact_root_for(uri: str) -> str | None:
     return None
 
 
+_READY_STORES: set[str] = set()  # SQLite stores this process has created/migrated (or found current)
+
+
+def init_store(uri: str) -> None:
+    """Create and migrate an embedded SQLite store once per process, under ``{db}.lock``.
+
+    MLflow creates the tables and runs its alembic migrations the first time a store is opened; two processes
+    doing that at once on a new file race (``alembic ... expected to match one row ... 0 found``: one dies). The
+    first process here migrates while holding the lock; the second waits, then finds the schema current. Tracking
+    and registry stores share the file; both are opened. Servers (``http://...``) migrate themselves.
+    """
+    if uri in _READY_STORES or not uri.startswith("sqlite:///"):
+        return
+    from mlflow import MlflowClient
+
+    from tasks.locks import file_lock
+
+    db = Path(uri.removeprefix("sqlite:///"))
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(db.with_name(db.name + ".lock"), f"the MLflow store {db} (first use: schema migration)"):
+        client = MlflowClient(uri)
+        client.search_experiments(max_results=1)
+        client.search_registered_models(max_results=1)
+    _READY_STORES.add(uri)
+
+
 def _param_value(value: Any) -> str:
     text = json.dumps(value) if isinstance(value, list | tuple | dict) else str(value)
     return text if len(text) <= MAX_PARAM_CHARS else text[: MAX_PARAM_CHARS - 3] + "..."
@@ -156,6 +182,7 @@ class Tracker:
     def client(self):  # -> mlflow.MlflowClient
         from mlflow import MlflowClient
 
+        init_store(self.uri)
         return MlflowClient(self.uri)
 
     def experiment_id(self) -> str:

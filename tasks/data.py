@@ -169,7 +169,8 @@ def version(ctx: RunContext, prepared: StageResult, validated: StageResult) -> v
     log = logger()
     sources = {f"{split}.jsonl": prepared.output(split) for split in SPLITS}
     data_dir = ctx.cfg.data.data_dir
-    with versioning.repo_lock(ctx.project_dir):  # one publish at a time per project (dvc init/add/push, rollback)
+    lock = Path(ctx.store_root).parent / "locks" / "dvc.lock"
+    with versioning.repo_lock(lock):  # one publish at a time per project (dvc init/add/push, rollback)
         with bench.LEDGER.measure("data.version", "versioning"):
             before = versioning.Snapshot.take(ctx.project_dir, data_dir, list(sources))
         try:

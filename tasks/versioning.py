@@ -121,15 +121,13 @@ def _ensure_repo(root: Path, remote: str | None) -> str:
     return configured
 
 
-LOCK_FILE = ".grm-dvc.lock"
-
-
-def repo_lock(root: str | Path):  # -> a context manager
-    """The project's DVC lock (``{root}/.grm-dvc.lock``): ``dvc init``, ``add`` and ``push`` of two runs at once
-    would collide (DVC's own lock makes the second fail), and a rollback must not undo another run's publish."""
+def repo_lock(lock_file: str | Path):  # -> a context manager
+    """The project's DVC lock (``artifacts/locks/dvc.lock`` from ``tasks.data.version``): ``dvc init``, ``add``
+    and ``push`` of two runs at once would collide (DVC's own lock makes the second fail), and a rollback must not
+    undo another run's publish."""
     from tasks.locks import file_lock
 
-    return file_lock(Path(root).resolve() / LOCK_FILE, "the DVC repository (another run publishes data/)")
+    return file_lock(lock_file, "the DVC repository (another run publishes data/)")
 
 
 def remote_folder(root: str | Path, remote: str | None = None) -> Path | None:

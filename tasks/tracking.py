@@ -402,6 +402,19 @@ class Tracker:
                     os.environ[k] = v
 
     # ---- registry -----------------------------------------------------------------------------------------------
+    def registry_lock(self):  # -> a context manager
+        """Held around a gate (``repair_promotions`` + register + alias moves) so that two runs of one project do
+        not both create a registered model, read "no champion" at once, or repair a promotion the other is making:
+        ``{db}.registry.lock`` beside an embedded SQLite store; a tracking server is left to itself."""
+        from contextlib import nullcontext
+
+        from tasks.locks import file_lock
+
+        if not self.uri.startswith("sqlite:///"):
+            return nullcontext()
+        db = Path(self.uri.removeprefix("sqlite:///"))
+        return file_lock(db.with_name(db.name + ".registry.lock"), f"the model registry of {db} (another run's gate)")
+
     def register(self, run_id: str, model_dir: str | Path, name: str, tags: Mapping[str, Any] | None = None) -> str:
         """Log ``model_dir`` as artifact ``model/`` of ``run_id`` and register it as a new version of ``name``."""
         from mlflow.exceptions import MlflowException
@@ -604,6 +617,11 @@ class NullTracker:
 
     def start_run(self, name: str, parent_id: str | None = None, tags: Mapping[str, str] | None = None) -> str:
         return ""
+
+    def registry_lock(self):  # -> a context manager
+        from contextlib import nullcontext
+
+        return nullcontext()
 
     def __getattr__(self, name: str) -> Any:
         if name in ("promote", "register", "download", "alias_version", "repair_promotions"):

@@ -24,6 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="champion", help="evaluate only: champion, teacher, models:/..., a folder")
     parser.add_argument("--project-dir", default=".", help="root of data/, mlruns/, artifacts/")
     args = parser.parse_args(argv)
+    prefect_env.configure_defaults(args.project_dir)  # .prefect/ in the project, not the cwd (before prefect loads)
+    prefect_env.start_temporary_server()  # under a lock: two runs at once would race on its database's migrations
     if args.flow == "spct_pipeline":
         from flows.pipeline import spct_pipeline
 

@@ -1,7 +1,10 @@
 """Data stages: ``data.prepare`` (world or local JSONL), ``data.validate`` (GX) and ``data.version`` (DVC).
 
-Prepared splits are staged in the stage folder and validated there; only a passing dataset is published into
-``data/`` and versioned, so a failing suite leaves ``data/`` and the DVC-versioned data untouched.
+Prepared splits are staged in the stage folder and checked there by everything that can fail on them later: the
+strict loader (``grm.schemas.read_items``: JSON, encoding, row rules) in ``data.prepare`` and the GX suite (row
+rules, per-split minimum counts, decontamination) in ``data.validate``. Only a dataset that passed both is
+published into ``data/`` and pushed; ``data.version`` itself is all or nothing (``versioning.Snapshot``), so after
+any failed run ``data/``, ``data.dvc`` and the DVC remote are byte for byte what they were.
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from grm.files import write_json_atomic
-from grm.pipeline_config import PipelineConfig
-from grm.schemas import write_items
+from grm.pipeline_config import PipelineConfig, SplitMinimums
+from grm.schemas import read_items, write_items
 from grm.world.generator import WorldConfig
 from tasks import bench, validation, versioning
 from tasks.runtime import TASK_OPTIONS, RunContext, logger, run_stage
@@ -51,8 +54,13 @@ def prepare_files(cfg: PipelineConfig) -> dict[str, FileInput]:
 
 
 def build_prepare(s: PrepareSlice, b: BuildContext) -> StageOutput:
-    """Write ``{train,val,test}.jsonl`` from the embedded world or copy them byte for byte from a local folder
-    (no parsing: the GX suite, not the loader, judges them)."""
+    """Write ``{train,val,test}.jsonl`` from the embedded world or copy them byte for byte from a local folder.
+
+    A folder's splits are first read with the strict loader the training and evaluation stages use, so a JSON,
+    encoding or row error fails here as that error (``DataError`` naming the source file, line and field), not as
+    GX rows without an id, and never after ``data.version`` published the data. Empty splits pass the loader; the
+    GX suite counts rows against ``data.min_items``.
+    """
     if s.world is not None:
         from grm.world import generate_world
 
@@ -60,7 +68,10 @@ def build_prepare(s: PrepareSlice, b: BuildContext) -> StageOutput:
             write_items(b.out / f"{split}.jsonl", items)
     else:
         for split in SPLITS:
-            shutil.copyfile(b.files[f"{split}.jsonl"], b.out / f"{split}.jsonl")  # type: ignore[arg-type]
+            src = b.files[f"{split}.jsonl"]
+            assert src is not None  # required file inputs
+            read_items(src, allow_empty=True)
+            shutil.copyfile(src, b.out / f"{split}.jsonl")
     outputs = {sp: f"{sp}.jsonl" for sp in SPLITS}
     metrics = {f"data/{sp}/items": float(_count_lines(b.out / f"{sp}.jsonl")) for sp in SPLITS}
     info = {"source": "world" if s.world is not None else "folder"}
@@ -90,7 +101,19 @@ def select_limits(cfg: PipelineConfig) -> DataLimits:
     return DataLimits(cfg.data.max_responses, cfg.data.max_chars)
 
 
-def build_validate(s: DataLimits, b: BuildContext) -> StageOutput:
+@dataclass(frozen=True)
+class ValidateSlice:
+    """``data.validate``: the row limits and the fewest items per split (``data.min_items``)."""
+
+    limits: DataLimits
+    min_items: SplitMinimums
+
+
+def select_validate(cfg: PipelineConfig) -> ValidateSlice:
+    return ValidateSlice(select_limits(cfg), cfg.data.min_items)
+
+
+def build_validate(s: ValidateSlice, b: BuildContext) -> StageOutput:
     """Run the ``preference_items`` GX suite on the staged splits; a failure stops the flow before any training.
 
     On failure the Data Docs are logged to the stage's MLflow run (``data_docs/``) and kept under
@@ -98,7 +121,7 @@ def build_validate(s: DataLimits, b: BuildContext) -> StageOutput:
     """
     prepared: StageResult = b.inputs["prepared"]
     files = {sp: prepared.output(sp) for sp in SPLITS}
-    summary = validation.validate_items(files, s, b.out / "data_docs")
+    summary = validation.validate_items(files, s.limits, b.out / "data_docs", s.min_items)
     write_json_atomic(b.out / "summary.json", summary.__dict__)
     if not summary.success:
         keep = b.store_root.parent / "validation" / f"{prepared.key}"
@@ -112,13 +135,13 @@ def build_validate(s: DataLimits, b: BuildContext) -> StageOutput:
     )
 
 
-def after_validate(s: DataLimits, tracker: Any, run_id: str, result: StageResult) -> None:
+def after_validate(s: ValidateSlice, tracker: Any, run_id: str, result: StageResult) -> None:
     tracker.log_artifact(run_id, result.output("data_docs"), "data_docs")
 
 
 VALIDATE = register(
     Stage(
-        "data.validate", select_limits, build_validate, inputs=("prepared",), after=after_validate,
+        "data.validate", select_validate, build_validate, inputs=("prepared",), after=after_validate,
         category="validation",
     )
 )  # fmt: skip
@@ -136,22 +159,31 @@ def validate(ctx: RunContext, prepared: StageResult) -> StageResult:
 def version(ctx: RunContext, prepared: StageResult, validated: StageResult) -> versioning.DataVersion:
     """Publish the validated splits into ``data/`` (only files that changed), ``dvc add`` + ``dvc push``.
 
+    ``validated`` is taken (not read) so that the flow cannot call this before ``data.validate`` passed. The
+    publish is all or nothing: a failure here (DVC, the remote, MLflow) restores ``data/``, ``data.dvc`` and the
+    remote folder as they were (``versioning.Snapshot``).
+
     Tags the parent MLflow run with the ``data.dvc`` md5, per-file md5s and the git commit, and logs ``data.dvc``
     as ``inputs/data.dvc`` (what ``grm reproduce RUN_ID`` restores).
     """
     log = logger()
-    data_dir = ctx.path(ctx.cfg.data.data_dir)
-    with bench.LEDGER.measure("data.version", "versioning"):
-        data_dir.mkdir(parents=True, exist_ok=True)
-        for split in SPLITS:
-            src, dst = prepared.output(split), data_dir / f"{split}.jsonl"
-            if not dst.exists() or file_md5(dst) != file_md5(src):
-                shutil.copyfile(src, dst)
-        dv = versioning.version_data(ctx.project_dir, ctx.cfg.data.data_dir)
-    with bench.LEDGER.measure("data.version", "tracking"):
-        ctx.tracker.set_tags(ctx.parent_run_id, dv.tags())
-        ctx.tracker.log_text(ctx.parent_run_id, dv.dvc_file, "inputs/data.dvc")
-        ctx.tracker.log_datasets(ctx.parent_run_id, dv, ctx.cfg.data.data_dir, ctx.project_dir, ctx.cfg.data.source)
+    sources = {f"{split}.jsonl": prepared.output(split) for split in SPLITS}
+    data_dir = ctx.cfg.data.data_dir
+    lock = Path(ctx.store_root).parent / "locks" / "dvc.lock"
+    with versioning.repo_lock(lock):  # one publish at a time per project (dvc init/add/push, rollback)
+        with bench.LEDGER.measure("data.version", "versioning"):
+            before = versioning.Snapshot.take(ctx.project_dir, data_dir, list(sources))
+        try:
+            with bench.LEDGER.measure("data.version", "versioning"):
+                dv = versioning.publish_data(ctx.project_dir, data_dir, sources)
+            with bench.LEDGER.measure("data.version", "tracking"):
+                ctx.tracker.set_tags(ctx.parent_run_id, dv.tags())
+                ctx.tracker.log_text(ctx.parent_run_id, dv.dvc_file, "inputs/data.dvc")
+                ctx.tracker.log_datasets(ctx.parent_run_id, dv, data_dir, ctx.project_dir, ctx.cfg.data.source)
+        except BaseException:
+            before.restore()
+            log.error("data.version failed: %s, data.dvc and the DVC remote are restored as they were", data_dir)
+            raise
     log.info(
         "data versioned: data.dvc md5 %s, remote %s (commit data.dvc and .dvc/config to pin it in git)",
         dv.dvc_md5,

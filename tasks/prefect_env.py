@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 
@@ -62,18 +63,32 @@ def configure_defaults(
 ) -> dict[str, str]:
     """Apply ``defaults_for(project_dir)`` to ``environ`` (``os.environ``) without overriding what is set.
 
-    Call it before the first ``import prefect``; afterwards Prefect will not see the values.
+    Call it before the first ``import prefect``; afterwards Prefect will not see the values. ``import tasks``
+    applies the current directory's defaults; a later call with an explicit ``project_dir`` (``grm run
+    --project-dir``, ``python -m flows --project-dir``) replaces those (never what the user set), so ``.prefect/``
+    follows the project, not the working directory.
 
     Returns:
         The variables this call set (empty when everything was already set).
     """
     env = os.environ if environ is None else environ
+    ours = _APPLIED if environ is None else {}
     applied = {}
     for key, value in defaults_for(project_dir).items():
-        if key not in env:
+        # a value an earlier call of ours set (``import tasks`` applies the cwd's) gives way to an explicit project
+        if key not in env or (project_dir is not None and key in ours and env[key] == ours[key]):
             env[key] = value
             applied[key] = value
+            ours[key] = value
+    if "PREFECT_HOME" in applied and "prefect" in sys.modules and environ is None:
+        logging.getLogger("grm.pipeline").warning(
+            "PREFECT_HOME set to %s after prefect was imported; Prefect keeps its earlier home",
+            applied["PREFECT_HOME"],
+        )
     return applied
+
+
+_APPLIED: dict[str, str] = {}  # what configure_defaults put into os.environ (not the user's own settings)
 
 
 class DropCompletedTaskStates(logging.Filter):
@@ -112,3 +127,31 @@ def server_env(api_url: str, home: str | Path, base: Mapping[str, str] | None = 
     env["PREFECT_HOME"] = str(home)
     env["PREFECT_API_URL"] = api_url
     return env
+
+
+SERVER_LOCK = "grm-temporary-server.lock"
+
+
+def start_temporary_server() -> str | None:
+    """Start this process's temporary Prefect server now, holding ``{PREFECT_HOME}/grm-temporary-server.lock``
+    until it answers; returns its API URL (None when ``PREFECT_API_URL`` names a server: nothing to start).
+
+    The temporary server creates and migrates its SQLite database (``{PREFECT_HOME}/prefect.db``) on start; two
+    runs starting in one project at once raced on that (``duplicate column name``). Under the lock the second
+    server starts only once the first one's migrations are done (it then finds the schema current). Prefect keeps
+    one temporary server per process, so the flow that follows reuses this one. Call it after
+    ``configure_defaults``, before the first flow call.
+    """
+    from prefect.settings import get_current_settings
+
+    settings = get_current_settings()
+    if settings.api.url:
+        return None
+    from prefect.server.api.server import SubprocessASGIServer
+
+    from tasks.locks import file_lock
+
+    with file_lock(Path(settings.home) / SERVER_LOCK, "Prefect's temporary server database (migrations on start)"):
+        server = SubprocessASGIServer()
+        server.start()
+    return server.api_url

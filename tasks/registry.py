@@ -26,6 +26,14 @@ def gate(
         log.warning("registry.gate skipped: no trained GRM in this run (training slots not wired)")
         return None
     metrics = {k: v for e in evals for k, v in e.metrics.items()}
+    with ctx.tracker.registry_lock():  # two runs of one project gate one after the other
+        return _gate(ctx, grm_model, meta_rm, metrics)
+
+
+def _gate(
+    ctx: RunContext, grm_model: StageResult, meta_rm: StageResult | None, metrics: dict[str, float]
+) -> dict[str, Any]:
+    log = logger()
     with bench.LEDGER.measure("registry.gate", "tracking"):
         decision = ctx.tracker.promote(
             ctx.parent_run_id,
@@ -68,10 +76,11 @@ def resolve_model(ctx: RunContext, model: str) -> str:
         return model
     version = None
     if model.startswith("models:/") and "@" in model:
-        for repair in ctx.tracker.repair_promotions(ctx.cfg.registry):  # never read a half-moved alias pair
-            logger().warning("registry repair: %s", repair)
         name, alias = model.removeprefix("models:/").split("@", 1)
-        version = ctx.tracker.alias_version(name, alias)
+        with ctx.tracker.registry_lock():  # not while another run's gate is moving the aliases
+            for repair in ctx.tracker.repair_promotions(ctx.cfg.registry):  # never read a half-moved alias pair
+                logger().warning("registry repair: %s", repair)
+            version = ctx.tracker.alias_version(name, alias)
         if version is None:
             raise LookupError(
                 f"{model}: no such registered model/alias in {ctx.tracker.uri}; run spct_pipeline first or pass a "

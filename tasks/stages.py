@@ -17,6 +17,11 @@ writes into ``{root}/{stage}/.{key}.{pid}.tmp/``, then ``stage.json``, then ``os
 crash (even SIGKILL) leaves only a tmp folder, which the next build of that key removes. A rerun therefore starts
 at the first stage without a completed folder. Folders are never overwritten in place.
 
+Concurrency: a build holds ``{root}/.locks/{stage}/{key}.lock`` (``tasks.locks.file_lock``, an ``flock`` the kernel
+releases when the holder dies). A second process (or thread) asking for the same key waits for it, then finds the
+completed folder and reuses it (``cached``): two runs started together compute each stage once. A lock whose
+holder died (SIGKILL) is free, so the waiter takes over and builds.
+
 Example:
     >>> import tempfile
     >>> store = StageStore(tempfile.mkdtemp())
@@ -43,6 +48,7 @@ from typing import Any, Generic, TypeVar
 
 from grm.config import to_dict
 from grm.files import write_json_atomic
+from tasks.locks import file_lock
 
 MARKER = "stage.json"
 KEY_CHARS = 16  # 64 bits of sha256: collisions are not a practical concern for a few thousand stage runs
@@ -160,16 +166,6 @@ def code_version() -> str:
     return code_hash(package_roots())
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class StageStore:
     """Completed stage folders under ``root`` (default ``artifacts/stages``)."""
 
@@ -197,14 +193,11 @@ class StageStore:
         )
 
     def _clear_stale(self, stage: str, key: str) -> None:
-        """Remove tmp folders of ``key`` left by dead processes (a crash mid-build)."""
+        """Remove the tmp folders of ``key`` left by crashed builds. Called under the key's lock: every live
+        builder of a key holds that lock, so any tmp folder of the key found then is abandoned (its process died,
+        or is a not yet reaped zombie)."""
         for tmp in (self.root / stage).glob(f".{key}.*.tmp"):
-            try:
-                pid = int(tmp.name.split(".")[2])
-            except (IndexError, ValueError):
-                pid = -1
-            if pid == os.getpid() or pid < 0 or not _pid_alive(pid):
-                shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def run(self, stage: str, key: str, build: BuildFn) -> StageResult:
         """Return the completed result of (stage, key), building it first if needed.
@@ -215,11 +208,22 @@ class StageStore:
             build: ``build(out_dir) -> StageOutput``; writes its files under ``out_dir``.
 
         Returns:
-            The ``StageResult``; ``cached`` tells whether ``build`` ran.
+            The ``StageResult``; ``cached`` tells whether ``build`` ran (False only in the process that built it;
+            a process that waited for another one's build of the same key gets the completed folder, cached).
         """
         done = self.lookup(stage, key)
         if done is not None:
             return done
+        with file_lock(self.lock_path(stage, key), f"stage {stage} {key} (being built by another run)"):
+            done = self.lookup(stage, key)  # completed by the holder we waited for
+            if done is not None:
+                return done
+            return self._build(stage, key, build)
+
+    def lock_path(self, stage: str, key: str) -> Path:
+        return self.root / ".locks" / stage / f"{key}.lock"
+
+    def _build(self, stage: str, key: str, build: BuildFn) -> StageResult:
         self._clear_stale(stage, key)
         tmp = self.root / stage / f".{key}.{os.getpid()}.tmp"
         tmp.mkdir(parents=True, exist_ok=False)
@@ -238,7 +242,7 @@ class StageStore:
         final = self.final_dir(stage, key)
         try:
             os.rename(tmp, final)
-        except OSError:  # another process completed the same key first: identical content, keep theirs
+        except OSError:  # completed meanwhile by a process that took no lock (an older version): keep theirs
             shutil.rmtree(tmp, ignore_errors=True)
         result = self.lookup(stage, key)
         assert result is not None

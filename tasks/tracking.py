@@ -63,6 +63,32 @@ def artifact_root_for(uri: str) -> str | None:
     return None
 
 
+_READY_STORES: set[str] = set()  # SQLite stores this process has created/migrated (or found current)
+
+
+def init_store(uri: str) -> None:
+    """Create and migrate an embedded SQLite store once per process, under ``{db}.lock``.
+
+    MLflow creates the tables and runs its alembic migrations the first time a store is opened; two processes
+    doing that at once on a new file race (``alembic ... expected to match one row ... 0 found``: one dies). The
+    first process here migrates while holding the lock; the second waits, then finds the schema current. Tracking
+    and registry stores share the file; both are opened. Servers (``http://...``) migrate themselves.
+    """
+    if uri in _READY_STORES or not uri.startswith("sqlite:///"):
+        return
+    from mlflow import MlflowClient
+
+    from tasks.locks import file_lock
+
+    db = Path(uri.removeprefix("sqlite:///"))
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(db.with_name(db.name + ".lock"), f"the MLflow store {db} (first use: schema migration)"):
+        client = MlflowClient(uri)
+        client.search_experiments(max_results=1)
+        client.search_registered_models(max_results=1)
+    _READY_STORES.add(uri)
+
+
 def _param_value(value: Any) -> str:
     text = json.dumps(value) if isinstance(value, list | tuple | dict) else str(value)
     return text if len(text) <= MAX_PARAM_CHARS else text[: MAX_PARAM_CHARS - 3] + "..."
@@ -156,6 +182,7 @@ class Tracker:
     def client(self):  # -> mlflow.MlflowClient
         from mlflow import MlflowClient
 
+        init_store(self.uri)
         return MlflowClient(self.uri)
 
     def experiment_id(self) -> str:
@@ -375,6 +402,19 @@ class Tracker:
                     os.environ[k] = v
 
     # ---- registry -----------------------------------------------------------------------------------------------
+    def registry_lock(self):  # -> a context manager
+        """Held around a gate (``repair_promotions`` + register + alias moves) so that two runs of one project do
+        not both create a registered model, read "no champion" at once, or repair a promotion the other is making:
+        ``{db}.registry.lock`` beside an embedded SQLite store; a tracking server is left to itself."""
+        from contextlib import nullcontext
+
+        from tasks.locks import file_lock
+
+        if not self.uri.startswith("sqlite:///"):
+            return nullcontext()
+        db = Path(self.uri.removeprefix("sqlite:///"))
+        return file_lock(db.with_name(db.name + ".registry.lock"), f"the model registry of {db} (another run's gate)")
+
     def register(self, run_id: str, model_dir: str | Path, name: str, tags: Mapping[str, Any] | None = None) -> str:
         """Log ``model_dir`` as artifact ``model/`` of ``run_id`` and register it as a new version of ``name``."""
         from mlflow.exceptions import MlflowException
@@ -577,6 +617,11 @@ class NullTracker:
 
     def start_run(self, name: str, parent_id: str | None = None, tags: Mapping[str, str] | None = None) -> str:
         return ""
+
+    def registry_lock(self):  # -> a context manager
+        from contextlib import nullcontext
+
+        return nullcontext()
 
     def __getattr__(self, name: str) -> Any:
         if name in ("promote", "register", "download", "alias_version", "repair_promotions"):

@@ -6,7 +6,7 @@ nothing is written into the repository. A failing suite raises ``DataValidationE
 expectation and its rows (``test.jsonl:17 id=...``); the caller logs the Data Docs to MLflow before stopping.
 
 Suites:
-- ``preference_items``: unique ids; every row passes the core schema check (``grm.schemas.validate_record``);
+- ``preference_items``: every split holds at least ``data.min_items.{split}`` rows; unique ids; every row passes the core schema check (``grm.schemas.validate_record``);
   non-empty query and responses; 1 <= n <= ``data.max_responses``; ``best`` in [0, n-1] or ``label`` in {0, 1};
   a unique best (ratings have one maximum, at ``best``); texts <= ``data.max_chars``; no val/test query that also
   appears in train (decontamination).
@@ -43,7 +43,8 @@ class DataValidationError(ValueError):
         lines = [f"Great Expectations suite {suite!r} failed {len(failures)} expectation(s); nothing was trained:"]
         for f in failures:
             rows = ", ".join(f["rows"][:10]) + (f" ... (+{len(f['rows']) - 10} more)" if len(f["rows"]) > 10 else "")
-            lines.append(f"  - {f['expectation']}({f['column']}): {f['unexpected_count']} bad row(s): {rows}")
+            count = f"{f['unexpected_count']} bad row(s): " if f["unexpected_count"] else ""
+            lines.append(f"  - {f['expectation']}({f['column']}): {count}{rows}")
         lines.append(f"Fix those rows (or the source/config) and rerun. Data Docs: {docs}")
         super().__init__("\n".join(lines))
 
@@ -165,12 +166,34 @@ def trajectory_frame(records: Iterable[Mapping[str, Any]]):  # -> pandas.DataFra
     return pd.DataFrame(rows)
 
 
-def item_expectations(max_responses: int, max_chars: int) -> list[Any]:
-    """The ``preference_items`` suite (each expectation documents one rule)."""
+SPLITS = ("train", "val", "test")
+
+
+def split_count_expectations(min_items: Any) -> list[Any]:
+    """One row-count expectation per split: ``{split}.jsonl`` holds at least ``data.min_items.{split}`` rows."""
+    import great_expectations as gx
+    from great_expectations.expectations.row_conditions import Column
+
+    out = []
+    for split in SPLITS:
+        least = int(getattr(min_items, split))
+        rule = f"data.min_items.{split} requires >= {least}; add rows or lower data.min_items.{split}"
+        out.append(
+            gx.expectations.ExpectTableRowCountToBeBetween(
+                min_value=least, row_condition=Column("split") == split, meta={"split": split, "rule": rule}
+            )
+        )
+    return out
+
+
+def item_expectations(max_responses: int, max_chars: int, min_items: Any = None) -> list[Any]:
+    """The ``preference_items`` suite (each expectation documents one rule); ``min_items`` (``SplitMinimums``)
+    adds the per-split row counts."""
     import great_expectations as gx
 
     e = gx.expectations
-    return [
+    counts = split_count_expectations(min_items) if min_items is not None else []
+    return counts + [
         e.ExpectColumnValuesToNotBeNull(column="id"),
         e.ExpectColumnValuesToBeUnique(column="id"),
         e.ExpectColumnValuesToBeNull(column="schema_problem"),
@@ -256,9 +279,14 @@ def run_suite(frame, suite_name: str, expectations: Sequence[Any], docs_dir: str
             if r.success:
                 continue
             cfg = r.expectation_config
-            column = cfg.kwargs.get("column") or f"{cfg.kwargs.get('column_A')},{cfg.kwargs.get('column_B')}"
             res = r.result or {}
             rows = [_row_name(x) for x in res.get("unexpected_index_list") or [] if isinstance(x, Mapping)]
+            meta = cfg.meta or {}
+            if "split" in meta:  # a per-split row count: name the file, its count and the config key
+                column = f"split={meta['split']}"
+                rows = [f"{meta['split']}.jsonl has {res.get('observed_value')} row(s); {meta['rule']}"]
+            else:
+                column = cfg.kwargs.get("column") or f"{cfg.kwargs.get('column_A')},{cfg.kwargs.get('column_B')}"
             failures.append(
                 {
                     "expectation": cfg.type,
@@ -274,13 +302,18 @@ def run_suite(frame, suite_name: str, expectations: Sequence[Any], docs_dir: str
     )
 
 
-def validate_items(split_files: Mapping[str, str | Path], data_cfg: Any, docs_dir: str | Path) -> ValidationSummary:
-    """Run the ``preference_items`` suite on the split files (``data_cfg`` = ``DataConfig``)."""
+def validate_items(
+    split_files: Mapping[str, str | Path], data_cfg: Any, docs_dir: str | Path, min_items: Any = None
+) -> ValidationSummary:
+    """Run the ``preference_items`` suite on the split files (``data_cfg``: ``max_responses``/``max_chars``;
+    ``min_items``: ``SplitMinimums``, the fewest rows per split, or None for no count rule)."""
     frame = item_frame(split_files)
     if frame.empty:
-        raise DataValidationError(ITEM_SUITE, [{"expectation": "non-empty data", "column": "-", "rows": [],
-                                                "unexpected_count": 0}], None)  # fmt: skip
-    return run_suite(frame, ITEM_SUITE, item_expectations(data_cfg.max_responses, data_cfg.max_chars), docs_dir)
+        files = ", ".join(f"{s}.jsonl" for s in split_files)
+        raise DataValidationError(ITEM_SUITE, [{"expectation": "non-empty data", "column": "-", "unexpected_count": 0,
+                                                "rows": [f"{files}: no rows at all"]}], None)  # fmt: skip
+    expectations = item_expectations(data_cfg.max_responses, data_cfg.max_chars, min_items)
+    return run_suite(frame, ITEM_SUITE, expectations, docs_dir)
 
 
 def validate_trajectories(

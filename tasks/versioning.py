@@ -121,6 +121,103 @@ def _ensure_repo(root: Path, remote: str | None) -> str:
     return configured
 
 
+def repo_lock(lock_file: str | Path):  # -> a context manager
+    """The project's DVC lock (``artifacts/locks/dvc.lock`` from ``tasks.data.version``): ``dvc init``, ``add``
+    and ``push`` of two runs at once would collide (DVC's own lock makes the second fail), and a rollback must not
+    undo another run's publish."""
+    from tasks.locks import file_lock
+
+    return file_lock(lock_file, "the DVC repository (another run publishes data/)")
+
+
+def remote_folder(root: str | Path, remote: str | None = None) -> Path | None:
+    """The local folder the DVC remote of ``root`` is (or would be, before ``ensure_repo``) ; None for a URL."""
+    root = Path(root).resolve()
+    url = remote or os.environ.get(ENV_REMOTE)
+    if not url and (root / ".dvc" / "config").exists():
+        with in_dir(root):
+            repo = _repo(root)
+            try:
+                url = repo.config["remote"].get(REMOTE_NAME, {}).get("url")
+            finally:
+                repo.close()
+    url = url or DEFAULT_REMOTE
+    if "://" in url:
+        return None
+    return (root / url).resolve()
+
+
+@dataclass
+class Snapshot:
+    """What a publish may change, taken before it: the split files of ``data/``, ``data.dvc``, the root
+    ``.gitignore`` (``dvc add`` edits it in a git checkout) and the file list of a local-folder DVC remote.
+
+    ``restore()`` puts every one back byte for byte: files written since are removed, replaced ones rewritten,
+    and remote files (objects pushed since; existing objects are content-addressed and never rewritten) deleted.
+    """
+
+    files: dict[Path, bytes | None]
+    created_dirs: list[Path]
+    remote: Path | None
+    remote_files: set[str]
+    remote_existed: bool
+
+    @classmethod
+    def take(cls, root: str | Path, data_dir: str, names: list[str], remote: str | None = None) -> Snapshot:
+        root = Path(root).resolve()
+        data = root / data_dir
+        paths = [data / n for n in names] + [root / f"{data_dir}.dvc", root / ".gitignore"]
+        files = {p: (p.read_bytes() if p.is_file() else None) for p in paths}
+        folder = remote_folder(root, remote)
+        existed = folder is not None and folder.is_dir()
+        listed = {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()} if existed else set()
+        created = [d for d in (data,) if not d.exists()]
+        return cls(files, created, folder, listed, existed)
+
+    def restore(self) -> None:
+        for path, content in self.files.items():
+            if content is None:
+                path.unlink(missing_ok=True)
+            elif not path.is_file() or path.read_bytes() != content:
+                tmp = path.with_name(f".{path.name}.restore.tmp")
+                tmp.write_bytes(content)
+                os.replace(tmp, path)
+        for d in self.created_dirs:
+            shutil.rmtree(d, ignore_errors=True)
+        if self.remote is None or not self.remote.is_dir():
+            return
+        if not self.remote_existed:
+            shutil.rmtree(self.remote, ignore_errors=True)
+            return
+        kept = {str(parent) for f in self.remote_files for parent in Path(f).parents}
+        for p in sorted(self.remote.rglob("*"), reverse=True):  # deepest first: files, then emptied folders
+            rel = str(p.relative_to(self.remote))
+            if p.is_file() and rel not in self.remote_files:
+                p.unlink()
+            elif p.is_dir() and rel not in kept and not any(p.iterdir()):
+                p.rmdir()
+
+
+def publish_data(
+    root: str | Path, data_dir: str, sources: dict[str, Path], push: bool = True, remote: str | None = None
+) -> DataVersion:
+    """Copy ``sources`` (name -> file) into ``data_dir`` (only files whose bytes differ), then ``version_data``.
+
+    Call it after every check on the sources passed, inside a ``Snapshot`` (``tasks.data.version``) so that a
+    failure can be undone.
+    """
+    root = Path(root).resolve()
+    folder = root / data_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, src in sources.items():
+        dst = folder / name
+        if not dst.exists() or file_md5(dst) != file_md5(src):
+            tmp = dst.with_name(f".{name}.tmp")
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, dst)
+    return version_data(root, data_dir, push=push, remote=remote)
+
+
 def read_dvc_file(path: str | Path) -> dict[str, Any]:
     return yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
 

@@ -70,6 +70,22 @@ def _seed_field(what: str) -> Any:
 
 # ---- data ------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
+class SplitMinimums:
+    """The fewest items each split must hold (``data.validate`` checks them before anything is published)."""
+
+    train: int = field(default=1, metadata={"help": "fewest train items (>= 1: an empty train split trains nothing)"})
+    val: int = field(default=1, metadata={"help": "fewest validation items (0 allows an empty val split)"})
+    test: int = field(default=1, metadata={"help": "fewest test items (>= 1: an empty test split evaluates nothing)"})
+
+    def __post_init__(self) -> None:
+        for name in ("train", "val", "test"):
+            value = getattr(self, name)
+            least = 0 if name == "val" else 1
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                _fail(f"data.min_items.{name}", value, f"must be an integer >= {least}")
+
+
+@dataclass(frozen=True)
 class DataConfig:
     """Where preference items come from and the limits every dataset is validated against."""
 
@@ -84,6 +100,9 @@ class DataConfig:
     data_dir: str = field(default="data", metadata={"help": "DVC-tracked folder the prepared datasets are written to"})
     max_responses: int = field(default=4, metadata={"help": "validation: 1 <= n <= max_responses"})
     max_chars: int = field(default=20000, metadata={"help": "validation: longest query/response text allowed"})
+    min_items: SplitMinimums = field(
+        default_factory=SplitMinimums, metadata={"help": "validation: the fewest items per split (train, val, test)"}
+    )
 
     def __post_init__(self) -> None:
         _positive("data", self, ("max_responses", "max_chars"))
@@ -880,7 +899,8 @@ def validate_pipeline(cfg: PipelineConfig) -> None:
 
     Rules: the gate metric is produced by the enabled stages; ``eval.benchmarks`` are registered; the three prompt
     templates agree (the GRM is trained on the format it is evaluated on); the embedded world's largest item fits
-    ``data.max_responses``; the embedded model's context holds the generation budgets.
+    ``data.max_responses`` and its split sizes reach ``data.min_items``; the embedded model's context holds the
+    generation budgets.
     """
     from grm.benchmarks import available
 
@@ -914,6 +934,14 @@ def validate_pipeline(cfg: PipelineConfig) -> None:
             f"data.max_responses={cfg.data.max_responses} would reject them at data.validate; raise "
             f"data.max_responses to {cfg.world.max_n} or set the n_probs of n > {cfg.data.max_responses} to 0"
         )
+    if cfg.data.source == "world":
+        for split in ("train", "val", "test"):
+            least, made = getattr(cfg.data.min_items, split), getattr(cfg.world, f"n_{split}")
+            if made < least:
+                problems.append(
+                    f"world.n_{split}={made} is below data.min_items.{split}={least}: data.validate would refuse "
+                    f"the split; raise world.n_{split} or lower data.min_items.{split}"
+                )
     if cfg.model.base == "embedded":
         ctx = cfg.model.tiny.max_position_embeddings
         budgets = {

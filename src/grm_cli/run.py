@@ -27,7 +27,8 @@ def run_command(
     check_run_inputs(cfg, project_dir)
     from tasks import prefect_env
 
-    prefect_env.configure_defaults(project_dir)
+    prefect_env.configure_defaults(project_dir)  # .prefect/ inside --project-dir, whatever the working directory
+    prefect_env.start_temporary_server()  # under a lock: two first runs at once raced on its database
     from flows.pipeline import spct_pipeline
     from grm.evaluation import heldout_benchmark
     from grm.report import results_table, single_sample_row

@@ -3,7 +3,7 @@
 Builds the embedded tiny Llama (``bench/sampling.py``'s ``build_model``) and, for each shape preset and thread
 count, in one process and side by side, times:
 
-* naive: one sample at a time (old loop, ``generate_naive``) -- bench preset only (slow);
+* naive: one sample at a time (old loop, ``generate_naive``) -- bench preset, first thread count only (slow);
 * no sharing: all rows in one batch, each row prefilled separately (old loop) -- bench preset only;
 * hf: shared prefill, the model's forward with a ``DynamicCache`` every step (``decode="hf"``, the old default);
 * static: shared prefill, ``LlamaDecoder`` (``decode="static"``, the new default);
@@ -132,6 +132,8 @@ def main() -> None:
                 for sampler in samplers.values():
                     sampler.generate(prompts[:2], 2, args.temperature, 4, seed=0)  # warm-up
                 for label, shared, run in methods:
+                    if label.startswith("naive") and n_threads != threads[0]:
+                        continue  # the slowest baseline: on the first thread count only
                     for sampler in samplers.values():
                         sampler.stats.reset()
                     wall = timed(run)

@@ -165,7 +165,7 @@ class LlamaDecoder:
         return DecodeState(
             prompts=prompts,
             n=n,
-            prompt_keys=prompt_keys,
+            prompt_keys_t=[k.transpose(-1, -2).contiguous() for k in prompt_keys],  # p x hkv x d x P
             prompt_values=prompt_values,
             prompt_bias=mask[:, None, None, :],  # prompts x 1 x 1 x P, broadcast over heads and stacked queries
             keys=[like.new_empty(shape) for _ in self.layers],
@@ -207,7 +207,7 @@ class LlamaDecoder:
             state.values[i][:, :, t, :] = v
             # Prompt part: the n rows of a prompt stack their queries against its one copy of the prompt KV.
             q_p = q.view(p, n, hkv, g, d).transpose(1, 2).reshape(p, hkv, n * g, d)
-            s_p = torch.matmul(q_p, state.prompt_keys[i].transpose(-1, -2)) * self.scaling + state.prompt_bias
+            s_p = torch.matmul(q_p, state.prompt_keys_t[i]) * self.scaling + state.prompt_bias
             s_p = s_p.view(p, hkv, n, g, -1).transpose(1, 2).reshape(rows, hkv, g, -1)
             # Generated part: each row against its own tokens 0..t.
             k_g, v_g = state.keys[i][:, :, : t + 1], state.values[i][:, :, : t + 1]
@@ -217,7 +217,8 @@ class LlamaDecoder:
             pr_p = probs[..., :plen].reshape(p, n, hkv, g, plen).transpose(1, 2).reshape(p, hkv, n * g, plen)
             o_p = torch.matmul(pr_p, state.prompt_values[i])  # p x hkv x n*g x d
             o_p = o_p.view(p, hkv, n, g, d).transpose(1, 2).reshape(rows, hkv, g, d)
-            o = o_p + torch.matmul(probs[..., plen:], v_g)
+            # rows x hkv x g x d; a broadcast multiply-sum beats a batched matmul of (g x t) @ (t x d) pieces on CPU.
+            o = o_p + (probs[..., plen:, None] * v_g[:, :, None]).sum(-2)
             x = x + F.linear(o.reshape(rows, q_width), layer.w_o, layer.b_o)
             h = _rms_norm(x, layer.ln2, layer.eps2)
             gate, up = F.linear(h, layer.w_gate_up, layer.b_gate_up).chunk(2, dim=-1)
@@ -232,7 +233,7 @@ class DecodeState:
 
     prompts: int
     n: int
-    prompt_keys: list[torch.Tensor]
+    prompt_keys_t: list[torch.Tensor]
     prompt_values: list[torch.Tensor]
     prompt_bias: torch.Tensor
     keys: list[torch.Tensor]

@@ -1,8 +1,18 @@
 """Hugging Face transformers sampler with one shared prefill per prompt (CPU or a single GPU).
 
-The ``n`` samples of a prompt share one prefill: the prompt batch runs forward once, the KV cache is repeated
-``n`` times along the batch axis (``Cache.batch_repeat_interleave``) and the ``n * B`` rows are decoded by a
-small sampling loop (temperature, optional top-p, per-row EOS stop, finished rows dropped from the batch).
+The ``n`` samples of a prompt share one prefill: the prompt batch runs forward once (the model's own forward, a
+``DynamicCache``), then the ``n * B`` rows are decoded (temperature, optional top-p, per-row EOS stop) by one of
+two loops (``decode=``):
+
+* "static" (default for Llama models): ``grm.sampling.static_decode.LlamaDecoder`` -- the prompt KV kept once
+  per prompt, a preallocated cache for generated tokens, fixed shapes with finished rows masked, fused weights;
+* "hf" (the old loop, any architecture): the KV cache repeated ``n`` times (``Cache.batch_repeat_interleave``),
+  the model's forward every step, finished rows dropped from the batch.
+
+Seeding contract (both loops): one ``torch.Generator`` per prompt batch, seeded ``seed * 1_000_003 + batch index``
+(batches of ``batch_size`` prompts sorted by length); each step draws one uniform per still-running row, in row
+order (prompt-major, then sample), and inverts the row's CDF. So greedy gives the same tokens on both loops, and
+sampling the same tokens up to float noise in the logits (summation order differs; exact on the test batches).
 """
 
 from __future__ import annotations
@@ -212,7 +222,7 @@ class HFSampler:
             n: samples per prompt.
             temperature: softmax temperature; 0 = greedy.
             max_new_tokens: generation budget per sample.
-            seed: RNG seed (same seed and inputs -> same texts).
+            seed: RNG seed (same seed, inputs and ``batch_size`` -> same texts; see the module's seeding contract).
 
         Returns:
             ``n`` generated texts (completion only) per prompt, in prompt order.

@@ -81,6 +81,9 @@ def main() -> None:
     parser.add_argument("--threads", default="1,2", help="comma list of torch CPU thread counts")
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--methods", default="naive,sharing,hf,static", help="comma list of naive, sharing (no sharing), hf, static"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     import torch
@@ -94,6 +97,8 @@ def main() -> None:
     if unknown:
         parser.error(f"--presets: unknown {unknown}; use {sorted(PRESETS)}")
     threads = [int(t) for t in args.threads.split(",")]
+    keys = {"naive": "naive", "sharing": "no prefill sharing", "hf": "decode=hf", "static": "decode=static"}
+    wanted = [keys[m.strip()] for m in args.methods.split(",") if m.strip()]
     print("$ " + shlex.join([".venv/bin/python", "bench/decode_speed.py", *sys.argv[1:]]))
     with tempfile.TemporaryDirectory() as tmp:
         model_dir, model_desc = build_model(Path(tmp))
@@ -134,6 +139,8 @@ def main() -> None:
                 for label, shared, run in methods:
                     if label.startswith("naive") and n_threads != threads[0]:
                         continue  # the slowest baseline: on the first thread count only
+                    if not any(key in label for key in wanted):
+                        continue
                     for sampler in samplers.values():
                         sampler.stats.reset()
                     wall = timed(run)

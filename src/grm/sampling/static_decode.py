@@ -6,7 +6,8 @@ and values to ``LlamaDecoder``, which decodes ``n`` rows per prompt without the 
 * the prompt KV stays **shared**: it is kept once per prompt (never repeated ``n`` times) and the ``n`` rows of a
   prompt attend to it with one batched matmul per layer (their queries stacked), so the shared-prefill property
   holds in memory traffic too, not only in prefill FLOPs;
-* the generated tokens' KV goes into a **preallocated static cache** (rows x heads x ``max_new_tokens`` x dim);
+* the generated tokens' KV goes into a **preallocated static cache**, time-major (``max_new_tokens`` x rows x
+  heads x dim), read with broadcast multiply-sums (faster on CPU than many tiny batched matmuls);
 * shapes are **fixed**: every row is decoded every step and finished rows are only masked (their tokens ignored),
   never dropped from the batch; q/k/v and gate/up projections are fused into one matmul each;
 * sampling, EOS checks and token bookkeeping run on whole tensors (no Python loop over rows).
@@ -159,7 +160,7 @@ class LlamaDecoder:
         prompts = prompt_mask.shape[0]
         rows = prompts * n
         like = prompt_keys[0]
-        shape = (rows, self.num_kv_heads, max_new_tokens, self.head_dim)
+        shape = (max_new_tokens, rows, self.num_kv_heads, self.head_dim)  # time-major: step t is one slab
         neg = torch.finfo(like.dtype).min
         mask = torch.zeros(prompt_mask.shape, dtype=like.dtype, device=like.device).masked_fill(prompt_mask == 0, neg)
         return DecodeState(
@@ -203,22 +204,30 @@ class LlamaDecoder:
             v = qkv[:, q_width + kv_width :].view(rows, hkv, d)
             q = q * cos + _rotate_half(q) * sin
             k = k * cos + _rotate_half(k) * sin
-            state.keys[i][:, :, t, :] = k
-            state.values[i][:, :, t, :] = v
+            state.keys[i][t] = k
+            state.values[i][t] = v
             # Prompt part: the n rows of a prompt stack their queries against its one copy of the prompt KV.
             q_p = q.view(p, n, hkv, g, d).transpose(1, 2).reshape(p, hkv, n * g, d)
             s_p = torch.matmul(q_p, state.prompt_keys_t[i]) * self.scaling + state.prompt_bias
             s_p = s_p.view(p, hkv, n, g, -1).transpose(1, 2).reshape(rows, hkv, g, -1)
-            # Generated part: each row against its own tokens 0..t.
-            k_g, v_g = state.keys[i][:, :, : t + 1], state.values[i][:, :, : t + 1]
-            s_g = torch.matmul(q.view(rows, hkv, g, d), k_g.transpose(-1, -2)) * self.scaling
+            # Generated part: each row against its own tokens 0..t. Time-major cache and a broadcast multiply-sum:
+            # faster on CPU than thousands of tiny (g x d) @ (d x t) batched matmuls.
+            k_g, v_g = state.keys[i][: t + 1], state.values[i][: t + 1]  # (t+1) x rows x hkv x d
+            if g == 1:  # plain multi-head attention: no group axis in the broadcast (much faster on CPU)
+                s_g = (k_g * q).sum(-1).permute(1, 2, 0)[:, :, None, :]
+            else:
+                s_g = (k_g[:, :, :, None, :] * q.view(rows, hkv, g, d)).sum(-1).permute(1, 2, 3, 0)
+            s_g = s_g * self.scaling  # rows x hkv x g x (t+1)
             probs = torch.softmax(torch.cat([s_p, s_g], dim=-1).float(), dim=-1).to(q.dtype)
             plen = s_p.shape[-1]
             pr_p = probs[..., :plen].reshape(p, n, hkv, g, plen).transpose(1, 2).reshape(p, hkv, n * g, plen)
             o_p = torch.matmul(pr_p, state.prompt_values[i])  # p x hkv x n*g x d
             o_p = o_p.view(p, hkv, n, g, d).transpose(1, 2).reshape(rows, hkv, g, d)
-            # rows x hkv x g x d; a broadcast multiply-sum beats a batched matmul of (g x t) @ (t x d) pieces on CPU.
-            o = o_p + (probs[..., plen:, None] * v_g[:, :, None]).sum(-2)
+            pr_g = probs[..., plen:].permute(3, 0, 1, 2)  # (t+1) x rows x hkv x g
+            if g == 1:
+                o = o_p + (pr_g * v_g).sum(0)[:, :, None, :]
+            else:
+                o = o_p + (pr_g[..., None] * v_g[:, :, :, None, :]).sum(0)
             x = x + F.linear(o.reshape(rows, q_width), layer.w_o, layer.b_o)
             h = _rms_norm(x, layer.ln2, layer.eps2)
             gate, up = F.linear(h, layer.w_gate_up, layer.b_gate_up).chunk(2, dim=-1)

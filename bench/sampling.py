@@ -6,11 +6,14 @@ of a fixed length (EOS ignored) for the same prompts three ways:
 
 * naive: one sample at a time (a prefill of the prompt for every sample, batch of one row);
 * batched, no sharing: all prompts x k rows in one batch, each row prefilled separately;
-* batched, shared prefill: each prompt prefilled once, KV cache repeated k times (``HFSampler.generate``).
+* batched, shared prefill, old loop: each prompt prefilled once, KV cache repeated k times (``decode="hf"``);
+* batched, shared prefill (``HFSampler.generate``, ``decode="static"``): prompt KV kept once, static cache.
+
+``bench/decode_speed.py`` puts these rates next to the matmul rate of the same shapes.
 
 Usage::
 
-    .venv/bin/python bench/sampling.py [--prompts 16] [--k 8] [--prompt-tokens 150] [--new-tokens 64] [--threads 1]
+    .venv/bin/python bench/sampling.py [--prompts 16] [--k 8] [--prompt-tokens 48] [--new-tokens 64] [--threads 1]
 """
 
 from __future__ import annotations
@@ -74,7 +77,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prompts", type=int, default=16)
     parser.add_argument("--k", type=int, default=8, help="samples per prompt")
-    parser.add_argument("--prompt-tokens", type=int, default=150)
+    parser.add_argument(
+        "--prompt-tokens", type=int, default=48, help="prompt length; prompt + new tokens must fit the 128 context"
+    )
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--temperature", type=float, default=1.0)
@@ -89,29 +94,35 @@ def main() -> None:
         sampler = HFSampler(
             model_dir, num_threads=args.threads, batch_size=args.prompts, progress=False, ignore_eos=True
         )
+        old = HFSampler(model_dir, batch_size=args.prompts, progress=False, ignore_eos=True, decode="hf")
         prompts = make_prompts(sampler.tokenizer, args.prompts, args.prompt_tokens, args.seed)
         lengths = [len(sampler.tokenizer(p)["input_ids"]) for p in prompts]
         k, new = args.k, args.new_tokens
         sampler.generate(prompts[:2], 2, args.temperature, 4, seed=0)  # warm-up
+        old.generate(prompts[:2], 2, args.temperature, 4, seed=0)
 
         methods = {
-            "naive: one sample at a time": lambda: sampler.generate_naive(
+            "naive: one sample at a time (old loop)": lambda: old.generate_naive(
                 prompts, k, args.temperature, new, args.seed
             ),
-            "batched, no prefill sharing": lambda: sampler.generate_with_details(
+            "batched, no prefill sharing (old loop)": lambda: old.generate_with_details(
                 prompts, k, args.temperature, new, args.seed, share_prefill=False
             ),
-            "batched, shared prefill (HFSampler.generate)": lambda: sampler.generate(
+            "batched, shared prefill, decode=hf (old loop)": lambda: old.generate(
+                prompts, k, args.temperature, new, args.seed
+            ),
+            "batched, shared prefill (HFSampler.generate, decode=static)": lambda: sampler.generate(
                 prompts, k, args.temperature, new, args.seed
             ),
         }
         rows = []
         for name, run in methods.items():
             sampler.stats.reset()
+            old.stats.reset()
             start = time.perf_counter()
             run()
             wall = time.perf_counter() - start
-            st = sampler.stats
+            st = sampler.stats if "decode=static" in name else old.stats
             expected = len(prompts) * k * new
             if st.tokens_generated != expected:
                 raise RuntimeError(f"{name}: generated {st.tokens_generated} tokens, expected {expected}")

@@ -1,8 +1,18 @@
 """Hugging Face transformers sampler with one shared prefill per prompt (CPU or a single GPU).
 
-The ``n`` samples of a prompt share one prefill: the prompt batch runs forward once, the KV cache is repeated
-``n`` times along the batch axis (``Cache.batch_repeat_interleave``) and the ``n * B`` rows are decoded by a
-small sampling loop (temperature, optional top-p, per-row EOS stop, finished rows dropped from the batch).
+The ``n`` samples of a prompt share one prefill: the prompt batch runs forward once (the model's own forward, a
+``DynamicCache``), then the ``n * B`` rows are decoded (temperature, optional top-p, per-row EOS stop) by one of
+two loops (``decode=``):
+
+* "static" (default for Llama models): ``grm.sampling.static_decode.LlamaDecoder`` -- the prompt KV kept once
+  per prompt, a preallocated cache for generated tokens, fixed shapes with finished rows masked, fused weights;
+* "hf" (the old loop, any architecture): the KV cache repeated ``n`` times (``Cache.batch_repeat_interleave``),
+  the model's forward every step, finished rows dropped from the batch.
+
+Seeding contract (both loops): one ``torch.Generator`` per prompt batch, seeded ``seed * 1_000_003 + batch index``
+(batches of ``batch_size`` prompts sorted by length); each step draws one uniform per still-running row, in row
+order (prompt-major, then sample), and inverts the row's CDF. So greedy gives the same tokens on both loops, and
+sampling the same tokens up to float noise in the logits (summation order differs; exact on the test batches).
 """
 
 from __future__ import annotations
@@ -65,6 +75,7 @@ class Completion:
     finish_reason: str  # "stop" (EOS), "length" (max_new_tokens) or "context" (prompt too long: nothing generated)
 
 
+DECODE_PATHS = ("static", "hf")
 CHARS_PER_TOKEN_BOUND = 32  # a prompt with more characters than this times the context is over it untokenized
 ZERO_WIDTH_SPACE = "\u200b"
 
@@ -128,6 +139,7 @@ class HFSampler:
         progress: bool = True,
         top_p: float = 1.0,
         ignore_eos: bool = False,
+        decode: str = "static",
     ) -> None:
         """Load the tokenizer and model.
 
@@ -142,6 +154,11 @@ class HFSampler:
             progress: report progress over prompts (``grm.progress``: a bar on a TTY, else a line every 15 s).
             top_p: nucleus sampling threshold (1.0 = off); ignored for greedy.
             ignore_eos: never stop at EOS (fixed-length generation, for benchmarks).
+            decode: "static" decodes with ``grm.sampling.static_decode.LlamaDecoder`` (shared prompt KV, static
+                cache, fixed shapes: several times faster on CPU) where the model is a plain Llama and falls back
+                to "hf" otherwise; "hf" runs the model's forward with a ``DynamicCache`` every step (the old loop,
+                kept for comparison and for other architectures). Same tokens for greedy, same random streams
+                for sampling (see ``generate``).
         """
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -150,6 +167,8 @@ class HFSampler:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if not 0.0 < top_p <= 1.0:
             raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+        if decode not in DECODE_PATHS:
+            raise ValueError(f"decode must be one of {DECODE_PATHS}, got {decode!r}")
         self.model_dir = check_safetensors_dir(model_dir)
         if num_threads is not None:
             torch.set_num_threads(num_threads)
@@ -181,6 +200,14 @@ class HFSampler:
         self._cache_kwarg = "cache" if "cache" in params else "past_key_values"
         self._logits_to_keep = "logits_to_keep" in params
         self._max_positions: int | None = getattr(self.model.config, "max_position_embeddings", None)
+        self.decode = decode
+        if decode == "static":
+            from grm.sampling.static_decode import unsupported_reason
+
+            reason = unsupported_reason(self.model)
+            if reason is not None:
+                logger.info("decode='static' unavailable for %s (%s): using decode='hf'", self.model_dir, reason)
+                self.decode = "hf"
         logger.debug("Loaded %s on %s (eos ids %s)", self.model_dir, self.device, sorted(self.eos_token_ids))
 
     # ----- public API -----
@@ -195,7 +222,7 @@ class HFSampler:
             n: samples per prompt.
             temperature: softmax temperature; 0 = greedy.
             max_new_tokens: generation budget per sample.
-            seed: RNG seed (same seed and inputs -> same texts).
+            seed: RNG seed (same seed, inputs and ``batch_size`` -> same texts; see the module's seeding contract).
 
         Returns:
             ``n`` generated texts (completion only) per prompt, in prompt order.
@@ -341,40 +368,14 @@ class HFSampler:
             self.stats.padded_tokens_prefilled += int(input_ids.numel())
 
             repeat = rows_per_prompt if share_prefill else 1
-            if repeat > 1:
-                cache.batch_repeat_interleave(repeat)
-                logits = logits.repeat_interleave(repeat, dim=0)
-                attn = attn.repeat_interleave(repeat, dim=0)
-                prompt_lens = prompt_lens.repeat_interleave(repeat, dim=0)
-            num_rows = logits.shape[0]
-            next_pos = position_ids[:, -1:].repeat_interleave(repeat, dim=0) + 1
-
-            tokens: list[list[int]] = [[] for _ in range(num_rows)]
-            finish = ["length"] * num_rows
-            active = torch.arange(num_rows, device=self.device)  # original row index of each live row
-            eos = torch.tensor(sorted(self.eos_token_ids), device=self.device, dtype=torch.long)
-            for step in range(max_new_tokens):
-                next_tok = self._pick(logits, temperature, gen)
-                self.stats.tokens_generated += int(next_tok.numel())
-                for r, t in zip(active.tolist(), next_tok.tolist(), strict=True):
-                    tokens[r].append(t)
-                done = (
-                    torch.isin(next_tok, eos)
-                    if not self.ignore_eos and eos.numel()
-                    else torch.zeros_like(next_tok, dtype=torch.bool)
-                )
-                for r in active[done].tolist():
-                    finish[r] = "stop"
-                if step == max_new_tokens - 1 or bool(done.all()):
-                    break
-                if bool(done.any()):
-                    keep = (~done).nonzero(as_tuple=True)[0]
-                    cache.batch_select_indices(keep)
-                    active, next_tok, attn, next_pos = active[keep], next_tok[keep], attn[keep], next_pos[keep]
-                attn = torch.cat([attn, attn.new_ones((attn.shape[0], 1))], dim=1)
-                logits = self._forward(next_tok[:, None], attn, next_pos, cache)
-                next_pos = next_pos + 1
-                self.stats.decode_steps += 1
+            if share_prefill and self.decode == "static":
+                tokens, finish = self._decode_static(logits, cache, attn, position_ids, repeat, temperature,
+                                                     max_new_tokens, gen)  # fmt: skip
+            else:
+                tokens, finish = self._decode_hf(logits, cache, attn, position_ids, repeat, temperature,
+                                                 max_new_tokens, gen)  # fmt: skip
+            prompt_lens = prompt_lens.repeat_interleave(repeat, dim=0)
+            num_rows = len(tokens)
 
         completions: list[Completion] = []
         for r in range(num_rows):
@@ -387,6 +388,109 @@ class HFSampler:
             completions = [c for c in completions for _ in range(n)]
         return completions
 
+    def _decode_hf(
+        self,
+        logits: torch.Tensor,
+        cache: Any,
+        attn: torch.Tensor,
+        position_ids: torch.Tensor,
+        repeat: int,
+        temperature: float,
+        max_new_tokens: int,
+        gen: torch.Generator,
+    ) -> tuple[list[list[int]], list[str]]:
+        """The old loop: the model's forward with a ``DynamicCache`` every step, finished rows dropped."""
+        import torch
+
+        if repeat > 1:
+            cache.batch_repeat_interleave(repeat)
+            logits = logits.repeat_interleave(repeat, dim=0)
+            attn = attn.repeat_interleave(repeat, dim=0)
+        num_rows = logits.shape[0]
+        next_pos = position_ids[:, -1:].repeat_interleave(repeat, dim=0) + 1
+
+        tokens: list[list[int]] = [[] for _ in range(num_rows)]
+        finish = ["length"] * num_rows
+        active = torch.arange(num_rows, device=self.device)  # original row index of each live row
+        eos = torch.tensor(sorted(self.eos_token_ids), device=self.device, dtype=torch.long)
+        for step in range(max_new_tokens):
+            next_tok = self._pick(logits, temperature, gen)
+            self.stats.tokens_generated += int(next_tok.numel())
+            for r, t in zip(active.tolist(), next_tok.tolist(), strict=True):
+                tokens[r].append(t)
+            done = (
+                torch.isin(next_tok, eos)
+                if not self.ignore_eos and eos.numel()
+                else torch.zeros_like(next_tok, dtype=torch.bool)
+            )
+            for r in active[done].tolist():
+                finish[r] = "stop"
+            if step == max_new_tokens - 1 or bool(done.all()):
+                break
+            if bool(done.any()):
+                keep = (~done).nonzero(as_tuple=True)[0]
+                cache.batch_select_indices(keep)
+                active, next_tok, attn, next_pos = active[keep], next_tok[keep], attn[keep], next_pos[keep]
+            attn = torch.cat([attn, attn.new_ones((attn.shape[0], 1))], dim=1)
+            logits = self._forward(next_tok[:, None], attn, next_pos, cache)
+            next_pos = next_pos + 1
+            self.stats.decode_steps += 1
+        return tokens, finish
+
+    def _decode_static(
+        self,
+        logits: torch.Tensor,
+        cache: Any,
+        attn: torch.Tensor,
+        position_ids: torch.Tensor,
+        repeat: int,
+        temperature: float,
+        max_new_tokens: int,
+        gen: torch.Generator,
+    ) -> tuple[list[list[int]], list[str]]:
+        """``LlamaDecoder`` loop: shared prompt KV, static cache, fixed shapes, finished rows masked.
+
+        Draws the same uniforms in the same order as ``_decode_hf`` (one per live row per step, live rows in row
+        order), so both paths sample the same tokens from the same seed up to float noise in the logits.
+        """
+        import torch
+
+        from grm.sampling.static_decode import LlamaDecoder
+
+        decoder = LlamaDecoder(self.model)  # per call: cheap, and never stale if the weights were trained since
+        layers = cache.layers
+        state = decoder.start([lay.keys for lay in layers], [lay.values for lay in layers], attn, repeat,
+                              max_new_tokens)  # fmt: skip
+        logits = logits.repeat_interleave(repeat, dim=0)
+        num_rows = logits.shape[0]
+        next_pos = position_ids[:, -1].repeat_interleave(repeat, dim=0) + 1
+        cos_table, sin_table = decoder.rope_table(int(next_pos.max()) + max_new_tokens, state.keys[0])
+        out = torch.zeros((num_rows, max_new_tokens), dtype=torch.long, device=self.device)
+        done = torch.zeros(num_rows, dtype=torch.bool, device=self.device)
+        stopped = torch.zeros(num_rows, dtype=torch.bool, device=self.device)
+        length = torch.zeros(num_rows, dtype=torch.long, device=self.device)
+        eos = torch.tensor(sorted(self.eos_token_ids), device=self.device, dtype=torch.long)
+        check_eos = not self.ignore_eos and eos.numel() > 0
+        for step in range(max_new_tokens):
+            live = ~done
+            next_tok = self._pick(logits, temperature, gen, live=None if step == 0 else live)
+            out[:, step] = next_tok
+            length += live
+            self.stats.tokens_generated += int(live.sum())
+            if check_eos:
+                hit = torch.isin(next_tok, eos) & live
+                stopped |= hit
+                done |= hit
+            if step == max_new_tokens - 1 or bool(done.all()):
+                break
+            logits = decoder.step(state, next_tok, cos_table[next_pos], sin_table[next_pos], step)
+            next_pos = next_pos + 1
+            self.stats.decode_steps += 1
+        lengths = length.tolist()
+        tokens = [row[:k] for row, k in zip(out.tolist(), lengths, strict=True)]
+        finish = ["stop" if s else "length" for s in stopped.tolist()]
+        return tokens, finish
+
     def _forward(
         self, input_ids: torch.Tensor, attn: torch.Tensor, position_ids: torch.Tensor, cache: Any
     ) -> torch.Tensor:
@@ -396,7 +500,14 @@ class HFSampler:
         out = self.model(input_ids=input_ids, attention_mask=attn, position_ids=position_ids, use_cache=True, **kwargs)
         return out.logits[:, -1, :].float()
 
-    def _pick(self, logits: torch.Tensor, temperature: float, gen: torch.Generator) -> torch.Tensor:
+    def _pick(
+        self, logits: torch.Tensor, temperature: float, gen: torch.Generator, live: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Next token per row: argmax (temperature 0) or one inverse-CDF draw per row.
+
+        With ``live`` (a row mask), uniforms are drawn for the live rows only, in row order, and dead rows get
+        ``u = 0``: the random stream is the one a batch holding only the live rows would draw.
+        """
         import torch
 
         if temperature == 0.0:
@@ -407,7 +518,12 @@ class HFSampler:
         # Inverse-CDF sampling: one uniform draw per row (20x faster than torch.multinomial on CPU). Scaling u by the
         # total mass and searching with right=True never lands on a zero-probability (top-p masked) token.
         cdf = torch.softmax(scaled, dim=-1).double().cumsum(dim=-1)
-        u = torch.rand((cdf.shape[0], 1), generator=gen, device=cdf.device, dtype=cdf.dtype) * cdf[:, -1:]
+        if live is None:
+            u = torch.rand((cdf.shape[0], 1), generator=gen, device=cdf.device, dtype=cdf.dtype)
+        else:
+            u = torch.zeros((cdf.shape[0], 1), device=cdf.device, dtype=cdf.dtype)
+            u[live] = torch.rand((int(live.sum()), 1), generator=gen, device=cdf.device, dtype=cdf.dtype)
+        u = u * cdf[:, -1:]
         return torch.searchsorted(cdf, u, right=True).squeeze(1).clamp_(max=cdf.shape[1] - 1)
 
     def _make_generator(self, seed: int) -> torch.Generator:

@@ -266,11 +266,19 @@ class SamplingConfig:
     trust_remote_code: bool = field(
         default=False, metadata={"help": "allow model repos to run their own code; off unless you trust the source"}
     )
+    shard_size: int = field(
+        default=32,
+        metadata={
+            "help": "distinct prompts per shard, the unit one worker samples (runtime.executor local and ray alike): "
+            "each shard has its own batches and seed, so it changes a model's samples (keyed), never the world "
+            "teacher's (seeded per prompt)"
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.template not in TEMPLATES:
             _fail("sampling.template", self.template, f"use one of {list(TEMPLATES)}")
-        _positive("sampling", self, ("max_new_tokens", "batch_size", "num_threads"))
+        _positive("sampling", self, ("max_new_tokens", "batch_size", "num_threads", "shard_size"))
 
 
 # ---- RFT -------------------------------------------------------------------------------------------------------
@@ -619,6 +627,52 @@ class RegistryConfig:
     margin: float = field(default=0.0, metadata={"help": "required improvement over the champion's gate metric"})
 
 
+# ---- runtime ---------------------------------------------------------------------------------------------------
+EXECUTORS = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """Where the sampling-heavy work runs (judging in rft.sample, meta-RM data, every eval stage). The executor never
+    changes a result (``grm.executors``: the shards and their seeds are fixed by ``sampling.shard_size``), so no
+    field here is part of any stage key; a build reads it through ``grm.executors.current()``."""
+
+    executor: str = field(
+        default="local", metadata={"help": f"one of {EXECUTORS}: in this process, or shards judged by Ray actors"}
+    )
+    ray_address: str | None = field(
+        default=None,
+        metadata={
+            "help": "null: a local Ray started by the run (stopped at its end); 'auto' or 'ray://HEAD:10001': an "
+            "existing cluster (ray start --head)"
+        },
+    )
+    workers: int = field(default=2, metadata={"help": "Ray actors per sampler, each holding one loaded sampler"})
+    num_cpus: float = field(default=1.0, metadata={"help": "CPUs per Ray actor (also its torch threads)"})
+    num_gpus: float = field(default=0.0, metadata={"help": "GPUs per Ray actor (1 for an HF or vLLM model on GPU)"})
+    max_retries: int = field(
+        default=3, metadata={"help": "restarts of a killed actor and retries of its shard before the stage fails"}
+    )
+
+    def __post_init__(self) -> None:
+        if self.executor not in EXECUTORS:
+            _fail("runtime.executor", self.executor, f"use one of {list(EXECUTORS)}")
+        _positive("runtime", self, ("workers",))
+        if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int) or self.max_retries < 0:
+            _fail("runtime.max_retries", self.max_retries, "must be an integer >= 0")
+        if not self.num_cpus > 0:
+            _fail("runtime.num_cpus", self.num_cpus, "must be > 0 (e.g. 1)")
+        if self.num_gpus < 0:
+            _fail("runtime.num_gpus", self.num_gpus, "must be >= 0")
+        if self.ray_address is not None and self.executor != "ray":
+            _fail("runtime.ray_address", self.ray_address, "is read only with runtime.executor: ray; set both or none")
+        if self.executor == "ray":
+            import importlib.util
+
+            if importlib.util.find_spec("ray") is None:
+                _fail("runtime.executor", self.executor, "needs Ray: pip install 'grm[ray]' (or executor: local)")
+
+
 # ---- the whole pipeline ----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class PipelineConfig:
@@ -640,6 +694,7 @@ class PipelineConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     registry: RegistryConfig = field(default_factory=RegistryConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
     def __post_init__(self) -> None:
         # resolved section by section: replacing the whole (frozen) config would rerun this method

@@ -12,6 +12,7 @@ from grm.pipeline_config import RuntimeConfig, SamplingConfig
 from grm.world.generator import WorldConfig, generate_world
 from grm.world.teacher import TeacherSampler
 
+
 class Recorder:
     """A batch-seeded backend (like HF): its text depends on the call's seed and the prompt's batch position."""
 

@@ -29,6 +29,7 @@ from grm.prompts import TEMPLATES
 from grm.verdicts import TIE_POLICIES
 
 FAMILIES = ("facts", "arith", "repeat")  # the embedded world's task families (grm.world.generator)
+LAUNCHERS = ("inprocess", "torchrun")
 SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup")
 SPLIT_FILES = ("train.jsonl", "val.jsonl", "test.jsonl")
 GENERAL_FILE = "general.jsonl"
@@ -343,8 +344,37 @@ class SFTStageConfig:
             "tokens: 1.4x faster steps on the default RFT mix, bench/sft_length_groups.py); 1 = one padded batch"
         },
     )
+    launcher: str = field(
+        default="inprocess",
+        metadata={
+            "help": f"one of {LAUNCHERS}: train in the stage's process, or as nproc_per_node * nnodes DDP processes "
+            "(torchrun; gloo on CPU); batch_size stays the global batch (each rank gets batch_size / processes)"
+        },
+    )
+    nproc_per_node: int = field(default=2, metadata={"help": "processes per node with launcher: torchrun"})
+    nnodes: int = field(default=1, metadata={"help": "nodes with launcher: torchrun (> 1 needs rdzv_endpoint)"})
+    rdzv_endpoint: str | None = field(
+        default=None, metadata={"help": "HOST:PORT of torchrun's c10d rendezvous for nnodes > 1"}
+    )
+    accelerate_config: str | None = field(
+        default=None,
+        metadata={
+            "help": "launcher: torchrun through `accelerate launch --config_file` with this file instead "
+            "(configs/accelerate/: DDP, FSDP2, DeepSpeed ZeRO-3; GPUs)"
+        },
+    )
 
     def __post_init__(self) -> None:
+        if self.launcher not in LAUNCHERS:
+            _fail("rft.train.launcher", self.launcher, f"use one of {list(LAUNCHERS)}")
+        _positive("rft.train", self, ("nproc_per_node", "nnodes"))
+        if self.launcher == "torchrun":
+            procs = self.nproc_per_node * self.nnodes
+            if self.batch_size % procs:
+                _fail("rft.train.batch_size", self.batch_size,
+                      f"must be divisible by nproc_per_node * nnodes = {procs} (it is the global batch)")  # fmt: skip
+            if self.nnodes > 1 and not self.rdzv_endpoint:
+                _fail("rft.train.rdzv_endpoint", self.rdzv_endpoint, "nnodes > 1 needs HOST:PORT of the rendezvous")
         if not self.learning_rate > 0:
             raise ValueError(f"rft.train.learning_rate={self.learning_rate}: must be > 0, e.g. 3e-3")
         if self.max_steps == 0 or self.max_steps < -1:

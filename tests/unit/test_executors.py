@@ -113,3 +113,19 @@ def test_runtime_section_loads_from_overrides() -> None:
 
     cfg = load_config(PipelineConfig, [], ["runtime.executor=ray", "runtime.workers=2", "runtime.ray_address=auto"])
     assert (cfg.runtime.executor, cfg.runtime.workers, cfg.runtime.ray_address) == ("ray", 2, "auto")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "key"),
+    [
+        ({"launcher": "mpirun"}, "rft.train.launcher"),
+        ({"launcher": "torchrun", "batch_size": 7, "nproc_per_node": 2}, "rft.train.batch_size"),
+        ({"launcher": "torchrun", "batch_size": 8, "nnodes": 2}, "rft.train.rdzv_endpoint"),
+        ({"nproc_per_node": 0}, "rft.train.nproc_per_node"),
+    ],
+)
+def test_launcher_rules_name_the_key(kwargs: dict, key: str) -> None:
+    from grm.pipeline_config import SFTStageConfig
+
+    with pytest.raises(ValueError, match=key):
+        SFTStageConfig(**kwargs)

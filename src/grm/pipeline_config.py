@@ -325,7 +325,10 @@ class SFTStageConfig:
         },
     )
     num_train_epochs: float = field(default=1.0, metadata={"help": "epochs when max_steps is -1"})
-    batch_size: int = field(default=64, metadata={"help": "sequences per optimizer step (per device)"})
+    batch_size: int = field(
+        default=64,
+        metadata={"help": "sequences per micro-step over all processes (launcher: torchrun splits them evenly)"},
+    )
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "micro-batches per optimizer step"})
     max_length: int = field(default=96, metadata={"help": "truncate prompt+completion to this many tokens"})
     warmup_ratio: float = field(default=0.03, metadata={"help": "share of steps with linear warm-up, in [0, 1)"})

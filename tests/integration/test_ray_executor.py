@@ -153,3 +153,30 @@ def test_tiny_world_model_eval_equals_local_at_1_and_2_workers(ray_cluster, tmp_
         assert got["per_item"] == local["per_item"]
         assert got["cells"] == local["cells"]
         assert got["texts"] == local["texts"]
+
+
+BENCHDATA = Path(__file__).resolve().parents[3] / "shared" / "benchdata"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not BENCHDATA.is_dir(), reason=f"benchdata not found at {BENCHDATA}")
+def test_grm_eval_executor_ray_equals_local(ray_cluster, tiny_model_dir: Path, tmp_path: Path) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from grm_cli.eval import eval_command
+
+    app = typer.Typer()
+    app.command("eval")(eval_command)
+    app.callback()(lambda: None)
+    outputs = {}
+    for executor in ("local", "ray"):
+        out = tmp_path / executor
+        args = ["eval", "--benchmark", "rewardbench", "--model", str(tiny_model_dir), "--model-name", "tiny",
+                "--limit", "6", "--k", "1,2", "--max-new-tokens", "6", "--template", "compact", "--no-hygiene",
+                "--benchdata", str(BENCHDATA), "--output", str(out), "--executor", executor, "--workers", "2",
+                "--shard-size", "3"]  # fmt: skip
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        outputs[executor] = [(out / name).read_text() for name in ("metrics.json", "items_rewardbench.jsonl")]
+    assert outputs["ray"] == outputs["local"]

@@ -13,7 +13,8 @@ relative loss difference.
 
 Usage::
 
-    .venv/bin/python bench/scaleout.py [--limit 120] [--ks 1,4] [--shard-size 16] [--sft-steps 20] [--out bench/results]
+    .venv/bin/python bench/scaleout.py [--limit 120] [--ks 1,4] [--shard-size 16] [--sft-steps 20] [--repeats 2]
+        [--out bench/results]
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def bench_eval(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     import ray
 
     from grm import executors, spct
-    from grm.executors import RayExecutor
+    from grm.executors import RayExecutor, local_runtime_env
     from grm.pipeline_config import SamplingConfig, TinyModelConfig
     from grm.world.generator import WorldConfig, generate_world
 
@@ -58,49 +59,60 @@ def bench_eval(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     model = spct.build_base_model("embedded", TinyModelConfig(), world, tmp / "base", seed=0)
     sampling = SamplingConfig(num_threads=1, shard_size=args.shard_size)
     ks = tuple(int(k) for k in args.ks.split(","))
-    rows: list[dict[str, Any]] = []
 
     sampler = spct.student_sampler(model, sampling)
     t0 = time.perf_counter()
     sampler.executor.sampler(sampler.spec)  # model loaded, as the Ray actors' start-up does it
     local_load = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    local = eval_report(sampler, items, ks)
-    rows.append({"executor": "local", "workers": 1, "wall_s": time.perf_counter() - t0, "actor_startup_s": local_load})
+    local = eval_report(sampler, items, ks)  # reference report (also warms up)
 
     t0 = time.perf_counter()
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(  # 3 logical CPUs: the 1- and 2-worker pools stay up together (only one samples at a time)
+        address="local", num_cpus=3, include_dashboard=False, log_to_driver=False, runtime_env=local_runtime_env()
+    )
     ray_start = time.perf_counter() - t0
+    pools: dict[int, RayExecutor] = {}
+    best: dict[tuple[str, int], dict[str, Any]] = {}
     try:
         for workers in (1, 2):
-            ex = RayExecutor(workers=workers, num_cpus=1, shutdown=False)
-            spec = spct.student_sampler(model, sampling).spec
-            try:
+            ex = pools[workers] = RayExecutor(workers=workers, num_cpus=1, shutdown=False)
+            t0 = time.perf_counter()
+            ex.worker_pids(sampler.spec)  # actors up, model loaded
+            best[("ray", workers)] = {"actor_startup_s": time.perf_counter() - t0}
+        for _ in range(args.repeats):  # interleaved, best of: the machine is shared, so its load varies
+            t0 = time.perf_counter()
+            eval_report(sampler, items, ks)
+            wall = time.perf_counter() - t0
+            if wall < best.get(("local", 1), {}).get("wall_s", float("inf")):
+                best[("local", 1)] = {"wall_s": wall, "actor_startup_s": local_load}
+            for workers, ex in pools.items():
+                ex.timings.clear()
                 t0 = time.perf_counter()
-                ex.worker_pids(spec)  # actors up, model loaded
-                startup = time.perf_counter() - t0
-                t1 = time.perf_counter()
                 with executors.using(ex, shutdown=False):
                     got = eval_report(spct.student_sampler(model, sampling), items, ks)
-                wall = time.perf_counter() - t1
-                rss = ex.worker_rss_mb(spec)
-                over = [t.round_trip_s - t.sample_s for t in ex.timings]
-                rows.append({
-                    "executor": "ray", "workers": workers, "wall_s": wall, "actor_startup_s": startup,
-                    "shards": len(ex.timings), "sample_s_total": sum(t.sample_s for t in ex.timings),
-                    "overhead_per_shard_ms": 1000 * statistics.mean(over), "rss_mb_per_worker": statistics.mean(rss),
-                    "identical": got == local,
-                })  # fmt: skip
-            finally:
-                ex.close()
+                wall = time.perf_counter() - t0
+                row = best[("ray", workers)]
+                if wall < row.get("wall_s", float("inf")):
+                    over = [t.round_trip_s - t.sample_s for t in ex.timings]
+                    row.update({
+                        "wall_s": wall, "shards": len(ex.timings), "sample_s_total": sum(t.sample_s for t in ex.timings),
+                        "overhead_per_shard_ms": 1000 * statistics.mean(over),
+                        "rss_mb_per_worker": statistics.mean(ex.worker_rss_mb(sampler.spec)),
+                        "identical": got == local and row.get("identical", True),
+                    })  # fmt: skip
+                else:
+                    row["identical"] = row.get("identical", True) and got == local
     finally:
+        for ex in pools.values():
+            ex.close()
         ray.shutdown()
+    rows = [{"executor": e, "workers": w, **best[(e, w)]} for e, w in (("local", 1), ("ray", 1), ("ray", 2))]
     one = next(r for r in rows if r["workers"] == 1 and r["executor"] == "ray")
     two = next(r for r in rows if r["workers"] == 2)
     per_shard = one["sample_s_total"] / one["shards"] + one["overhead_per_shard_ms"] / 1000
     extrapolated = {n: one["actor_startup_s"] + per_shard * -(-one["shards"] // n) for n in (1, 2, 4, 8, 16)}
     return {
-        "items": len(items), "ks": list(ks), "load_average": os.getloadavg()[0], "shard_size": args.shard_size, "ray_init_s": ray_start, "rows": rows,
+        "items": len(items), "ks": list(ks), "load_average": os.getloadavg()[0], "repeats": args.repeats, "shard_size": args.shard_size, "ray_init_s": ray_start, "rows": rows,
         "ray1_vs_local": one["wall_s"] / rows[0]["wall_s"], "ray2_speedup_vs_ray1": one["wall_s"] / two["wall_s"],
         "extrapolated_wall_s": extrapolated,
     }  # fmt: skip
@@ -130,7 +142,7 @@ def bench_ddp(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 def markdown(ev: dict[str, Any], ddp: dict[str, Any] | None) -> str:
     lines = [
         f"Evaluation of {ev['items']} world test items (tiny model, ks {ev['ks']}, shard_size {ev['shard_size']}, "
-        f"1 torch thread per worker; Ray init {ev['ray_init_s']:.1f} s and start-up not in wall; load average "
+        f"1 torch thread per worker, best of {ev['repeats']} interleaved runs; Ray init {ev['ray_init_s']:.1f} s and start-up not in wall; load average "
         f"{ev['load_average']:.1f} on {os.cpu_count()} cores):",
         "",
         "| executor | workers | wall s | start-up s (model load) | shards | overhead/shard ms | RSS/worker MiB | = local |",
@@ -183,6 +195,7 @@ def main() -> None:
     p.add_argument("--ks", default="1,4")
     p.add_argument("--shard-size", type=int, default=16)
     p.add_argument("--sft-steps", type=int, default=20, help="0 skips the DDP part")
+    p.add_argument("--repeats", type=int, default=2, help="interleaved runs per executor; the fastest is kept")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)

@@ -26,6 +26,7 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from grm.sampling.base import Sampler
@@ -106,6 +107,14 @@ def plan_shards(
 def run_shard(sampler: Sampler, shard: Shard) -> list[list[str]]:
     """Sample one shard (the same call on every executor)."""
     return sampler.generate(list(shard.prompts), shard.n, shard.temperature, shard.max_new_tokens, shard.seed)
+
+
+def local_runtime_env() -> dict[str, Any]:
+    """The ``ray.init(runtime_env=...)`` of a local Ray: its workers import the ``grm`` this process imported (and
+    the project root above it, for ``tasks`` and ``tests``), not whatever copy the environment has installed."""
+    src = Path(__file__).resolve().parents[1]
+    parts = [str(src), str(src.parent), os.environ.get("PYTHONPATH"), os.getcwd()]
+    return {"env_vars": {"PYTHONPATH": os.pathsep.join(p for p in parts if p)}}
 
 
 class Executor(Protocol):
@@ -208,8 +217,7 @@ class RayExecutor:
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True}
             kwargs.update(self.init_kwargs)
             if self.address is None:  # workers of a local Ray import this checkout (a cluster has grm installed)
-                env = {"PYTHONPATH": os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), os.getcwd()) if p)}
-                kwargs.setdefault("runtime_env", {"env_vars": env})
+                kwargs.setdefault("runtime_env", local_runtime_env())
                 kwargs.setdefault("num_cpus", max(1, int(self.workers * self.num_cpus)))
                 ray.init(address="local", **kwargs)
             else:
@@ -238,6 +246,7 @@ class RayExecutor:
         ray = self._init()
         key = _spec_key(spec)
         if key not in self._pools:
+            self._check_resources(ray)
             actor_cls = ray.remote(_SamplerActor).options(
                 num_cpus=self.num_cpus,
                 num_gpus=self.num_gpus,
@@ -246,6 +255,17 @@ class RayExecutor:
             )
             self._pools[key] = [actor_cls.remote(spec) for _ in range(self.workers)]
         return self._pools[key]
+
+    def _check_resources(self, ray: Any) -> None:
+        """Fail clearly, instead of waiting forever for actors that can never be placed."""
+        total = ray.cluster_resources()
+        for name, per, key in (("CPU", self.num_cpus, "num_cpus"), ("GPU", self.num_gpus, "num_gpus")):
+            need = per * self.workers
+            if need > total.get(name, 0.0) + 1e-9:
+                raise ValueError(
+                    f"runtime.workers={self.workers} x runtime.{key}={per} needs {need:g} {name}s; the Ray cluster has "
+                    f"{total.get(name, 0.0):g}: lower runtime.workers or runtime.{key}, or add nodes (ray start)"
+                )
 
     def sampler(self, spec: SamplerSpec) -> Sampler | None:
         return None  # the samplers live on the actors

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from grm import evaluation, judging
-from grm.executors import LocalExecutor, RayExecutor, SamplerSpec, ShardedSampler
+from grm.executors import LocalExecutor, RayExecutor, SamplerSpec, ShardedSampler, local_runtime_env
 from grm.world.generator import WorldConfig, generate_world
 
 ray = pytest.importorskip("ray", reason="the Ray executor needs the ray extra (pip install 'grm[ray]')")
@@ -25,7 +25,9 @@ WORLD = WorldConfig(n_train=0, n_val=0, n_test=24)
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(
+        address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env=local_runtime_env()
+    )
     yield
     ray.shutdown()
 
@@ -180,3 +182,14 @@ def test_grm_eval_executor_ray_equals_local(ray_cluster, tiny_model_dir: Path, t
         assert result.exit_code == 0, result.output
         outputs[executor] = [(out / name).read_text() for name in ("metrics.json", "items_rewardbench.jsonl")]
     assert outputs["ray"] == outputs["local"]
+
+
+def test_more_workers_than_the_cluster_holds_is_a_clear_error(ray_cluster) -> None:
+    ex = RayExecutor(workers=3, num_cpus=1, shutdown=False)  # the module's cluster has 2 CPUs
+    try:
+        with pytest.raises(
+            ValueError, match=r"runtime.workers=3 x runtime.num_cpus=1 needs 3 CPUs; the Ray cluster has 2"
+        ):
+            ShardedSampler(SamplerSpec("world-teacher", {}), 4, ex).generate(["Query: x\nR1: a\nJudge:"], 1, 0.0, 8, 0)
+    finally:
+        ex.close()

@@ -62,3 +62,13 @@ def test_the_launch_command_names_torchrun_or_accelerate(tmp_path: Path) -> None
         "--config_file",
         "configs/accelerate/ddp.yaml",
     ]
+
+
+def test_accelerate_config_on_cpu_is_refused_before_launching(tmp_path: Path) -> None:
+    from grm.errors import UserError
+    from grm.training.launch import run_launched
+
+    cfg = dataclasses.replace(CFG, launcher="torchrun", accelerate_config="configs/accelerate/ddp.yaml")
+    with pytest.raises(UserError, match="accelerate starts a single process on CPU"):
+        run_launched("unused", EXAMPLES, tmp_path / "m", cfg, tmp_path / "work", use_cpu=True)
+    assert not (tmp_path / "work").exists()

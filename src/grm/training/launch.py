@@ -119,6 +119,11 @@ def run_launched(
         raise UserError(
             f"rft.train.batch_size={cfg.batch_size}: must be divisible by nproc_per_node * nnodes = {world_size(cfg)}"
         )
+    if use_cpu and cfg.accelerate_config:  # measured: `accelerate launch --cpu --num_processes 2` runs 1 process
+        raise UserError(
+            f"rft.train.accelerate_config={cfg.accelerate_config!r}: accelerate starts a single process on CPU (it "
+            "needs MPI for more); leave accelerate_config null on CPU (torchrun runs DDP over gloo) or use GPUs"
+        )
     spec = write_spec(work, model_dir, examples, out_dir, cfg)
     cmd = command(spec, cfg)
     echo = echo or (lambda line: logger.info("%s", line))

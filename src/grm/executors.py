@@ -23,6 +23,7 @@ import contextlib
 import contextvars
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from grm.sampling.base import Sampler
 from grm.voting import derive_seed
 
 log = logging.getLogger(__name__)
+_INIT_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -213,6 +215,12 @@ class RayExecutor:
             import ray
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise RuntimeError("runtime.executor=ray needs Ray: pip install 'grm[ray]'") from exc
+        with _INIT_LOCK:  # concurrent Prefect tasks of one run share one Ray
+            self._init_locked(ray)
+        self._ray = ray
+        return ray
+
+    def _init_locked(self, ray: Any) -> None:
         if not ray.is_initialized():
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True}
             kwargs.update(self.init_kwargs)
@@ -223,8 +231,6 @@ class RayExecutor:
             else:
                 ray.init(address=self.address, **kwargs)
             self._started = True
-        self._ray = ray
-        return ray
 
     def close(self) -> None:
         """Kill this executor's actors; stop the Ray it started."""

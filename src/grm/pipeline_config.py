@@ -268,11 +268,11 @@ class SamplingConfig:
         default=False, metadata={"help": "allow model repos to run their own code; off unless you trust the source"}
     )
     shard_size: int = field(
-        default=32,
+        default=256,
         metadata={
-            "help": "distinct prompts per shard, the unit one worker samples (runtime.executor local and ray alike): "
-            "each shard has its own batches and seed, so it changes a model's samples (keyed), never the world "
-            "teacher's (seeded per prompt)"
+            "help": "distinct prompts per shard, the unit one worker samples (runtime.executor local and ray alike; "
+            "= batch_size keeps one HF batch per shard): each shard has its own batches and seed, so it changes a "
+            "model's samples (keyed), never the world teacher's (seeded per prompt)"
         },
     )
 

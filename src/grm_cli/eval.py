@@ -160,7 +160,7 @@ def eval_command(
     ray_address: Annotated[
         str | None, typer.Option(help="unset: a local Ray started here; auto or ray://HEAD:10001: a cluster")
     ] = None,
-    shard_size: Annotated[int, typer.Option(min=1, help="prompts per shard (sampling.shard_size)")] = 32,
+    shard_size: Annotated[int, typer.Option(min=1, help="prompts per shard (sampling.shard_size)")] = 256,
 ) -> None:
     """Evaluate a generative RM (greedy, Voting@k, MetaRM@k) or a scalar RM's scores on real benchmarks."""
     ks = parse_ks(k)

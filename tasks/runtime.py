@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from grm import executors
 from grm.config import flatten, load_config, save_config
 from grm.pipeline_config import PipelineConfig, check_benchdata, check_data_files, stage_seeds
 from tasks import bench, stages, tracking
@@ -150,7 +151,9 @@ def run_stage(
         bctx = stages.BuildContext(
             out, run_id, ctx.tracker, Path(ctx.project_dir), Path(ctx.store_root), planned.inputs, planned.files
         )
-        return spec.build(planned.slice, bctx)
+        # the executor (runtime.*) decides where shards are sampled, never what (so it is in no slice)
+        with executors.using(ctx.cfg.runtime, shutdown=False):
+            return spec.build(planned.slice, bctx)
 
     store = stages.StageStore(ctx.store_root)
     led = bench.LEDGER

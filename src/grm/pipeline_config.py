@@ -32,6 +32,7 @@ from grm.prompts import TEMPLATES
 from grm.verdicts import TIE_POLICIES
 
 FAMILIES = ("facts", "arith", "repeat")  # the embedded world's task families (grm.world.generator)
+LAUNCHERS = ("inprocess", "torchrun")
 SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup")
 SPLIT_FILES = ("train.jsonl", "val.jsonl", "test.jsonl")
 GENERAL_FILE = "general.jsonl"
@@ -288,11 +289,19 @@ class SamplingConfig:
     trust_remote_code: bool = field(
         default=False, metadata={"help": "allow model repos to run their own code; off unless you trust the source"}
     )
+    shard_size: int = field(
+        default=256,
+        metadata={
+            "help": "distinct prompts per shard, the unit one worker samples (runtime.executor local and ray alike; "
+            "= batch_size keeps one HF batch per shard): each shard has its own batches and seed, so it changes a "
+            "model's samples (keyed), never the world teacher's (seeded per prompt)"
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.template not in TEMPLATES:
             _fail("sampling.template", self.template, f"use one of {list(TEMPLATES)}")
-        _positive("sampling", self, ("max_new_tokens", "batch_size", "num_threads"))
+        _positive("sampling", self, ("max_new_tokens", "batch_size", "num_threads", "shard_size"))
 
 
 # ---- RFT -------------------------------------------------------------------------------------------------------
@@ -338,7 +347,10 @@ class SFTStageConfig:
         },
     )
     num_train_epochs: float = field(default=1.0, metadata={"help": "epochs when max_steps is -1"})
-    batch_size: int = field(default=64, metadata={"help": "sequences per optimizer step (per device)"})
+    batch_size: int = field(
+        default=64,
+        metadata={"help": "sequences per micro-step over all processes (launcher: torchrun splits them evenly)"},
+    )
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "micro-batches per optimizer step"})
     max_length: int = field(default=96, metadata={"help": "truncate prompt+completion to this many tokens"})
     warmup_ratio: float = field(default=0.03, metadata={"help": "share of steps with linear warm-up, in [0, 1)"})
@@ -357,8 +369,37 @@ class SFTStageConfig:
             "tokens: 1.4x faster steps on the default RFT mix, bench/sft_length_groups.py); 1 = one padded batch"
         },
     )
+    launcher: str = field(
+        default="inprocess",
+        metadata={
+            "help": f"one of {LAUNCHERS}: train in the stage's process, or as nproc_per_node * nnodes DDP processes "
+            "(torchrun; gloo on CPU); batch_size stays the global batch (each rank gets batch_size / processes)"
+        },
+    )
+    nproc_per_node: int = field(default=2, metadata={"help": "processes per node with launcher: torchrun"})
+    nnodes: int = field(default=1, metadata={"help": "nodes with launcher: torchrun (> 1 needs rdzv_endpoint)"})
+    rdzv_endpoint: str | None = field(
+        default=None, metadata={"help": "HOST:PORT of torchrun's c10d rendezvous for nnodes > 1"}
+    )
+    accelerate_config: str | None = field(
+        default=None,
+        metadata={
+            "help": "launcher: torchrun through `accelerate launch --config_file` with this file instead "
+            "(configs/accelerate/: DDP, FSDP2, DeepSpeed ZeRO-3; GPUs)"
+        },
+    )
 
     def __post_init__(self) -> None:
+        if self.launcher not in LAUNCHERS:
+            _fail("rft.train.launcher", self.launcher, f"use one of {list(LAUNCHERS)}")
+        _positive("rft.train", self, ("nproc_per_node", "nnodes"))
+        if self.launcher == "torchrun":
+            procs = self.nproc_per_node * self.nnodes
+            if self.batch_size % procs:
+                _fail("rft.train.batch_size", self.batch_size,
+                      f"must be divisible by nproc_per_node * nnodes = {procs} (it is the global batch)")  # fmt: skip
+            if self.nnodes > 1 and not self.rdzv_endpoint:
+                _fail("rft.train.rdzv_endpoint", self.rdzv_endpoint, "nnodes > 1 needs HOST:PORT of the rendezvous")
         if not self.learning_rate > 0:
             raise ValueError(f"rft.train.learning_rate={self.learning_rate}: must be > 0, e.g. 3e-3")
         if self.max_steps == 0 or self.max_steps < -1:
@@ -682,6 +723,52 @@ class RegistryConfig:
     )
 
 
+# ---- runtime ---------------------------------------------------------------------------------------------------
+EXECUTORS = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """Where the sampling-heavy work runs (judging in rft.sample, meta-RM data, every eval stage). The executor never
+    changes a result (``grm.executors``: the shards and their seeds are fixed by ``sampling.shard_size``), so no
+    field here is part of any stage key; a build reads it through ``grm.executors.current()``."""
+
+    executor: str = field(
+        default="local", metadata={"help": f"one of {EXECUTORS}: in this process, or shards judged by Ray actors"}
+    )
+    ray_address: str | None = field(
+        default=None,
+        metadata={
+            "help": "null: a local Ray started by the run (stopped at its end); 'auto' or 'ray://HEAD:10001': an "
+            "existing cluster (ray start --head)"
+        },
+    )
+    workers: int = field(default=2, metadata={"help": "Ray actors per sampler, each holding one loaded sampler"})
+    num_cpus: float = field(default=1.0, metadata={"help": "CPUs per Ray actor (also its torch threads)"})
+    num_gpus: float = field(default=0.0, metadata={"help": "GPUs per Ray actor (1 for an HF or vLLM model on GPU)"})
+    max_retries: int = field(
+        default=3, metadata={"help": "restarts of a killed actor and retries of its shard before the stage fails"}
+    )
+
+    def __post_init__(self) -> None:
+        if self.executor not in EXECUTORS:
+            _fail("runtime.executor", self.executor, f"use one of {list(EXECUTORS)}")
+        _positive("runtime", self, ("workers",))
+        if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int) or self.max_retries < 0:
+            _fail("runtime.max_retries", self.max_retries, "must be an integer >= 0")
+        if not self.num_cpus > 0:
+            _fail("runtime.num_cpus", self.num_cpus, "must be > 0 (e.g. 1)")
+        if self.num_gpus < 0:
+            _fail("runtime.num_gpus", self.num_gpus, "must be >= 0")
+        if self.ray_address is not None and self.executor != "ray":
+            _fail("runtime.ray_address", self.ray_address, "is read only with runtime.executor: ray; set both or none")
+        if self.executor == "ray":
+            import importlib.util
+
+            if importlib.util.find_spec("ray") is None:
+                _fail("runtime.executor", self.executor, "needs Ray: pip install 'grm[ray]' (or executor: local)")
+
+
 # ---- the whole pipeline ----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class PipelineConfig:
@@ -703,6 +790,7 @@ class PipelineConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     registry: RegistryConfig = field(default_factory=RegistryConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
     def __post_init__(self) -> None:
         # resolved section by section: replacing the whole (frozen) config would rerun this method

@@ -67,35 +67,37 @@ def teacher_sampler(
     seed: int | None,
 ) -> Sampler:
     """The teacher of rejective sampling. ``world-teacher`` knows the configured world's facts (``world``, ``seed``);
-    any other spec (model dir, ``vllm:PATH``, http URL + ``served_model``) runs with ``sampling``'s backend options."""
-    from grm.sampling import build_sampler
+    any other spec (model dir, ``vllm:PATH``, http URL + ``served_model``) runs with ``sampling``'s backend options.
+    Sampled in shards on the run's executor (``grm.executors``)."""
+    from grm.executors import make_sampler
 
-    if is_world_teacher(spec):
-        return build_sampler(spec, world=world, seed=seed)
+    if is_world_teacher(spec):  # seeded per prompt: the shard size cannot change its samples
+        return make_sampler(spec, {"world": world, "seed": seed}, SamplingConfig().shard_size)
     if sampling is None:
         raise ValueError(f"teacher {spec!r} needs the sampling section (backend options)")
-    return build_sampler(
-        spec,
-        served_model=served_model,
-        num_threads=sampling.num_threads,
-        batch_size=sampling.batch_size,
-        chat_template=sampling.chat_template,
-        trust_remote_code=sampling.trust_remote_code,
-    )
+    options = {
+        "served_model": served_model,
+        "num_threads": sampling.num_threads,
+        "batch_size": sampling.batch_size,
+        "chat_template": sampling.chat_template,
+        "trust_remote_code": sampling.trust_remote_code,
+    }
+    return make_sampler(spec, options, sampling.shard_size)
 
 
 def student_sampler(model_dir: str | Path, sampling: SamplingConfig) -> Sampler:
-    """A sampler over a trained GRM folder (HF backend on CPU; vLLM via ``vllm:PATH`` specs elsewhere)."""
-    from grm.sampling import build_sampler
+    """A sampler over a trained GRM folder (HF backend on CPU; vLLM via ``vllm:PATH`` specs elsewhere), sampled in
+    shards on the run's executor (``grm.executors``)."""
+    from grm.executors import make_sampler
 
-    return build_sampler(
-        str(model_dir),
-        num_threads=sampling.num_threads,
-        batch_size=sampling.batch_size,
-        chat_template=sampling.chat_template,
-        trust_remote_code=sampling.trust_remote_code,
-        progress=True,  # grm.progress: a bar on a TTY, a line every 15 s otherwise (nothing for short loops)
-    )
+    options = {
+        "num_threads": sampling.num_threads,
+        "batch_size": sampling.batch_size,
+        "chat_template": sampling.chat_template,
+        "trust_remote_code": sampling.trust_remote_code,
+        "progress": True,  # grm.progress: a bar on a TTY, a line every 15 s otherwise (nothing for short loops)
+    }
+    return make_sampler(str(model_dir), options, sampling.shard_size)
 
 
 def rft_mix(

@@ -19,6 +19,7 @@ from typing import Annotated, Any
 
 import typer
 
+from grm import executors
 from grm.benchmarks import available, get_benchmark, load_benchmark, resolve_benchdata
 from grm.benchmarks.registry import BENCHDATA_ENV
 from grm.benchmarks.report import all_metrics, markdown_table, write_reports
@@ -51,6 +52,10 @@ GENERATIVE_OPTIONS = {
     "template": "--template",
     "greedy_order": "--greedy-order",
     "hygiene": "--hygiene/--no-hygiene",
+    "executor": "--executor",
+    "workers": "--workers",
+    "ray_address": "--ray-address",
+    "shard_size": "--shard-size",
 }
 
 
@@ -102,10 +107,12 @@ def _load_meta_scorer(meta_rm: Path) -> Any:
     return load_meta_scorer(meta_rm)
 
 
-def _build_sampler(model: str) -> Any:
-    from grm.sampling import build_sampler
+def _build_sampler(model: str, shard_size: int) -> Any:
+    """The model's sampler, sampled in fixed shards on the current executor (``grm.executors``): the same
+    judgements with ``--executor local`` and ``ray``, and the same as the pipeline's eval stage."""
+    from grm.executors import make_sampler
 
-    return build_sampler(model)
+    return make_sampler(model, {}, shard_size)
 
 
 def eval_command(
@@ -148,6 +155,12 @@ def eval_command(
         Path | None, typer.Option(envvar=BENCHDATA_ENV, help="benchdata folder (default ../shared/benchdata)")
     ] = None,
     track: Annotated[bool, typer.Option("--track/--no-track", help="log metrics + report to MLflow")] = False,
+    executor: Annotated[str, typer.Option(help="local | ray: where the shards are sampled (same results)")] = "local",
+    workers: Annotated[int, typer.Option(min=1, help="Ray actors, each holding one sampler (--executor ray)")] = 2,
+    ray_address: Annotated[
+        str | None, typer.Option(help="unset: a local Ray started here; auto or ray://HEAD:10001: a cluster")
+    ] = None,
+    shard_size: Annotated[int, typer.Option(min=1, help="prompts per shard (sampling.shard_size)")] = 256,
 ) -> None:
     """Evaluate a generative RM (greedy, Voting@k, MetaRM@k) or a scalar RM's scores on real benchmarks."""
     ks = parse_ks(k)
@@ -222,17 +235,19 @@ def eval_command(
     else:
         meta_scorer = _load_meta_scorer(meta_rm) if meta_rm is not None else None
         methods = [VOTING] + ([METARM] if meta_scorer is not None else [])
-        sampler = _build_sampler(model)  # type: ignore[arg-type]
-        for bench, items, skipped in targets:
-            _note_skipped(bench, skipped, params)
-            typer.echo(f"evaluating {bench}: {len(items)} items, k={ks}, methods=greedy+{'+'.join(methods)}")
-            reports.append(
-                evaluate(
-                    items, sampler, benchmark=bench, model_name=name, ks=ks, methods=methods,
-                    meta_scorer=meta_scorer, k_meta=k_meta, temperature=temperature, max_new_tokens=max_new_tokens,
-                    seed=seed, template=template, tie_policy=tie_policy, greedy_order=greedy_order, hygiene=hygiene,
-                )
-            )  # fmt: skip
+        with executors.using(_runtime(executor, workers, ray_address)):
+            sampler = _build_sampler(model, shard_size)  # type: ignore[arg-type]
+            for bench, items, skipped in targets:
+                _note_skipped(bench, skipped, params)
+                typer.echo(f"evaluating {bench}: {len(items)} items, k={ks}, methods=greedy+{'+'.join(methods)}")
+                reports.append(
+                    evaluate(
+                        items, sampler, benchmark=bench, model_name=name, ks=ks, methods=methods,
+                        meta_scorer=meta_scorer, k_meta=k_meta, temperature=temperature,
+                        max_new_tokens=max_new_tokens, seed=seed, template=template, tie_policy=tie_policy,
+                        greedy_order=greedy_order, hygiene=hygiene,
+                    )
+                )  # fmt: skip
     paths = write_reports(reports, out_dir, params=params)
     for report in reports:
         typer.echo(markdown_table(report))
@@ -246,6 +261,15 @@ def eval_command(
 
         run_id = log_eval_report(out_dir, all_metrics(reports), params)  # the report folder (PNG too) as artifacts
         typer.echo(f"logged to MLflow run {run_id}")
+
+
+def _runtime(executor: str, workers: int, ray_address: str | None) -> Any:
+    from grm.pipeline_config import RuntimeConfig
+
+    try:
+        return RuntimeConfig(executor=executor, workers=workers, ray_address=ray_address)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--executor") from exc
 
 
 def _given(ctx: typer.Context, name: str) -> bool:

@@ -30,7 +30,7 @@ def test_the_k_plot_is_a_png_and_is_skipped_without_two_ks(tmp_path):
 
 @needs_benchdata
 def test_grm_eval_on_judgebench_and_rm_bench_real_text_gives_the_table_and_the_plot(tmp_path, monkeypatch):
-    monkeypatch.setattr(eval_cmd, "_build_sampler", lambda model: LengthBiasedSampler())
+    monkeypatch.setattr(eval_cmd, "_build_sampler", lambda model, shard_size: LengthBiasedSampler())
     out = tmp_path / "report"
     args = ["eval", "-b", "judgebench,rm-bench", "--model", "scripted", "--limit", "10", "--k", "1,2,4",
             "--benchdata", str(BENCHDATA), "--output", str(out)]  # fmt: skip

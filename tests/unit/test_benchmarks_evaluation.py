@@ -367,7 +367,7 @@ def test_eval_command_reports_subsets_for_a_sampled_grm_on_a_custom_file(tmp_pat
     items[4] = Item("my/hard/0", "h0", ("bad 0", "good 0"), best=1, subset="hard: x")  # the judge is right
     items[5] = Item("my/hard/1", "h1", ("bad 1", "bad 2"), best=1, subset="hard: x")  # it ties: 0 under strict
     data = write_items(tmp_path / "my.jsonl", items)
-    monkeypatch.setattr(eval_cmd, "_build_sampler", lambda model: QualitySampler())
+    monkeypatch.setattr(eval_cmd, "_build_sampler", lambda model, shard_size: QualitySampler())
     out = tmp_path / "report"
     args = ["eval", "-b", str(data), "--model", "scripted", "--k", "1,2", "--tie-policy", "strict",
             "--no-hygiene", "--output", str(out)]  # fmt: skip

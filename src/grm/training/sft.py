@@ -68,18 +68,29 @@ def train_sft(
 
     Returns:
         Metrics: ``train_loss`` (mean), ``first_loss``/``last_loss`` (logged), ``steps``, ``examples``,
-        ``train_seconds``, ``seconds_per_step``.
+        ``train_seconds``, ``seconds_per_step``, ``loss_curve`` (the logged losses). With ``cfg.launcher ==
+        "torchrun"`` the same function runs in ``nproc_per_node * nnodes`` processes (``grm.training.launch``),
+        plus ``world_size`` and ``backend``.
     """
     import torch
+
+    _check_examples(examples)
+    use_cpu = cfg.use_cpu if cfg.use_cpu is not None else not torch.cuda.is_available()
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    if cfg.launcher == "torchrun":  # grm.training.launch: the same function in nproc_per_node * nnodes processes
+        from grm.training.launch import run_launched
+
+        work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.launch.", dir=out_dir.parent))
+        try:
+            return run_launched(model_dir, examples, out_dir, cfg, work, use_cpu)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    _check_examples(examples)
     torch.set_num_threads(cfg.num_threads)
-    use_cpu = cfg.use_cpu if cfg.use_cpu is not None else not torch.cuda.is_available()
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -138,6 +149,7 @@ def train_sft(
         "examples": len(examples),
         "train_seconds": round(seconds, 2),
         "seconds_per_step": round(seconds / max(steps, 1), 4),
+        "loss_curve": [float(x) for x in losses],  # the logged losses, every logging_steps (not a metric)
     }
     logger.debug("SFT done: %s -> %s", metrics, out_dir)
     return metrics

@@ -22,6 +22,7 @@ own registered model with the same alias.)
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -103,11 +104,18 @@ def log_grm_model(
     if tracking_uri is not None:
         mlflow.set_tracking_uri(tracking_uri)
     try:
-        if run_id is not None:
-            with mlflow.start_run(run_id=run_id):
+        with warnings.catch_warnings():
+            # The signature is given explicitly (``signature()``), so mlflow's advice to add type hints or an input
+            # example for signature inference does not apply; everything else it warns about still shows.
+            warnings.filterwarnings(
+                "ignore", message=r".*Add type hints to the `predict` method", category=UserWarning
+            )
+            warnings.filterwarnings("ignore", message=r".*An input example was not provided", category=UserWarning)
+            if run_id is not None:
+                with mlflow.start_run(run_id=run_id):
+                    info = mlflow.pyfunc.log_model(**kwargs)
+            else:
                 info = mlflow.pyfunc.log_model(**kwargs)
-        else:
-            info = mlflow.pyfunc.log_model(**kwargs)
         if alias is not None and registered_model_name is not None:
             version = info.registered_model_version
             mlflow.MlflowClient().set_registered_model_alias(registered_model_name, alias, str(version))

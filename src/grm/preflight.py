@@ -46,9 +46,9 @@ def check_run_inputs(cfg: Any, project_dir: str | Path = ".") -> None:
         for split in SPLITS:
             read_items(src / f"{split}.jsonl")
     check_data_files(cfg, project_dir, training=True)  # general.jsonl when the training mix needs it
-    check_benchdata(cfg, project_dir)  # every eval.benchmarks copy under eval.benchdata
     if cfg.model.base != "embedded":
         check_model_dir(cfg.model.base)
     teacher = cfg.model.teacher
     if not teacher.startswith(NON_PATH_SAMPLERS):
         check_model_dir(teacher)
+    check_benchdata(cfg, project_dir)  # every eval.benchmarks copy under eval.benchdata

@@ -156,12 +156,10 @@ def test_the_gate_registers_a_pyfunc_grm_that_scores_a_test_item(uninterrupted: 
     from tasks.tracking import default_tracking_uri
 
     project = uninterrupted["project"]
-    before = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(default_tracking_uri(project))
-    try:
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri  # restores MLFLOW_TRACKING_URI too
+
+    with _use_tracking_uri(default_tracking_uri(project)):
         model = mlflow.pyfunc.load_model(decision["pyfunc"])
-    finally:
-        mlflow.set_tracking_uri(before)
     item = json.loads((project / "data" / "test.jsonl").read_text(encoding="utf-8").splitlines()[0])
     out = model.predict(pd.DataFrame([{"query": item["query"], "responses": item["responses"]}]), params={"k": 2})
     row = out.iloc[0]

@@ -704,6 +704,14 @@ CASES: list[tuple[str, str, Build]] = [
             ["noteacher", "does not exist"],
         ),
     ),
+    (
+        "run",
+        "benchdata-missing",  # eval.benchmarks need their local copies: refused before Prefect, not after training
+        lambda e: (
+            e.run("--config", str(_cfg(e, "seed: 0\n")), "--set", f"eval.benchdata={e.tmp / 'nobench'}"),
+            ["eval.benchdata", "nobench", "eval.benchmarks=[]"],
+        ),
+    ),
 ]
 
 # Config values accepted today with a wrong effect; the rule is the config helper's (pipeline_config.py).
@@ -808,5 +816,5 @@ def test_the_corpus_baselines_are_valid(tmp_path, tiny_model_dir):
     res = runner.invoke(app, env.eval_scores(scores))
     assert res.exit_code == 0 and (tmp_path / "rep" / "metrics.json").exists(), res.output
     assert check_model_dir(env.model_copy(lambda d: None)) == tmp_path / "model"
-    cfg = load_config(PipelineConfig, [], [f"data.source={env.source()}", f"model.base={tmp_path / 'model'}"])
-    check_run_inputs(cfg, tmp_path)
+    overrides = [f"data.source={env.source()}", f"model.base={tmp_path / 'model'}", "eval.benchmarks=[]"]
+    check_run_inputs(load_config(PipelineConfig, [], overrides), tmp_path)

@@ -100,10 +100,11 @@ def log_grm_model(
         "registered_model_name": registered_model_name,
         "pip_requirements": [],  # served with --env-manager local, where grm is installed
     }
-    previous = mlflow.get_tracking_uri()
-    if tracking_uri is not None:
-        mlflow.set_tracking_uri(tracking_uri)
-    try:
+    # mlflow.set_tracking_uri also exports MLFLOW_TRACKING_URI to the environment; mlflow's own context manager
+    # restores both exactly (set_tracking_uri(previous) would leave the default URI pinned in the environment).
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+    with _use_tracking_uri(tracking_uri or mlflow.get_tracking_uri()):
         with warnings.catch_warnings():
             # The signature is given explicitly (``signature()``), so mlflow's advice to add type hints or an input
             # example for signature inference does not apply; everything else it warns about still shows.
@@ -120,8 +121,6 @@ def log_grm_model(
             version = info.registered_model_version
             mlflow.MlflowClient().set_registered_model_alias(registered_model_name, alias, str(version))
         return info
-    finally:
-        mlflow.set_tracking_uri(previous)
 
 
 def _query(inputs: Any) -> Any:

@@ -27,6 +27,7 @@ from grm import context_fit, evaluation, spct
 from grm.benchmarks import get_benchmark, load_benchmark
 from grm.files import write_json_atomic
 from grm.pipeline_config import PipelineConfig, SamplingConfig
+from tasks.evaluation import evaluate_with
 from tasks.runtime import TASK_OPTIONS, RunContext, logger, run_stage
 from tasks.stages import BuildContext, FileInput, Skip, Stage, StageOutput, StageResult, register
 
@@ -117,28 +118,7 @@ def build_bench(s: BenchSlice, b: BuildContext) -> StageOutput:
         )  # fmt: skip
     report = None
     if fit.items:
-        meta_scorer = None
-        if b.inputs["meta_rm"] is not None:
-            from grm.meta_rm import load_meta_scorer
-
-            meta_scorer = load_meta_scorer(b.inputs["meta_rm"].output("model"))
-        report = evaluation.evaluate(
-            fit.items,
-            spct.student_sampler(model_dir, s.sampling),
-            benchmark=s.benchmark,
-            model_name=s.model_name,
-            ks=s.ks,
-            methods=("voting", "metarm") if meta_scorer is not None else ("voting",),
-            meta_scorer=meta_scorer,
-            k_meta=s.k_meta,
-            temperature=s.temperature,
-            max_new_tokens=s.sampling.max_new_tokens,
-            seed=s.seed,
-            template=s.sampling.template,
-            tie_policy=s.tie_policy,
-            hygiene=s.hygiene,
-            seed_agreement=s.seed_agreement,
-        )
+        report = evaluate_with(s, fit.items, spct.student_sampler(model_dir, s.sampling), b.inputs["meta_rm"])
         metrics |= {k: float(v) for k, v in report.metrics().items() if v is not None}
         info |= {"cells": report.cells, "n_items": report.n_items}
     write_json_atomic(

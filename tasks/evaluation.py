@@ -105,21 +105,17 @@ def eval_files(cfg: PipelineConfig, name: str, target: str, model_dir: str | Non
     return teacher_files(cfg) if target == TEACHER else {}
 
 
-def build_eval(s: EvalSlice, b: BuildContext) -> StageOutput:
-    """Score one GRM on the test split with greedy + Voting@k (+ MetaRM@k when a meta RM is given)."""
-    items = read_items(b.inputs["test"].path)
-    items = items[: s.limit] if s.limit else items
-    if s.teacher is not None:
-        sampler = make_teacher(s.teacher, b.files)
-    else:
-        model = b.inputs["model"]
-        sampler = spct.student_sampler(model.output("model") if model is not None else b.files["model"], s.sampling)
+def evaluate_with(s: Any, items: list, sampler: Any, meta_rm: StageResult | None) -> evaluation.EvalReport:
+    """``grm.evaluation.evaluate`` with an eval slice's settings (``benchmark``, ``model_name``, ``ks``, ``k_meta``,
+    ``temperature``, ``seed``, ``tie_policy``, ``hygiene``, ``seed_agreement``, ``sampling``): greedy + Voting@k,
+    and MetaRM@k when ``meta_rm`` (a stage result with a ``model`` output) is given. Shared by ``eval.{model}``
+    and ``bench.{benchmark}.{model}``, so both evaluate the same way."""
     meta_scorer = None
-    if b.inputs["meta_rm"] is not None:
+    if meta_rm is not None:
         from grm.meta_rm import load_meta_scorer
 
-        meta_scorer = load_meta_scorer(b.inputs["meta_rm"].output("model"))
-    report = evaluation.evaluate(
+        meta_scorer = load_meta_scorer(meta_rm.output("model"))
+    return evaluation.evaluate(
         items,
         sampler,
         benchmark=s.benchmark,
@@ -136,6 +132,18 @@ def build_eval(s: EvalSlice, b: BuildContext) -> StageOutput:
         hygiene=s.hygiene,
         seed_agreement=s.seed_agreement,
     )
+
+
+def build_eval(s: EvalSlice, b: BuildContext) -> StageOutput:
+    """Score one GRM on the test split with greedy + Voting@k (+ MetaRM@k when a meta RM is given)."""
+    items = read_items(b.inputs["test"].path)
+    items = items[: s.limit] if s.limit else items
+    if s.teacher is not None:
+        sampler = make_teacher(s.teacher, b.files)
+    else:
+        model = b.inputs["model"]
+        sampler = spct.student_sampler(model.output("model") if model is not None else b.files["model"], s.sampling)
+    report = evaluate_with(s, items, sampler, b.inputs["meta_rm"])
     write_json_atomic(b.out / "report.json", dataclasses.asdict(report))
     metrics = {k: float(v) for k, v in report.metrics().items() if v is not None}
     return StageOutput({"report": "report.json"}, metrics, {"cells": report.cells, "n_items": report.n_items})

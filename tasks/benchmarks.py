@@ -26,8 +26,8 @@ from prefect.cache_policies import NO_CACHE
 from grm import context_fit, evaluation, spct
 from grm.benchmarks import get_benchmark, load_benchmark
 from grm.files import write_json_atomic
-from grm.pipeline_config import PipelineConfig, SamplingConfig
-from tasks.evaluation import evaluate_with
+from grm.pipeline_config import PipelineConfig
+from tasks.evaluation import Protocol, evaluate_with, select_protocol
 from tasks.runtime import TASK_OPTIONS, RunContext, logger, run_stage
 from tasks.stages import BuildContext, FileInput, Skip, Stage, StageOutput, StageResult, register
 
@@ -56,20 +56,13 @@ def local_folder(benchmark: str) -> str | None:
 @dataclass(frozen=True)
 class BenchSlice:
     """``bench.{benchmark}.{model}``: the benchmark, its item limit and local folder, the evaluated model's metric
-    name, the sampler settings and the ``eval`` protocol fields the held-out evaluation also reads."""
+    name, and the evaluation protocol the held-out evaluation also reads."""
 
     benchmark: str
     model_name: str
     limit: int | None
     local: str | None  # the benchmark's folder under eval.benchdata (None: the whole root)
-    sampling: SamplingConfig
-    ks: tuple[int, ...]
-    temperature: float
-    k_meta: int | None
-    tie_policy: str
-    seed: int
-    hygiene: bool
-    seed_agreement: bool
+    protocol: Protocol
 
 
 def select_bench(cfg: PipelineConfig, benchmark: str, model: str) -> BenchSlice | Skip:
@@ -77,11 +70,7 @@ def select_bench(cfg: PipelineConfig, benchmark: str, model: str) -> BenchSlice 
         return Skip(f"eval.benchmarks={list(cfg.eval.benchmarks)} does not list {benchmark!r}")
     if model not in BENCH_MODELS:
         raise ValueError(f"bench.{benchmark}.{model}: benchmarks evaluate the trained GRMs {BENCH_MODELS} only")
-    ev = cfg.eval
-    return BenchSlice(
-        benchmark, model, ev.benchmark_limit, local_folder(benchmark), cfg.sampling, ev.ks, ev.temperature,
-        ev.k_meta, ev.tie_policy, ev.seed, ev.hygiene, ev.seed_agreement,
-    )  # fmt: skip
+    return BenchSlice(benchmark, model, cfg.eval.benchmark_limit, local_folder(benchmark), select_protocol(cfg))
 
 
 def bench_files(cfg: PipelineConfig, benchmark: str, model: str) -> dict[str, FileInput]:
@@ -102,9 +91,9 @@ def build_bench(s: BenchSlice, b: BuildContext) -> StageOutput:
     skipped: list[str] = []
     items = load_benchmark(s.benchmark, root, limit=s.limit, progress=False, skipped=skipped)
     model_dir = str(b.inputs["model"].output("model"))
-    n_tokens, context = context_fit.model_token_counter(model_dir, s.sampling.chat_template)
-    budget = None if context is None else context - s.sampling.max_new_tokens
-    fit = context_fit.fit_items(items, n_tokens, budget, s.sampling.template)
+    n_tokens, context = context_fit.model_token_counter(model_dir, s.protocol.sampling.chat_template)
+    budget = None if context is None else context - s.protocol.sampling.max_new_tokens
+    fit = context_fit.fit_items(items, n_tokens, budget, s.protocol.sampling.template)
     prefix = f"eval/{evaluation.metric_name(s.benchmark)}/{evaluation.metric_name(s.model_name)}"
     metrics = {f"{prefix}/context/{k}": v for k, v in fit.counts().items()}
     metrics[f"{prefix}/context/n_loaded"] = float(len(items))
@@ -114,11 +103,12 @@ def build_bench(s: BenchSlice, b: BuildContext) -> StageOutput:
         logger().warning(
             "bench.%s.%s: %d of %d items do not fit the model's context (%s positions, %d new tokens) even cut to "
             "one word per text; refused (counted in %s/context/n_refused)",
-            s.benchmark, s.model_name, len(fit.refused), len(items), context, s.sampling.max_new_tokens, prefix,
+            s.benchmark, s.model_name, len(fit.refused), len(items), context, s.protocol.sampling.max_new_tokens, prefix,
         )  # fmt: skip
     report = None
     if fit.items:
-        report = evaluate_with(s, fit.items, spct.student_sampler(model_dir, s.sampling), b.inputs["meta_rm"])
+        sampler = spct.student_sampler(model_dir, s.protocol.sampling)
+        report = evaluate_with(s.protocol, s.benchmark, s.model_name, fit.items, sampler, b.inputs["meta_rm"])
         metrics |= {k: float(v) for k, v in report.metrics().items() if v is not None}
         info |= {"cells": report.cells, "n_items": report.n_items}
     write_json_atomic(

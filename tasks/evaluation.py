@@ -62,15 +62,11 @@ def accuracy_figure(cells: dict[str, dict[str, float]], title: str):  # -> matpl
 
 
 @dataclass(frozen=True)
-class EvalSlice:
-    """``eval.{name}``: the protocol fields of ``eval`` the evaluation reads (not ``benchmarks``/``benchmark_limit``/
-    ``benchdata``: those are other stages'), the sampler settings, the benchmark name that every metric name holds,
-    and the teacher when the evaluated model is the configured teacher. A trained model is an upstream input (by
-    key); a given model folder is a file input (by content)."""
+class Protocol:
+    """The ``eval`` protocol fields and sampler settings every evaluation reads (``eval.{model}`` on the held-out
+    split and ``bench.{benchmark}.{model}`` alike; not ``benchmarks``/``benchmark_limit``/``benchdata``/``limit``:
+    those say *what* is evaluated, per stage)."""
 
-    model_name: str
-    benchmark: str
-    teacher: TeacherSlice | None
     sampling: SamplingConfig
     ks: tuple[int, ...]
     temperature: float
@@ -79,6 +75,25 @@ class EvalSlice:
     seed: int
     hygiene: bool
     seed_agreement: bool
+
+
+def select_protocol(cfg: PipelineConfig) -> Protocol:
+    ev = cfg.eval
+    return Protocol(
+        cfg.sampling, ev.ks, ev.temperature, ev.k_meta, ev.tie_policy, ev.seed, ev.hygiene, ev.seed_agreement
+    )
+
+
+@dataclass(frozen=True)
+class EvalSlice:
+    """``eval.{name}``: the evaluation protocol, the test-split limit, the benchmark name that every metric name
+    holds, and the teacher when the evaluated model is the configured teacher. A trained model is an upstream input
+    (by key); a given model folder is a file input (by content)."""
+
+    model_name: str
+    benchmark: str
+    teacher: TeacherSlice | None
+    protocol: Protocol
     limit: int | None
 
 
@@ -88,13 +103,9 @@ TARGETS = ("stage", "teacher", "folder")  # the evaluated model: a stage's outpu
 def select_eval(cfg: PipelineConfig, name: str, target: str, model_dir: str | None = None) -> EvalSlice:
     if target not in TARGETS:
         raise ValueError(f"eval target {target!r}: use one of {TARGETS}")
-    ev = cfg.eval
     teacher_seed = cfg.eval.seed  # the world teacher's sampling seed at evaluation
     teacher = select_teacher(cfg, teacher_seed) if target == TEACHER else None
-    return EvalSlice(
-        name, benchmark_of(cfg.data.source), teacher, cfg.sampling, ev.ks, ev.temperature, ev.k_meta, ev.tie_policy,
-        ev.seed, ev.hygiene, ev.seed_agreement, ev.limit,
-    )  # fmt: skip
+    return EvalSlice(name, benchmark_of(cfg.data.source), teacher, select_protocol(cfg), cfg.eval.limit)
 
 
 def eval_files(cfg: PipelineConfig, name: str, target: str, model_dir: str | None = None) -> dict[str, FileInput]:
@@ -105,11 +116,11 @@ def eval_files(cfg: PipelineConfig, name: str, target: str, model_dir: str | Non
     return teacher_files(cfg) if target == TEACHER else {}
 
 
-def evaluate_with(s: Any, items: list, sampler: Any, meta_rm: StageResult | None) -> evaluation.EvalReport:
-    """``grm.evaluation.evaluate`` with an eval slice's settings (``benchmark``, ``model_name``, ``ks``, ``k_meta``,
-    ``temperature``, ``seed``, ``tie_policy``, ``hygiene``, ``seed_agreement``, ``sampling``): greedy + Voting@k,
-    and MetaRM@k when ``meta_rm`` (a stage result with a ``model`` output) is given. Shared by ``eval.{model}``
-    and ``bench.{benchmark}.{model}``, so both evaluate the same way."""
+def evaluate_with(
+    p: Protocol, benchmark: str, model_name: str, items: list, sampler: Any, meta_rm: StageResult | None
+) -> evaluation.EvalReport:
+    """``grm.evaluation.evaluate`` under protocol ``p``: greedy + Voting@k, and MetaRM@k when ``meta_rm`` (a stage
+    result with a ``model`` output) is given. Shared by ``eval.{model}`` and ``bench.{benchmark}.{model}``."""
     meta_scorer = None
     if meta_rm is not None:
         from grm.meta_rm import load_meta_scorer
@@ -118,19 +129,19 @@ def evaluate_with(s: Any, items: list, sampler: Any, meta_rm: StageResult | None
     return evaluation.evaluate(
         items,
         sampler,
-        benchmark=s.benchmark,
-        model_name=s.model_name,
-        ks=s.ks,
+        benchmark=benchmark,
+        model_name=model_name,
+        ks=p.ks,
         methods=("voting", "metarm") if meta_scorer is not None else ("voting",),
         meta_scorer=meta_scorer,
-        k_meta=s.k_meta,
-        temperature=s.temperature,
-        max_new_tokens=s.sampling.max_new_tokens,
-        seed=s.seed,
-        template=s.sampling.template,
-        tie_policy=s.tie_policy,
-        hygiene=s.hygiene,
-        seed_agreement=s.seed_agreement,
+        k_meta=p.k_meta,
+        temperature=p.temperature,
+        max_new_tokens=p.sampling.max_new_tokens,
+        seed=p.seed,
+        template=p.sampling.template,
+        tie_policy=p.tie_policy,
+        hygiene=p.hygiene,
+        seed_agreement=p.seed_agreement,
     )
 
 
@@ -142,8 +153,10 @@ def build_eval(s: EvalSlice, b: BuildContext) -> StageOutput:
         sampler = make_teacher(s.teacher, b.files)
     else:
         model = b.inputs["model"]
-        sampler = spct.student_sampler(model.output("model") if model is not None else b.files["model"], s.sampling)
-    report = evaluate_with(s, items, sampler, b.inputs["meta_rm"])
+        sampler = spct.student_sampler(
+            model.output("model") if model is not None else b.files["model"], s.protocol.sampling
+        )
+    report = evaluate_with(s.protocol, s.benchmark, s.model_name, items, sampler, b.inputs["meta_rm"])
     write_json_atomic(b.out / "report.json", dataclasses.asdict(report))
     metrics = {k: float(v) for k, v in report.metrics().items() if v is not None}
     return StageOutput({"report": "report.json"}, metrics, {"cells": report.cells, "n_items": report.n_items})

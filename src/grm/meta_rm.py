@@ -169,75 +169,142 @@ def train_meta_rm(
     cfg: MetaRMConfig,
     num_threads: int | None = None,
     log_fn: Any = None,
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """Train a one-logit sequence classifier with BCE and save it (safetensors) to ``out_dir`` atomically.
+
+    A hand-written loop (AdamW, one-cycle schedule, clipping at 1.0). Inside an initialised
+    ``torch.distributed`` process group (``cfg.launcher == "torchrun"``: ``grm.training.launch`` starts this
+    function in ``nproc_per_node * nnodes`` processes) it trains under ``torch.nn.parallel.DDP``: every rank draws
+    the same seeded ``cfg.batch_size`` indices per step and trains on its rank-strided ``1 / world`` of them, DDP
+    averages the gradients (the mean of the ranks' mean losses = the global batch's mean loss), the logged loss is
+    the all-reduced mean, and rank 0 alone saves the model and scores the held-out split.
 
     Args:
         backbone_dir: HF causal-LM or classifier dir to initialise from (a new one-logit head is added).
         examples: ``{"text", "label", "id"}`` dicts.
         out_dir: destination.
         cfg: training settings.
-        num_threads: torch CPU threads.
-        log_fn: optional ``(metrics: dict, step: int) -> None`` for training curves.
+        num_threads: torch CPU threads (of each process).
+        log_fn: optional ``(metrics: dict, step: int) -> None`` for training curves (launched: replayed from the
+            returned curve when the ranks are done).
 
     Returns:
-        ``train_loss`` (last 20 steps), ``val_auc``, ``val_accuracy``, ``n_train``, ``n_val``, ``positive_rate``.
+        ``train_loss`` (last 20 steps), ``val_auc``, ``val_accuracy``, ``n_train``, ``n_val``, ``positive_rate``,
+        ``steps`` and ``loss_curve`` (every step's loss; a list, not a metric); launched, also ``world_size`` and
+        ``backend``.
     """
     import numpy as np
     import torch
+    import torch.distributed as dist
+
+    labels = [e["label"] for e in examples]
+    if len(set(labels)) < 2:
+        raise ValueError(f"meta-RM data has only label {set(labels)}: it needs correct and incorrect judgements")
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    if cfg.launcher == "torchrun":  # grm.training.launch: this function in nproc_per_node * nnodes processes
+        from grm.training.launch import run_launched
+
+        work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.launch.", dir=out_dir.parent))
+        try:
+            metrics = run_launched(
+                "meta_rm", backbone_dir, {"examples": examples}, out_dir, cfg, work, not torch.cuda.is_available(),
+                num_threads=num_threads or 1, options={"num_threads": num_threads},
+            )  # fmt: skip
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        for step in range(len(metrics["loss_curve"])):
+            _log_curve(log_fn, metrics["loss_curve"], step)
+        return metrics
     from transformers import AutoModelForSequenceClassification
 
     if num_threads:
         torch.set_num_threads(num_threads)
-    labels = [e["label"] for e in examples]
-    if len(set(labels)) < 2:
-        raise ValueError(f"meta-RM data has only label {set(labels)}: it needs correct and incorrect judgements")
+    distributed = dist.is_available() and dist.is_initialized()
+    rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
+    if cfg.batch_size % world:
+        raise ValueError(f"meta_rm.train.batch_size={cfg.batch_size}: must be divisible by the {world} processes")
+    on_gpu = distributed and dist.get_backend() == "nccl"
+    device = torch.device("cuda", torch.cuda.current_device()) if on_gpu else torch.device("cpu")
     torch.manual_seed(seed_or_zero(cfg.seed))
     train, val = _split(examples, cfg.val_fraction, seed_or_zero(cfg.seed))
     tokenizer = _meta_tokenizer(backbone_dir)
     with expected_new_head():
         model = AutoModelForSequenceClassification.from_pretrained(backbone_dir, num_labels=1, use_safetensors=True)
     model.config.pad_token_id = tokenizer.pad_token_id
+    model.to(device)
     pos_rate = float(np.mean([e["label"] for e in train]))
-    pos_weight = torch.tensor((1 - pos_rate) / max(pos_rate, 1e-6)) if cfg.balance else None
+    pos_weight = torch.tensor((1 - pos_rate) / max(pos_rate, 1e-6), device=device) if cfg.balance else None
     loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    # DDP broadcasts rank 0's weights (the new head included) and averages the gradients in backward()
+    net = (
+        torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if on_gpu else None)
+        if distributed
+        else model
+    )
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.learning_rate, total_steps=cfg.steps, pct_start=0.1)
     rng = np.random.default_rng(seed_or_zero(cfg.seed))
     losses: list[float] = []
-    model.train()
-    bar = Progress(cfg.steps, "meta-rm train", unit="step")
+    net.train()
+    bar = Progress(cfg.steps, "meta-rm train", unit="step", enabled=rank == 0)
     for step in range(cfg.steps):
-        batch = [train[i] for i in rng.integers(0, len(train), size=cfg.batch_size)]
+        picked = rng.integers(0, len(train), size=cfg.batch_size)  # the same global batch on every rank
+        batch = [train[i] for i in picked[rank::world]]  # this rank's share
         enc = tokenizer(
             [b["text"] for b in batch], return_tensors="pt", padding=True, truncation=True, max_length=cfg.max_length
-        )
-        logits = model(**enc).logits[:, 0]
-        loss = loss_fn(logits, torch.tensor([float(b["label"]) for b in batch]))
+        ).to(device)
+        logits = net(**enc).logits[:, 0]
+        loss = loss_fn(logits, torch.tensor([float(b["label"]) for b in batch], device=device))
         opt.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
         sched.step()
-        losses.append(float(loss.detach()))
+        logged = loss.detach()
+        if distributed:  # the global batch's loss: the mean of the ranks' (equal-sized) means
+            dist.all_reduce(logged)
+            logged = logged / world
+        losses.append(float(logged))
         bar.update(loss=losses[-1])
-        if log_fn is not None and (step + 1) % 10 == 0:
-            log_fn({"meta_rm/train/loss": float(np.mean(losses[-10:]))}, step + 1)
+        if rank == 0:
+            _log_curve(log_fn, losses, step)
     bar.close()
     model.eval()
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    metrics = {
+    metrics: dict[str, Any] = {
         "train_loss": float(np.mean(losses[-20:])),
         "n_train": float(len(train)),
         "n_val": float(len(val)),
         "positive_rate": pos_rate,
         "val_auc": float("nan"),
         "val_accuracy": float("nan"),
+        "steps": cfg.steps,
+        "loss_curve": losses,
     }
+    if rank == 0:
+        _save_and_score(model.to("cpu"), tokenizer, val, out_dir, cfg, metrics)
+    if distributed:
+        dist.barrier()  # the other ranks end once rank 0 has published the model
+    return metrics
+
+
+def _log_curve(log_fn: Any, losses: Sequence[float], step: int) -> None:
+    """Every 10th step: the mean loss of the last 10 (``meta_rm/train/loss``)."""
+    import numpy as np
+
+    if log_fn is not None and (step + 1) % 10 == 0:
+        log_fn({"meta_rm/train/loss": float(np.mean(losses[step - 9 : step + 1]))}, step + 1)
+
+
+def _save_and_score(
+    model: Any, tokenizer: Any, val: Sequence[dict[str, Any]], out_dir: Path, cfg: MetaRMConfig, metrics: dict
+) -> None:
+    """Save into a temp folder beside ``out_dir``, score the held-out split from it, then rename it into place."""
+    import numpy as np
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
     if val:
         scorer = MetaScorer(tmp, max_length=cfg.max_length)
         probs = scorer([e["text"] for e in val])
@@ -247,4 +314,3 @@ def train_meta_rm(
     if out_dir.exists():
         shutil.rmtree(out_dir)
     tmp.rename(out_dir)
-    return metrics

@@ -69,6 +69,61 @@ def _seed_field(what: str) -> Any:
     return field(default=None, metadata={"help": f"seed of {what}; null = the run's seed"})
 
 
+# ---- the launcher fields of rft.train, rl and meta_rm.train (grm.training.launch) ------------------------------
+def _launcher_field(split: str) -> Any:
+    return field(
+        default="inprocess",
+        metadata={
+            "help": f"one of {LAUNCHERS}: train in the stage's process, or as nproc_per_node * nnodes DDP processes "
+            f"(torchrun; gloo on CPU); {split}"
+        },
+    )
+
+
+def _nproc_field() -> Any:
+    return field(default=2, metadata={"help": "processes per node with launcher: torchrun"})
+
+
+def _nnodes_field() -> Any:
+    return field(default=1, metadata={"help": "nodes with launcher: torchrun (> 1 needs rdzv_endpoint)"})
+
+
+def _rdzv_field() -> Any:
+    return field(default=None, metadata={"help": "HOST:PORT of torchrun's c10d rendezvous for nnodes > 1"})
+
+
+def _accelerate_field(what: str) -> Any:
+    return field(
+        default=None,
+        metadata={
+            "help": f"launcher: torchrun through `accelerate launch --config_file` with this file instead ({what})"
+        },
+    )
+
+
+def _check_launch(section: str, cfg: Any, shares: dict[str, tuple[int, str]]) -> None:
+    """The launcher rules every launchable section shares (``rft.train``, ``rl``, ``meta_rm.train``).
+
+    Args:
+        section: the config key prefix the messages name.
+        cfg: the section (fields ``launcher``, ``nproc_per_node``, ``nnodes``, ``rdzv_endpoint``).
+        shares: ``{key: (count, what)}``: global counts that every one of the nproc_per_node * nnodes processes
+            takes an equal share of, so each must be divisible by that number with launcher: torchrun.
+    """
+    if cfg.launcher not in LAUNCHERS:
+        _fail(f"{section}.launcher", cfg.launcher, f"use one of {list(LAUNCHERS)}")
+    _positive(section, cfg, ("nproc_per_node", "nnodes"))
+    if cfg.launcher != "torchrun":
+        return
+    procs = cfg.nproc_per_node * cfg.nnodes
+    for key, (count, what) in shares.items():
+        if count % procs:
+            _fail(key, count, f"{what} = {count} must be divisible by nproc_per_node * nnodes = {procs} "
+                  "(it is the global batch: each process takes an equal share)")  # fmt: skip
+    if cfg.nnodes > 1 and not cfg.rdzv_endpoint:
+        _fail(f"{section}.rdzv_endpoint", cfg.rdzv_endpoint, "nnodes > 1 needs HOST:PORT of the rendezvous")
+
+
 # ---- data ------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SplitMinimums:
@@ -369,37 +424,14 @@ class SFTStageConfig:
             "tokens: 1.4x faster steps on the default RFT mix, bench/sft_length_groups.py); 1 = one padded batch"
         },
     )
-    launcher: str = field(
-        default="inprocess",
-        metadata={
-            "help": f"one of {LAUNCHERS}: train in the stage's process, or as nproc_per_node * nnodes DDP processes "
-            "(torchrun; gloo on CPU); batch_size stays the global batch (each rank gets batch_size / processes)"
-        },
-    )
-    nproc_per_node: int = field(default=2, metadata={"help": "processes per node with launcher: torchrun"})
-    nnodes: int = field(default=1, metadata={"help": "nodes with launcher: torchrun (> 1 needs rdzv_endpoint)"})
-    rdzv_endpoint: str | None = field(
-        default=None, metadata={"help": "HOST:PORT of torchrun's c10d rendezvous for nnodes > 1"}
-    )
-    accelerate_config: str | None = field(
-        default=None,
-        metadata={
-            "help": "launcher: torchrun through `accelerate launch --config_file` with this file instead "
-            "(configs/accelerate/: DDP, FSDP2, DeepSpeed ZeRO-3; GPUs)"
-        },
-    )
+    launcher: str = _launcher_field("batch_size stays the global batch (each rank gets batch_size / processes)")
+    nproc_per_node: int = _nproc_field()
+    nnodes: int = _nnodes_field()
+    rdzv_endpoint: str | None = _rdzv_field()
+    accelerate_config: str | None = _accelerate_field("configs/accelerate/: DDP, FSDP2, DeepSpeed ZeRO-3; GPUs")
 
     def __post_init__(self) -> None:
-        if self.launcher not in LAUNCHERS:
-            _fail("rft.train.launcher", self.launcher, f"use one of {list(LAUNCHERS)}")
-        _positive("rft.train", self, ("nproc_per_node", "nnodes"))
-        if self.launcher == "torchrun":
-            procs = self.nproc_per_node * self.nnodes
-            if self.batch_size % procs:
-                _fail("rft.train.batch_size", self.batch_size,
-                      f"must be divisible by nproc_per_node * nnodes = {procs} (it is the global batch)")  # fmt: skip
-            if self.nnodes > 1 and not self.rdzv_endpoint:
-                _fail("rft.train.rdzv_endpoint", self.rdzv_endpoint, "nnodes > 1 needs HOST:PORT of the rendezvous")
+        _check_launch("rft.train", self, {"rft.train.batch_size": (self.batch_size, "batch_size")})
         if not self.learning_rate > 0:
             raise ValueError(f"rft.train.learning_rate={self.learning_rate}: must be > 0, e.g. 3e-3")
         if self.max_steps == 0 or self.max_steps < -1:
@@ -521,6 +553,15 @@ class GRPOStageConfig:
     report_to: str = field(
         default="none", metadata={"help": "TRL/transformers report_to ('mlflow' inside a tracked stage)"}
     )
+    launcher: str = _launcher_field(
+        "the step stays global: prompts_per_step * num_generations rollouts, each rank generating and scoring "
+        "1/processes of them (TRL gathers the rewards before the group advantages), and general_batch_size "
+        "examples, each rank taking its 1/processes slice of the same seeded batch"
+    )
+    nproc_per_node: int = _nproc_field()
+    nnodes: int = _nnodes_field()
+    rdzv_endpoint: str | None = _rdzv_field()
+    accelerate_config: str | None = _accelerate_field("configs/accelerate/: DDP, FSDP2, DeepSpeed ZeRO-3; GPUs")
 
     def __post_init__(self) -> None:
         if self.num_generations < 2:
@@ -540,6 +581,11 @@ class GRPOStageConfig:
             _fail("rl.temperature", self.temperature, "must be > 0: greedy rollouts make every group's reward equal")
         if self.template not in TEMPLATES:
             raise ValueError(f"rl.template={self.template!r}: use one of {list(TEMPLATES)}")
+        shares = {"rl.prompts_per_step": (self.prompts_per_step * self.num_generations, "prompts_per_step * "
+                                          "num_generations (rollouts per step)")}  # fmt: skip
+        if self.general_coef > 0:
+            shares["rl.general_batch_size"] = (self.general_batch_size, "general_batch_size")
+        _check_launch("rl", self, shares)
 
     @property
     def enabled(self) -> bool:
@@ -569,6 +615,17 @@ class MetaRMConfig:
     balance: bool = field(default=True, metadata={"help": "weight BCE so both labels count equally"})
     val_fraction: float = field(default=0.1, metadata={"help": "held-out share for the AUC report"})
     seed: int | None = _seed_field("the meta RM's init, data split and batches")
+    launcher: str = _launcher_field(
+        "batch_size stays the global batch: every rank draws the same seeded indices and trains on its "
+        "1/processes block of them under torch DDP (averaged gradients); rank 0 saves and scores the held-out AUC"
+    )
+    nproc_per_node: int = _nproc_field()
+    nnodes: int = _nnodes_field()
+    rdzv_endpoint: str | None = _rdzv_field()
+    accelerate_config: str | None = _accelerate_field(
+        "DDP only, e.g. configs/accelerate/ddp.yaml: the meta RM is a hand-written loop under torch DDP, so an "
+        "FSDP or DeepSpeed config is refused when the ranks start; GPUs"
+    )
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1:
@@ -578,6 +635,7 @@ class MetaRMConfig:
         _positive("meta_rm.train", self, ("max_length",))
         if not 0 <= self.val_fraction < 1:
             raise ValueError(f"meta_rm.train.val_fraction={self.val_fraction}: must be in [0, 1)")
+        _check_launch("meta_rm.train", self, {"meta_rm.train.batch_size": (self.batch_size, "batch_size")})
 
 
 @dataclass(frozen=True)

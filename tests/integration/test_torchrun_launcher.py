@@ -45,7 +45,10 @@ def test_a_crash_in_one_rank_fails_with_that_ranks_error(
 ) -> None:
     monkeypatch.setenv("GRM_TEST_FAIL_RANK", "1")
     cfg = dataclasses.replace(CFG, launcher="torchrun", nproc_per_node=2)
-    with pytest.raises(LaunchError, match=r"exited with \d+; rank 1 failed:\n(.|\n)*injected failure on rank 1"):
+    with pytest.raises(
+        LaunchError,
+        match=r"rft.train training launch exited with \d+; rank 1 failed:\n(.|\n)*injected failure on rank 1",
+    ):
         train_sft(tiny_model_dir, EXAMPLES, tmp_path / "model", cfg)
     assert not (tmp_path / "model").exists()
 
@@ -70,5 +73,5 @@ def test_accelerate_config_on_cpu_is_refused_before_launching(tmp_path: Path) ->
 
     cfg = dataclasses.replace(CFG, launcher="torchrun", accelerate_config="configs/accelerate/ddp.yaml")
     with pytest.raises(UserError, match="accelerate starts a single process on CPU"):
-        run_launched("unused", EXAMPLES, tmp_path / "m", cfg, tmp_path / "work", use_cpu=True)
+        run_launched("sft", "unused", {"examples": EXAMPLES}, tmp_path / "m", cfg, tmp_path / "work", use_cpu=True)
     assert not (tmp_path / "work").exists()

@@ -1,7 +1,9 @@
-"""grm.executors without Ray: fixed shards and seeds, the local executor, the run's executor, RuntimeConfig rules."""
+"""grm.executors without Ray: fixed shards and seeds, the local executor, the run's executor, RuntimeConfig rules; the
+launcher rules of rft.train, rl and meta_rm.train and the launch spec."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import pytest
@@ -129,3 +131,65 @@ def test_launcher_rules_name_the_key(kwargs: dict, key: str) -> None:
 
     with pytest.raises(ValueError, match=key):
         SFTStageConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("section", "kwargs", "key"),
+    [
+        ("rl", {"launcher": "mpirun"}, "rl.launcher"),
+        ("rl", {"launcher": "torchrun", "prompts_per_step": 3, "num_generations": 3}, "rl.prompts_per_step"),
+        ("rl", {"launcher": "torchrun", "general_batch_size": 3}, "rl.general_batch_size"),
+        ("rl", {"launcher": "torchrun", "nnodes": 2}, "rl.rdzv_endpoint"),
+        ("rl", {"nnodes": 0}, "rl.nnodes"),
+        ("meta_rm.train", {"launcher": "slurm"}, "meta_rm.train.launcher"),
+        ("meta_rm.train", {"launcher": "torchrun", "batch_size": 9}, "meta_rm.train.batch_size"),
+        ("meta_rm.train", {"launcher": "torchrun", "nnodes": 2}, "meta_rm.train.rdzv_endpoint"),
+        ("meta_rm.train", {"nproc_per_node": 0}, "meta_rm.train.nproc_per_node"),
+    ],
+)
+def test_rl_and_meta_rm_launcher_rules_name_the_key(section: str, kwargs: dict, key: str) -> None:
+    from grm.pipeline_config import GRPOStageConfig, MetaRMConfig
+
+    cls = GRPOStageConfig if section == "rl" else MetaRMConfig
+    with pytest.raises(ValueError, match=key.replace(".", r"\.") + "="):
+        cls(**kwargs)
+
+
+def test_grpo_global_batch_splits_over_the_processes() -> None:
+    from grm.pipeline_config import GRPOStageConfig
+    from grm.training.grpo import per_rank_batches
+
+    # 3 prompts x 4 generations = 12 rollouts: 6 per rank even though 3 prompts do not split over 2 ranks
+    ok = GRPOStageConfig(launcher="torchrun", prompts_per_step=3, num_generations=4, general_batch_size=4)
+    assert per_rank_batches(ok, 2) == (6, 2)
+    # the general batch only has to split when the general loss is on
+    assert GRPOStageConfig(launcher="torchrun", general_batch_size=3, general_coef=0.0).general_batch_size == 3
+    with pytest.raises(ValueError, match="prompts_per_step \\* num_generations \\(rollouts per step\\) = 12"):
+        GRPOStageConfig(launcher="torchrun", prompts_per_step=3, num_generations=4, nproc_per_node=8)
+
+
+def test_rl_and_meta_rm_launchers_load_from_overrides() -> None:
+    from grm.config import load_config
+    from grm.pipeline_config import PipelineConfig
+
+    sets = ["rl.launcher=torchrun", "rl.nproc_per_node=2", "meta_rm.train.launcher=torchrun"]
+    cfg = load_config(PipelineConfig, [], sets)
+    assert (cfg.rl.launcher, cfg.rl.nproc_per_node, cfg.meta_rm.train.launcher) == ("torchrun", 2, "torchrun")
+    with pytest.raises(ValueError, match=r"rl\.prompts_per_step"):
+        load_config(PipelineConfig, [], ["rl.launcher=torchrun", "rl.nproc_per_node=3"])
+
+
+def test_launched_grpo_extras_must_pickle(tmp_path) -> None:
+    from grm.pipeline_config import GRPOStageConfig
+    from grm.training.launch import command, write_spec
+
+    cfg = GRPOStageConfig(launcher="torchrun")
+    with pytest.raises(ValueError, match=r"rl\.launcher=torchrun: \['reward_funcs'\] must be picklable"):
+        write_spec("grpo", tmp_path, "m", {"rows": []}, "out", cfg, True, objects={"reward_funcs": [lambda c: c]})
+    spec = write_spec("grpo", tmp_path, "m", {"rows": [{"prompt": "p"}], "general": None}, "out", cfg, True)
+    written = json.loads(spec.read_text())
+    assert written["kind"] == "grpo" and written["cfg"]["launcher"] == "inprocess"  # the ranks run in process
+    assert list(written["data"]) == ["rows"] and written["objects"] is None
+    assert command(spec, cfg, "py")[-3:] == ["-m", "grm.training.launch", str(spec)]
+    with pytest.raises(ValueError, match="kind 'ppo' is not launchable"):
+        write_spec("ppo", tmp_path, "m", {}, "out", cfg, True)

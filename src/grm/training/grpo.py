@@ -105,6 +105,8 @@ def train_grpo(
     callbacks: list[Any] | None = None,
     reward_funcs: list[Any] | None = None,
     general: Sequence[dict[str, str]] | None = None,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> dict[str, Any]:
     """Run TRL GRPO from ``model_dir`` (also the KL reference) and save the policy to ``out_dir`` atomically.
 
@@ -112,22 +114,23 @@ def train_grpo(
         model_dir: the RFT checkpoint (HF dir, safetensors).
         rows: from ``build_rl_rows``.
         out_dir: where the trained policy and tokenizer are saved.
-        cfg: GRPO settings.
-        num_threads: torch CPU threads.
+        cfg: GRPO settings. ``cfg.launcher == "torchrun"`` runs this function in ``nproc_per_node * nnodes``
+            processes (``grm.training.launch``); ``reward_funcs`` and ``callbacks`` are then pickled to them.
+        num_threads: torch CPU threads (of each process).
         callbacks: extra ``transformers.TrainerCallback`` objects.
         reward_funcs: TRL reward functions; default ``[CorrectnessReward()]`` (the paper's ±1 rule).
         general: general-instruction examples (``prompt`` / ``completion``) for the ``cfg.general_coef`` loss.
+        rank, world_size: this process's place in a launched run (``grm.training.launch`` passes them): each of
+            the ``world_size`` ranks generates ``prompts_per_step * num_generations / world_size`` rollouts per
+            step and takes its rank-strided ``1 / world_size`` of each general batch, so a step's data is the same
+            as one process's (``per_rank_batches``).
 
     Returns:
-        The trainer's log history (list of dicts) under ``log_history`` and the final ``train_loss``.
+        The trainer's log history (list of dicts) under ``log_history`` and the final ``train_loss`` (rank 0's:
+        TRL gathers the logged rewards and lengths over the ranks); launched, also ``world_size`` and ``backend``.
     """
     import torch
-    from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import GRPOConfig, GRPOTrainer
 
-    if num_threads:
-        torch.set_num_threads(num_threads)
     if not rows:
         raise ValueError("train_grpo got no RL rows (every item was too easy?); lower rl.too_easy_samples or add data")
     if cfg.general_coef > 0 and not general:
@@ -136,6 +139,26 @@ def train_grpo(
         )
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)  # the temp folder sits beside out_dir: the rename is atomic
+    if cfg.launcher == "torchrun":  # grm.training.launch: this function in nproc_per_node * nnodes processes
+        from grm.training.launch import run_launched
+
+        objects = {k: v for k, v in (("reward_funcs", reward_funcs), ("callbacks", callbacks)) if v}
+        work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.launch.", dir=out_dir.parent))
+        try:
+            return run_launched(
+                "grpo", model_dir, {"rows": rows, "general": general if cfg.general_coef > 0 else None}, out_dir,
+                cfg, work, not torch.cuda.is_available(), num_threads=num_threads or 1,
+                options={"num_threads": num_threads}, objects=objects,
+            )  # fmt: skip
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import GRPOConfig, GRPOTrainer
+
+    if num_threads:
+        torch.set_num_threads(num_threads)
+    rollouts, _ = per_rank_batches(cfg, world_size)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     tokenizer.padding_side = "left"
@@ -145,8 +168,8 @@ def train_grpo(
         learning_rate=cfg.learning_rate,
         beta=cfg.beta,
         num_generations=cfg.num_generations,
-        per_device_train_batch_size=cfg.prompts_per_step * cfg.num_generations,
-        gradient_accumulation_steps=1,
+        per_device_train_batch_size=rollouts,  # x world_size ranks = TRL's generation batch, whole groups
+        gradient_accumulation_steps=1,  # so steps_per_generation = 1: one generation batch per optimizer step
         max_steps=cfg.max_steps,
         max_completion_length=cfg.max_completion_length,
         temperature=cfg.temperature,
@@ -171,7 +194,7 @@ def train_grpo(
         assert general is not None
         trainer_class = _with_general_loss(
             GRPOTrainer,
-            general_batches(tokenizer, general, cfg.general_batch_size, seed_or_zero(cfg.seed)),
+            general_batches(tokenizer, general, cfg.general_batch_size, seed_or_zero(cfg.seed), rank, world_size),
             cfg.general_coef,
         )
     trainer = trainer_class(
@@ -184,22 +207,55 @@ def train_grpo(
     )
     ignore_trl_checkpointing_deprecations()
     use_progress_callback(trainer, "rl train (GRPO)")  # a bar on a TTY, else a line every 15 s; no stdout dicts
-    result = trainer.train()
-    final = tmp / "model"
-    trainer.model.save_pretrained(final, safe_serialization=True)
-    tokenizer.save_pretrained(final)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    final.rename(out_dir)
-    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        result = trainer.train()
+        final = tmp / "model"
+        trainer.save_model(str(final))  # every rank calls it (FSDP / ZeRO-3 gather); only the main process writes
+        if trainer.is_world_process_zero():  # launched, only rank 0 moves its folder to out_dir
+            tokenizer.save_pretrained(final)
+            (final / "training_args.bin").unlink(missing_ok=True)  # a pickle; the weights are safetensors
+            if out_dir.exists():
+                shutil.rmtree(out_dir)
+            final.rename(out_dir)
+        trainer.accelerator.wait_for_everyone()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return {"train_loss": float(result.training_loss), "log_history": list(trainer.state.log_history)}
 
 
+def per_rank_batches(cfg: GRPOStageConfig, world_size: int) -> tuple[int, int]:
+    """``(rollouts, general examples)`` of one of ``world_size`` ranks per GRPO step.
+
+    The step is global: ``prompts_per_step * num_generations`` rollouts (TRL's generation batch: per-rank batch x
+    ranks x ``steps_per_generation`` = 1, which TRL requires to hold whole groups of ``num_generations``) and
+    ``general_batch_size`` general examples; each rank takes ``1 / world_size`` of both. ``GRPOStageConfig``
+    checks the divisibility at load for its own launcher; this checks it for any caller.
+
+    >>> per_rank_batches(GRPOStageConfig(prompts_per_step=2, num_generations=4, general_batch_size=4), 2)
+    (4, 2)
+    """
+    rollouts = cfg.prompts_per_step * cfg.num_generations
+    if rollouts % world_size:
+        raise ValueError(
+            f"rl.prompts_per_step * rl.num_generations = {rollouts} rollouts per step: must be divisible by the "
+            f"{world_size} processes"
+        )
+    if cfg.general_coef > 0 and cfg.general_batch_size % world_size:
+        raise ValueError(
+            f"rl.general_batch_size={cfg.general_batch_size}: must be divisible by the {world_size} processes"
+        )
+    return rollouts // world_size, cfg.general_batch_size // world_size
+
+
 def general_batches(
-    tokenizer: Any, examples: Sequence[dict[str, str]], batch_size: int, seed: int
+    tokenizer: Any, examples: Sequence[dict[str, str]], batch_size: int, seed: int, rank: int = 0, world_size: int = 1
 ) -> Iterator[dict[str, Any]]:
     """Endless seeded batches of general-instruction examples: right-padded ``input_ids`` / ``attention_mask`` and
-    ``labels`` that count the completion only (the RFT stage's loss)."""
+    ``labels`` that count the completion only (the RFT stage's loss).
+
+    With ``world_size > 1`` every rank draws the same seeded global batch of ``batch_size`` and yields its
+    rank-strided share (``batch[rank::world_size]``): the ranks' shares of one step make up one process's batch.
+    """
     import torch
 
     encoded = []
@@ -213,11 +269,16 @@ def general_batches(
     rng = random.Random(seed)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     size = min(batch_size, len(encoded))
+    if size < world_size:
+        raise ValueError(
+            f"{len(encoded)} general examples for batches of {batch_size} over {world_size} processes: every process "
+            "needs at least one per step; add general data or lower rl.general_batch_size / the process count"
+        )
     while True:  # one seeded pass over the examples after another (a short last batch is dropped)
         order = list(range(len(encoded)))
         rng.shuffle(order)
         for start in range(0, len(order) - size + 1, size):
-            chunk = [encoded[i] for i in order[start : start + size]]
+            chunk = [encoded[i] for i in order[start : start + size]][rank::world_size]
             width = max(len(ids) for ids, _ in chunk)
             yield {
                 "input_ids": torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in chunk]),
@@ -235,7 +296,8 @@ def _with_general_loss(base: type, batches: Iterator[dict[str, Any]], coef: floa
             loss = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
             batch = {k: v.to(loss.device) for k, v in next(batches).items()}
             general_loss = model(**batch).loss
-            self._metrics["train"]["general_loss"].append(float(general_loss.detach()))
+            # the ranks' mean (each rank's batch is its share of the step's); one process: its own value
+            self._metrics["train"]["general_loss"].append(self.accelerator.gather(general_loss.detach()).mean().item())
             return loss + coef * general_loss
 
     return GRPOWithGeneralLoss

@@ -1,15 +1,32 @@
-"""Training across processes: ``launcher: torchrun`` runs SFT as ``torchrun ... -m grm.training.launch SPEC.json``.
+"""Training across processes: ``launcher: torchrun`` runs a training as ``torchrun ... -m grm.training.launch SPEC``.
 
-The caller (``train_sft`` when ``cfg.launcher == "torchrun"``) writes the examples and a JSON spec into a work
-folder, starts ``python -m torch.distributed.run`` (or ``accelerate launch --config_file`` when
-``cfg.accelerate_config`` is set), streams the ranks' output into its own log, and reads back the metrics rank 0
-wrote. A rank that raises writes its traceback to ``error_rank{r}.txt`` before exiting non-zero; the caller fails
-with the exit code and the first failing rank's error. The model folder is written by rank 0 only (``train_sft``
-moves it into place after every rank finished), so a failed launch leaves no model behind.
+Three kinds launch, each a section with the same launcher fields (``launcher``, ``nproc_per_node``, ``nnodes``,
+``rdzv_endpoint``, ``accelerate_config``; ``grm.pipeline_config`` checks them at load):
 
-``rft.train.batch_size`` stays the global batch (sequences per optimizer step): each of the ``world`` ranks gets
-``batch_size // world``, so a 2-process run sees the same examples per step as the single-process one. On a
-machine without CUDA the ranks run DDP over gloo (``ACCELERATE_USE_CPU=true``).
+* ``sft`` (``rft.train``): ``grm.training.sft.train_sft`` (TRL's SFTTrainer; DDP, FSDP2, ZeRO-3 via accelerate);
+* ``grpo`` (``rl``): ``grm.training.grpo.train_grpo`` (TRL's GRPOTrainer; the same);
+* ``meta_rm`` (``meta_rm.train``): ``grm.meta_rm.train_meta_rm`` (a hand loop under ``torch.nn.parallel.DDP``).
+
+The caller (the kind's function when ``cfg.launcher == "torchrun"``) calls ``run_launched``: it writes the records
+(JSONL), the picklable extras (GRPO's reward functions and callbacks) and a JSON spec into a work folder, starts
+``python -m torch.distributed.run`` (or ``accelerate launch --config_file`` when ``cfg.accelerate_config`` is set),
+streams the ranks' output into its own log, and reads back the metrics rank 0 wrote. A rank that raises writes its
+traceback to ``error_rank{r}.txt`` before exiting non-zero; the caller fails with the exit code and the first
+failing rank's error. Rank 0 alone writes the model folder (atomically), so a failed launch leaves no model behind.
+
+The step stays the global one (the same data per optimizer step as one process), split evenly over the
+``world = nproc_per_node * nnodes`` ranks:
+
+* sft: ``rft.train.batch_size`` sequences per micro-step; each rank trains on ``batch_size / world``.
+* grpo: ``rl.prompts_per_step * rl.num_generations`` rollouts per step (TRL's generation batch, which must hold
+  whole groups); each rank generates and scores ``prompts_per_step * num_generations / world`` of them (a group may
+  straddle ranks: TRL gathers the rewards before computing the group advantages); with ``rl.general_coef > 0``
+  each rank takes its rank-strided ``1 / world`` slice of the same seeded ``rl.general_batch_size`` batch.
+* meta_rm: ``meta_rm.train.batch_size`` pairs per step; every rank draws the same seeded indices and takes its
+  rank-strided ``1 / world`` of them; DDP averages the gradients, so a step equals one process's up to the order of
+  the float sums (the logged loss is the all-reduced mean).
+
+On a machine without CUDA the ranks run over gloo (``ACCELERATE_USE_CPU=true`` for the Trainer kinds).
 """
 
 from __future__ import annotations
@@ -18,46 +35,99 @@ import dataclasses
 import json
 import logging
 import os
+import pickle
 import subprocess
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from grm.errors import UserError
-from grm.pipeline_config import SFTStageConfig
 
 logger = logging.getLogger(__name__)
 
 SPEC_FILE = "spec.json"
 RESULT_FILE = "result.json"
-EXAMPLES_FILE = "examples.jsonl"
+OBJECTS_FILE = "objects.pkl"
+SECTIONS = {"sft": "rft.train", "grpo": "rl", "meta_rm": "meta_rm.train"}  # kind -> the config key it lives under
+FAIL_RANK_ENV = "GRM_TEST_FAIL_RANK"  # tests: the rank that raises once the ranks started
 
 
 class LaunchError(RuntimeError):
     """A launched training failed: the exit code and the failing rank's error."""
 
 
-def world_size(cfg: SFTStageConfig) -> int:
+class LaunchFields(Protocol):
+    """What the launcher reads from a section (``SFTStageConfig``, ``GRPOStageConfig``, ``MetaRMConfig``)."""
+
+    launcher: str
+    nproc_per_node: int
+    nnodes: int
+    rdzv_endpoint: str | None
+    accelerate_config: str | None
+
+
+def world_size(cfg: LaunchFields) -> int:
     return cfg.nproc_per_node * cfg.nnodes
 
 
+def rank_and_world() -> tuple[int, int]:
+    """This process's ``(RANK, WORLD_SIZE)`` as torchrun / accelerate set them; ``(0, 1)`` outside a launch."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _write_jsonl(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    with path.open("w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(dict(row)) + "\n")
+
+
+def _read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
 def write_spec(
-    work: Path, model_dir: str | Path, examples: Sequence[dict[str, str]], out_dir: str | Path, cfg: SFTStageConfig
+    kind: str,
+    work: Path,
+    model_dir: str | Path,
+    data: Mapping[str, Sequence[Mapping[str, Any]] | None],
+    out_dir: str | Path,
+    cfg: Any,
+    use_cpu: bool,
+    options: Mapping[str, Any] | None = None,
+    objects: Mapping[str, Any] | None = None,
 ) -> Path:
-    """The spec every rank reads: the model, the examples file, the output folder and the per-rank SFT config."""
+    """The spec every rank reads: the kind, model, record files, output folder and the section (launcher
+    ``inprocess``: each rank runs the in-process function and takes its share of the global batch itself)."""
+    if kind not in SECTIONS:
+        raise ValueError(f"kind {kind!r} is not launchable; use one of {sorted(SECTIONS)}")
     work.mkdir(parents=True, exist_ok=True)
-    with (work / EXAMPLES_FILE).open("w", encoding="utf-8") as fh:
-        for ex in examples:
-            fh.write(json.dumps({"prompt": ex["prompt"], "completion": ex["completion"]}) + "\n")
-    per_rank = dataclasses.replace(cfg, launcher="inprocess", batch_size=cfg.batch_size // world_size(cfg))
+    files = {}
+    for name, rows in data.items():
+        if rows is not None:
+            files[name] = str(work / f"{name}.jsonl")
+            _write_jsonl(work / f"{name}.jsonl", rows)
+    objects_path = None
+    if objects:
+        objects_path = work / OBJECTS_FILE
+        try:
+            objects_path.write_bytes(pickle.dumps(dict(objects)))
+        except (pickle.PicklingError, AttributeError, TypeError) as exc:
+            raise ValueError(
+                f"{SECTIONS[kind]}.launcher=torchrun: {sorted(objects)} must be picklable to reach the launched "
+                f"processes (module-level classes or functions, no lambdas or closures): {exc}"
+            ) from exc
     spec = {
-        "kind": "sft",
+        "kind": kind,
         "model_dir": str(model_dir),
-        "examples": str(work / EXAMPLES_FILE),
+        "data": files,
         "out_dir": str(out_dir),
-        "cfg": dataclasses.asdict(per_rank),
+        "cfg": dataclasses.asdict(dataclasses.replace(cfg, launcher="inprocess")),
+        "options": dict(options or {}),
+        "objects": str(objects_path) if objects_path else None,
+        "use_cpu": use_cpu,
         "result": str(work / RESULT_FILE),
     }
     path = work / SPEC_FILE
@@ -65,7 +135,7 @@ def write_spec(
     return path
 
 
-def command(spec: Path, cfg: SFTStageConfig, python: str = sys.executable) -> list[str]:
+def command(spec: Path, cfg: LaunchFields, python: str = sys.executable) -> list[str]:
     """The launch command line (torchrun, or accelerate with ``cfg.accelerate_config``)."""
     if cfg.accelerate_config:
         return [
@@ -81,12 +151,12 @@ def command(spec: Path, cfg: SFTStageConfig, python: str = sys.executable) -> li
     return [*cmd, "-m", "grm.training.launch", str(spec)]
 
 
-def launch_env(cfg: SFTStageConfig, use_cpu: bool) -> dict[str, str]:
+def launch_env(num_threads: int, use_cpu: bool) -> dict[str, str]:
     """The ranks' environment: this process's, the import path of this checkout, and CPU DDP over gloo."""
     env = dict(os.environ)
     src = str(Path(__file__).resolve().parents[2])  # the folder holding the grm package
     env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
-    env.setdefault("OMP_NUM_THREADS", str(cfg.num_threads))
+    env.setdefault("OMP_NUM_THREADS", str(num_threads))
     env["PYTHONUNBUFFERED"] = "1"
     if use_cpu:
         env["ACCELERATE_USE_CPU"] = "true"  # the Trainer's accelerator then initialises gloo, not NCCL
@@ -102,36 +172,53 @@ def rank_errors(work: Path) -> list[tuple[int, str]]:
 
 
 def run_launched(
+    kind: str,
     model_dir: str | Path,
-    examples: Sequence[dict[str, str]],
+    data: Mapping[str, Sequence[Mapping[str, Any]] | None],
     out_dir: str | Path,
-    cfg: SFTStageConfig,
+    cfg: Any,
     work: Path,
     use_cpu: bool,
+    *,
+    num_threads: int = 1,
+    options: Mapping[str, Any] | None = None,
+    objects: Mapping[str, Any] | None = None,
     echo: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Launch SFT over ``world_size(cfg)`` processes and return rank 0's metrics.
+    """Launch a ``kind`` training over ``world_size(cfg)`` processes and return rank 0's metrics.
+
+    Args:
+        kind: ``sft``, ``grpo`` or ``meta_rm`` (``ENTRIES``).
+        model_dir: the model every rank starts from.
+        data: named record lists (``examples``; GRPO: ``rows`` and ``general``), written as JSONL.
+        out_dir: the model folder rank 0 writes.
+        cfg: the section; its launcher fields say how to launch (already checked at load).
+        work: a private folder for the spec, the records and the ranks' results and errors.
+        use_cpu: gloo on CPU (else NCCL on the GPUs).
+        num_threads: ``OMP_NUM_THREADS`` of each rank (unless set already).
+        options: JSON-able keyword arguments of the kind's function.
+        objects: picklable keyword arguments (GRPO's ``reward_funcs``, ``callbacks``).
+        echo: where each line of the ranks' output goes (default: this module's logger at INFO).
 
     Raises:
+        UserError: an accelerate config on CPU (accelerate starts a single process there).
         LaunchError: the launcher exited non-zero (message: exit code, failing rank, its last traceback lines).
     """
-    if cfg.batch_size % world_size(cfg):
-        raise UserError(
-            f"rft.train.batch_size={cfg.batch_size}: must be divisible by nproc_per_node * nnodes = {world_size(cfg)}"
-        )
+    section = SECTIONS.get(kind, kind)
     if use_cpu and cfg.accelerate_config:  # measured: `accelerate launch --cpu --num_processes 2` runs 1 process
         raise UserError(
-            f"rft.train.accelerate_config={cfg.accelerate_config!r}: accelerate starts a single process on CPU (it "
+            f"{section}.accelerate_config={cfg.accelerate_config!r}: accelerate starts a single process on CPU (it "
             "needs MPI for more); leave accelerate_config null on CPU (torchrun runs DDP over gloo) or use GPUs"
         )
-    spec = write_spec(work, model_dir, examples, out_dir, cfg)
+    spec = write_spec(kind, work, model_dir, data, out_dir, cfg, use_cpu, options, objects)
     cmd = command(spec, cfg)
     echo = echo or (lambda line: logger.info("%s", line))
-    logger.info("launching %d-process training: %s", world_size(cfg), " ".join(cmd))
+    logger.info("launching %d-process %s training: %s", world_size(cfg), section, " ".join(cmd))
     tail: list[str] = []
     with subprocess.Popen(
-        cmd, env=launch_env(cfg, use_cpu), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
-    ) as proc:
+        cmd, env=launch_env(num_threads, use_cpu), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        bufsize=1,
+    ) as proc:  # fmt: skip
         assert proc.stdout is not None
         for line in proc.stdout:  # stream the ranks' log as it comes
             line = line.rstrip("\n")
@@ -143,18 +230,64 @@ def run_launched(
         if errors:
             rank, text = errors[0]
             last = "\n".join(text.strip().splitlines()[-12:])
-            raise LaunchError(f"training launch exited with {rc}; rank {rank} failed:\n{last}")
+            raise LaunchError(f"{section} training launch exited with {rc}; rank {rank} failed:\n{last}")
         raise LaunchError(
-            f"training launch exited with {rc} (no rank wrote an error); last output:\n" + "\n".join(tail)
+            f"{section} training launch exited with {rc} (no rank wrote an error); last output:\n" + "\n".join(tail)
         )
     result = work / RESULT_FILE
     if not result.exists():
-        raise LaunchError(f"training launch exited 0 but rank 0 wrote no {result}")
+        raise LaunchError(f"{section} training launch exited 0 but rank 0 wrote no {result}")
     return json.loads(result.read_text(encoding="utf-8"))
 
 
-def _sft_config(data: dict[str, Any]) -> SFTStageConfig:
-    return SFTStageConfig(**data)
+# ---- one rank ------------------------------------------------------------------------------------------------
+Entry = Callable[[dict[str, Any], dict[str, list[dict[str, Any]]], dict[str, Any], int, int], dict[str, Any]]
+
+
+def _rank_sft(spec: dict[str, Any], data: dict[str, Any], objects: dict[str, Any], rank: int, world: int) -> dict:
+    from grm.pipeline_config import SFTStageConfig
+    from grm.training.sft import train_sft
+
+    cfg = SFTStageConfig(**spec["cfg"])
+    cfg = dataclasses.replace(cfg, batch_size=cfg.batch_size // world)  # this rank's share of the global batch
+    return train_sft(spec["model_dir"], data["examples"], spec["out_dir"], cfg)
+
+
+def _rank_grpo(spec: dict[str, Any], data: dict[str, Any], objects: dict[str, Any], rank: int, world: int) -> dict:
+    from grm.pipeline_config import GRPOStageConfig
+    from grm.training.grpo import train_grpo
+
+    return train_grpo(
+        spec["model_dir"], data["rows"], spec["out_dir"], GRPOStageConfig(**spec["cfg"]),
+        num_threads=spec["options"].get("num_threads"), general=data.get("general"), rank=rank, world_size=world,
+        **objects,
+    )  # fmt: skip
+
+
+def _rank_meta_rm(spec: dict[str, Any], data: dict[str, Any], objects: dict[str, Any], rank: int, world: int) -> dict:
+    import torch
+    import torch.distributed as dist
+
+    from grm.meta_rm import train_meta_rm
+    from grm.pipeline_config import MetaRMConfig
+
+    if os.environ.get("ACCELERATE_USE_FSDP") == "true" or os.environ.get("ACCELERATE_USE_DEEPSPEED") == "true":
+        raise UserError(
+            "meta_rm.train.accelerate_config: asks for FSDP or DeepSpeed, but the meta RM is a hand-written loop "
+            "under torch DDP; use configs/accelerate/ddp.yaml or leave accelerate_config null (torchrun)"
+        )
+    if world > 1 and not dist.is_initialized():  # the Trainer kinds let accelerate do this
+        backend = "gloo" if spec["use_cpu"] else "nccl"
+        if backend == "nccl":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group(backend)
+    return train_meta_rm(
+        spec["model_dir"], data["examples"], spec["out_dir"], MetaRMConfig(**spec["cfg"]),
+        num_threads=spec["options"].get("num_threads"),
+    )  # fmt: skip
+
+
+ENTRIES: dict[str, Entry] = {"sft": _rank_sft, "grpo": _rank_grpo, "meta_rm": _rank_meta_rm}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -164,28 +297,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write("usage: torchrun ... -m grm.training.launch SPEC.json\n")
         return 2
     spec_path = Path(args[0])
-    rank = int(os.environ.get("RANK", "0"))
+    rank, world = rank_and_world()
     try:
         spec = json.loads(spec_path.read_text(encoding="utf-8"))
-        if spec.get("kind") != "sft":
-            raise ValueError(f"{spec_path}: kind {spec.get('kind')!r} is not launchable (sft)")
-        from grm.training.sft import train_sft
-
-        with open(spec["examples"], encoding="utf-8") as fh:
-            examples = [json.loads(line) for line in fh if line.strip()]
-        fail_rank = os.environ.get("GRM_TEST_FAIL_RANK")  # tests: make one rank crash mid-training
+        entry = ENTRIES.get(spec.get("kind"))
+        if entry is None:
+            raise ValueError(f"{spec_path}: kind {spec.get('kind')!r} is not launchable ({sorted(ENTRIES)})")
+        data = {name: _read_jsonl(path) for name, path in spec["data"].items()}
+        objects = pickle.loads(Path(spec["objects"]).read_bytes()) if spec.get("objects") else {}
+        fail_rank = os.environ.get(FAIL_RANK_ENV)
         if fail_rank is not None and int(fail_rank) == rank:
-            raise RuntimeError(f"injected failure on rank {rank} (GRM_TEST_FAIL_RANK)")
-        metrics = train_sft(spec["model_dir"], examples, spec["out_dir"], _sft_config(spec["cfg"]))
-        metrics["world_size"] = int(os.environ.get("WORLD_SIZE", "1"))
-        if rank == 0:
-            import torch.distributed as dist
+            raise RuntimeError(f"injected failure on rank {rank} ({FAIL_RANK_ENV})")
+        metrics = entry(spec, data, objects, rank, world)
+        metrics["world_size"] = world
+        import torch.distributed as dist
 
-            metrics["backend"] = dist.get_backend() if dist.is_available() and dist.is_initialized() else "none"
+        initialized = dist.is_available() and dist.is_initialized()
+        if rank == 0:
+            metrics["backend"] = dist.get_backend() if initialized else "none"
             Path(spec["result"]).write_text(json.dumps(metrics), encoding="utf-8")
     except BaseException:
         (spec_path.parent / f"error_rank{rank}.txt").write_text(traceback.format_exc(), encoding="utf-8")
         raise
+    if initialized:
+        dist.destroy_process_group()
     return 0
 
 

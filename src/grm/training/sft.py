@@ -83,7 +83,9 @@ def train_sft(
 
         work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.launch.", dir=out_dir.parent))
         try:
-            return run_launched(model_dir, examples, out_dir, cfg, work, use_cpu)
+            return run_launched(
+                "sft", model_dir, {"examples": examples}, out_dir, cfg, work, use_cpu, num_threads=cfg.num_threads
+            )
         finally:
             shutil.rmtree(work, ignore_errors=True)
     from datasets import Dataset

@@ -115,3 +115,11 @@ def run_flow(server: PrefectServer, flow: str, project: Path, *args: str, timeou
     (project / f"{flow}.log").write_text(proc.stdout + proc.stderr)
     assert proc.returncode == 0, f"{flow} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="session")
+def uninterrupted(prefect_server: PrefectServer, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One plain tiny run (local executor, every training in process), shared by the tests that compare to it."""
+    project = make_project(tmp_path_factory.mktemp("clean") / "project")
+    result = run_flow(prefect_server, "spct_pipeline", project)
+    return {**result, "log": (project / "spct_pipeline.log").read_text(), "project": project}  # stdout + stderr

@@ -28,13 +28,6 @@ def completed(project: Path) -> dict[str, float]:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(prefect_server: PrefectServer, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    project = make_project(tmp_path_factory.mktemp("clean") / "project")
-    result = run_flow(prefect_server, "spct_pipeline", project)
-    return {**result, "log": (project / "spct_pipeline.log").read_text(), "project": project}  # stdout + stderr
-
-
-@pytest.fixture(scope="module")
 def resumed(prefect_server: PrefectServer, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Kill a run inside KILL_STAGE with SIGKILL, then rerun the same command."""
     project = make_project(tmp_path_factory.mktemp("crash") / "project")

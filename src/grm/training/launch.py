@@ -36,6 +36,8 @@ import json
 import logging
 import os
 import pickle
+import runpy
+import signal
 import subprocess
 import sys
 import traceback
@@ -52,6 +54,7 @@ RESULT_FILE = "result.json"
 OBJECTS_FILE = "objects.pkl"
 SECTIONS = {"sft": "rft.train", "grpo": "rl", "meta_rm": "meta_rm.train"}  # kind -> the config key it lives under
 FAIL_RANK_ENV = "GRM_TEST_FAIL_RANK"  # tests: the rank that raises once the ranks started
+WATCH_FLAG = "--end-with-parent"  # python -m grm.training.launch --end-with-parent PID MODULE ARGS...
 
 
 class LaunchError(RuntimeError):
@@ -151,6 +154,40 @@ def command(spec: Path, cfg: LaunchFields, python: str = sys.executable) -> list
     return [*cmd, "-m", "grm.training.launch", str(spec)]
 
 
+def ending_with_parent(cmd: Sequence[str], parent: int | None = None) -> list[str]:
+    """``cmd`` (``python -m MODULE ARGS...``) run so that it gets SIGTERM when ``parent`` dies, even by SIGKILL.
+
+    torchrun stops its ranks on SIGTERM, so a stage process that is killed (a crash test, an OOM kill, a cancelled
+    flow) leaves no ranks training on (and writing into its temp folder) behind it. The module runs inside
+    ``python -m grm.training.launch --end-with-parent PID``, which sets the signal (Linux ``PR_SET_PDEATHSIG``)
+    after exec: a ``preexec_fn`` would do it between fork and exec, which is unsafe in a threaded parent such as a
+    Prefect worker.
+
+    >>> ending_with_parent(["py", "-m", "torch.distributed.run", "--standalone", "x"], parent=7)
+    ['py', '-m', 'grm.training.launch', '--end-with-parent', '7', 'torch.distributed.run', '--standalone', 'x']
+    """
+    python, dash_m, module, *args = cmd
+    if dash_m != "-m":
+        raise ValueError(f"expected `python -m MODULE ...`, got {list(cmd)}")
+    return [python, "-m", "grm.training.launch", WATCH_FLAG, str(os.getpid() if parent is None else parent), module,
+            *args]  # fmt: skip
+
+
+def _run_ending_with_parent(parent: int, module: str, argv: Sequence[str]) -> int:
+    """Run ``python -m module argv`` in this process, which gets SIGTERM when ``parent`` dies (Linux; elsewhere the
+    module just runs)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before the signal was set
+            sys.stderr.write(f"{module}: the launching process {parent} is gone; not starting\n")
+            return 1
+    sys.argv = [module, *argv]
+    runpy.run_module(module, run_name="__main__", alter_sys=True)  # its sys.exit() carries the exit code
+    return 0
+
+
 def launch_env(num_threads: int, use_cpu: bool) -> dict[str, str]:
     """The ranks' environment: this process's, the import path of this checkout, and CPU DDP over gloo."""
     env = dict(os.environ)
@@ -216,15 +253,23 @@ def run_launched(
     logger.info("launching %d-process %s training: %s", world_size(cfg), section, " ".join(cmd))
     tail: list[str] = []
     with subprocess.Popen(
-        cmd, env=launch_env(num_threads, use_cpu), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        bufsize=1,
+        ending_with_parent(cmd), env=launch_env(num_threads, use_cpu), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, bufsize=1,
     ) as proc:  # fmt: skip
         assert proc.stdout is not None
-        for line in proc.stdout:  # stream the ranks' log as it comes
-            line = line.rstrip("\n")
-            echo(line)
-            tail = (tail + [line])[-40:]
-        rc = proc.wait()
+        try:
+            for line in proc.stdout:  # stream the ranks' log as it comes
+                line = line.rstrip("\n")
+                echo(line)
+                tail = (tail + [line])[-40:]
+            rc = proc.wait()
+        except BaseException:  # interrupted or cancelled here: stop the ranks too (torchrun ends them on SIGTERM)
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            raise
     if rc != 0:
         errors = rank_errors(work)
         if errors:
@@ -291,8 +336,11 @@ ENTRIES: dict[str, Entry] = {"sft": _rank_sft, "grpo": _rank_grpo, "meta_rm": _r
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """One rank: read the spec, train, rank 0 writes the metrics; a failure writes ``error_rank{r}.txt``."""
+    """One rank: read the spec, train, rank 0 writes the metrics; a failure writes ``error_rank{r}.txt``. With
+    ``--end-with-parent PID MODULE ARGS...``: run the launcher MODULE ending with PID (``ending_with_parent``)."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == [WATCH_FLAG] and len(args) >= 3:
+        return _run_ending_with_parent(int(args[1]), args[2], args[3:])
     if len(args) != 1:
         sys.stderr.write("usage: torchrun ... -m grm.training.launch SPEC.json\n")
         return 2

@@ -121,6 +121,7 @@ def train_sft(
             logging_steps=cfg.logging_steps,
             save_strategy="no",
             dataloader_num_workers=0,
+            ddp_find_unused_parameters=False,  # a causal LM uses every parameter (True: a warning + an extra pass)
             disable_tqdm=True,
             dataset_num_proc=None,
         )

@@ -38,15 +38,18 @@ from typing import TYPE_CHECKING
 
 from grm.world.generator import (
     ARITH_RE,
-    PRINCIPLES,
+    COMMON_CUES,
     REPEAT_RE,
+    STYLE_PRINCIPLES,
     World,
     WorldConfig,
     _h,
+    facts_cue,
     family_of,
     is_hedged,
-    is_short,
+    principles,
     response_value,
+    style_fits,
 )
 
 if TYPE_CHECKING:
@@ -132,9 +135,16 @@ class TeacherConfig:
     )
     random_error: float = field(default=0.08, metadata={"help": "prob. one random verdict is flipped"})
     hint_strength: float = field(default=0.5, metadata={"help": "prob. a hinted sample follows the hint"})
+    cue_misread: float = field(
+        default=0.9,
+        metadata={
+            "help": "prob. it reads a rare facts style cue ('terse', 'wordy', ...) as asking for the opposite style "
+            "(its principles line then names the wrong criterion); the common cues 'brief' and 'full' it reads right"
+        },
+    )
 
     def __post_init__(self) -> None:
-        for name in ("hard_share", "position_bias", "length_bias", "random_error", "hint_strength"):
+        for name in ("hard_share", "position_bias", "length_bias", "random_error", "hint_strength", "cue_misread"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"TeacherConfig.{name}={value!r}: must be a probability in [0, 1]")
@@ -151,6 +161,7 @@ class TeacherConfig:
             length_bias=min(1.0, 0.7 * scale),
             random_error=min(1.0, 0.08 * scale),
             hint_strength=hint_strength,
+            cue_misread=min(1.0, 0.9 * scale),
         )
 
 
@@ -260,13 +271,19 @@ class TeacherSampler:
             if lengths.count(max(lengths)) == 1:
                 favoured = lengths.index(max(lengths))
                 belief = values[favoured]
-        verdicts = [self._verdict(family, p.query, r, v, belief) for r, v in zip(p.responses, values, strict=True)]
+        # the principles: a facts cue decides the style criterion; a rare cue word it misreads as the opposite
+        # style unless it follows a hint (the hint shows which style wins)
+        (n1, w1), (n2, _) = principles(family, p.query)
+        if family == "facts" and not follow_hint:
+            cue = facts_cue(p.query)
+            if cue is not None and cue not in COMMON_CUES and rng.random() < cfg.cue_misread:
+                n2 = STYLE_PRINCIPLES[1 - STYLE_PRINCIPLES.index(n2)]
+        verdicts = [self._verdict(family, p.query, r, v, belief, n2) for r, v in zip(p.responses, values, strict=True)]
         if favoured is not None:
             verdicts[favoured].second = 1.0
         if rng.random() < cfg.random_error:
             v = verdicts[rng.randrange(len(verdicts))]
             v.main = 1.0 if v.main < 1.0 else 0.0
-        (n1, w1), (n2, _) = PRINCIPLES[family]
         w1 = min(9, max(5, w1 + rng.choice((-1, 0, 0, 1))))
         w2 = 10 - w1
         lines = [f"Specific Criteria: {n1} {w1} , {n2} {w2}"]
@@ -274,7 +291,7 @@ class TeacherSampler:
         steps = []
         scores = []
         for i, v in enumerate(verdicts, start=1):
-            steps.append(f"R{i} {v.value} = {belief} {self._words(family, v)}")
+            steps.append(f"R{i} {v.value} = {belief} {self._words(family, v, n2)}")
             s = round(1 + 9 * (w1 * v.main + w2 * v.second) / 10)
             scores.append(s)
         if p.single_label:
@@ -313,9 +330,9 @@ class TeacherSampler:
         return str(int(truth) + 1)
 
     @staticmethod
-    def _verdict(family: str, query: str, response: str, value: str, belief: str) -> _Verdict:
+    def _verdict(family: str, query: str, response: str, value: str, belief: str, style: str) -> _Verdict:
         if family == "facts":
-            return _Verdict(value, 1.0 if value == belief else 0.0, 1.0 if is_short(response) else 0.5)
+            return _Verdict(value, 1.0 if value == belief else 0.0, 1.0 if style_fits(style, response) else 0.5)
         if family == "arith":
             return _Verdict(value, 1.0 if value == belief else 0.0, 0.0 if is_hedged(response) else 1.0)
         m = REPEAT_RE.match(query)
@@ -329,10 +346,11 @@ class TeacherSampler:
         return _Verdict(value, max(0.0, 1.0 - diff / 2), 1.0 if same else 0.0)
 
     @staticmethod
-    def _words(family: str, v: _Verdict) -> str:
+    def _words(family: str, v: _Verdict, style: str) -> str:
         main = "right" if v.main == 1.0 else ("near" if v.main > 0 else "wrong")
-        if family == "facts":
-            return f"{main} {'short' if v.second == 1.0 else 'long'}"
+        if family == "facts":  # the style it sees: the principle's when it believes the response fits it
+            short = (v.second == 1.0) == (style == "brevity")
+            return f"{main} {'short' if short else 'long'}"
         if family == "arith":
             return f"{main} {'plain' if v.second == 1.0 else 'hedged'}"
         return f"{main} {'same' if v.second == 1.0 else 'mixed'}"

@@ -166,7 +166,7 @@ class WorldConfig:
         },
     )
     cue_pair_share: float = field(
-        default=0.5,
+        default=0.7,
         metadata={
             "help": "share of cued facts items (n >= 2) that state the reference in both styles, so only the cue "
             "decides the best response; on the others a misread cue changes the scores but not the pick"

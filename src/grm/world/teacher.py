@@ -136,7 +136,7 @@ class TeacherConfig:
     random_error: float = field(default=0.08, metadata={"help": "prob. one random verdict is flipped"})
     hint_strength: float = field(default=0.5, metadata={"help": "prob. a hinted sample follows the hint"})
     cue_misread: float = field(
-        default=0.9,
+        default=0.95,
         metadata={
             "help": "prob. it reads a rare facts style cue ('terse', 'wordy', ...) as asking for the opposite style "
             "(its principles line then names the wrong criterion); the common cues 'brief' and 'full' it reads right"
@@ -161,7 +161,7 @@ class TeacherConfig:
             length_bias=min(1.0, 0.7 * scale),
             random_error=min(1.0, 0.08 * scale),
             hint_strength=hint_strength,
-            cue_misread=min(1.0, 0.9 * scale),
+            cue_misread=min(1.0, 0.95 * scale),
         )
 
 
@@ -272,9 +272,10 @@ class TeacherSampler:
                 favoured = lengths.index(max(lengths))
                 belief = values[favoured]
         # the principles: a facts cue decides the style criterion; a rare cue word it misreads as the opposite
-        # style unless it follows a hint (the hint shows which style wins)
+        # style, hinted or not (a hint names the best response, not the criterion, so on an item that states the
+        # reference in both styles a misread cue still scores the wrong one highest)
         (n1, w1), (n2, _) = principles(family, p.query)
-        if family == "facts" and not follow_hint:
+        if family == "facts":
             cue = facts_cue(p.query)
             if cue is not None and cue not in COMMON_CUES and rng.random() < cfg.cue_misread:
                 n2 = STYLE_PRINCIPLES[1 - STYLE_PRINCIPLES.index(n2)]
@@ -331,8 +332,8 @@ class TeacherSampler:
 
     @staticmethod
     def _verdict(family: str, query: str, response: str, value: str, belief: str, style: str) -> _Verdict:
-        if family == "facts":
-            return _Verdict(value, 1.0 if value == belief else 0.0, 1.0 if style_fits(style, response) else 0.5)
+        if family == "facts":  # a style miss scores 0 so it never ties the fitting style at any weighting
+            return _Verdict(value, 1.0 if value == belief else 0.0, 1.0 if style_fits(style, response) else 0.0)
         if family == "arith":
             return _Verdict(value, 1.0 if value == belief else 0.0, 0.0 if is_hedged(response) else 1.0)
         m = REPEAT_RE.match(query)

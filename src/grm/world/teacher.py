@@ -22,7 +22,11 @@ Noise (all seeded, deterministic in (seed, prompt, sample index)):
   answer of Response 1);
 * systematic but invisible: a fixed share of queries (``hard_share``) it consistently gets wrong (it believes one of
   the wrong answers shown, chosen independently of the order);
-* random: per-sample verdict flips (``random_error``) and the principle weights (several candidate weightings).
+* random: per-sample slips (``random_error``: it believes another answer shown) and the principle weights
+  (several candidate weightings);
+* in the principles: a **misread style cue** (``cue_misread``): the rare facts cue words ("terse", "wordy", ...)
+  it reads as asking for the opposite style, hinted or not; its principles line then names the wrong criterion
+  and, on items that state the reference in both styles, its scores pick the wrong one.
 
 A hint line (``The best response is: Response j``) makes it follow the hint with probability ``hint_strength``
 (then no bias applies); otherwise it judges as usual, so hinted samples are more accurate but not perfect.
@@ -133,7 +137,9 @@ class TeacherConfig:
     length_bias: float = field(
         default=0.7, metadata={"help": "prob. it believes the unique longest response and overlooks its style"}
     )
-    random_error: float = field(default=0.08, metadata={"help": "prob. one random verdict is flipped"})
+    random_error: float = field(
+        default=0.08, metadata={"help": "prob. of a slip: it believes another answer shown (consistent critique)"}
+    )
     hint_strength: float = field(default=0.5, metadata={"help": "prob. a hinted sample follows the hint"})
     cue_misread: float = field(
         default=0.95,
@@ -271,6 +277,12 @@ class TeacherSampler:
             if lengths.count(max(lengths)) == 1:
                 favoured = lengths.index(max(lengths))
                 belief = values[favoured]
+        # a random slip: it believes another answer shown (its critique stays consistent with that belief, so a
+        # slip that happens to pick the right response carries no visible contradiction into the RFT data)
+        if rng.random() < cfg.random_error:
+            others = sorted(set(values) - {belief})
+            if others:
+                belief = others[rng.randrange(len(others))]
         # the principles: a facts cue decides the style criterion; a rare cue word it misreads as the opposite
         # style, hinted or not (a hint names the best response, not the criterion, so on an item that states the
         # reference in both styles a misread cue still scores the wrong one highest)
@@ -282,9 +294,6 @@ class TeacherSampler:
         verdicts = [self._verdict(family, p.query, r, v, belief, n2) for r, v in zip(p.responses, values, strict=True)]
         if favoured is not None:
             verdicts[favoured].second = 1.0
-        if rng.random() < cfg.random_error:
-            v = verdicts[rng.randrange(len(verdicts))]
-            v.main = 1.0 if v.main < 1.0 else 0.0
         w1 = min(9, max(5, w1 + rng.choice((-1, 0, 0, 1))))
         w2 = 10 - w1
         lines = [f"Specific Criteria: {n1} {w1} , {n2} {w2}"]

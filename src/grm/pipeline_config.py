@@ -192,7 +192,7 @@ class WorldConfig:
     )
     repeat_max: int = field(default=4, metadata={"help": "largest repeat count of the repeat family (min is 2)"})
     family_mix: tuple[float, float, float] = field(
-        default=(0.3, 0.7, 0.0),
+        default=(0.5, 0.5, 0.0),
         metadata={
             "help": "sampling weights of (facts, arith, repeat); must sum to > 0. arith carries more of the mix: its "
             "test sums are where the student stays unsure (facts is solved at ~99% since the query states the "
@@ -210,6 +210,21 @@ class WorldConfig:
             "answer from the query. False = the answer is world knowledge from the general-instruction mix (test "
             "capitals then appear only as wrong answers in training, and the tiny student learns that token prior "
             "instead of the comparison: below chance in 600 steps)"
+        },
+    )
+    facts_cues: bool = field(
+        default=True,
+        metadata={
+            "help": "facts queries end in a style cue ('capital of Zorvia ? ref Lima , terse') that decides whether "
+            "the bare value or 'it is Lima' is best: two common cue words and six rare synonyms the world teacher "
+            "misreads (TeacherConfig.cue_misread), a judging skill shared by train and test queries (README 'The embedded world')"
+        },
+    )
+    cue_pair_share: float = field(
+        default=0.7,
+        metadata={
+            "help": "share of cued facts items (n >= 2) that state the reference in both styles, so only the cue "
+            "decides the best response; on the others a misread cue changes the scores but not the pick"
         },
     )
     general_cap: int = field(
@@ -249,6 +264,8 @@ class WorldConfig:
                 f"world.n_probs={self.n_probs!r}: need 4 non-negative weights for n = 1..4 with a positive "
                 "sum, e.g. (0.1, 0.4, 0.25, 0.25)"
             )
+        if not 0.0 <= self.cue_pair_share <= 1.0:
+            raise ValueError(f"world.cue_pair_share={self.cue_pair_share!r}: must be a probability in [0, 1]")
         if self.n_train + self.n_val + self.n_test == 0:
             raise ValueError("world: n_train + n_val + n_test is 0; ask for at least one item")
 

@@ -8,6 +8,7 @@ import pytest
 
 from grm.schemas import validate_record
 from grm.world import FAMILIES, World, WorldConfig, general_instruction_examples, generate_world, solve
+from grm.world.generator import COMMON_CUES, CUES, facts_cue, is_short, response_value
 
 # every family and n = 1..4 switched on (the defaults switch repeat and n = 4 off for sequence length)
 SMALL = WorldConfig(
@@ -141,3 +142,37 @@ def test_facts_reference_and_knowledge_variants() -> None:
 def test_families_that_are_off_bring_no_general_examples() -> None:
     ex = general_instruction_examples(dataclasses.replace(SMALL, family_mix=(0.5, 0.5, 0.0)))
     assert ex and not any("repeat" in e["prompt"] for e in ex)
+
+
+def test_style_cues_decide_the_best_facts_response() -> None:
+    cfg = dataclasses.replace(SMALL, n_train=2000, family_mix=(1.0, 0.0, 0.0))
+    items = generate_world(cfg)
+    facts = [it for split in items.values() for it in split if it.n >= 2]
+    pairs = 0
+    for it in facts:
+        cue = facts_cue(it.query)
+        assert cue in CUES
+        best = it.responses[it.best]
+        assert is_short(best) == (CUES[cue][0] == "brevity"), (it.query, best)
+        truth = response_value("facts", best)
+        same = [r for r in it.responses if response_value("facts", r) == truth]
+        assert len(same) <= 2
+        if len(same) == 2:  # the pair: the truth in the other style, rated below the best and above every wrong one
+            pairs += 1
+            other = it.ratings[it.responses.index(next(r for r in same if r != best))]
+            wrong = [r for i, r in enumerate(it.ratings) if it.responses[i] not in same]
+            assert max(wrong, default=0.0) < other < it.ratings[it.best]
+    assert abs(pairs / len(facts) - cfg.cue_pair_share) < 0.05
+    # every cue form occurs in train and in test (the skill transfers); the queries themselves do not
+    for split in ("train", "test"):
+        assert {facts_cue(it.query) for it in items[split]} == set(CUES)
+    frequency = sum(facts_cue(it.query) in COMMON_CUES for it in items["train"]) / len(items["train"])
+    assert abs(frequency - sum(CUES[c][1] for c in COMMON_CUES)) < 0.05
+
+
+def test_cues_can_be_switched_off() -> None:
+    items = generate_world(dataclasses.replace(SMALL, facts_cues=False))["train"]
+    facts = [it for it in items if it.subset == "facts"]
+    assert facts and all(facts_cue(it.query) is None for it in facts)
+    with pytest.raises(ValueError, match="cue_pair_share"):
+        WorldConfig(cue_pair_share=1.5)

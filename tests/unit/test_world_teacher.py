@@ -10,7 +10,7 @@ from grm.prompts import render_prompt
 from grm.sampling.base import Sampler
 from grm.voting import shuffle_order
 from grm.world import TeacherConfig, TeacherSampler, WorldConfig, generate_world, parse_compact_prompt
-from grm.world.generator import World, response_value
+from grm.world.generator import COMMON_CUES, World, facts_cue, facts_style, response_value
 
 CFG = WorldConfig(seed=1, n_train=900, n_val=0, n_test=0)
 
@@ -68,7 +68,7 @@ def test_is_a_sampler_and_output_format(items: list) -> None:
 
 
 def test_single_label_variant(items: list) -> None:
-    teacher = TeacherSampler(seed=0, world=CFG, config=TeacherConfig(0, 0, 0, 0, 0))
+    teacher = TeacherSampler(seed=0, world=CFG, config=TeacherConfig(0, 0, 0, 0, 0, 0))
     for it in [i for i in items if i.n == 1][:30]:
         prompt = render_prompt(it.query, list(it.responses), template="compact", single_label=True)
         text = teacher.generate([prompt], 1, 1.0, 64, 0)[0][0]
@@ -76,12 +76,12 @@ def test_single_label_variant(items: list) -> None:
 
 
 def test_noise_free_teacher_is_perfect(items: list) -> None:
-    teacher = TeacherSampler(seed=0, world=CFG, config=TeacherConfig(0, 0, 0, 0, 0))
+    teacher = TeacherSampler(seed=0, world=CFG, config=TeacherConfig(0, 0, 0, 0, 0, 0))
     assert _accuracy(teacher, items[:300], hint=False, samples=1) == 1.0
 
 
 def test_answer_line_states_the_truth_without_noise(items: list) -> None:
-    teacher = TeacherSampler(seed=0, world=CFG, config=TeacherConfig(0, 0, 0, 0, 0))
+    teacher = TeacherSampler(seed=0, world=CFG, config=TeacherConfig(0, 0, 0, 0, 0, 0))
     world = World(CFG)
     for it in [i for i in items if i.n >= 2 and i.subset in ("facts", "arith")][:50]:
         text = teacher.generate([render_prompt(it.query, list(it.responses), template="compact")], 1, 1.0, 64, 0)
@@ -98,12 +98,12 @@ def test_default_teacher_is_noisy_and_hints_help(items: list) -> None:
     teacher = TeacherSampler(seed=0, world=CFG)
     plain = _accuracy(teacher, items, hint=False)
     hinted = _accuracy(teacher, items, hint=True, samples=1)
-    assert 0.5 < plain < 0.72
+    assert 0.42 < plain < 0.65  # the rare style cues it misreads cost most pair items (README)
     assert plain + 0.05 < hinted < 0.97
 
 
 def test_length_bias_believes_the_unique_longest(items: list) -> None:
-    teacher = TeacherSampler(seed=0, world=CFG, config=TeacherConfig(0, 0, 1.0, 0, 0))
+    teacher = TeacherSampler(seed=0, world=CFG, config=TeacherConfig(0, 0, 1.0, 0, 0, 0))
     checked = 0
     for it in [i for i in items if i.n >= 2 and i.subset == "arith"][:60]:
         lengths = [len(r.split(" ")) for r in it.responses]
@@ -120,16 +120,28 @@ def test_hard_queries_are_consistently_wrong(items: list) -> None:
     teacher = TeacherSampler(
         seed=0,
         world=CFG,
-        config=TeacherConfig(hard_share=1.0, position_bias=0, length_bias=0, random_error=0, hint_strength=0),
+        config=TeacherConfig(
+            hard_share=1.0, position_bias=0, length_bias=0, random_error=0, hint_strength=0, cue_misread=0
+        ),
     )
-    wrong = 1 - _accuracy(teacher, [i for i in items if i.subset != "repeat"][:200], hint=False, samples=3)
+    shown = [
+        i
+        for i in items
+        if i.subset == "arith"
+        or (i.subset == "facts" and not _cue_items([i], True, True) + _cue_items([i], False, True))
+    ]
+    # a pair item states the truth twice and no wrong value to believe: the cue alone decides there
+    wrong = 1 - _accuracy(teacher, shown[:200], hint=False, samples=3)
     assert wrong > 0.85  # n = 2 arith items with only "maybe <truth>" beside the truth stay right
 
 
 def test_position_bias_prefers_response_one(items: list) -> None:
-    teacher = TeacherSampler(seed=0, world=CFG, config=TeacherConfig(0, 1.0, 0, 0, 0))
+    teacher = TeacherSampler(seed=0, world=CFG, config=TeacherConfig(0, 1.0, 0, 0, 0, 0))
     first = total = 0
-    for it in [i for i in items if i.n == 2 and i.subset == "facts"][:100]:
+    two_values = [
+        i for i in items if i.n == 2 and i.subset == "facts" and len(set(map(response_value_facts, i.responses))) == 2
+    ]
+    for it in two_values[:100]:  # a pair item states one value twice: the style cue decides there
         prompt = render_prompt(it.query, list(it.responses), template="compact")
         scores = extract_scores(teacher.generate([prompt], 1, 1.0, 64, 0)[0][0], 2).scores
         first += scores[0] > scores[1]
@@ -137,8 +149,49 @@ def test_position_bias_prefers_response_one(items: list) -> None:
     assert first == total
 
 
+def response_value_facts(response: str) -> str:
+    return response_value("facts", response)
+
+
+def _cue_items(items: list, common: bool, pair: bool) -> list:
+    out = []
+    for it in items:
+        if it.subset != "facts" or it.n < 2:
+            continue
+        values = [response_value("facts", r) for r in it.responses]
+        if (facts_cue(it.query) in COMMON_CUES) == common and (len(set(values)) < len(values)) == pair:
+            out.append(it)
+    return out
+
+
+def _principle(text: str) -> str:
+    return text.split("\n")[1].split(" , ")[1].split(" ")[0]
+
+
+def test_common_cues_are_read_right_and_rare_ones_misread(items: list) -> None:
+    teacher = TeacherSampler(seed=0, world=CFG, config=TeacherConfig(0, 0, 0, 0, 0, cue_misread=0.9))
+    for common, low, high in ((True, 1.0, 1.0), (False, 0.03, 0.2)):
+        fits = []
+        for it in _cue_items(items, common, pair=False)[:80]:
+            prompt = render_prompt(it.query, list(it.responses), template="compact")
+            for text in teacher.generate([prompt], 4, 1.0, 64, 0)[0]:
+                fits.append(_principle(text) == facts_style(it.query))
+        assert low <= sum(fits) / len(fits) <= high, (common, sum(fits) / len(fits))
+
+
+def test_a_misread_cue_loses_pair_items_only(items: list) -> None:
+    always = TeacherSampler(seed=0, world=CFG, config=TeacherConfig(0, 0, 0, 0, 0, cue_misread=1.0))
+    assert _accuracy(always, _cue_items(items, False, pair=True), hint=False) == 0.0
+    assert _accuracy(always, _cue_items(items, False, pair=False), hint=False) == 1.0
+    assert _accuracy(always, _cue_items(items, True, pair=True), hint=False) == 1.0
+    # a hint names the best response, not the criterion: a misread cue still loses the pair items
+    hinted = TeacherSampler(seed=0, world=CFG, config=TeacherConfig(0, 0, 0, 0, 1.0, cue_misread=1.0))
+    assert _accuracy(hinted, _cue_items(items, False, pair=True), hint=True) == 0.0
+    assert _accuracy(hinted, _cue_items(items, False, pair=False), hint=True) == 1.0
+
+
 def test_error_rate_knob() -> None:
-    assert TeacherConfig.from_error_rate(0.0) == TeacherConfig(0, 0, 0, 0, 0.5)
+    assert TeacherConfig.from_error_rate(0.0) == TeacherConfig(0, 0, 0, 0, 0.5, 0)
     with pytest.raises(ValueError, match="error_rate"):
         TeacherConfig.from_error_rate(1.5)
     with pytest.raises(ValueError, match="hard_share"):

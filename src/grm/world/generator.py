@@ -2,11 +2,17 @@
 
 Families (their principles differ, so a judge must pick the right criteria per query):
 
-* ``facts``  -- "capital of Zorvia ? ref Lima" / "language of Zorvia ? ref Kelt". The query carries a reference
-  note (any value of the relation's pool, so no table can be memorised); principle *accuracy* (dominant: the stated
-  value matches the reference) plus *brevity* (the bare value beats "it is Lima"). Exactly one response states the
-  reference. ``facts_reference=False`` drops the note: the answer is then world knowledge (the fact table, known from
-  the general-instruction mix), a harder variant.
+* ``facts``  -- "capital of Zorvia ? ref Lima , terse" / "language of Zorvia ? ref Kelt , full". The query carries a
+  reference note (any value of the relation's pool, so no table can be memorised) and, with ``facts_cues``, a
+  **style cue** that decides the secondary principle: a brevity cue ("brief", or the rarer "terse", "concise",
+  "curt") makes the bare value best, a detail cue ("full", or the rarer "verbose", "wordy", "elaborate") makes
+  "it is Lima" best. Principle *accuracy* (dominant: the stated value matches the reference) plus the cue's
+  *brevity* or *detail*. On a share of items (``cue_pair_share``) the reference is stated twice, in both styles, so
+  only a judge that reads the cue right picks the best one; on the others the cue changes the scores but not the
+  pick. The cue words are shared by every query (a judging skill that transfers from train to test queries), and the
+  rare forms are where the teacher misreads them (``TeacherConfig.cue_misread``). ``facts_reference=False`` drops
+  the note: the answer is then world knowledge (the fact table, known from the general-instruction mix), a harder
+  variant.
 * ``arith``  -- "17 + 25 ?". Principle *correctness* plus *format*: a plain answer beats a hedged one
   ("maybe 42"). The best response is correct **and** plain. Test sums are never judged in training: the student
   knows them only from the general-instruction mix, so its judgements there stay uncertain (room, and errors that
@@ -50,8 +56,24 @@ PRINCIPLES: dict[str, tuple[tuple[str, int], tuple[str, int]]] = {
     "repeat": (("count", 7), ("fidelity", 3)),
 }
 
-# "capital of Zorvia ?" (world knowledge) or, with ``WorldConfig.facts_reference``, "capital of Zorvia ? ref Lima"
-FACTS_RE = re.compile(r"^(capital|language) of ([A-Z][a-z]+) \?(?: ref ([A-Z][a-z]+))?$")
+# the facts style cue: word -> (the secondary principle it asks for, its frequency among facts items). "brief" and
+# "full" are the common forms; the other six are rare synonyms (the teacher misreads them, TeacherConfig.cue_misread)
+CUES: dict[str, tuple[str, float]] = {
+    "brief": ("brevity", 0.25),
+    "full": ("detail", 0.25),
+    "terse": ("brevity", 0.09),
+    "concise": ("brevity", 0.08),
+    "curt": ("brevity", 0.08),
+    "verbose": ("detail", 0.09),
+    "wordy": ("detail", 0.08),
+    "elaborate": ("detail", 0.08),
+}
+COMMON_CUES = ("brief", "full")
+STYLE_PRINCIPLES = ("brevity", "detail")
+
+# "capital of Zorvia ?" (world knowledge) or, with ``WorldConfig.facts_reference``, "capital of Zorvia ? ref Lima";
+# with ``WorldConfig.facts_cues`` a style cue follows: "capital of Zorvia ? ref Lima , terse"
+FACTS_RE = re.compile(r"^(capital|language) of ([A-Z][a-z]+) \?(?: ref ([A-Z][a-z]+))?(?: , ([a-z]+))?$")
 ARITH_RE = re.compile(r"^(\d+) \+ (\d+) \?$")
 REPEAT_RE = re.compile(r"^repeat ([A-Z][a-z]+) (\d+) times$")
 
@@ -186,12 +208,42 @@ class World:
 # ---- responses ----------------------------------------------------------------------------------------------
 
 
+def facts_cue(query: str) -> str | None:
+    """The style cue word of a facts query (``"terse"``), or None when it has none."""
+    m = FACTS_RE.match(query)
+    if m is None:
+        raise ValueError(f"not a facts query: {query!r}")
+    cue = m.group(4)
+    if cue is not None and cue not in CUES:
+        raise ValueError(f"facts query {query!r}: unknown style cue {cue!r}; cues are {sorted(CUES)}")
+    return cue
+
+
+def facts_style(query: str) -> str:
+    """The secondary principle a facts query asks for: ``"brevity"`` or ``"detail"`` (no cue: brevity)."""
+    cue = facts_cue(query)
+    return "brevity" if cue is None else CUES[cue][0]
+
+
+def style_fits(style: str, response: str) -> bool:
+    """Whether a facts response has the style a principle asks for (brevity: the bare value; detail: a sentence)."""
+    return is_short(response) == (style == "brevity")
+
+
+def principles(family: str, query: str) -> tuple[tuple[str, int], tuple[str, int]]:
+    """The canonical (name, weight) principles of a query: the family's, with a facts cue's style as the second."""
+    (n1, w1), (n2, w2) = PRINCIPLES[family]
+    if family == "facts":
+        n2 = facts_style(query)
+    return (n1, w1), (n2, w2)
+
+
 def _quality(family: str, query: str, response: str, world: World) -> tuple[float, float]:
     """(main, secondary) principle qualities in [0, 1] of one response; the ideal response scores (1, 1)."""
     truth = world.solve(query)
     if family == "facts":
         value = response_value(family, response)
-        return (1.0 if value == truth else 0.0, 1.0 if is_short(response) else 0.5)
+        return (1.0 if value == truth else 0.0, 1.0 if style_fits(facts_style(query), response) else 0.5)
     if family == "arith":
         value = response_value(family, response)
         return (1.0 if value == truth else 0.0, 0.0 if is_hedged(response) else 1.0)
@@ -236,8 +288,8 @@ def rating(family: str, quality: tuple[float, float]) -> float:
     return round(1 + 9 * (w1 * quality[0] + w2 * quality[1]) / (w1 + w2), 2)
 
 
-def _candidates(family: str, query: str, world: World, rng: random.Random) -> tuple[str, list[str]]:
-    """(the ideal response, a list of distinct non-ideal responses) for ``query``."""
+def _candidates(family: str, query: str, world: World, rng: random.Random) -> tuple[str, list[str], str | None]:
+    """(the ideal response, distinct non-ideal responses, a response every n >= 2 item must show or None)."""
     c = world.config
     truth = world.solve(query)
     if family == "facts":
@@ -245,10 +297,17 @@ def _candidates(family: str, query: str, world: World, rng: random.Random) -> tu
         assert m is not None
         rel = m.group(1)
         pool = world.cities if rel == "capital" else world.languages
-        best = rng.choice(FACTS_FORMS).format(v=truth, rel=rel)
+        if m.group(4) is None:
+            best = rng.choice(FACTS_FORMS).format(v=truth, rel=rel)
+            pinned = None
+        else:  # the cue decides the ideal style; on a share of items the other style states the truth too
+            brevity = facts_style(query) == "brevity"
+            best = FACTS_FORMS[0 if brevity else 1].format(v=truth)
+            pair = FACTS_FORMS[1 if brevity else 0].format(v=truth)
+            pinned = pair if rng.random() < c.cue_pair_share else None
         wrong = rng.sample([v for v in pool if v != truth], 3)
         others = [rng.choice(FACTS_FORMS).format(v=v, rel=rel) for v in wrong]
-        return best, others
+        return best, others, pinned
     if family == "arith":
         value = int(truth)
         best = rng.choice(ARITH_PLAIN).format(v=value)
@@ -260,7 +319,7 @@ def _candidates(family: str, query: str, world: World, rng: random.Random) -> tu
                 continue
             form = ARITH_HEDGED if rng.random() < 0.3 else ARITH_PLAIN
             others.append(rng.choice(form).format(v=w))
-        return best, others
+        return best, others, None
     m = REPEAT_RE.match(query)
     assert m is not None
     word, k = m.group(1), int(m.group(2))
@@ -273,13 +332,15 @@ def _candidates(family: str, query: str, world: World, rng: random.Random) -> tu
     toks = [word] * k
     toks[rng.randrange(k)] = other_word
     others.append(" , ".join(toks))
-    return best, others
+    return best, others, None
 
 
 def _make_item(world: World, family: str, split: str, index: int, query: str, n: int, rng: random.Random) -> Item:
-    best_resp, others = _candidates(family, query, world, rng)
-    uniq = list(dict.fromkeys(o for o in others if o != best_resp))
+    best_resp, others, pinned = _candidates(family, query, world, rng)
+    uniq = list(dict.fromkeys(o for o in others if o not in (best_resp, pinned)))
     rng.shuffle(uniq)
+    if pinned is not None and n >= 2:  # a single-response item shows one of the plainly wrong answers instead
+        uniq.insert(0, pinned)
     if n == 1:
         resp = best_resp if rng.random() < 0.5 else uniq[0]
         label = 1 if resp == best_resp else 0
@@ -340,6 +401,8 @@ def generate_world(config: WorldConfig) -> dict[str, list[Item]]:
             if not queue:  # cycle through the split's queries again, re-shuffled
                 queue.extend(rng.sample(pools[family][split], len(pools[family][split])))
             query = queue.pop()
+            if family == "facts" and config.facts_cues:  # the cue form is drawn per item: shared across splits
+                query = f"{query} , {rng.choices(list(CUES), weights=[w for _, w in CUES.values()])[0]}"
             n = rng.choices((1, 2, 3, 4), weights=n_weights)[0]
             items.append(_make_item(world, family, split, counters[family], query, n, rng))
             counters[family] += 1

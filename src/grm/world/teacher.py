@@ -22,7 +22,11 @@ Noise (all seeded, deterministic in (seed, prompt, sample index)):
   answer of Response 1);
 * systematic but invisible: a fixed share of queries (``hard_share``) it consistently gets wrong (it believes one of
   the wrong answers shown, chosen independently of the order);
-* random: per-sample verdict flips (``random_error``) and the principle weights (several candidate weightings).
+* random: per-sample slips (``random_error``: it believes another answer shown) and the principle weights
+  (several candidate weightings);
+* in the principles: a **misread style cue** (``cue_misread``): the rare facts cue words ("terse", "wordy", ...)
+  it reads as asking for the opposite style, hinted or not; its principles line then names the wrong criterion
+  and, on items that state the reference in both styles, its scores pick the wrong one.
 
 A hint line (``The best response is: Response j``) makes it follow the hint with probability ``hint_strength``
 (then no bias applies); otherwise it judges as usual, so hinted samples are more accurate but not perfect.
@@ -38,15 +42,18 @@ from typing import TYPE_CHECKING
 
 from grm.world.generator import (
     ARITH_RE,
-    PRINCIPLES,
+    COMMON_CUES,
     REPEAT_RE,
+    STYLE_PRINCIPLES,
     World,
     WorldConfig,
     _h,
+    facts_cue,
     family_of,
     is_hedged,
-    is_short,
+    principles,
     response_value,
+    style_fits,
 )
 
 if TYPE_CHECKING:
@@ -130,11 +137,20 @@ class TeacherConfig:
     length_bias: float = field(
         default=0.7, metadata={"help": "prob. it believes the unique longest response and overlooks its style"}
     )
-    random_error: float = field(default=0.08, metadata={"help": "prob. one random verdict is flipped"})
+    random_error: float = field(
+        default=0.08, metadata={"help": "prob. of a slip: it believes another answer shown (consistent critique)"}
+    )
     hint_strength: float = field(default=0.5, metadata={"help": "prob. a hinted sample follows the hint"})
+    cue_misread: float = field(
+        default=0.95,
+        metadata={
+            "help": "prob. it reads a rare facts style cue ('terse', 'wordy', ...) as asking for the opposite style "
+            "(its principles line then names the wrong criterion); the common cues 'brief' and 'full' it reads right"
+        },
+    )
 
     def __post_init__(self) -> None:
-        for name in ("hard_share", "position_bias", "length_bias", "random_error", "hint_strength"):
+        for name in ("hard_share", "position_bias", "length_bias", "random_error", "hint_strength", "cue_misread"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"TeacherConfig.{name}={value!r}: must be a probability in [0, 1]")
@@ -151,6 +167,7 @@ class TeacherConfig:
             length_bias=min(1.0, 0.7 * scale),
             random_error=min(1.0, 0.08 * scale),
             hint_strength=hint_strength,
+            cue_misread=min(1.0, 0.95 * scale),
         )
 
 
@@ -260,13 +277,23 @@ class TeacherSampler:
             if lengths.count(max(lengths)) == 1:
                 favoured = lengths.index(max(lengths))
                 belief = values[favoured]
-        verdicts = [self._verdict(family, p.query, r, v, belief) for r, v in zip(p.responses, values, strict=True)]
+        # a random slip: it believes another answer shown (its critique stays consistent with that belief, so a
+        # slip that happens to pick the right response carries no visible contradiction into the RFT data)
+        if rng.random() < cfg.random_error:
+            others = sorted(set(values) - {belief})
+            if others:
+                belief = others[rng.randrange(len(others))]
+        # the principles: a facts cue decides the style criterion; a rare cue word it misreads as the opposite
+        # style, hinted or not (a hint names the best response, not the criterion, so on an item that states the
+        # reference in both styles a misread cue still scores the wrong one highest)
+        (n1, w1), (n2, _) = principles(family, p.query)
+        if family == "facts":
+            cue = facts_cue(p.query)
+            if cue is not None and cue not in COMMON_CUES and rng.random() < cfg.cue_misread:
+                n2 = STYLE_PRINCIPLES[1 - STYLE_PRINCIPLES.index(n2)]
+        verdicts = [self._verdict(family, p.query, r, v, belief, n2) for r, v in zip(p.responses, values, strict=True)]
         if favoured is not None:
             verdicts[favoured].second = 1.0
-        if rng.random() < cfg.random_error:
-            v = verdicts[rng.randrange(len(verdicts))]
-            v.main = 1.0 if v.main < 1.0 else 0.0
-        (n1, w1), (n2, _) = PRINCIPLES[family]
         w1 = min(9, max(5, w1 + rng.choice((-1, 0, 0, 1))))
         w2 = 10 - w1
         lines = [f"Specific Criteria: {n1} {w1} , {n2} {w2}"]
@@ -274,7 +301,7 @@ class TeacherSampler:
         steps = []
         scores = []
         for i, v in enumerate(verdicts, start=1):
-            steps.append(f"R{i} {v.value} = {belief} {self._words(family, v)}")
+            steps.append(f"R{i} {v.value} = {belief} {self._words(family, v, n2)}")
             s = round(1 + 9 * (w1 * v.main + w2 * v.second) / 10)
             scores.append(s)
         if p.single_label:
@@ -313,9 +340,9 @@ class TeacherSampler:
         return str(int(truth) + 1)
 
     @staticmethod
-    def _verdict(family: str, query: str, response: str, value: str, belief: str) -> _Verdict:
-        if family == "facts":
-            return _Verdict(value, 1.0 if value == belief else 0.0, 1.0 if is_short(response) else 0.5)
+    def _verdict(family: str, query: str, response: str, value: str, belief: str, style: str) -> _Verdict:
+        if family == "facts":  # a style miss scores 0 so it never ties the fitting style at any weighting
+            return _Verdict(value, 1.0 if value == belief else 0.0, 1.0 if style_fits(style, response) else 0.0)
         if family == "arith":
             return _Verdict(value, 1.0 if value == belief else 0.0, 0.0 if is_hedged(response) else 1.0)
         m = REPEAT_RE.match(query)
@@ -329,10 +356,11 @@ class TeacherSampler:
         return _Verdict(value, max(0.0, 1.0 - diff / 2), 1.0 if same else 0.0)
 
     @staticmethod
-    def _words(family: str, v: _Verdict) -> str:
+    def _words(family: str, v: _Verdict, style: str) -> str:
         main = "right" if v.main == 1.0 else ("near" if v.main > 0 else "wrong")
-        if family == "facts":
-            return f"{main} {'short' if v.second == 1.0 else 'long'}"
+        if family == "facts":  # the style it sees: the principle's when it believes the response fits it
+            short = (v.second == 1.0) == (style == "brevity")
+            return f"{main} {'short' if short else 'long'}"
         if family == "arith":
             return f"{main} {'plain' if v.second == 1.0 else 'hedged'}"
         return f"{main} {'same' if v.second == 1.0 else 'mixed'}"

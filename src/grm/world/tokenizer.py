@@ -17,10 +17,12 @@ from pathlib import Path
 from grm.world.generator import (
     ARITH_HEDGED,
     ARITH_PLAIN,
+    CUES,
     FACTS_FORMS,
     GENERAL_PROMPT,
     PRINCIPLES,
     RELATIONS,
+    STYLE_PRINCIPLES,
     World,
     WorldConfig,
 )
@@ -43,6 +45,7 @@ TEMPLATE_TEXT = " ".join(
         " ".join(RELATIONS),
         " ".join(FACTS_FORMS + ARITH_PLAIN + ARITH_HEDGED),
         " ".join(name for pair in PRINCIPLES.values() for name, _ in pair),
+        " ".join([*CUES, *STYLE_PRINCIPLES]),
         GENERAL_PROMPT,
         # the meta-RM input (grm.prompts.render_meta_prompt)
         "Prompt: Please score the responses. #### Conversation Context #### Responses to be Scored",

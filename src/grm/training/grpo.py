@@ -30,6 +30,7 @@ from grm.progress import use_progress_callback
 from grm.rewards import CorrectnessReward
 from grm.sampling.base import Sampler
 from grm.schemas import Item
+from grm.threads import set_torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ def train_grpo(
     from trl import GRPOConfig, GRPOTrainer
 
     if num_threads:
-        torch.set_num_threads(num_threads)
+        set_torch_threads(num_threads)
     if not rows:
         raise ValueError("train_grpo got no RL rows (every item was too easy?); lower rl.too_easy_samples or add data")
     if cfg.general_coef > 0 and not general:

@@ -22,7 +22,10 @@ process, trains with the pipeline's own functions and settings (``grm.training.s
 Usage::
 
     PYTHONPATH=src:. .venv/bin/python bench/train_speed.py [--threads 1,2] [--steps 20] [--grpo-steps 6]
-        [--workloads sft,meta,grpo] [--profile sft]
+        [--workloads sft,meta,grpo] [--rollouts 3] [--profile sft]
+
+``--rollouts`` also times one GRPO step's rollouts both ways (``rollout_compare``): TRL's ``model.generate`` and
+the project's static decode loop (``HFSampler``), whether ``rl.train`` could use the latter.
 """
 
 from __future__ import annotations
@@ -375,6 +378,57 @@ def run_meta(data: BenchData, threads: int, steps: int, warmup: int, out: Path) 
     return rec
 
 
+def rollout_compare(data: BenchData, threads: int, repeats: int) -> list[tuple[str, float, int]]:
+    """One GRPO step's rollouts both ways, fixed length (EOS off), best of ``repeats``: TRL's path (each prompt
+    repeated ``num_generations`` times, left-padded, ``model.generate`` with the sampling settings TRL passes) and
+    ``HFSampler`` (shared prefill, ``decode="static"``). Returns ``(label, seconds, FLOPs)`` per path."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+    from grm.sampling.flops import LlamaShape, generation_flops
+    from grm.sampling.hf import HFSampler
+
+    rl = data.cfg.rl
+    prompts = [r["prompt"] for r in data.rl_rows[: rl.prompts_per_step]]
+    tokenizer = AutoTokenizer.from_pretrained(data.model_dir)
+    tokenizer.padding_side = "left"
+    model = AutoModelForCausalLM.from_pretrained(data.model_dir, dtype=torch.float32).eval()
+    shape = LlamaShape.from_config(model.config)
+    repeated = [p for p in prompts for _ in range(rl.num_generations)]  # TRL's RepeatSampler order
+    enc = tokenizer(repeated, return_tensors="pt", padding=True)
+    gen_cfg = GenerationConfig(
+        max_new_tokens=rl.max_completion_length, do_sample=True, temperature=rl.temperature, top_p=1.0, top_k=0,
+        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=None,
+        disable_compile=True,
+    )  # fmt: skip
+    sampler = HFSampler(data.model_dir, num_threads=threads, progress=False, ignore_eos=True, decode="static")
+    torch.set_num_threads(threads)
+    lengths = [len(tokenizer(p)["input_ids"]) for p in prompts]
+    padded = [enc["input_ids"].shape[1]] * len(prompts)
+
+    def hf() -> None:
+        with torch.no_grad():
+            model.generate(**enc, generation_config=gen_cfg)
+
+    def static() -> None:
+        sampler.generate(prompts, rl.num_generations, rl.temperature, rl.max_completion_length, seed=0)
+
+    new = rl.max_completion_length
+    paths = [
+        ("TRL's path: model.generate, prompts repeated", hf,
+         generation_flops(shape, padded, rl.num_generations, new, shared_prefill=False)),
+        ("HFSampler decode=static, shared prefill", static,
+         generation_flops(shape, lengths, rl.num_generations, new, shared_prefill=True)),
+    ]  # fmt: skip
+    best = {label: float("inf") for label, _, _ in paths}
+    for _ in range(repeats):  # interleaved
+        for label, run, _ in paths:
+            start = time.perf_counter()
+            run()
+            best[label] = min(best[label], time.perf_counter() - start)
+    return [(label, best[label], flops) for label, _, flops in paths]
+
+
 RUNS: dict[str, Callable[..., Recorder]] = {"sft": run_sft, "meta": run_meta, "grpo": run_grpo}
 LABELS = {
     "sft": "RFT (SFTTrainer, batch 64, 3 length groups)",
@@ -431,6 +485,12 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=ROOT / "configs" / "default.yaml")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     parser.add_argument("--profile", default="", help="workload to run once more under torch.profiler (top ops)")
+    parser.add_argument(
+        "--rollouts",
+        type=int,
+        default=3,
+        help="repeats of the GRPO rollout comparison (TRL's generate vs static); 0: off",
+    )
     args = parser.parse_args()
     if args.warmup < 1:
         parser.error("--warmup must be >= 1 (the timed window starts at the end of a step)")
@@ -486,6 +546,18 @@ def main() -> None:
         for workload, n, done, wall, parts, _calls, _ref in results:
             for name, seconds in breakdown(workload, wall, parts):
                 print(f"| {workload} | {n} | {name} | {seconds / done:.4f} | {100 * seconds / wall:.1f}% |")
+        if args.rollouts:
+            rl = data.cfg.rl
+            print(f"\nOne GRPO step's rollouts ({rl.prompts_per_step} prompts x {rl.num_generations}, "
+                  f"{rl.max_completion_length} tokens, EOS off), best of {args.rollouts}:\n")  # fmt: skip
+            print("| threads | path | s | generated tok/s | GFLOP/s | speed-up |")
+            print("|---:|---|---:|---:|---:|---:|")
+            tokens = rl.prompts_per_step * rl.num_generations * rl.max_completion_length
+            for n in threads:
+                rows = rollout_compare(data, n, args.rollouts)
+                for label, seconds, flops in rows:
+                    print(f"| {n} | {label} | {seconds:.3f} | {tokens / seconds:,.0f} | {flops / seconds / 1e9:.2f} | "
+                          f"{rows[0][1] / seconds:.2f}x |")  # fmt: skip
         if args.profile:
             profile(data, args.profile, threads[-1], args.warmup, tmp)
 

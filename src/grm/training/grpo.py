@@ -106,6 +106,7 @@ def train_grpo(
     callbacks: list[Any] | None = None,
     reward_funcs: list[Any] | None = None,
     general: Sequence[dict[str, str]] | None = None,
+    activation_checkpointing: bool = False,
 ) -> dict[str, Any]:
     """Run TRL GRPO from ``model_dir`` (also the KL reference) and save the policy to ``out_dir`` atomically.
 
@@ -118,6 +119,9 @@ def train_grpo(
         callbacks: extra ``transformers.TrainerCallback`` objects.
         reward_funcs: TRL reward functions; default ``[CorrectnessReward()]`` (the paper's ±1 rule).
         general: general-instruction examples (``prompt`` / ``completion``) for the ``cfg.general_coef`` loss.
+        activation_checkpointing: recompute activations in the backward (TRL's default, for memory). Off: the CPU
+            models need no memory saving and the recomputation costs a policy forward per step (~10%); the weights
+            are bitwise the same either way (``tests/integration/test_training_rl_meta.py``).
 
     Returns:
         The trainer's log history (list of dicts) under ``log_history`` and the final ``train_loss``.
@@ -164,7 +168,7 @@ def train_grpo(
         log_completions=False,
         shuffle_dataset=True,
         dataloader_num_workers=0,
-        activation_checkpointing=True,  # TRL's default (as `gradient_checkpointing`, which transformers 5 deprecates)
+        activation_checkpointing=activation_checkpointing,
     )
     dataset = Dataset.from_list([dict(r) for r in rows])
     trainer_class = GRPOTrainer

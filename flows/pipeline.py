@@ -1,19 +1,29 @@
 """``spct_pipeline``: prepare -> validate -> version -> base model -> rejective sampling -> RFT (+ variants) -> RL
 -> meta RM -> evaluation (held-out split, then ``eval.benchmarks``) -> registry gate. Composition only: each line is
-one task (adding a stage is a few lines here)."""
+one task (adding a stage is a few lines here).
+
+The critical path (``rft.train`` -> ``rl.train`` -> ``meta_rm.train`` -> evaluations) runs in the flow's thread;
+what does not feed it is submitted (``.submit()``) and runs beside it: RFT's variants beside ``rl.train`` and
+``meta_rm.train``, the evaluations and benchmark stages beside each other. How many builds run at once is
+``runtime.parallel_stages`` (``tasks.workers``); with 1 the same calls run one at a time. Which stage runs when never
+changes a stage's key or result.
+"""
 
 from __future__ import annotations
 
 from prefect import flow
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from grm.ablations import model_name as ablation_model
 from tasks import benchmarks, data, evaluation, registry, training
 from tasks.runtime import pipeline_run
 
 
-@flow(name="spct_pipeline", log_prints=False)  # True would log dill/dis output that datasets prints while hashing
+@flow(name="spct_pipeline", log_prints=False, task_runner=ThreadPoolTaskRunner(max_workers=32))  # see log_prints
 def spct_pipeline(config_path: str | None = None, overrides: list[str] | None = None, project_dir: str = ".") -> dict:
     """The whole SPCT recipe on one config; completed stages are reused on a rerun (``tasks.stages``).
+
+    (``log_prints=True`` would log dill/dis output that datasets prints while hashing.)
 
     Returns:
         ``{"run_id", "stages": {stage: {"key", "cached"}}, "metrics", "gaps_table", "registry"}``.
@@ -24,22 +34,27 @@ def spct_pipeline(config_path: str | None = None, overrides: list[str] | None = 
         dv = data.version(ctx, prepared, validated)
         base = training.base_model(ctx)
         samples = training.rft_sample(ctx, dv)
-        rft_model = training.rft_train(ctx, base, samples)
-        unfiltered = training.sft_unfiltered_train(ctx, base, samples)  # ours: SFT on unfiltered teacher samples
+        rft_model = training.rft_train(ctx, base, samples)  # first, alone: every other model stage waits for it
+        unfiltered = training.sft_unfiltered_train.submit(ctx, base, samples)  # ours: SFT on unfiltered samples
         ablations = {
-            ablation_model(a): training.rft_ablation_train(ctx, a, base, samples) for a in ctx.cfg.rft.ablations
+            ablation_model(a): training.rft_ablation_train.submit(ctx, a, base, samples) for a in ctx.cfg.rft.ablations
         }
-        rl_model = training.rl_train(ctx, rft_model, dv)
+        rl_model = training.rl_train(ctx, rft_model, dv)  # beside the variants
         final = rl_model or rft_model
         meta = training.meta_rm_train(ctx, samples, final, dv)
-        models = (("teacher", "teacher"), ("sft_unfiltered", unfiltered), *ablations.items(), ("rft", rft_model),
-                  ("rl", rl_model))  # fmt: skip
-        evals = {name: evaluation.evaluate_model(ctx, name, m, dv, meta) for name, m in models if m}
-        gaps = evaluation.compare(ctx, evals)  # the paper's orderings as paired gaps with intervals
         trained = (("rft", rft_model), ("rl", rl_model))
-        benched = [benchmarks.benchmark_model(ctx, b, name, m, meta) for b in ctx.cfg.eval.benchmarks
-                   for name, m in trained if m]  # fmt: skip
-        benched = [r for r in benched if r is not None]
+        bench_runs = [benchmarks.benchmark_model.submit(ctx, b, name, m, meta) for b in ctx.cfg.eval.benchmarks
+                      for name, m in trained if m]  # fmt: skip
+        eval_runs = {name: evaluation.evaluate_model.submit(ctx, name, m, dv, meta)
+                     for name, m in (("teacher", "teacher"), ("rft", rft_model), ("rl", rl_model)) if m}  # fmt: skip
+        unfiltered, ablations = unfiltered.result(), {n: f.result() for n, f in ablations.items()}  # None: skipped
+        variants = {"sft_unfiltered": unfiltered, **ablations}
+        eval_runs |= {name: evaluation.evaluate_model.submit(ctx, name, m, dv, meta) for name, m in variants.items()
+                      if m}  # fmt: skip
+        order = ("teacher", *variants, "rft", "rl")  # the rows' order in the tables
+        evals = {name: eval_runs[name].result() for name in order if name in eval_runs}
+        gaps = evaluation.compare(ctx, evals)  # the paper's orderings as paired gaps with intervals
+        benched = [r for r in (f.result() for f in bench_runs) if r is not None]
         decision = registry.gate(ctx, final, meta, [*evals.values(), *benched])  # any of their metrics can gate
         done = [prepared, validated, base, samples, rft_model, unfiltered, *ablations.values(), rl_model, meta,
                 *evals.values(), *benched]  # fmt: skip

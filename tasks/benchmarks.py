@@ -151,7 +151,7 @@ def _bench_examples(tmp: Path) -> list[dict[str, Any]]:
 BENCH = register(
     Stage(
         "bench.{benchmark}.{model}", select_bench, build_bench, inputs=("model", "meta_rm"), files=bench_files,
-        after=after_bench, examples=_bench_examples,
+        after=after_bench, examples=_bench_examples, process=True,
     )
 )  # fmt: skip
 

@@ -193,7 +193,7 @@ def _eval_examples(tmp: Path) -> list[dict[str, Any]]:
 EVAL = register(
     Stage(
         "eval.{name}", select_eval, build_eval, inputs=("model", "meta_rm", "test"), files=eval_files,
-        after=after_eval, examples=_eval_examples,
+        after=after_eval, examples=_eval_examples, process=True,
     )
 )  # fmt: skip
 

@@ -9,6 +9,7 @@ the build only that slice; completed stages are reused (``tasks.stages``).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -24,7 +25,7 @@ from typing import Any
 from grm import executors
 from grm.config import flatten, load_config, save_config
 from grm.pipeline_config import PipelineConfig, check_benchdata, check_data_files, stage_seeds
-from tasks import bench, stages, tracking
+from tasks import bench, stages, tracking, workers
 
 ENV_ARTIFACTS = "GRM_ARTIFACTS_DIR"
 
@@ -116,6 +117,13 @@ def artifacts_root(project_dir: str | Path) -> Path:
     return Path(env).resolve() if env else Path(project_dir).resolve() / "artifacts"
 
 
+def build_in_process(build: Any, selected: Any, bctx: stages.BuildContext, runtime: Any) -> stages.StageOutput:
+    """``build(selected, bctx)`` under the run's executor (``runtime.*`` decides where shards are sampled, never
+    what, so it is in no slice); module-level, so that ``tasks.workers.run_build`` can run it in a child."""
+    with executors.using(runtime, shutdown=False):
+        return build(selected, bctx)
+
+
 def run_stage(
     ctx: RunContext,
     spec: stages.Stage,
@@ -147,23 +155,33 @@ def run_stage(
         return None
     stage, key, category = planned.stage, planned.key, spec.category
 
+    led = bench.LEDGER
+
     def build(out: Path, run_id: str) -> stages.StageOutput:
         bctx = stages.BuildContext(
             out, run_id, ctx.tracker, Path(ctx.project_dir), Path(ctx.store_root), planned.inputs, planned.files
         )
-        # the executor (runtime.*) decides where shards are sampled, never what (so it is in no slice)
-        with executors.using(ctx.cfg.runtime, shutdown=False):
-            return spec.build(planned.slice, bctx)
+        if not spec.process:
+            return build_in_process(spec.build, planned.slice, bctx, ctx.cfg.runtime)
+        pool = workers.pool()
+        asked = time.perf_counter()
+        with pool.slot(stage) as threads:  # the wait is not the stage's compute
+            led.add_wait(stage, time.perf_counter() - asked)
+            if pool.max_builds == 1:  # one build at a time: in this process, as without the pool
+                return build_in_process(spec.build, planned.slice, bctx, ctx.cfg.runtime)
+            log.info("stage %s: building in its own process on %d thread(s)", stage, threads)
+            args = (spec.build, planned.slice, bctx, ctx.cfg.runtime)
+            return workers.run_build(build_in_process, args, threads, stage)
 
     store = stages.StageStore(ctx.store_root)
-    led = bench.LEDGER
     with led.measure(stage, "tracking"):
         run_id = ctx.tracker.start_run(
             stage, parent_id=ctx.parent_run_id or None, tags={"grm.stage": stage, "grm.stage_key": key}
         )
     log.info("stage %s (key %s): %s", stage, key, "reusing" if store.lookup(stage, key) else "computing")
+    ready = workers.pool().expected() if spec.process else contextlib.nullcontext()
     try:
-        with led.measure(stage, category):
+        with ready, led.measure(stage, category):
             result = store.run(stage, key, lambda out: build(out, run_id))
     except BaseException as exc:
         with led.measure(stage, "tracking"):
@@ -189,6 +207,15 @@ def run_stage(
         {k: round(v, 4) for k, v in list(result.metrics.items())[:8]},
     )
     return result
+
+
+def parallel_stages(cfg: PipelineConfig) -> int:
+    """Builds that may run at once: ``runtime.parallel_stages``, capped at the cores (a second build on a busy core
+    only slows both), and 1 with ``runtime.executor: ray`` (Ray spreads the sampling; builds stay in this process,
+    where the executor lives)."""
+    if cfg.runtime.executor != "local":
+        return 1
+    return max(1, min(cfg.runtime.parallel_stages, workers.cpu_count()))
 
 
 @contextmanager
@@ -237,6 +264,10 @@ def pipeline_run(
         with tempfile.TemporaryDirectory() as tmp:
             tracker.log_artifact(parent, save_config(cfg, Path(tmp) / "config.yaml"), "inputs")
     ctx = RunContext(flow_name, str(root), cfg, tracker, parent, str(artifacts_root(root) / "stages"), code)
+    parallel = parallel_stages(cfg)
+    workers.configure(parallel)
+    if parallel > 1:
+        log.info("up to %d stages at once on %d cores (runtime.parallel_stages)", parallel, workers.cpu_count())
     log.info(
         "%s: config %s, MLflow run %s (%s), stage store %s", flow_name, cfg.name, parent, tracker.uri, ctx.store_root
     )

@@ -322,6 +322,8 @@ class Stage(Generic[S]):
         category: bench category of the build (``compute``, ``validation``, ...).
         examples: ``examples(tmp_dir) -> [params, ...]``: parameter sets for the generated key test (one ``{}``
             when the stage takes none).
+        process: a heavy model stage: its build waits for a CPU slot (``tasks.workers.CpuPool``) and, when stages run
+            at once (``runtime.parallel_stages`` > 1), runs in a process of its own (``tasks.workers.run_build``).
     """
 
     name: str
@@ -333,6 +335,7 @@ class Stage(Generic[S]):
     version: str = "1"
     category: str = "compute"
     examples: Callable[[Path], Sequence[Mapping[str, Any]]] | None = None
+    process: bool = False
 
     def stage_name(self, params: Mapping[str, Any]) -> str:
         """``name`` with its ``{param}`` fields filled (a field the call does not pass stays as written)."""

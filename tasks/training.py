@@ -230,14 +230,19 @@ def build_sft(s: SFTSlice, b: BuildContext) -> StageOutput:
     return StageOutput({"model": "model"}, metrics)
 
 
-RFT_TRAIN = register(Stage("rft.train", select_sft, build_sft, inputs=("base", "samples"), files=sft_files))
-RFT_UNFILTERED = register(
-    Stage("rft.train_unfiltered", select_unfiltered, build_sft, inputs=("base", "samples"), files=sft_files)
+RFT_TRAIN = register(
+    Stage("rft.train", select_sft, build_sft, inputs=("base", "samples"), files=sft_files, process=True)
 )
+RFT_UNFILTERED = register(
+    Stage(
+        "rft.train_unfiltered", select_unfiltered, build_sft, inputs=("base", "samples"), files=sft_files,
+        process=True,
+    )
+)  # fmt: skip
 RFT_ABLATION = register(
     Stage(
         "rft.ablation.{ablation}", select_ablation, build_sft, inputs=("base", "samples"), files=sft_files,
-        examples=lambda tmp: [{"ablation": a} for a in ABLATIONS],
+        examples=lambda tmp: [{"ablation": a} for a in ABLATIONS], process=True,
     )
 )  # fmt: skip
 
@@ -310,7 +315,7 @@ def build_rl(s: RLSlice, b: BuildContext) -> StageOutput:
     return StageOutput({"model": "model"}, metrics)
 
 
-RL_TRAIN = register(Stage("rl.train", select_rl, build_rl, inputs=("rft", "train"), files=rl_files))
+RL_TRAIN = register(Stage("rl.train", select_rl, build_rl, inputs=("rft", "train"), files=rl_files, process=True))
 
 
 @task(name="rl.train", cache_policy=NO_CACHE, **TASK_OPTIONS)
@@ -367,7 +372,7 @@ def build_meta(s: MetaSlice, b: BuildContext) -> StageOutput:
 
 
 META_RM = register(
-    Stage("meta_rm.train", select_meta, build_meta, inputs=("samples", "grm", "train"), files=meta_files)
+    Stage("meta_rm.train", select_meta, build_meta, inputs=("samples", "grm", "train"), files=meta_files, process=True)
 )
 
 

@@ -23,6 +23,7 @@ from grm.pipeline_config import MetaRMConfig, seed_or_zero
 from grm.progress import Progress
 from grm.rft import Trajectory
 from grm.schemas import Item
+from grm.threads import set_torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -98,11 +99,10 @@ class MetaScorer:
     def __init__(
         self, model_dir: str | Path, batch_size: int = 32, max_length: int = 256, num_threads: int | None = None
     ):
-        import torch
         from transformers import AutoModelForSequenceClassification
 
         if num_threads:
-            torch.set_num_threads(num_threads)
+            set_torch_threads(num_threads)
         self.tokenizer = _meta_tokenizer(model_dir)
         self.model = AutoModelForSequenceClassification.from_pretrained(model_dir, use_safetensors=True).eval()
         self.batch_size = batch_size
@@ -219,7 +219,7 @@ def train_meta_rm(
     from transformers import AutoModelForSequenceClassification
 
     if num_threads:
-        torch.set_num_threads(num_threads)
+        set_torch_threads(num_threads)
     distributed = dist.is_available() and dist.is_initialized()
     rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
     if cfg.batch_size % world:

@@ -824,11 +824,22 @@ class RuntimeConfig:
     max_retries: int = field(
         default=3, metadata={"help": "restarts of a killed actor and retries of its shard before the stage fails"}
     )
+    parallel_stages: int = field(
+        default=2,
+        metadata={
+            "help": "model stages that may build at once (RFT's variants beside rl.train, the evaluations side by "
+            "side), each in its own process, splitting the cores (at most one per core; tasks/workers.py). The tiny "
+            "default model scales poorly to a second thread, so two stages on one thread each beat the two one "
+            "after the other on two (bench/stage_concurrency.py). Thread counts never change a result on the "
+            "tested CPUs (tests/integration/test_thread_count.py). 1: one build at a time in the run's process; "
+            "runtime.executor ray: always 1"
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.executor not in EXECUTORS:
             _fail("runtime.executor", self.executor, f"use one of {list(EXECUTORS)}")
-        _positive("runtime", self, ("workers",))
+        _positive("runtime", self, ("workers", "parallel_stages"))
         if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int) or self.max_retries < 0:
             _fail("runtime.max_retries", self.max_retries, "must be an integer >= 0")
         if not self.num_cpus > 0:

@@ -106,6 +106,23 @@ def test_grpo_updates_parameters_when_rewards_vary(tiny_model_dir, tmp_path):
 GENERAL = [{"prompt": f"the question {i}", "completion": " good answer" if i % 2 else " bad"} for i in range(5)]
 
 
+@pytest.mark.slow
+def test_grpo_without_activation_checkpointing_trains_the_same_weights(tiny_model_dir, tmp_path):
+    """The default skips TRL's activation checkpointing (a recomputed forward per step): bitwise the same policy."""
+    cfg = GRPOStageConfig(
+        max_steps=2, prompts_per_step=2, max_completion_length=8, learning_rate=1e-2, beta=0.04, general_coef=1.0
+    )
+    rows = build_rl_rows(ITEMS, "compact", 0)
+    weights = {}
+    for ckpt in (True, False):
+        random.seed(0)
+        out = tmp_path / f"rl-{ckpt}"
+        train_grpo(tiny_model_dir, rows, out, cfg, general=GENERAL, reward_funcs=[_NoisyReward()],
+                   activation_checkpointing=ckpt)  # fmt: skip
+        weights[ckpt] = _weights(AutoModelForCausalLM.from_pretrained(out))
+    assert all(torch.equal(weights[True][k], weights[False][k]) for k in weights[True])
+
+
 class _ConstantReward:
     """Every rollout gets +1: zero-variance groups, so the GRPO term has no gradient."""
 

@@ -1,4 +1,5 @@
-"""FLOP counts of a Llama-shaped causal LM's forward, for the decode benchmark (``bench/decode_speed.py``).
+"""FLOP counts of a Llama-shaped causal LM's forward, for the decode and training benchmarks (``bench/decode_speed.py``,
+``bench/train_speed.py``).
 
 A multiply-add counts 2 FLOPs. ``linear_shapes`` lists the weight matrices one token goes through (per layer:
 q, k, v, o, gate, up, down; then the LM head), ``token_flops`` adds attention (``QK^T`` and ``PV`` over the keys the
@@ -79,3 +80,25 @@ def generation_flops(
         decode = sum(shape.linear_flops() + shape.attention_flops(length + t + 1) for t in range(new_tokens - 1))
         total += copies * prefill + rows_per_prompt * decode
     return total
+
+
+def forward_flops(shape: LlamaShape, rows: int, length: int, head_positions: int) -> int:
+    """FLOPs of one forward over ``rows`` sequences of ``length`` (padded) tokens with causal attention, the LM head
+    (``hidden x vocab``) on ``head_positions`` positions per row (TRL's fused head on CPU: ``length - 1``; a
+    sequence classifier's one-logit head: 0).
+
+    Example:
+        >>> s = LlamaShape(hidden=4, intermediate=8, layers=1, heads=1, kv_heads=1, head_dim=4, vocab=10)
+        >>> forward_flops(s, 1, 2, 0) == 2 * s.linear_flops(lm_head=False) + s.attention_flops(1) + s.attention_flops(2)
+        True
+    """
+    attention = shape.layers * 2 * 2 * shape.heads * shape.head_dim * length * (length + 1) // 2
+    per_row = length * shape.linear_flops(lm_head=False) + head_positions * 2 * shape.hidden * shape.vocab + attention
+    return rows * per_row
+
+
+def training_flops(shape: LlamaShape, rows: int, length: int, head_positions: int) -> int:
+    """Forward + backward FLOPs of one training forward (``forward_flops`` x 3: the backward does two matmuls per
+    forward matmul, the input and the weight gradients). Recomputation (activation checkpointing, TRL's fused head
+    recomputing its logits tile) is not counted: this is the model's work, not the kernels'."""
+    return 3 * forward_flops(shape, rows, length, head_positions)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from grm.progress import Progress, track
+from grm.threads import set_torch_threads
 
 if TYPE_CHECKING:
     import torch
@@ -146,7 +147,7 @@ class HFSampler:
         Args:
             model_dir: local directory with safetensors weights and a tokenizer.
             device: torch device ("cpu", "cuda", "cuda:1", ...).
-            num_threads: if given, ``torch.set_num_threads(num_threads)``.
+            num_threads: if given, the torch CPU threads (``grm.threads.set_torch_threads``: under the process's cap).
             batch_size: prompts per prefill batch (the decode batch is ``batch_size * n`` rows).
             chat_template: wrap each prompt with ``grm.prompts.wrap_chat`` (instruct models).
             trust_remote_code: allow custom modelling code from ``model_dir`` (off by default).
@@ -171,7 +172,7 @@ class HFSampler:
             raise ValueError(f"decode must be one of {DECODE_PATHS}, got {decode!r}")
         self.model_dir = check_safetensors_dir(model_dir)
         if num_threads is not None:
-            torch.set_num_threads(num_threads)
+            set_torch_threads(num_threads)
         self.device = torch.device(device)
         self.batch_size = batch_size
         self.chat_template = chat_template

@@ -30,6 +30,7 @@ from grm.progress import use_progress_callback
 from grm.rewards import CorrectnessReward
 from grm.sampling.base import Sampler
 from grm.schemas import Item
+from grm.threads import set_torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,7 @@ def train_grpo(
     general: Sequence[dict[str, str]] | None = None,
     rank: int = 0,
     world_size: int = 1,
+    activation_checkpointing: bool = False,
 ) -> dict[str, Any]:
     """Run TRL GRPO from ``model_dir`` (also the KL reference) and save the policy to ``out_dir`` atomically.
 
@@ -124,6 +126,9 @@ def train_grpo(
             the ``world_size`` ranks generates ``prompts_per_step * num_generations / world_size`` rollouts per
             step and takes its rank-strided ``1 / world_size`` of each general batch, so a step's data is the same
             as one process's (``per_rank_batches``).
+        activation_checkpointing: recompute activations in the backward (TRL's default, for memory). Off: the CPU
+            models need no memory saving and the recomputation costs a policy forward per step (~10%); the weights
+            are bitwise the same either way (``tests/integration/test_training_rl_meta.py``).
 
     Returns:
         The trainer's log history (list of dicts) under ``log_history`` and the final ``train_loss`` (rank 0's:
@@ -157,7 +162,7 @@ def train_grpo(
     from trl import GRPOConfig, GRPOTrainer
 
     if num_threads:
-        torch.set_num_threads(num_threads)
+        set_torch_threads(num_threads)
     rollouts, _ = per_rank_batches(cfg, world_size)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -186,7 +191,7 @@ def train_grpo(
         log_completions=False,
         shuffle_dataset=True,
         dataloader_num_workers=0,
-        activation_checkpointing=True,  # TRL's default (as `gradient_checkpointing`, which transformers 5 deprecates)
+        activation_checkpointing=activation_checkpointing,
     )
     dataset = Dataset.from_list([dict(r) for r in rows])
     trainer_class = GRPOTrainer

@@ -18,6 +18,7 @@ from typing import Any
 
 from grm.pipeline_config import SFTStageConfig, seed_or_zero
 from grm.progress import use_progress_callback
+from grm.threads import set_torch_threads
 from grm.training.padding import is_right_padded, plan_groups, split_batch
 
 logger = logging.getLogger(__name__)
@@ -92,7 +93,7 @@ def train_sft(
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    torch.set_num_threads(cfg.num_threads)
+    set_torch_threads(cfg.num_threads)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         tokenizer = AutoTokenizer.from_pretrained(model_dir)

@@ -31,6 +31,7 @@ from grm.rewards import CorrectnessReward
 from grm.sampling.base import Sampler
 from grm.schemas import Item
 from grm.threads import set_torch_threads
+from grm.training.publish import publish_trained
 
 log = logging.getLogger(__name__)
 
@@ -214,15 +215,7 @@ def train_grpo(
     use_progress_callback(trainer, "rl train (GRPO)")  # a bar on a TTY, else a line every 15 s; no stdout dicts
     try:
         result = trainer.train()
-        final = tmp / "model"
-        trainer.save_model(str(final))  # every rank calls it (FSDP / ZeRO-3 gather); only the main process writes
-        if trainer.is_world_process_zero():  # launched, only rank 0 moves its folder to out_dir
-            tokenizer.save_pretrained(final)
-            (final / "training_args.bin").unlink(missing_ok=True)  # a pickle; the weights are safetensors
-            if out_dir.exists():
-                shutil.rmtree(out_dir)
-            final.rename(out_dir)
-        trainer.accelerator.wait_for_everyone()
+        publish_trained(trainer, tokenizer, tmp, out_dir)  # rank 0 renames tmp/model to out_dir
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return {"train_loss": float(result.training_loss), "log_history": list(trainer.state.log_history)}

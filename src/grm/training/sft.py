@@ -20,6 +20,7 @@ from grm.pipeline_config import SFTStageConfig, seed_or_zero
 from grm.progress import use_progress_callback
 from grm.threads import set_torch_threads
 from grm.training.padding import is_right_padded, plan_groups, split_batch
+from grm.training.publish import publish_trained
 
 logger = logging.getLogger(__name__)
 
@@ -133,15 +134,7 @@ def train_sft(
         result = trainer.train()
         seconds = time.perf_counter() - start
         losses = [rec["loss"] for rec in trainer.state.log_history if "loss" in rec]
-        final = tmp / "model"
-        trainer.save_model(str(final))  # every rank calls it (FSDP gathers); only the main process writes
-        if trainer.is_world_process_zero():  # under torchrun/DDP only rank 0 moves its folder to out_dir
-            tokenizer.save_pretrained(str(final))
-            (final / "training_args.bin").unlink(missing_ok=True)  # a pickle; the weights are safetensors
-            if out_dir.exists():
-                shutil.rmtree(out_dir)
-            final.rename(out_dir)
-        trainer.accelerator.wait_for_everyone()
+        publish_trained(trainer, tokenizer, tmp, out_dir)  # rank 0 renames tmp/model to out_dir
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     steps = int(trainer.state.global_step)

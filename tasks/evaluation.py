@@ -23,6 +23,7 @@ from tasks.data import split
 from tasks.runtime import TASK_OPTIONS, RunContext, logger, run_stage
 from tasks.slices import TeacherSlice, make_teacher, select_teacher, teacher_files
 from tasks.stages import BuildContext, FileInput, Stage, StageOutput, StageResult, register
+from tasks.tracking import FIGURE_LOCK
 from tasks.versioning import DataVersion
 
 TEACHER = "teacher"
@@ -175,7 +176,8 @@ def after_eval(s: EvalSlice, tracker: Any, run_id: str, result: StageResult) -> 
         tracker.log_table(run_id, columns, "tables/judgements.json")
     if tracker.enabled:
         title = f"{s.benchmark} / {s.model_name}"
-        tracker.log_figure(run_id, accuracy_figure(report["cells"], title), "figures/accuracy_vs_k.png")
+        with FIGURE_LOCK:  # matplotlib is not thread-safe; parallel stages track from several threads
+            tracker.log_figure(run_id, accuracy_figure(report["cells"], title), "figures/accuracy_vs_k.png")
 
 
 def _eval_examples(tmp: Path) -> list[dict[str, Any]]:

@@ -284,7 +284,8 @@ def pipeline_run(
     tracker.log_metrics(parent, report.metrics())
     tracker.log_text(parent, report.table(), "bench/stage_times.txt")
     if tracker.enabled:
-        tracker.log_figure(parent, report.figure(), "bench/stage_times.png")
+        with tracking.FIGURE_LOCK:
+            tracker.log_figure(parent, report.figure(), "bench/stage_times.png")
     tracker.end_run(parent)
     log.info("%s finished: %s", flow_name, report.table().splitlines()[-1])  # the per-stage table: stdout, MLflow
     print(report.table())

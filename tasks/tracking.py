@@ -28,6 +28,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -48,6 +49,12 @@ def default_tracking_uri(project_dir: str | Path = ".") -> str:
     """The embedded store of a project: ``sqlite:///{abs}/mlruns/mlflow.db``."""
     db = Path(project_dir).resolve() / "mlruns" / "mlflow.db"
     return f"sqlite:///{db}"
+
+
+# pyplot's state and matplotlib's mathtext parser (pyparsing) are not thread-safe, and with
+# runtime.parallel_stages the stages' tracking hooks run in the flow's threads at once: every figure is built and
+# rendered under this lock (seen without it: a ParseException from tight_layout in two concurrent eval stages)
+FIGURE_LOCK = threading.RLock()
 
 
 def resolve_tracking_uri(configured: str | None, project_dir: str | Path = ".") -> str:
@@ -348,11 +355,12 @@ class Tracker:
         self.client().log_table(run_id, data=data, artifact_file=artifact_file)
 
     def log_figure(self, run_id: str, figure: Any, artifact_file: str) -> None:
-        """A matplotlib figure as PNG; the figure is closed afterwards."""
+        """A matplotlib figure as PNG; the figure is closed afterwards (rendering holds ``FIGURE_LOCK``)."""
         import matplotlib.pyplot as plt
 
-        self.client().log_figure(run_id, figure, artifact_file)
-        plt.close(figure)
+        with FIGURE_LOCK:
+            self.client().log_figure(run_id, figure, artifact_file)
+            plt.close(figure)
 
     def download(self, artifact_uri: str, dst: str | Path | None = None) -> Path:
         """Download ``runs:/...`` or ``models:/name@alias`` artifacts to ``dst`` (a temp dir by default)."""

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from study_io import read_split, record_result, stage_file  # bench/ is the script's folder
+from study_io import read_split, record_result, stage_file, within_item_auc  # bench/ is the script's folder
 
 from grm.correctness import is_correct
 from grm.rft import Trajectory
@@ -40,7 +40,6 @@ from grm.world.generator import COMMON_CUES, facts_cue, facts_style, family_of, 
 GROUPS = ("arith", "facts/common/nopair", "facts/common/pair", "facts/rare/nopair", "facts/rare/pair")
 CELLS = ("greedy_k1", "greedy_swap_k1", "voting_k1", "voting_k8", "metarm_k8")
 PRINCIPLE_RE = re.compile(r"Specific Criteria: \w+ \d+ , (\w+) \d+")
-QUERY_RE = re.compile(r"^Query: (.*)$", re.M)
 
 
 def group_of(item: Item) -> str:
@@ -91,6 +90,7 @@ def eval_links(project: Path, test: dict[str, Item], models: list[str]) -> dict[
     """Link 2: per-group accuracy of every model's eval cells, and paired gaps per group."""
     out: dict[str, Any] = {}
     credits: dict[str, dict[str, dict[str, float]]] = {}
+    groups = {i: group_of(it) for i, it in test.items()}
     for model in models:
         try:
             report = json.loads(stage_file(project, f"eval.{model}", "report.json").read_text(encoding="utf-8"))
@@ -99,14 +99,14 @@ def eval_links(project: Path, test: dict[str, Item], models: list[str]) -> dict[
         rows = report["per_item"]
         credits[model] = {r["id"]: r["credit"] for r in rows}
         for g in GROUPS:
-            ids = [r["id"] for r in rows if group_of(test[r["id"]]) == g]
+            ids = [r["id"] for r in rows if groups[r["id"]] == g]
             out.setdefault(g, {"n_test": len(ids)})
             for cell in CELLS:
                 vals = [credits[model][i][cell] for i in ids if cell in credits[model][i]]
                 if vals:
                     out[g][f"{model}/{cell}"] = mean(vals)
     for g in GROUPS:
-        ids = [i for i, it in test.items() if group_of(it) == g]
+        ids = [i for i, group in groups.items() if group == g]
         if "rft" in credits and "rl" in credits:
             out[g]["gap_rl_minus_rft_greedy"] = mean(
                 credits["rl"][i]["greedy_k1"] - credits["rft"][i]["greedy_k1"] for i in ids if i in credits["rl"]
@@ -140,9 +140,10 @@ def sample_links(project: Path, test_items: list[Item], students: list[str], k: 
             cache.parent.mkdir(parents=True, exist_ok=True)
             cache.write_bytes(pickle.dumps(sampled))
         by_group: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+        scores_by_item: dict[str, dict[str, tuple[list[float], list[float]]]] = defaultdict(dict)
         for it, res in zip(test_items, sampled, strict=True):
             g = group_of(it)
-            pos, neg = [], []
+            pos, neg = scores_by_item[g].setdefault(it.id, ([], []))
             for s in res.samples:
                 ok = is_correct(s.scores, best=it.best, label=it.label)
                 by_group[g]["correct"].append(ok)
@@ -152,12 +153,12 @@ def sample_links(project: Path, test_items: list[Item], students: list[str], k: 
                         by_group[g]["fit"].append(fit)
                 if s.meta_score is not None:
                     (pos if ok else neg).append(s.meta_score)
-            by_group[g]["wins"].extend(1.0 if x > z else 0.5 if x == z else 0.0 for x in pos for z in neg)
         for g, d in sorted(by_group.items()):
+            auc = within_item_auc(scores_by_item[g])
             result.setdefault(g, {})
             result[g][f"{student}/sample_accuracy"] = mean(d["correct"])
             result[g][f"{student}/principle_fit"] = mean(d["fit"]) if d["fit"] else None
-            result[g][f"{student}/meta_within_item_auc"] = round(float(np.mean(d["wins"])), 3) if d["wins"] else None
+            result[g][f"{student}/meta_within_item_auc"] = None if np.isnan(auc) else round(auc, 3)
     return result
 
 

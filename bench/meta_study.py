@@ -34,7 +34,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from study_io import general_accuracy, read_split, record_result, stage_file  # bench/ is the script's folder
+from study_io import (  # bench/ is the script's folder
+    general_accuracy,
+    read_split,
+    record_result,
+    stage_file,
+    within_item_auc,
+)
 
 from grm import judging, meta_rm, spct
 from grm.benchmarks.scoring import roc_auc
@@ -48,14 +54,6 @@ from grm.schemas import Item
 from grm.training.sft import SFTStageConfig, train_sft
 from grm.verdicts import decide
 from grm.world.generator import World, general_instruction_examples
-
-
-def within_item_auc(pairs_by_item: dict[str, tuple[list[float], list[float]]]) -> float:
-    """P(score of a correct sample > score of an incorrect sample of the same item), ties count 1/2."""
-    wins = []
-    for pos, neg in pairs_by_item.values():
-        wins.extend(1.0 if x > z else 0.5 if x == z else 0.0 for x in pos for z in neg)
-    return float(np.mean(wins)) if wins else float("nan")
 
 
 def split_by_query(items: list[Item], seed: int) -> tuple[list[int], list[int]]:

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from grm.schemas import Item
 from grm.world.generator import GENERAL_PROMPT, World
 
@@ -41,3 +43,11 @@ def general_accuracy(sampler: Any, world: World, queries: list[str]) -> float:
     prompts = [GENERAL_PROMPT.format(query=q) for q in queries]
     outs = sampler.generate(prompts, n=1, temperature=0.0, max_new_tokens=8, seed=0)
     return sum(o[0].strip() == world.solve(q) for q, o in zip(queries, outs, strict=True)) / max(len(queries), 1)
+
+
+def within_item_auc(pairs_by_item: dict[str, tuple[list[float], list[float]]]) -> float:
+    """P(score of a correct sample > score of an incorrect sample of the same item), ties count 1/2."""
+    wins = []
+    for pos, neg in pairs_by_item.values():
+        wins.extend(1.0 if x > z else 0.5 if x == z else 0.0 for x in pos for z in neg)
+    return float(np.mean(wins)) if wins else float("nan")

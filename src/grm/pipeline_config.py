@@ -194,9 +194,9 @@ class WorldConfig:
     family_mix: tuple[float, float, float] = field(
         default=(0.5, 0.5, 0.0),
         metadata={
-            "help": "sampling weights of (facts, arith, repeat); must sum to > 0. arith carries more of the mix: its "
-            "test sums are where the student stays unsure (facts is solved at ~99% since the query states the "
-            "value). repeat is off: its responses are long (CPU step time grows with the longest sequence)"
+            "help": "sampling weights of (facts, arith, repeat); must sum to > 0. arith's test sums are where the "
+            "student stays unsure; facts carries the style cues (the rare ones are where RFT is weak and RL gains). "
+            "repeat is off: its responses are long (CPU step time grows with the longest sequence)"
         },
     )
     n_probs: tuple[float, float, float, float] = field(

@@ -124,12 +124,7 @@ def test_hard_queries_are_consistently_wrong(items: list) -> None:
             hard_share=1.0, position_bias=0, length_bias=0, random_error=0, hint_strength=0, cue_misread=0
         ),
     )
-    shown = [
-        i
-        for i in items
-        if i.subset == "arith"
-        or (i.subset == "facts" and not _cue_items([i], True, True) + _cue_items([i], False, True))
-    ]
+    shown = [i for i in items if i.subset == "arith" or (i.subset == "facts" and not _is_pair(i))]
     # a pair item states the truth twice and no wrong value to believe: the cue alone decides there
     wrong = 1 - _accuracy(teacher, shown[:200], hint=False, samples=3)
     assert wrong > 0.85  # n = 2 arith items with only "maybe <truth>" beside the truth stay right
@@ -153,15 +148,21 @@ def response_value_facts(response: str) -> str:
     return response_value("facts", response)
 
 
+def _is_pair(item) -> bool:  # noqa: ANN001
+    """A facts item that states one value twice (the reference in both styles)."""
+    values = [response_value("facts", r) for r in item.responses]
+    return len(set(values)) < len(values)
+
+
 def _cue_items(items: list, common: bool, pair: bool) -> list:
-    out = []
-    for it in items:
-        if it.subset != "facts" or it.n < 2:
-            continue
-        values = [response_value("facts", r) for r in it.responses]
-        if (facts_cue(it.query) in COMMON_CUES) == common and (len(set(values)) < len(values)) == pair:
-            out.append(it)
-    return out
+    return [
+        it
+        for it in items
+        if it.subset == "facts"
+        and it.n >= 2
+        and (facts_cue(it.query) in COMMON_CUES) == common
+        and _is_pair(it) == pair
+    ]
 
 
 def _principle(text: str) -> str:

@@ -161,16 +161,16 @@ def run_stage(
         bctx = stages.BuildContext(
             out, run_id, ctx.tracker, Path(ctx.project_dir), Path(ctx.store_root), planned.inputs, planned.files
         )
-        if not spec.process:
-            return build_in_process(spec.build, planned.slice, bctx, ctx.cfg.runtime)
+        args = (spec.build, planned.slice, bctx, ctx.cfg.runtime)
+        if not spec.process:  # on this process's one build thread (tasks.workers.BuildThread: one OpenMP team)
+            return workers.BUILD_THREAD.run(build_in_process, *args)
         pool = workers.pool()
         asked = time.perf_counter()
         with pool.slot(stage) as threads:  # the wait is not the stage's compute
             led.add_wait(stage, time.perf_counter() - asked)
             if pool.max_builds == 1:  # one build at a time: in this process, as without the pool
-                return build_in_process(spec.build, planned.slice, bctx, ctx.cfg.runtime)
+                return workers.BUILD_THREAD.run(build_in_process, *args)
             log.info("stage %s: building in its own process on %d thread(s)", stage, threads)
-            args = (spec.build, planned.slice, bctx, ctx.cfg.runtime)
             return workers.run_build(build_in_process, args, threads, stage)
 
     store = stages.StageStore(ctx.store_root)

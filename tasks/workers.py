@@ -17,7 +17,8 @@ make that safe and result-neutral:
   tracking and timing (``tasks.stages``, ``tasks.runtime``). The child dies with the flow (SIGKILL included: a
   parent-death signal plus a watchdog on the flow's pid), so a killed run never completes a stage behind a rerun.
 
-With ``parallel_stages: 1`` builds run one at a time in the flow's process, as before.
+With ``parallel_stages: 1`` builds run one at a time in the flow's process, all on one thread (``BuildThread``:
+a second thread running torch kernels would halve a 2-thread build's speed).
 
 Example:
     >>> pool = CpuPool(cores=2, max_builds=2, settle_s=0)
@@ -28,11 +29,14 @@ Example:
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
+import contextvars
 import ctypes
 import logging
 import multiprocessing
 import os
+import queue
 import signal
 import sys
 import threading
@@ -141,6 +145,58 @@ def pool() -> CpuPool:
     if _POOL is None:
         _POOL = CpuPool(cpu_count(), 1, settle_s=0.0)
     return _POOL
+
+
+# --- one thread for the builds that stay in this process -------------------------------------------------------
+
+
+class BuildThread:
+    """One daemon thread that runs every build of this process that does not get a process of its own.
+
+    Torch's CPU kernels run on OpenMP, and libgomp keeps a team of worker threads for every thread that ever ran a
+    parallel region. Measured on 2 cores (``bench/build_thread.py``), 60 RFT steps on 2 threads take 1.45x as long
+    when a second thread runs them after the first as when one thread runs every kernel (about the 1-thread
+    speed); most likely because libgomp cuts the spinning of idle workers short once a process holds more OpenMP
+    threads than cores, so every small kernel pays a wake-up (``OMP_WAIT_POLICY=PASSIVE`` slows a lone caller
+    alike). The flow calls stages from its own thread
+    and from Prefect's task threads, so with ``runtime.parallel_stages: 1`` every stage used to start its own team;
+    running them all here keeps one (the main thread never runs a kernel of a build). Thread-neutral otherwise: the
+    caller's context (Prefect's run context, contextvars) goes with the call, and the build's result or exception
+    (``BaseException`` included) comes back to the caller. A daemon, so a killed or interrupted flow never waits
+    for a build it abandoned (its tmp folder is discarded, as after a crash).
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` on the build thread (directly when called from it); returns its result or raises."""
+        if threading.current_thread() is self._thread:
+            return fn(*args)
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="grm-build", daemon=True)
+                self._thread.start()
+        done: concurrent.futures.Future = concurrent.futures.Future()
+        self._jobs.put((done, contextvars.copy_context(), fn, args))
+        return done.result()
+
+    def _loop(self) -> None:
+        while True:
+            done, context, fn, args = self._jobs.get()
+            if not done.set_running_or_notify_cancel():
+                continue
+            try:
+                result = context.run(fn, *args)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller, which raises it
+                done.set_exception(exc)
+            else:
+                done.set_result(result)
+
+
+BUILD_THREAD = BuildThread()
 
 
 # --- a process per build ---------------------------------------------------------------------------------------

@@ -135,3 +135,48 @@ def test_ledger_charges_overlapping_stages_once_to_the_wall_and_takes_waits_off_
 def test_union_seconds_merges_overlaps() -> None:
     assert bench.union_seconds([(0, 2), (1, 3), (5, 6), (5.5, 5.8)]) == pytest.approx(4.0)
     assert bench.union_seconds([]) == 0.0
+
+
+def test_in_process_builds_all_run_on_one_thread_with_the_callers_context() -> None:
+    import contextvars
+
+    build_thread = workers.BuildThread()
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+    seen: list[tuple[int, str]] = []
+    lock = threading.Lock()
+
+    def build(tag: str) -> str:
+        with lock:
+            seen.append((threading.get_ident(), var.get()))
+        return tag.upper()
+
+    def caller(tag: str) -> None:
+        var.set(tag)  # a Prefect task thread's run context travels the same way
+        assert build_thread.run(build, tag) == tag.upper()
+
+    callers = [threading.Thread(target=caller, args=(t,)) for t in ("a", "b", "c")]
+    for t in callers:
+        t.start()
+    for t in callers:
+        t.join()
+    caller("main")
+    assert len({ident for ident, _ in seen}) == 1  # one thread for every caller
+    assert seen[0][0] not in {threading.get_ident(), *(t.ident for t in callers)}
+    assert sorted(v for _, v in seen) == ["a", "b", "c", "main"]
+
+
+def test_the_build_thread_hands_back_exceptions_and_runs_nested_calls_directly() -> None:
+    build_thread = workers.BuildThread()
+
+    def fails() -> None:
+        raise KeyboardInterrupt  # BaseException too: an interrupted build stops the flow
+
+    with pytest.raises(KeyboardInterrupt):
+        build_thread.run(fails)
+
+    def outer() -> tuple[int, int]:
+        return threading.get_ident(), build_thread.run(threading.get_ident)  # would deadlock if queued
+
+    outer_ident, inner_ident = build_thread.run(outer)
+    assert outer_ident == inner_ident != threading.get_ident()
+    assert build_thread.run(lambda: 7) == 7  # still serving after a failed build

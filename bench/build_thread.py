@@ -1,8 +1,8 @@
 """Benchmark: RFT steps on 2 threads when one thread of the process runs torch kernels vs when a second one does.
 
 Why ``tasks.workers.BuildThread`` exists. Torch's CPU kernels run on OpenMP; libgomp keeps a team of workers for
-every thread that ever ran a parallel region, and once a process holds more OpenMP threads than cores it cuts the
-spinning of idle workers short, so each small kernel pays a wake-up. With ``runtime.parallel_stages: 1`` the flow
+every thread that ever ran a parallel region, and (most likely the cause) once a process holds more OpenMP threads
+than cores it cuts the spinning of idle workers short, so each small kernel pays a wake-up. With ``runtime.parallel_stages: 1`` the flow
 used to build stages on its own thread and on Prefect's task threads: every stage after the first ran at about the
 1-thread speed. Each case runs in a fresh process on the default recipe's data (``bench/train_speed.py``'s
 ``build_data``), trains ``--warmup`` steps on 2 threads, then times ``--steps`` more:

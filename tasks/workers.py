@@ -18,7 +18,7 @@ make that safe and result-neutral:
   parent-death signal plus a watchdog on the flow's pid), so a killed run never completes a stage behind a rerun.
 
 With ``parallel_stages: 1`` builds run one at a time in the flow's process, all on one thread (``BuildThread``:
-a second thread running torch kernels would halve a 2-thread build's speed).
+after a second thread has run torch kernels, a 2-thread build runs at about its 1-thread speed).
 
 Example:
     >>> pool = CpuPool(cores=2, max_builds=2, settle_s=0)
@@ -158,12 +158,13 @@ class BuildThread:
     when a second thread runs them after the first as when one thread runs every kernel (about the 1-thread
     speed); most likely because libgomp cuts the spinning of idle workers short once a process holds more OpenMP
     threads than cores, so every small kernel pays a wake-up (``OMP_WAIT_POLICY=PASSIVE`` slows a lone caller
-    alike). The flow calls stages from its own thread
-    and from Prefect's task threads, so with ``runtime.parallel_stages: 1`` every stage used to start its own team;
-    running them all here keeps one (the main thread never runs a kernel of a build). Thread-neutral otherwise: the
-    caller's context (Prefect's run context, contextvars) goes with the call, and the build's result or exception
-    (``BaseException`` included) comes back to the caller. A daemon, so a killed or interrupted flow never waits
-    for a build it abandoned (its tmp folder is discarded, as after a crash).
+    alike). The flow calls stages from its own thread and from Prefect's task threads, so with
+    ``runtime.parallel_stages: 1`` every stage used to start its own team; running them all here keeps one (the
+    main thread never runs a kernel of a build). Thread-neutral otherwise: the caller's context (Prefect's run
+    context, contextvars) goes with the call, and the build's result or exception (``BaseException`` included)
+    comes back to the caller. A daemon thread, so a killed or interrupted flow never waits for a build it abandoned
+    (its tmp folder is discarded, as after a crash); that is why this is not a one-worker ``ThreadPoolExecutor``,
+    whose thread the interpreter joins at exit.
     """
 
     def __init__(self) -> None:

@@ -3,6 +3,7 @@ the flow's choice of how many builds may run together."""
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 
@@ -138,8 +139,6 @@ def test_union_seconds_merges_overlaps() -> None:
 
 
 def test_in_process_builds_all_run_on_one_thread_with_the_callers_context() -> None:
-    import contextvars
-
     build_thread = workers.BuildThread()
     var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
     seen: list[tuple[int, str]] = []

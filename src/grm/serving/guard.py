@@ -25,6 +25,28 @@ async def _send_json(send: Any, status: int, body: dict[str, Any], headers: list
     await send({"type": "http.response.body", "body": data})
 
 
+async def _drain(receive: Any, max_bytes: int, timeout_s: float) -> None:
+    """Read and drop the rest of an over-limit streamed body (at most ``max_bytes`` more, within ``timeout_s``) before
+    the 413 goes out: a server that closes with unread input makes the kernel reset the connection, and a client still
+    sending (most send the whole body before reading) then sees "connection reset" instead of the 413. A body longer
+    than that still gets the reset."""
+    drained = 0
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while drained <= max_bytes:
+        remaining = deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            return
+        try:
+            message = await asyncio.wait_for(receive(), remaining)
+        except TimeoutError:
+            return
+        if message["type"] != "http.request":
+            return
+        drained += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
+
+
 class GuardMiddleware:
     """Auth (bearer token, constant-time compare; ``/health`` stays open), the body size limit (Content-Length or
     counted while streaming, so chunked bodies are bounded too) and the body timeout; records metrics."""
@@ -99,6 +121,8 @@ class GuardMiddleware:
             if message["type"] == "http.request":
                 seen[0] += len(message.get("body", b""))
                 if seen[0] > limit:
+                    if message.get("more_body", False):
+                        await _drain(receive, limit, self.config.limits.body_timeout_s)
                     raise StarletteHTTPException(413, f"The body is over {limit} bytes (--max-body-bytes).")
                 complete[0] = not message.get("more_body", False)
             return message

@@ -8,7 +8,8 @@ make that safe and result-neutral:
 * ``CpuPool``: at most ``parallel_stages`` builds run at a time and they split the cores; a build that finds
   others ready beside it gets ``free cores // ready builds`` threads (at least one), a build alone gets them all.
   The count is a cap (``grm.threads``) under the stage's own ``num_threads``; it never changes a result (on the
-  tested CPUs 1 and 2 threads give bitwise the same numbers, ``tests/integration/test_thread_count.py``), so no
+  tested CPUs 1 and 2 threads give bitwise the same numbers, with MKL's strict reproducibility mode that
+  ``import grm`` sets; ``tests/integration/test_thread_count.py``), so no
   stage key holds it (``runtime`` is in no slice).
 * ``run_build``: the build runs in a fresh process forked from a server that imported torch, transformers, TRL and
   the stage modules once (``multiprocessing`` forkserver), so a build starts in milliseconds, its torch threads,

@@ -3,8 +3,10 @@
 A stage asks for its configured thread count (``rft.train.num_threads``, ``sampling.num_threads``). When the
 pipeline runs independent stages at once (``runtime.parallel_stages``), each build runs in its own process with a
 cap, so two concurrent stages share the cores instead of oversubscribing them (``tasks.workers``). The thread count
-never changes a result: on the tested CPUs the matmul, attention and reduction kernels give bitwise the same
-numbers on 1 and 2 threads (``tests/integration/test_thread_count.py`` checks SFT, sampling, the meta RM and GRPO).
+never changes a result: on the tested CPUs (an AMD EPYC, an AVX-512 Xeon) the matmul, attention and reduction
+kernels give bitwise the same numbers on 1 and 2 threads (``tests/integration/test_thread_count.py`` checks SFT,
+sampling, the meta RM and GRPO), the Xeon with MKL's strict reproducibility mode that ``import grm`` sets
+(``MKL_CBWR=AUTO,STRICT``; see ``grm/__init__.py``).
 
 Example:
     >>> set_cap(1)

@@ -2,8 +2,14 @@
 
 Contract (``HFSampler``): greedy -> the same tokens as the old loop; sampling -> the same seeded random stream
 (one uniform per live row per step, rows in order, one generator per prompt batch), so the same texts up to float
-noise in the logits (exact on these fixed batches), the same seed -> the same texts, and draws that follow the
-model's softmax.
+noise in the logits, the same seed -> the same texts, and draws that follow the model's softmax.
+
+Float noise: the two paths run different kernels (a static cache of fixed length, rows masked rather than dropped),
+so logits differ in the last bits (measured: <= 6e-7 absolute on the world model). A draw whose uniform lands that
+close to a CDF boundary picks the neighbouring token and the row goes its own way from there: on a 2-core AVX-512
+Xeon, 1 row of 60 at seed 11, 0 of 960 on seeds 0-7 at temperatures 1.0 and 0.5; none on the AMD EPYC the paths
+were written on. So sampled streams are compared row by row with a small allowance; a broken stream (a uniform
+drawn for a finished row, rows out of order) changes nearly every row after the first finished one.
 """
 
 from __future__ import annotations
@@ -30,6 +36,16 @@ def world_model_dir(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("world_model")
     return build_tiny_model(build_tokenizer(WorldConfig(), tmp / "tokenizer"), tmp / "model")
+
+
+def _assert_same_stream(a, b, allowed: float = 0.05) -> None:
+    """Prompt-major completions of both paths: the same shape and prompt lengths, and at most ``allowed`` of the rows
+    different (float noise; see the module docstring)."""
+    assert [len(row) for row in a] == [len(row) for row in b]
+    pairs = [(x, y) for ra, rb in zip(a, b, strict=True) for x, y in zip(ra, rb, strict=True)]
+    assert all(x.prompt_tokens == y.prompt_tokens for x, y in pairs)
+    differ = [(x, y) for x, y in pairs if x != y]
+    assert len(differ) <= allowed * len(pairs), f"{len(differ)} of {len(pairs)} rows differ, e.g. {differ[:2]}"
 
 
 def _pair(model_dir, **kwargs):
@@ -76,7 +92,7 @@ def test_sampling_same_stream_as_old_loop_with_eos(world_pair, world_prompts, te
     flat = [c for row in b for c in row]
     # The batches mix rows that stop early (masked, not dropped, in the static path) with rows that run to the end.
     assert any(c.finish_reason == "stop" for c in flat) and any(c.finish_reason == "length" for c in flat)
-    assert a == b
+    _assert_same_stream(a, b)
 
 
 def test_top_p_and_eos_on_helper_model(tiny_model_dir):
@@ -87,8 +103,9 @@ def test_top_p_and_eos_on_helper_model(tiny_model_dir):
     a = old.generate_with_details(PROMPTS, 5, 1.2, 12, seed=5)
     b = new.generate_with_details(PROMPTS, 5, 1.2, 12, seed=5)
     assert any(c.finish_reason == "stop" for row in b for c in row)
-    assert a == b
-    assert old.stats.tokens_generated == new.stats.tokens_generated
+    _assert_same_stream(a, b)
+    if a == b:
+        assert old.stats.tokens_generated == new.stats.tokens_generated
 
 
 def test_same_seed_same_texts(world_pair, world_prompts):

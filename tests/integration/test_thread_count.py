@@ -1,6 +1,10 @@
 """The torch thread count changes no result: SFT, the meta RM and sampling give bitwise the same weights and texts
 on 1 and 2 threads, at the default model's shapes (hidden 128, 4 layers, MLP 384) and batch sizes.
 
+On x86 torch builds with MKL this needs MKL's strict reproducibility mode, which ``import grm`` sets
+(``MKL_CBWR=AUTO,STRICT`` unless set): without it MKL splits a large-K matmul (a weight gradient over all tokens)
+over the threads on AVX-512 Xeons, and the last bits follow the thread count.
+
 This is what lets ``runtime.parallel_stages`` run two stages on one thread each without a stage key holding the
 thread count (``tasks.workers``). If it fails on a machine (another CPU, another math library), runs there still
 work, but a concurrent run's numbers can differ from a sequential run's in the last bits: set
@@ -37,6 +41,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "sft": spct.rft_mix(sampled.accepted, general, cfg.rft.general_ratio, 0),
         "meta": meta_rm.examples_from_trajectories({it.id: it for it in items}, sampled.samples),
         "prompts": [t.prompt for t in sampled.samples[:48]],
+        "items": items,
+        "general": general,
     }
 
 
@@ -81,3 +87,18 @@ def test_samples_are_equal_on_1_and_2_threads(setup: dict) -> None:
         sampler = HFSampler(setup["model"], num_threads=n, progress=False, batch_size=256)
         texts[n] = sampler.generate(setup["prompts"], 8, 0.5, 50, seed=3)
     assert texts[1] == texts[2]
+
+
+def test_grpo_steps_are_bitwise_equal_on_1_and_2_threads(setup: dict) -> None:
+    import random
+
+    from grm.training.grpo import build_rl_rows, train_grpo
+
+    cfg = replace(setup["cfg"].rl, max_steps=2, report_to="none")
+    rows = build_rl_rows(setup["items"][:16], cfg.template, 0)
+    out = {}
+    for n in (1, 2):
+        random.seed(0)
+        train_grpo(setup["model"], rows, setup["tmp"] / f"rl{n}", cfg, num_threads=n, general=setup["general"])
+        out[n] = _weights(setup["tmp"] / f"rl{n}")
+    _assert_bitwise_equal(out[1], out[2])

@@ -24,6 +24,7 @@ from typing import Any
 
 from grm import executors
 from grm.config import flatten, load_config, save_config
+from grm.files import project_path
 from grm.pipeline_config import PipelineConfig, check_benchdata, check_data_files, stage_seeds
 from tasks import bench, stages, tracking, workers
 
@@ -107,8 +108,7 @@ class RunContext:
 
     def path(self, relative: str | Path) -> Path:
         """A project-relative path made absolute."""
-        p = Path(relative)
-        return p if p.is_absolute() else Path(self.project_dir) / p
+        return project_path(self.project_dir, relative)
 
 
 def artifacts_root(project_dir: str | Path) -> Path:

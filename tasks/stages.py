@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from grm.config import to_dict
-from grm.files import write_json_atomic
+from grm.files import project_path, write_json_atomic
 from tasks.locks import file_lock
 
 MARKER = "stage.json"
@@ -372,8 +372,7 @@ def resolve_files(
     paths: dict[str, Path | None] = {}
     hashes: dict[str, str] = {}
     for name, spec in specs.items():
-        p = Path(spec.path).expanduser()
-        p = p if p.is_absolute() else Path(project_dir) / p
+        p = project_path(project_dir, spec.path)
         if p.exists():
             paths[name], hashes[name] = p, content_hash(p)
         elif spec.required:

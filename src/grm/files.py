@@ -17,6 +17,25 @@ from typing import Any
 
 from grm.errors import InputFileError, MissingFileError
 
+
+def project_path(project_dir: str | Path, path: str | Path) -> Path:
+    """``path`` made absolute against ``project_dir`` (kept if absolute), as the kernel will resolve it once the run has
+    created ``project_dir``: before that, ``NEW/../x`` cannot be opened, so ``..`` is collapsed lexically after the
+    folder's existing ancestors are resolved.
+
+    Example:
+        >>> project_path("/nonexistent/run", "../shared/benchdata").as_posix()
+        '/nonexistent/shared/benchdata'
+    """
+    p = Path(path).expanduser()
+    if p.is_absolute():
+        return p
+    base = Path(project_dir)
+    if base.exists():
+        return base / p
+    return Path(os.path.normpath(base.resolve() / p))
+
+
 MAX_INT_DIGITS = 100  # longer integer literals are refused (float() of them overflows; > 4300 digits int() fails)
 _MAGIC = (
     (b"\x1f\x8b", "gzip-compressed", "decompress it first (gunzip FILE)"),

@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 from grm.ablations import ABLATIONS
 from grm.ablations import model_name as ablation_model
+from grm.files import project_path
 from grm.prompts import TEMPLATES
 from grm.verdicts import TIE_POLICIES
 
@@ -1148,8 +1149,7 @@ def check_benchdata(cfg: PipelineConfig, project_dir: str | Path = ".") -> None:
     from grm.benchmarks import get_benchmark
     from grm.config import ConfigError
 
-    root = Path(cfg.eval.benchdata)
-    root = root if root.is_absolute() else Path(project_dir) / root
+    root = project_path(project_dir, cfg.eval.benchdata)
     problems = []
     for name in cfg.eval.benchmarks:
         if get_benchmark(name).local_shards is None:
@@ -1200,8 +1200,7 @@ def check_data_files(cfg: PipelineConfig, project_dir: str | Path = ".", trainin
 
     if cfg.data.source == "world":
         return
-    folder = Path(cfg.data.source)
-    folder = folder if folder.is_absolute() else Path(project_dir) / folder
+    folder = project_path(project_dir, cfg.data.source)
     missing = [f for f in SPLIT_FILES if not (folder / f).is_file()]
     if missing:
         raise ConfigError(

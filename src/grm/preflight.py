@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from grm.errors import InputFileError, MissingFileError
+from grm.files import project_path
 from grm.model_files import check_model_dir
 from grm.pipeline_config import check_benchdata, check_data_files
 from grm.schemas import read_items
@@ -30,8 +31,7 @@ def check_run_inputs(cfg: Any, project_dir: str | Path = ".") -> None:
         UserError: a missing or bad ``data.source`` folder/split/row, or a bad model folder.
     """
     if cfg.data.source != "world":
-        src = Path(cfg.data.source)
-        src = src if src.is_absolute() else Path(project_dir) / src
+        src = project_path(project_dir, cfg.data.source)
         if not src.exists():
             raise MissingFileError(
                 "the data.source folder does not exist",

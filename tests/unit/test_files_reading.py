@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from grm.errors import InputFileError, MissingFileError, UserError
-from grm.files import JsonProblem, check_output_dir, check_output_file, iter_lines, parse_json, read_text
+from grm.files import JsonProblem, check_output_dir, check_output_file, iter_lines, parse_json, project_path, read_text
 
 
 @pytest.mark.parametrize(
@@ -99,3 +100,17 @@ def test_user_errors_survive_pickling_with_message_and_attributes(tmp_path):
     ):
         back = pickle.loads(pickle.dumps(exc))
         assert type(back) is type(exc) and str(back) == str(exc) and back.__dict__ == exc.__dict__
+
+
+def test_project_path_resolves_against_a_project_folder_the_run_will_create(tmp_path):
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    new = tmp_path / "link" / "runs" / "a"  # not there yet, under a symlinked ancestor
+    before = project_path(new, "../../x")
+    new.mkdir(parents=True)
+    (tmp_path / "real" / "x").mkdir()
+    assert before == (new / "../../x").resolve() == (tmp_path / "real" / "x").resolve()
+    assert project_path(tmp_path / "absent", "../shared").is_dir()
+    assert project_path(new, "/abs/p") == Path("/abs/p")
+    assert project_path(new, "data") == new / "data"

@@ -207,6 +207,12 @@ def test_meta_rm_trains_with_bce_and_scores_in_unit_interval(tiny_model_dir, tmp
     assert all(0.0 < p < 1.0 for p in probs) and probs[0] > probs[1]
     clf = AutoModelForSequenceClassification.from_pretrained(tmp_path / "meta")
     assert clf.config.num_labels == 1
+    # batched shortest first, answered in input order: the same logits as one text at a time
+    texts = [("Response: " + "good " * (i % 7) + ("bad" if i % 3 else "good")).strip() for i in range(20)]
+    scorer.batch_size = 4
+    alone = [scorer.logits([t])[0] for t in texts]
+    assert scorer.logits(texts) == pytest.approx(alone, abs=1e-4)
+    assert len(set(alone)) > 3
 
 
 @pytest.mark.slow

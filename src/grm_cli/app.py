@@ -181,6 +181,10 @@ def _register_optional_commands() -> None:
 
     for name, module, func in COMMANDS:
         app.command(name)(getattr(importlib.import_module(module), func))
+    from grm_cli.data import DATA_COMMANDS, register_data_commands
+
+    if DATA_COMMANDS:
+        app.add_typer(register_data_commands(), name="data")
 
 
 _register_optional_commands()

@@ -24,7 +24,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from grm import context_fit, evaluation, spct
-from grm.benchmarks import get_benchmark, load_benchmark
+from grm.benchmarks import bundled, get_benchmark, load_benchmark
 from grm.files import write_json_atomic
 from grm.pipeline_config import PipelineConfig
 from tasks.evaluation import Protocol, evaluate_with, select_protocol
@@ -77,8 +77,11 @@ def bench_files(cfg: PipelineConfig, benchmark: str, model: str) -> dict[str, Fi
     if benchmark not in cfg.eval.benchmarks:
         return {}
     local = local_folder(benchmark)
-    path = Path(cfg.eval.benchdata) / local if local else Path(cfg.eval.benchdata)
-    fix = f"copy the {benchmark} benchmark there (see the benchdata README) or drop it from eval.benchmarks"
+    root = bundled.bundled_root() if cfg.eval.benchdata is None else Path(cfg.eval.benchdata)  # else: project-relative
+    path = root / local if local else root
+    fix = bundled.missing_hint(benchmark, root) or (
+        f"copy the {benchmark} benchmark there (docs/benchdata.md) or drop it from eval.benchmarks"
+    )
     return {"benchdata": FileInput(str(path), "eval.benchdata", required=True, fix=fix)}
 
 
@@ -137,14 +140,9 @@ def after_bench(s: BenchSlice, tracker: Any, run_id: str, result: StageResult) -
 
 
 def _bench_examples(tmp: Path) -> list[dict[str, Any]]:
-    """Parameter sets of the generated key test; the default ``eval.benchdata`` (``../shared/benchdata``, read from
-    the project folder ``tmp``) gets a stand-in copy of each default benchmark's folder."""
-    root = tmp.parent / "shared" / "benchdata"
+    """Parameter sets of the generated key test: each default benchmark (read from the shipped copy, the default
+    ``eval.benchdata``) with each trained GRM."""
     names = PipelineConfig().eval.benchmarks
-    for name in names:
-        folder = root / (local_folder(name) or "")
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "data.jsonl").write_text(f'{{"benchmark": "{name}"}}\n')
     return [{"benchmark": name, "model": model} for name in names[:2] for model in BENCH_MODELS]
 
 

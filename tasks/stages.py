@@ -46,6 +46,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from grm.benchmarks import bundled
 from grm.config import to_dict
 from grm.files import project_path, write_json_atomic
 from tasks.locks import file_lock
@@ -361,8 +362,22 @@ def register(stage: Stage[S]) -> Stage[S]:
 
 
 def content_hash(path: Path) -> str:
-    """``tree_md5`` of a folder, ``file_md5`` of a file."""
+    """``tree_md5`` of a folder, ``file_md5`` of a file. A benchmark folder of the shipped copy (read-only, named by
+    its archives' digest: ``grm.benchmarks.bundled``) is hashed once per process and file listing (names, sizes,
+    mtimes), since planning hashes it for every stage call."""
+    if path.is_dir() and bundled.is_bundled(path.parent):
+        listing = tuple(
+            (p.relative_to(path).as_posix(), p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(path.rglob("*"))
+            if p.is_file()
+        )
+        return _shipped_tree_hash(str(path), listing)
     return f"tree:{tree_md5(path)}" if path.is_dir() else f"file:{file_md5(path)}"
+
+
+@lru_cache(maxsize=64)
+def _shipped_tree_hash(path: str, listing: tuple[tuple[str, int, int], ...]) -> str:
+    return f"tree:{tree_md5(path)}"
 
 
 def resolve_files(

@@ -716,12 +716,13 @@ class EvalConfig:
     )
     limit: int | None = field(default=None, metadata={"help": "evaluate only the first N test items (None: all)"})
     benchmarks: tuple[str, ...] = field(
-        default=("rewardbench", "rmb", "realmistake"),
+        default=("rewardbench", "realmistake"),
         metadata={
             "help": "registered real benchmarks (grm eval names) each trained GRM (rft, rl; MetaRM@k with the meta "
             "RM) is evaluated on besides the held-out split, as stages bench.{benchmark}.{model} with grm eval's "
-            "code; metrics eval/{benchmark}/{model}/... (usable as registry.gate_metric). Default: the three with a "
-            "local copy in ../shared/benchdata. On the embedded tiny model (128 positions, world vocabulary) the "
+            "code; metrics eval/{benchmark}/{model}/... (usable as registry.gate_metric). Default: the two of the "
+            "paper's four (RewardBench, PPE, RMB, ReaLMistake) shipped in the repository (PPE is hub only; RMB has no "
+            "licence to redistribute: list rmb with eval.benchdata at a copy holding it). On the embedded tiny model (128 positions, world vocabulary) the "
             "items are cut to fit the context (counted): a protocol check, not a quality measure. [] turns it off"
         },
     )
@@ -734,11 +735,13 @@ class EvalConfig:
             "minute (configs/gpu-recipe.yaml: all)"
         },
     )
-    benchdata: str = field(
-        default="../shared/benchdata",
+    benchdata: str | None = field(
+        default=None,
         metadata={
-            "help": "folder holding the local benchmark copies (relative to the project folder); each benchmark's "
-            "own subfolder is keyed by content, and a missing one fails at load when eval.benchmarks lists it"
+            "help": "folder holding the local benchmark copies (relative to the project folder); null: the copy "
+            "shipped in the repository (benchdata/*.tar.gz: rewardbench, realmistake, judgebench, rm-bench, gsm8k; "
+            "unpacked once into $GRM_CACHE_DIR or ~/.cache/grm; docs/benchdata.md). Each benchmark's own subfolder "
+            "is keyed by content, and a missing one fails at load when eval.benchmarks lists it"
         },
     )
 
@@ -1146,22 +1149,26 @@ def check_benchdata(cfg: PipelineConfig, project_dir: str | Path = ".") -> None:
     """
     if not cfg.eval.benchmarks:
         return
-    from grm.benchmarks import get_benchmark
+    from grm.benchmarks import bundled, get_benchmark, registry
     from grm.config import ConfigError
 
-    root = project_path(project_dir, cfg.eval.benchdata)
+    try:
+        root = bundled.resolve(cfg.eval.benchdata, project_dir)
+    except OSError as exc:  # the shipped archives are missing or cannot be unpacked: the message names the fix
+        raise ConfigError(f"eval.benchdata=null (the copy shipped in the repository): {exc}") from exc
+    shown = "null (the copy shipped in the repository)" if cfg.eval.benchdata is None else repr(cfg.eval.benchdata)
     problems = []
     for name in cfg.eval.benchmarks:
         if get_benchmark(name).local_shards is None:
             problems.append(f"{name} has no local reader (hub only)")
             continue
         try:
-            get_benchmark(name).local_shards(root)
+            registry.local_shards(get_benchmark(name), root)
         except (FileNotFoundError, OSError) as exc:
             problems.append(f"{name}: {exc}")
     if problems:
         raise ConfigError(
-            f"eval.benchdata={cfg.eval.benchdata!r} ({root}) lacks what eval.benchmarks={list(cfg.eval.benchmarks)} "
+            f"eval.benchdata={shown} ({root}) lacks what eval.benchmarks={list(cfg.eval.benchmarks)} "
             f"reads: {'; '.join(problems)}. Point eval.benchdata at the benchdata folder, or drop those benchmarks "
             "(--set eval.benchmarks=[] turns the benchmark evaluation off)"
         )

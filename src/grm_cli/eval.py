@@ -152,7 +152,12 @@ def eval_command(
     model_name: Annotated[str | None, typer.Option(help="name in metric names (default: from --model)")] = None,
     output: Annotated[Path | None, typer.Option(help="report folder (default runs/eval/<model>-<time>)")] = None,
     benchdata: Annotated[
-        Path | None, typer.Option(envvar=BENCHDATA_ENV, help="benchdata folder (default ../shared/benchdata)")
+        Path | None,
+        typer.Option(
+            envvar=BENCHDATA_ENV,
+            help="benchdata folder (default: the copy shipped in the repository, docs/benchdata.md; rmb needs a "
+            "full copy)",
+        ),
     ] = None,
     track: Annotated[bool, typer.Option("--track/--no-track", help="log metrics + report to MLflow")] = False,
     executor: Annotated[str, typer.Option(help="local | ray: where the shards are sampled (same results)")] = "local",

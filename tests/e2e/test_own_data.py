@@ -1,6 +1,7 @@
 """A user's first run on their own data, end to end: the tiny pipeline on a data folder that is not the embedded
 world (written by ``grm world`` into a folder of another name, with its general.jsonl), plus one real benchmark and
-one of the paper's RFT ablations. Metrics are named after the folder, the registry decides on a benchmark metric."""
+one of the paper's RFT ablations. Metrics are named after the folder, the registry decides on a benchmark metric.
+The benchmark is read from the copy shipped in the repository (the default eval.benchdata): no ../shared needed."""
 
 from __future__ import annotations
 
@@ -14,8 +15,6 @@ from tests.e2e.conftest import REPO, TINY_CONFIG, PrefectServer, make_project, r
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(600)]  # trains tiny models
 
-BENCHDATA = REPO.parent / "shared" / "benchdata"
-
 
 def test_tiny_pipeline_on_a_non_world_folder_with_a_benchmark(prefect_server: PrefectServer, tmp_path: Path) -> None:
     project = make_project(tmp_path / "project")
@@ -26,11 +25,8 @@ def test_tiny_pipeline_on_a_non_world_folder_with_a_benchmark(prefect_server: Pr
     )  # fmt: skip
     assert {p.name for p in data.iterdir()} == {"train.jsonl", "val.jsonl", "test.jsonl", "general.jsonl"}
     overrides = ["data.source=my prefs", "rft.sft_unfiltered=false", "eval.limit=12", "rft.ablations=[no_principles]"]
-    gate = "eval/my_prefs/rl/voting_k4/accuracy"  # the derived default follows the data folder
-    if BENCHDATA.is_dir():  # a benchmark metric gates the registry
-        gate = "eval/realmistake/rl/greedy_k1/accuracy"
-        overrides += [f"eval.benchdata={BENCHDATA}", "eval.benchmarks=[realmistake]", "eval.benchmark_limit=2"]
-        overrides += [f"registry.gate_metric={gate}"]
+    gate = "eval/realmistake/rl/greedy_k1/accuracy"  # a benchmark metric gates the registry
+    overrides += ["eval.benchmarks=[realmistake]", "eval.benchmark_limit=2", f"registry.gate_metric={gate}"]
     out = run_flow(prefect_server, "spct_pipeline", project, *[a for o in overrides for a in ("--set", o)])
     metrics = out["metrics"]
     assert "eval/my_prefs/rl/voting_k4/accuracy" in metrics and "eval/my_prefs/rft/greedy_k1/accuracy" in metrics
@@ -41,11 +37,8 @@ def test_tiny_pipeline_on_a_non_world_folder_with_a_benchmark(prefect_server: Pr
     decision = out["registry"]
     assert decision["gate_metric"] == gate and decision["new_value"] == metrics[gate]
     assert decision["alias"] in ("champion", "challenger") and decision["version"]
-    if BENCHDATA.is_dir():
-        for model in ("rft", "rl"):
-            assert f"bench.realmistake.{model}" in out["stages"]
-            assert metrics[f"eval/realmistake/{model}/context/n_loaded"] == 2
-            fit = metrics[f"eval/realmistake/{model}/context/n_fit"]
-            assert fit + metrics[f"eval/realmistake/{model}/context/n_refused"] == 2
-    else:
-        pytest.skip(f"ran without the benchmark stages: benchdata not found at {BENCHDATA}")
+    for model in ("rft", "rl"):
+        assert f"bench.realmistake.{model}" in out["stages"]
+        assert metrics[f"eval/realmistake/{model}/context/n_loaded"] == 2
+        fit = metrics[f"eval/realmistake/{model}/context/n_fit"]
+        assert fit + metrics[f"eval/realmistake/{model}/context/n_refused"] == 2

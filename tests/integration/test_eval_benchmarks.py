@@ -11,12 +11,12 @@ from typer.testing import CliRunner
 
 from grm.benchmarks.table import cross_table, plot_k_curves
 from grm_cli import eval as eval_cmd
+from tests.helpers.benchdata import SHIPPED, with_rmb
 from tests.unit.test_benchmarks_evaluation import _app
 from tests.unit.test_benchmarks_rmbench import LengthBiasedSampler
 from tests.unit.test_benchmarks_table import report
 
-BENCHDATA = Path(__file__).resolve().parents[3] / "shared" / "benchdata"
-needs_benchdata = pytest.mark.skipif(not BENCHDATA.is_dir(), reason=f"benchdata not found at {BENCHDATA}")
+BENCHDATA = SHIPPED  # the copy shipped in the repository (docs/benchdata.md)
 
 
 def test_the_k_plot_is_a_png_and_is_skipped_without_two_ks(tmp_path):
@@ -28,7 +28,6 @@ def test_the_k_plot_is_a_png_and_is_skipped_without_two_ks(tmp_path):
     )
 
 
-@needs_benchdata
 def test_grm_eval_on_judgebench_and_rm_bench_real_text_gives_the_table_and_the_plot(tmp_path, monkeypatch):
     monkeypatch.setattr(eval_cmd, "_build_sampler", lambda model, shard_size: LengthBiasedSampler())
     out = tmp_path / "report"
@@ -56,7 +55,6 @@ def test_grm_eval_on_judgebench_and_rm_bench_real_text_gives_the_table_and_the_p
     )
 
 
-@needs_benchdata
 @pytest.mark.slow
 def test_grm_eval_judgebench_and_rm_bench_on_the_tiny_model_logs_the_table_to_mlflow(
     tiny_model_dir, tmp_path, monkeypatch
@@ -90,10 +88,9 @@ def test_grm_eval_judgebench_and_rm_bench_on_the_tiny_model_logs_the_table_to_ml
     assert "eval_report/accuracy_vs_k.png" in artifacts and "eval_report/report.md" in artifacts
 
 
-@needs_benchdata
 def test_one_scores_file_over_four_benchmarks_gives_each_official_number_and_the_table(tmp_path):
     """``grm eval -b judgebench,rm-bench,rewardbench,rmb --scores-file``: every column equals the benchmark's
-    official formula computed here from the same hand-made scores."""
+    official formula computed here from the same hand-made scores (RMB: a full copy, else its stand-in)."""
     import numpy as np
 
     from grm.benchmarks import load_benchmark
@@ -101,6 +98,7 @@ def test_one_scores_file_over_four_benchmarks_gives_each_official_number_and_the
     from tests.unit.test_benchmarks_judgebench import official_two_game
     from tests.unit.test_benchmarks_rmbench import official_compute_accuracy
 
+    root = with_rmb(tmp_path)
     rng = np.random.default_rng(7)
     lines, expected = [], {}
     jb = load_benchmark("judgebench", BENCHDATA, limit=12, progress=False)
@@ -121,7 +119,7 @@ def test_one_scores_file_over_four_benchmarks_gives_each_official_number_and_the
     for it in rb:
         per_subset.setdefault(it.subset, []).append(float(rb_scores[it.id][0] > rb_scores[it.id][1]))
     expected["rewardbench"] = rewardbench_sections({s: np.mean(v) for s, v in per_subset.items()})["overall"]
-    rmb = load_benchmark("rmb", BENCHDATA, limit=12, progress=False)
+    rmb = load_benchmark("rmb", root, limit=12, progress=False)
     rmb_scores = {it.id: list(rng.normal(size=it.n)) for it in rmb}
     sections = {}
     for it in rmb:
@@ -134,7 +132,7 @@ def test_one_scores_file_over_four_benchmarks_gives_each_official_number_and_the
     path.write_text("\n".join(lines) + "\n")
     out = tmp_path / "report"
     args = ["eval", "-b", "judgebench,rm-bench,rewardbench,rmb", "--scores-file", str(path), "--limit", "12",
-            "--tie-policy", "official", "--benchdata", str(BENCHDATA), "--output", str(out)]  # fmt: skip
+            "--tie-policy", "official", "--benchdata", str(root), "--output", str(out)]  # fmt: skip
     result = CliRunner().invoke(_app(), args)
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())

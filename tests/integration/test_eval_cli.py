@@ -12,11 +12,9 @@ from typer.testing import CliRunner
 
 from grm.benchmarks import available
 from grm_cli.eval import eval_command
+from tests.helpers.benchdata import SHIPPED, with_rmb
 
-BENCHDATA = Path(__file__).resolve().parents[3] / "shared" / "benchdata"
-pytestmark = pytest.mark.skipif(
-    not BENCHDATA.is_dir(), reason=f"benchdata not found at {BENCHDATA} (read-only shared inputs; see SPEC §7)"
-)
+BENCHDATA = SHIPPED  # the copy shipped in the repository (docs/benchdata.md); rmb: with_rmb
 LOCAL = ["rewardbench", "rmb", "gsm8k-pairs", "realmistake", "judgebench", "judgebench-claude", "rm-bench"]
 
 
@@ -40,7 +38,7 @@ def test_grm_eval_runs_every_local_benchmark_on_a_tiny_model(tiny_model_dir, tmp
     out = tmp_path / "eval"
     args = ["eval", "--benchmark", ",".join(LOCAL), "--model", str(tiny_model_dir), "--model-name", "tiny",
             "--limit", "1", "--k", "1,2", "--max-new-tokens", "4", "--template", "compact", "--no-hygiene",
-            "--benchdata", str(BENCHDATA), "--output", str(out)]  # fmt: skip
+            "--benchdata", str(with_rmb(tmp_path)), "--output", str(out)]  # fmt: skip
     start = time.perf_counter()
     result = CliRunner().invoke(_app(), args)
     elapsed = time.perf_counter() - start

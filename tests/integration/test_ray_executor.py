@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from grm import evaluation, judging
+from grm.benchmarks import bundled
 from grm.executors import LocalExecutor, RayExecutor, SamplerSpec, ShardedSampler, local_runtime_env
 from grm.world.generator import WorldConfig, generate_world
 
@@ -157,11 +158,10 @@ def test_tiny_world_model_eval_equals_local_at_1_and_2_workers(ray_cluster, tmp_
         assert got["texts"] == local["texts"]
 
 
-BENCHDATA = Path(__file__).resolve().parents[3] / "shared" / "benchdata"
+BENCHDATA = bundled.bundled_root()  # the copy shipped in the repository (docs/benchdata.md)
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not BENCHDATA.is_dir(), reason=f"benchdata not found at {BENCHDATA}")
 def test_grm_eval_executor_ray_equals_local(ray_cluster, tiny_model_dir: Path, tmp_path: Path) -> None:
     import typer
     from typer.testing import CliRunner

@@ -1,10 +1,10 @@
-"""Converters: real benchdata rows (skipped when absent), hub-schema rows, bad rows, registry behaviour."""
+"""Converters: real rows of the shipped copy (RMB's real counts: a full copy, skipped without one), hub-schema rows,
+bad rows, registry behaviour."""
 
 from __future__ import annotations
 
 import collections
 import json
-from pathlib import Path
 
 import datasets
 import pytest
@@ -22,11 +22,9 @@ from grm.benchmarks import (
     resolve_benchdata,
 )
 from grm.schemas import DataError
+from tests.helpers.benchdata import FULL, SHIPPED, needs_full_rmb, with_rmb
 
-BENCHDATA = Path(__file__).resolve().parents[3] / "shared" / "benchdata"
-needs_benchdata = pytest.mark.skipif(
-    not BENCHDATA.is_dir(), reason=f"benchdata not found at {BENCHDATA} (read-only shared inputs; see SPEC §7)"
-)
+BENCHDATA = SHIPPED
 
 
 # ---------------------------------------------------------------- registry
@@ -75,7 +73,6 @@ def test_missing_benchdata_folder_names_the_option_and_env_var(tmp_path):
 # ---------------------------------------------------------------- real local rows
 
 
-@needs_benchdata
 def test_rewardbench_local_copy_has_2985_pairs_in_23_subsets_chosen_first():
     items = load_benchmark("rewardbench", BENCHDATA, progress=False)
     assert len(items) == 2985
@@ -85,23 +82,22 @@ def test_rewardbench_local_copy_has_2985_pairs_in_23_subsets_chosen_first():
     assert items[0].id.startswith("rewardbench/alpacaeval-easy/")
 
 
-@needs_benchdata
 def test_limit_spreads_items_over_subsets():
     items = load_benchmark("rewardbench", BENCHDATA, limit=46, progress=False)
     assert len(items) == 46
     assert len({it.subset for it in items}) == 23  # round-robin: two per subset
 
 
-@needs_benchdata
+@needs_full_rmb
 def test_rmb_reads_files_with_spaces_and_reports_its_bad_rows_by_file_and_record():
     with pytest.raises(DataError) as info:
-        load_benchmark("rmb", BENCHDATA, progress=False)
+        load_benchmark("rmb", FULL, progress=False)
     errors = info.value.errors
     assert len(errors) == 7
     assert any("GeneralExcerpt Language Translation.json:30: conversation_input[2].content" in e for e in errors)
     assert any("Harmlessness/S5.json:397: reject.answer: empty string" in e for e in errors)
     skipped: list[str] = []
-    items = load_benchmark("rmb", BENCHDATA, progress=False, skipped=skipped)
+    items = load_benchmark("rmb", FULL, progress=False, skipped=skipped)
     assert skipped == errors
     sections = collections.Counter(it.meta["section"] for it in items)
     assert sections["bon_helpfulness"] == 2109 and sections["bon_harmlessness"] == 1677  # BoN is complete
@@ -110,9 +106,8 @@ def test_rmb_reads_files_with_spaces_and_reports_its_bad_rows_by_file_and_record
     assert bon.best == 0 and bon.n >= 2 and "language" not in json.dumps(bon.query)
 
 
-@needs_benchdata
-def test_rmb_limit_covers_all_four_sections():
-    items = load_benchmark("rmb", BENCHDATA, limit=8, progress=False)
+def test_rmb_limit_covers_all_four_sections(tmp_path):  # the full copy, else the stand-in in RMB's layout
+    items = load_benchmark("rmb", with_rmb(tmp_path), limit=8, progress=False)
     assert collections.Counter(it.meta["section"] for it in items) == {
         "pairwise_helpfulness": 2,
         "pairwise_harmlessness": 2,
@@ -121,14 +116,12 @@ def test_rmb_limit_covers_all_four_sections():
     }
 
 
-@needs_benchdata
 def test_gsm8k_gives_2429_correct_over_incorrect_pairs():
     items = load_benchmark("gsm8k-pairs", BENCHDATA, progress=False)
     assert len(items) == 2429
     assert len({it.meta["question_index"] for it in items}) == 731
 
 
-@needs_benchdata
 def test_realmistake_is_read_from_the_zip_with_no_error_as_label_1():
     items = load_benchmark("realmistake", BENCHDATA, progress=False)
     assert len(items) == 900

@@ -5,7 +5,6 @@ from __future__ import annotations
 import collections
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,12 +14,10 @@ from grm import evaluation
 from grm.benchmarks import convert_rows, get_benchmark, load_benchmark
 from grm.benchmarks.scoring import judgebench_scores, two_game_credit
 from grm.schemas import DataError, Item
+from tests.helpers.benchdata import SHIPPED
 from tests.unit.test_benchmarks_evaluation import RESPONSE_RE, FirstWinsSampler, _app
 
-BENCHDATA = Path(__file__).resolve().parents[3] / "shared" / "benchdata"
-needs_benchdata = pytest.mark.skipif(
-    not (BENCHDATA / "judgebench").is_dir(), reason=f"benchdata/judgebench not found under {BENCHDATA}"
-)
+BENCHDATA = SHIPPED  # the copy shipped in the repository (docs/benchdata.md)
 
 
 def row(pair_id="p1", source="mmlu-pro-law", label="A>B", **extra):
@@ -32,7 +29,6 @@ def row(pair_id="p1", source="mmlu-pro-law", label="A>B", **extra):
 # ---------------------------------------------------------------- converter
 
 
-@needs_benchdata
 @pytest.mark.parametrize(
     ("name", "split", "n", "per_category", "n_a"),
     [
@@ -48,7 +44,6 @@ def test_local_splits_have_the_readme_counts_categories_and_ids(name, split, n, 
     assert all(it.meta["source"].startswith("mmlu-pro") for it in items if it.subset == "knowledge")
 
 
-@needs_benchdata
 def test_limit_covers_the_four_categories():
     items = load_benchmark("judgebench", BENCHDATA, limit=8, progress=False)
     assert collections.Counter(it.subset for it in items) == {"knowledge": 2, "reasoning": 2, "math": 2, "coding": 2}
@@ -236,7 +231,6 @@ def test_scalar_scores_follow_the_official_rm_judge_and_a_tie_is_b_over_a():
     assert m["tie_rate"] == 0.5 and m["position_flip_rate"] == 0.5  # the tie default flips with the order
 
 
-@needs_benchdata
 def test_grm_eval_scores_file_gives_the_official_numbers_per_category(tmp_path):
     items = load_benchmark("judgebench", BENCHDATA, limit=40, progress=False)
     rng = np.random.default_rng(3)

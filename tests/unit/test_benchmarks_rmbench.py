@@ -5,7 +5,6 @@ from __future__ import annotations
 import collections
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,12 +15,10 @@ from grm.benchmarks import convert_rows, load_benchmark
 from grm.benchmarks.rmbench import style_pairs
 from grm.benchmarks.scoring import rm_bench_scores, style_levels, style_matrix
 from grm.schemas import DataError, Item
+from tests.helpers.benchdata import SHIPPED
 from tests.unit.test_benchmarks_evaluation import RESPONSE_RE, _app
 
-BENCHDATA = Path(__file__).resolve().parents[3] / "shared" / "benchdata"
-needs_benchdata = pytest.mark.skipif(
-    not (BENCHDATA / "rm-bench").is_dir(), reason=f"benchdata/rm-bench not found under {BENCHDATA}"
-)
+BENCHDATA = SHIPPED  # the copy shipped in the repository (docs/benchdata.md)
 STYLES = ("short", "long plain", "long **markdown**")
 
 
@@ -49,7 +46,6 @@ def official_compute_accuracy(results):
 # ---------------------------------------------------------------- converter
 
 
-@needs_benchdata
 def test_local_files_pool_the_two_safety_files_into_one_domain():
     items = load_benchmark("rm-bench", BENCHDATA, progress=False)
     assert collections.Counter(it.subset for it in items) == {"chat": 129, "code": 228, "safety": 441}
@@ -60,7 +56,6 @@ def test_local_files_pool_the_two_safety_files_into_one_domain():
     assert first.id == "rm-bench/chat/8" and "_file" not in first.meta
 
 
-@needs_benchdata
 def test_a_math_file_is_read_when_present(tmp_path):
     data = tmp_path / "rm-bench" / "data"
     data.mkdir(parents=True)
@@ -145,7 +140,6 @@ def test_overall_is_the_mean_of_domain_scores_not_of_prompts():
 # ---------------------------------------------------------------- scalar scores and the GRM
 
 
-@needs_benchdata
 def test_grm_eval_scores_file_matches_the_official_compute_accuracy(tmp_path):
     items = load_benchmark("rm-bench", BENCHDATA, limit=24, progress=False)
     rng = np.random.default_rng(0)

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import itertools
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from grm.benchmarks import decontamination, scoring
 from grm.schemas import Item
+from tests.helpers.benchdata import SHIPPED
 
-RESULTS = Path(__file__).resolve().parents[3] / "shared" / "benchdata" / "rewardbench" / "results"
-needs_results = pytest.mark.skipif(not RESULTS.is_dir(), reason=f"published RewardBench results not at {RESULTS}")
+RESULTS = SHIPPED / "rewardbench" / "results"  # published numbers, shipped with the data
 
 
-@needs_results
 def test_rewardbench_weighting_reproduces_rm_r1_main_score_exactly():
     per_subset = json.loads((RESULTS / "RM-R1-DeepSeek-Distilled-Qwen-32B.per_subset.json").read_text())
     main = json.loads((RESULTS / "RM-R1-DeepSeek-Distilled-Qwen-32B.main_score.json").read_text())
@@ -28,7 +26,6 @@ def test_rewardbench_weighting_reproduces_rm_r1_main_score_exactly():
     assert got["overall"] == pytest.approx(main["avg_Result_each_section"], abs=1e-12)
 
 
-@needs_results
 def test_rewardbench_weighting_reproduces_the_readme_example_to_the_printed_digits():
     per_subset = json.loads((RESULTS / "readme_example_beaver-7b-v1.0-cost.per_subset.json").read_text())
     got = scoring.rewardbench_sections(per_subset)

@@ -273,13 +273,28 @@ def test_missing_benchdata_fails_at_load_naming_the_key_and_the_fix(tmp_path):
 
 
 def test_benchmark_metrics_of_the_trained_grms_can_gate():
-    assert PipelineConfig().eval.benchmarks == ("rewardbench", "rmb", "realmistake")
-    cfg = load("registry.gate_metric=eval/rmb/rl/metarm_k8/overall")
+    assert PipelineConfig().eval.benchmarks == ("rewardbench", "realmistake")  # the shipped ones (no rmb: no licence)
+    cfg = load("registry.gate_metric=eval/realmistake/rl/metarm_k8/roc_auc")
+    assert cfg.registry.gate_metric == "eval/realmistake/rl/metarm_k8/roc_auc"
+    cfg = load("eval.benchmarks=[rewardbench,rmb]", "registry.gate_metric=eval/rmb/rl/metarm_k8/overall")
     assert cfg.registry.gate_metric == "eval/rmb/rl/metarm_k8/overall"
     assert "not a metric this run produces" in load_error("registry.gate_metric=eval/rmb/teacher/voting_k8/overall")
     assert "not a metric this run produces" in load_error(
         "eval.benchmarks=[rewardbench]", "registry.gate_metric=eval/rmb/rl/voting_k8/overall"
     )
+
+
+def test_the_default_benchdata_is_the_shipped_copy_wherever_the_project_is(tmp_path):
+    from grm.pipeline_config import check_benchdata
+
+    cfg = load()
+    assert cfg.eval.benchdata is None  # null: benchdata/*.tar.gz of the repository, unpacked into the user cache
+    check_benchdata(cfg, tmp_path / "new" / "project")  # no ../shared beside it: still accepted
+    with pytest.raises(ConfigError) as info:
+        check_benchdata(load("eval.benchmarks=[rewardbench,rmb]"), tmp_path)
+    message = str(info.value)
+    assert "rmb is not shipped" in message and "no licence" in message
+    assert "eval.benchdata" in message and "docs/benchdata.md" in message
 
 
 def test_expected_metrics_is_memoised_per_setting_and_returns_a_fresh_set():

@@ -208,6 +208,13 @@ class Changes:
     rejected: list[str]  # fields whose every change the config rejects
 
 
+@pytest.fixture(autouse=True)
+def private_benchdata_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default eval.benchdata is the shipped copy, unpacked into the cache: the content test below adds a file
+    to it, so it gets a private cache, never the user's."""
+    monkeypatch.setenv("GRM_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "grm-cache"))
+
+
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("keys")

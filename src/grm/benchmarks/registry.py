@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from grm.benchmarks import bundled
 from grm.benchmarks.rows import Row, RowConverter, Shard, collect_items, round_robin
 from grm.schemas import Item
 
@@ -31,7 +32,6 @@ SCORERS = (
 # chosen_i-vs-rejected_j pairs of a prompt, the 3x3 matrix); dispatched by grm.evaluation.evaluate
 PROTOCOLS = ("standard", "two_game", "style_matrix")
 BENCHDATA_ENV = "GRM_BENCHDATA"
-DEFAULT_BENCHDATA = Path("..") / "shared" / "benchdata"
 
 
 @dataclass(frozen=True)
@@ -102,14 +102,18 @@ def available(kind: str | None = None, *, local: bool | None = None) -> list[str
 
 
 def resolve_benchdata(path: str | Path | None = None) -> Path:
-    """The benchdata root: ``path``, else ``$GRM_BENCHDATA``, else ``../shared/benchdata`` (relative to cwd)."""
-    chosen = Path(path) if path is not None else Path(os.environ.get(BENCHDATA_ENV) or DEFAULT_BENCHDATA)
-    if not chosen.is_dir():
+    """The benchdata root: ``path``, else ``$GRM_BENCHDATA``, else the copy shipped in the repository
+    (``grm.benchmarks.bundled``: ``benchdata/*.tar.gz``, unpacked once into the user cache)."""
+    chosen = path if path is not None else os.environ.get(BENCHDATA_ENV) or None
+    if chosen is None:
+        return bundled.bundled_root()
+    if not Path(chosen).is_dir():
         raise FileNotFoundError(
             f"benchdata folder {chosen} not found; pass --benchdata DIR or set {BENCHDATA_ENV}=DIR "
-            "(the folder holding rewardbench/, rmb/, gsm8k/, realmistake/, judgebench/, rm-bench/)"
+            "(the folder holding rewardbench/, rmb/, gsm8k/, realmistake/, judgebench/, rm-bench/), or leave both "
+            "unset for the copy shipped in the repository (docs/benchdata.md)"
         )
-    return chosen
+    return Path(chosen)
 
 
 def load_benchmark(
@@ -143,11 +147,27 @@ def load_benchmark(
             f"use load_hub({name!r}) on a machine with hub access. Local ones: {', '.join(available(local=True))}"
         )
     root = resolve_benchdata(benchdata)
-    shards = spec.local_shards(root)
+    shards = local_shards(spec, root)
     rows: Iterator[Row] = round_robin(shards) if limit is not None else (r for s in shards for r in s())
     return collect_items(
         rows, spec.convert, source=f"{root}/{name}", limit=limit, progress=progress, desc=name, skipped=skipped
     )
+
+
+def local_shards(spec: BenchmarkSpec, root: Path) -> list[Shard]:
+    """``spec``'s shards under ``root``; a benchmark the shipped copy lacks (RMB) fails naming why and the fix.
+
+    Raises:
+        FileNotFoundError: its files are not under ``root``.
+    """
+    assert spec.local_shards is not None
+    try:
+        return spec.local_shards(root)
+    except FileNotFoundError as exc:
+        hint = bundled.missing_hint(spec.name, root)
+        if hint:
+            raise FileNotFoundError(hint) from exc
+        raise
 
 
 def convert_rows(

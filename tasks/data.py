@@ -115,6 +115,11 @@ def build_prepare(s: PrepareSlice, b: BuildContext) -> StageOutput:
     return StageOutput(outputs, metrics, info | {"md5": {sp: file_md5(b.out / f"{sp}.jsonl") for sp in SPLITS}})
 
 
+def source_overrides(data: str | None, window: str | None) -> list[str]:
+    """The overrides a flow's ``data``/``window`` parameters stand for (None: keep the config's value)."""
+    return [f"{k}={v}" for k, v in (("data.source", data), ("data.window", window)) if v is not None]
+
+
 def drop_tags(names: list[str], window: str) -> dict[str, str]:
     """The parent run's tags naming the drops a run trained on (``grm.data.drops``: first, last and count when the
     list would pass MLflow's tag length)."""

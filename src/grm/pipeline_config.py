@@ -149,8 +149,9 @@ class DataConfig:
     source: str = field(
         default="world",
         metadata={
-            "help": "'world' (the embedded synthetic world) or a folder holding train.jsonl/val.jsonl/test.jsonl "
-            "(+ general.jsonl when rft.general_ratio or rl.general_coef is > 0); the held-out split's metrics are "
+            "help": "'world' (the embedded synthetic world), a folder holding train.jsonl/val.jsonl/test.jsonl "
+            "(+ general.jsonl when rft.general_ratio or rl.general_coef is > 0), or a landing folder of drops "
+            "(subfolders with those splits, data.window picks them; docs/data.md); the held-out split's metrics are "
             "named after it (eval/world/... or eval/{folder name}/...)"
         },
     )

@@ -69,3 +69,14 @@ def test_a_new_dated_drop_recomputes_and_keeps_the_metric_names(prefect_server: 
     assert eval_names(week2["metrics"]) == eval_names(week1["metrics"]) and eval_names(week1["metrics"])
     assert week2["registry"]["gate_metric"] == week1["registry"]["gate_metric"]
     assert week2["registry"]["gate_metric"] in week2["metrics"]
+    tags = [run_tags(project, out["run_id"]) for out in (week1, week2)]
+    assert [t["grm.data.drops"] for t in tags] == ["2026-12-07", "2026-12-07,2026-12-14"]
+    assert tags[1]["grm.data.window"] == "all" and tags[1]["grm.data.drop_count"] == "2"
+
+
+def run_tags(project: Path, run_id: str) -> dict[str, str]:
+    from mlflow.tracking import MlflowClient
+
+    from tasks.tracking import default_tracking_uri
+
+    return MlflowClient(default_tracking_uri(project)).get_run(run_id).data.tags

@@ -71,7 +71,7 @@ def prepare_files(cfg: PipelineConfig, project_dir: str | Path = ".") -> dict[st
             for d in sel.selected for s in SPLITS}  # fmt: skip
 
 
-def _concatenate(sources: list[Path], dst: Path) -> None:
+def concatenate(sources: list[Path], dst: Path) -> None:
     """``sources`` byte for byte, one after the other (a newline added where a file does not end with one)."""
     with dst.open("wb") as out:
         for src in sources:
@@ -101,7 +101,7 @@ def build_prepare(s: PrepareSlice, b: BuildContext) -> StageOutput:
         found = tuple(drops_mod.Drop(d, files[f"{d}/train.jsonl"].parent) for d in names)
         rows = drops_mod.read_selection(drops_mod.Selection(found[0].path.parent, True, "", found, found, None))
         for split in SPLITS:
-            _concatenate([files[f"{d}/{split}.jsonl"] for d in names], b.out / f"{split}.jsonl")
+            concatenate([files[f"{d}/{split}.jsonl"] for d in names], b.out / f"{split}.jsonl")
         info = {"source": "drops", "drops": names,
                 "items": {d: {sp: len(r) for sp, r in rows[d].items()} for d in names}}  # fmt: skip
     else:

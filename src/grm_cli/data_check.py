@@ -51,13 +51,13 @@ def run_suite(cfg, selection: Selection) -> int:  # noqa: ANN001 - a PipelineCon
         UserError: every failing expectation with its rows named in the drop files.
     """
     from tasks import validation
-    from tasks.data import _concatenate
+    from tasks.data import concatenate
 
     with tempfile.TemporaryDirectory(prefix="grm-data-check-") as tmp:
         files = {}
         for split in SPLITS:
             files[split] = Path(tmp) / f"{split}.jsonl"
-            _concatenate([d.split(split) for d in selection.selected], files[split])
+            concatenate([d.split(split) for d in selection.selected], files[split])
         try:
             summary = validation.validate_items(files, cfg.data, Path(tmp) / "docs", cfg.data.min_items)
         except validation.DataValidationError as exc:  # no rows at all

@@ -23,13 +23,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="section.key=value (repeat)")
     parser.add_argument("--model", default="champion", help="evaluate only: champion, teacher, models:/..., a folder")
     parser.add_argument("--project-dir", default=".", help="root of data/, mlruns/, artifacts/")
+    parser.add_argument("--data", default=None, help="spct_pipeline only: landing folder of drops (= data.source)")
+    parser.add_argument("--window", default=None, help="spct_pipeline only: all | last:N | since:YYYY-MM-DD")
     args = parser.parse_args(argv)
     prefect_env.configure_defaults(args.project_dir)  # .prefect/ in the project, not the cwd (before prefect loads)
     prefect_env.start_temporary_server()  # under a lock: two runs at once would race on its database's migrations
     if args.flow == "spct_pipeline":
         from flows.pipeline import spct_pipeline
 
-        out = spct_pipeline(args.config, args.overrides, args.project_dir)
+        out = spct_pipeline(args.config, args.overrides, args.project_dir, args.data, args.window)
     elif args.flow == "prepare_data":
         from flows.prepare_data import prepare_data
 

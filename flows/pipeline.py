@@ -15,23 +15,34 @@ from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from grm.ablations import model_name as ablation_model
-from tasks import benchmarks, data, evaluation, registry, training
+from tasks import benchmarks, evaluation, registry, training
+from tasks import data as data_stages  # ``data`` is the flow's parameter
 from tasks.runtime import pipeline_run
 
 
 @flow(name="spct_pipeline", log_prints=False, task_runner=ThreadPoolTaskRunner(max_workers=32))  # see log_prints
-def spct_pipeline(config_path: str | None = None, overrides: list[str] | None = None, project_dir: str = ".") -> dict:
+def spct_pipeline(
+    config_path: str | None = None,
+    overrides: list[str] | None = None,
+    project_dir: str = ".",
+    data: str | None = None,
+    window: str | None = None,
+) -> dict:
     """The whole SPCT recipe on one config; completed stages are reused on a rerun (``tasks.stages``).
 
-    (``log_prints=True`` would log dill/dis output that datasets prints while hashing.)
+    ``data`` is the data to train on (a landing folder of drops or a folder of splits, relative to ``project_dir``;
+    None keeps the config's ``data.source``) and ``window`` which drops (``all``, ``last:N``, ``since:YYYY-MM-DD``;
+    None keeps ``data.window``): the deployment's parameters, applied as the overrides ``data.source=``/``data.window=``
+    (docs/data.md). (``log_prints=True`` would log dill/dis output that datasets prints while hashing.)
 
     Returns:
         ``{"run_id", "stages": {stage: {"key", "cached"}}, "metrics", "gaps_table", "registry"}``.
     """
+    overrides = [*(overrides or []), *data_stages.source_overrides(data, window)]
     with pipeline_run("spct_pipeline", config_path, overrides, project_dir) as ctx:
-        prepared = data.prepare(ctx)
-        validated = data.validate(ctx, prepared)  # a failing suite stops here, before any training
-        dv = data.version(ctx, prepared, validated)
+        prepared = data_stages.prepare(ctx)
+        validated = data_stages.validate(ctx, prepared)  # a failing suite stops here, before any training
+        dv = data_stages.version(ctx, prepared, validated)
         base = training.base_model(ctx)
         samples = training.rft_sample(ctx, dv)
         rft_model = training.rft_train(ctx, base, samples)  # first, alone: every other model stage waits for it

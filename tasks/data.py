@@ -18,7 +18,8 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from grm.files import write_json_atomic
+from grm import drops as drops_mod
+from grm.files import project_path, write_json_atomic
 from grm.pipeline_config import PipelineConfig, SplitMinimums
 from grm.schemas import read_items, write_items
 from grm.world.generator import WorldConfig
@@ -37,35 +38,72 @@ def _count_lines(path: Path) -> int:
 @dataclass(frozen=True)
 class PrepareSlice:
     """``data.prepare`` reads ``world`` to generate the splits, or (``world`` None) copies the ``data.source``
-    folder's splits, which are file inputs keyed by content (moving the folder does not recompute)."""
+    folder's splits, which are file inputs keyed by content (moving the folder does not recompute). For a landing
+    folder the file inputs are the splits of the drops ``data.window`` selected (``{drop}/{split}.jsonl``), so a new
+    drop recomputes and the same drops reuse (``grm.drops``); their order is a function of their names."""
 
     world: WorldConfig | None
+
+
+def _selection(cfg: PipelineConfig, project_dir: str | Path) -> drops_mod.Selection | None:
+    if cfg.data.source == "world":
+        return None
+    root = project_path(project_dir, cfg.data.source)
+    if not drops_mod.is_landing(root) or not root.exists():
+        return None  # one folder of splits (a missing one fails as a missing file input)
+    return drops_mod.select_drops(root, cfg.data.window, project_path(project_dir, cfg.data.data_dir))
 
 
 def select_prepare(cfg: PipelineConfig) -> PrepareSlice:
     return PrepareSlice(cfg.world if cfg.data.source == "world" else None)
 
 
-def prepare_files(cfg: PipelineConfig) -> dict[str, FileInput]:
+def prepare_files(cfg: PipelineConfig, project_dir: str | Path = ".") -> dict[str, FileInput]:
+    """The split files read: a folder's three, or every selected drop's (``data.window``), keyed ``drop/split``."""
     if cfg.data.source == "world":
         return {}
     fix = "point data.source at a folder with train/val/test JSONL files or use data.source=world"
-    return {f"{s}.jsonl": FileInput(str(Path(cfg.data.source) / f"{s}.jsonl"), "data.source", fix=fix) for s in SPLITS}
+    sel = _selection(cfg, project_dir)
+    if sel is None:
+        return {f"{s}.jsonl": FileInput(str(Path(cfg.data.source) / f"{s}.jsonl"), "data.source", fix=fix)
+                for s in SPLITS}  # fmt: skip
+    return {f"{d.name}/{s}.jsonl": FileInput(str(d.split(s)), "data.source", fix=fix)
+            for d in sel.selected for s in SPLITS}  # fmt: skip
+
+
+def concatenate(sources: list[Path], dst: Path) -> None:
+    """``sources`` byte for byte, one after the other (a newline added where a file does not end with one)."""
+    with dst.open("wb") as out:
+        for src in sources:
+            data = src.read_bytes()
+            out.write(data if not data or data.endswith(b"\n") else data + b"\n")
 
 
 def build_prepare(s: PrepareSlice, b: BuildContext) -> StageOutput:
-    """Write ``{train,val,test}.jsonl`` from the embedded world or copy them byte for byte from a local folder.
+    """Write ``{train,val,test}.jsonl`` from the embedded world, or copy them byte for byte from a local folder, or
+    concatenate the selected drops' splits in arrival order.
 
     A folder's splits are first read with the strict loader the training and evaluation stages use, so a JSON,
     encoding or row error fails here as that error (``DataError`` naming the source file, line and field), not as
-    GX rows without an id, and never after ``data.version`` published the data. Empty splits pass the loader; the
-    GX suite counts rows against ``data.min_items``.
+    GX rows without an id, and never after ``data.version`` published the data. Empty splits pass the loader of a
+    one-folder source; the GX suite counts rows against ``data.min_items``. Drops are read as ``grm run`` checks
+    them (``grm.drops.read_selection``: no empty split, ids unique across drops).
     """
+    info: dict[str, Any] = {"source": "world" if s.world is not None else "folder"}
     if s.world is not None:
         from grm.world import generate_world
 
         for split, items in generate_world(s.world).items():
             write_items(b.out / f"{split}.jsonl", items)
+    elif any("/" in name for name in b.files):  # the selected drops of a landing folder
+        files = {name: path for name, path in b.files.items() if path is not None}
+        names = sorted({name.split("/")[0] for name in files}, key=drops_mod.arrival_key)
+        found = tuple(drops_mod.Drop(d, files[f"{d}/train.jsonl"].parent) for d in names)
+        rows = drops_mod.read_selection(drops_mod.Selection(found[0].path.parent, True, "", found, found, None))
+        for split in SPLITS:
+            concatenate([files[f"{d}/{split}.jsonl"] for d in names], b.out / f"{split}.jsonl")
+        info = {"source": "drops", "drops": names,
+                "items": {d: {sp: len(r) for sp, r in rows[d].items()} for d in names}}  # fmt: skip
     else:
         for split in SPLITS:
             src = b.files[f"{split}.jsonl"]
@@ -74,8 +112,21 @@ def build_prepare(s: PrepareSlice, b: BuildContext) -> StageOutput:
             shutil.copyfile(src, b.out / f"{split}.jsonl")
     outputs = {sp: f"{sp}.jsonl" for sp in SPLITS}
     metrics = {f"data/{sp}/items": float(_count_lines(b.out / f"{sp}.jsonl")) for sp in SPLITS}
-    info = {"source": "world" if s.world is not None else "folder"}
     return StageOutput(outputs, metrics, info | {"md5": {sp: file_md5(b.out / f"{sp}.jsonl") for sp in SPLITS}})
+
+
+def source_overrides(data: str | None, window: str | None) -> list[str]:
+    """The overrides a flow's ``data``/``window`` parameters stand for (None: keep the config's value)."""
+    return [f"{k}={v}" for k, v in (("data.source", data), ("data.window", window)) if v is not None]
+
+
+def drop_tags(names: list[str], window: str) -> dict[str, str]:
+    """The parent run's tags naming the drops a run trained on (``grm.data.drops``: first, last and count when the
+    list would pass MLflow's tag length)."""
+    joined = ",".join(names)
+    if len(joined) > 4000:
+        joined = f"{names[0]},...,{names[-1]} ({len(names)} drops)"
+    return {"grm.data.drops": joined, "grm.data.drop_count": str(len(names)), "grm.data.window": window}
 
 
 PREPARE = register(Stage("data.prepare", select_prepare, build_prepare, files=prepare_files))
@@ -83,9 +134,14 @@ PREPARE = register(Stage("data.prepare", select_prepare, build_prepare, files=pr
 
 @task(name="data.prepare", cache_policy=NO_CACHE, **TASK_OPTIONS)
 def prepare(ctx: RunContext) -> StageResult:
-    """The ``data.prepare`` stage (``build_prepare``)."""
+    """The ``data.prepare`` stage (``build_prepare``); a landing folder's run is tagged with the drops it read."""
     result = run_stage(ctx, PREPARE)
     assert result is not None
+    if result.info.get("source") == "drops":
+        names = result.info["drops"]
+        logger().info("data.prepare: %d drop(s) of %s (data.window=%s): %s", len(names), ctx.cfg.data.source,
+                      ctx.cfg.data.window, ", ".join(names))  # fmt: skip
+        ctx.tracker.set_tags(ctx.parent_run_id, drop_tags(names, ctx.cfg.data.window))
     return result
 
 

@@ -26,6 +26,7 @@ from grm import executors
 from grm.config import flatten, load_config, save_config
 from grm.files import project_path
 from grm.pipeline_config import PipelineConfig, check_benchdata, check_data_files, stage_seeds
+from grm.source_check import check_source
 from tasks import bench, stages, tracking, workers
 
 ENV_ARTIFACTS = "GRM_ARTIFACTS_DIR"
@@ -241,6 +242,8 @@ def pipeline_run(
     root = Path(project_dir).resolve()
     cfg = load_config(PipelineConfig, [config_path] if config_path else [], list(overrides or []))
     check_data_files(cfg, root, training=flow_name == "spct_pipeline")  # a folder's missing files fail before stage 1
+    if flow_name == "spct_pipeline":  # drops, rows and the teacher, before anything is published (grm.source_check)
+        check_source(cfg, root, training=True)
     if flow_name == "spct_pipeline":
         check_benchdata(cfg, root)  # the benchmark copies eval.benchmarks reads, before any training
     log.info("resolved seeds (also in the run's params): %s", stage_seeds(cfg))

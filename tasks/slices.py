@@ -7,7 +7,6 @@ splits are upstream inputs instead (``tasks.data.split``: keyed by their DVC md5
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,7 +83,8 @@ def make_teacher(t: TeacherSlice, files: Mapping[str, Path | None]) -> Sampler:
 @dataclass(frozen=True)
 class GeneralSlice:
     """General-instruction data of the RFT/RL mix: the world's own tasks (``world`` + ``seed``), or, for a
-    ``data.source`` folder, its ``general.jsonl`` (an optional file input keyed by content: absent is keyed too)."""
+    ``data.source`` folder, its ``general.jsonl`` (an optional file input keyed by content: absent is keyed too). A
+    landing folder of drops keeps it at its root, shared by every drop (``grm.drops``)."""
 
     world: WorldConfig | None
     seed: int | None
@@ -118,13 +118,6 @@ def general_examples(g: GeneralSlice, path: Path | None) -> list[dict[str, str]]
             GENERAL_FILE,
         )
         return []
-    rows = []
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise ValueError(
-                    f"{path}:{i}: not a JSON object ({exc.msg}); each line is a prompt/completion"
-                ) from exc
-    return rows
+    from grm.general_data import read_general
+
+    return read_general(path)  # strict: file:line: field: problem (docs/data.md)

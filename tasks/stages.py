@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 import json
 import os
 import shutil
@@ -316,7 +317,8 @@ class Stage(Generic[S]):
             value the build reads (seeds included) and nothing else.
         build: ``build(slice, BuildContext) -> StageOutput``, a module-level function (no closure over a config).
         inputs: names of the upstream values the call passes (``StageResult``/``HashedFile``/None), all keyed.
-        files: ``files(cfg, **params) -> {name: FileInput}``: files/folders read, hashed by content.
+        files: ``files(cfg, **params) -> {name: FileInput}``: files/folders read, hashed by content (a function
+            with a ``project_dir`` parameter also gets the project folder, to list a folder's files).
         after: ``after(slice, tracker, run_id, result)`` logs artifacts (tables, figures) on every run, reused or
             not; it cannot change the stage's outputs.
         version: bump when the stage's logic changes outside ``grm``/``tasks`` (their code is hashed anyway).
@@ -433,7 +435,9 @@ def plan(
     selected = stage.select(cfg, **params)
     if isinstance(selected, Skip):
         return selected
-    paths, hashes = resolve_files(stage.files(cfg, **params), project_dir)
+    # a files function that lists a folder (data.prepare's drops) takes the project folder its paths resolve in
+    root = {"project_dir": project_dir} if "project_dir" in inspect.signature(stage.files).parameters else {}
+    paths, hashes = resolve_files(stage.files(cfg, **params, **root), project_dir)
     key = stage_key(
         name, config=selected, inputs={"upstream": dict(inputs), "files": hashes}, code=code, version=stage.version
     )

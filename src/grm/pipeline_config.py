@@ -149,9 +149,18 @@ class DataConfig:
     source: str = field(
         default="world",
         metadata={
-            "help": "'world' (the embedded synthetic world) or a folder holding train.jsonl/val.jsonl/test.jsonl "
-            "(+ general.jsonl when rft.general_ratio or rl.general_coef is > 0); the held-out split's metrics are "
+            "help": "'world' (the embedded synthetic world), a folder holding train.jsonl/val.jsonl/test.jsonl "
+            "(+ general.jsonl when rft.general_ratio or rl.general_coef is > 0), or a landing folder of drops "
+            "(subfolders with those splits, data.window picks them; docs/data.md); the held-out split's metrics are "
             "named after it (eval/world/... or eval/{folder name}/...)"
+        },
+    )
+    window: str = field(
+        default="all",
+        metadata={
+            "help": "which drops of a landing folder data.source the run reads (docs/data.md): 'all' (every drop so "
+            "far, concatenated in name order), 'last:N' (the N newest) or 'since:YYYY-MM-DD' (drops whose name "
+            "starts with a date on or after it); a folder holding train/val/test.jsonl itself is one drop, read whole"
         },
     )
     data_dir: str = field(default="data", metadata={"help": "DVC-tracked folder the prepared datasets are written to"})
@@ -165,6 +174,9 @@ class DataConfig:
         _positive("data", self, ("max_responses", "max_chars"))
         if not self.source:
             _fail("data.source", self.source, "use 'world' or a folder with train/val/test JSONL files")
+        from grm.drops import parse_window
+
+        parse_window(self.window)  # ValueError naming data.window and its forms
 
 
 @dataclass(frozen=True)
@@ -1208,7 +1220,12 @@ def check_data_files(cfg: PipelineConfig, project_dir: str | Path = ".", trainin
     if cfg.data.source == "world":
         return
     folder = project_path(project_dir, cfg.data.source)
-    missing = [f for f in SPLIT_FILES if not (folder / f).is_file()]
+    from grm.drops import is_landing, select_drops
+
+    landing = is_landing(folder) and any(p.is_dir() for p in folder.iterdir())
+    if landing:  # a landing folder of drops: every drop's layout and the window (rows: grm.source_check)
+        select_drops(folder, cfg.data.window, project_path(project_dir, cfg.data.data_dir))
+    missing = [f for f in SPLIT_FILES if not (folder / f).is_file()] if not landing else []
     if missing:
         raise ConfigError(
             f"data.source={cfg.data.source!r}: {folder} lacks {', '.join(missing)}; point data.source at a folder "

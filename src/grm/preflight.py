@@ -1,8 +1,9 @@
 """Checks of a pipeline config's inputs that run before any orchestration starts (``grm run``'s first step).
 
-A bad ``data.source`` folder, a bad row in one of its splits, or an incomplete model folder (``model.base``, a
-local ``model.teacher``) is refused here with the file, row and field, before Prefect, MLflow or DVC touch the
-project (nothing is created or published). The stages check the same things again when they run.
+A bad ``data.source`` folder (a landing folder's drops: ``grm.drops``), a bad row in one of its splits, rows the
+configured teacher cannot judge (``grm.source_check``), or an incomplete model folder (``model.base``, a local
+``model.teacher``) is refused here with the file, row and field, before Prefect, MLflow or DVC touch the project
+(nothing is created or published). The flow and the stages check the same things again when they run.
 """
 
 from __future__ import annotations
@@ -10,13 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from grm.errors import InputFileError, MissingFileError
-from grm.files import project_path
 from grm.model_files import check_model_dir
 from grm.pipeline_config import check_benchdata, check_data_files
-from grm.schemas import read_items
+from grm.source_check import check_source
 
-SPLITS = ("train", "val", "test")
 NON_PATH_SAMPLERS = ("world-teacher", "http://", "https://", "vllm:")
 
 
@@ -28,23 +26,10 @@ def check_run_inputs(cfg: Any, project_dir: str | Path = ".") -> None:
         project_dir: the folder relative ``data.source`` paths are resolved against (as the stages do).
 
     Raises:
-        UserError: a missing or bad ``data.source`` folder/split/row, or a bad model folder.
+        UserError: a missing or bad ``data.source`` folder/drop/split/row, rows the teacher cannot judge, or a bad
+            model folder.
     """
-    if cfg.data.source != "world":
-        src = project_path(project_dir, cfg.data.source)
-        if not src.exists():
-            raise MissingFileError(
-                "the data.source folder does not exist",
-                path=src,
-                field="data.source",
-                fix="point data.source at a folder with train.jsonl, val.jsonl and test.jsonl, or use world",
-            )
-        if not src.is_dir():
-            raise InputFileError(
-                "data.source must be a folder holding train.jsonl, val.jsonl and test.jsonl", path=src
-            )
-        for split in SPLITS:
-            read_items(src / f"{split}.jsonl")
+    check_source(cfg, project_dir, training=True)  # drops, every selected row, ids across drops, the teacher
     check_data_files(cfg, project_dir, training=True)  # general.jsonl when the training mix needs it
     if cfg.model.base != "embedded":
         check_model_dir(cfg.model.base)

@@ -14,7 +14,9 @@ data_app = typer.Typer(
 )
 
 # (command name, module, function); each module imports its heavy dependencies inside the command
-DATA_COMMANDS: list[tuple[str, str, str]] = []
+DATA_COMMANDS: list[tuple[str, str, str]] = [
+    ("check", "grm_cli.data_check", "check_command"),
+]
 
 
 def register_data_commands() -> typer.Typer:

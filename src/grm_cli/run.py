@@ -16,6 +16,13 @@ def run_command(
         list[str] | None, typer.Option("--set", help="dotted override, e.g. --set rl.beta=0.04")
     ] = None,
     project_dir: Annotated[Path, typer.Option(help="root of data/, artifacts/, mlruns/")] = Path("."),
+    data: Annotated[
+        str | None,
+        typer.Option(help="train on this landing folder of drops or folder of splits (= --set data.source=DATA)"),
+    ] = None,
+    window: Annotated[
+        str | None, typer.Option(help="which drops: all | last:N | since:YYYY-MM-DD (= --set data.window=WINDOW)")
+    ] = None,
 ) -> None:
     """Run data -> validation -> rejective sampling -> RFT -> RL -> meta RM -> evaluation -> registry."""
     from grm.config import load_config
@@ -23,7 +30,8 @@ def run_command(
     from grm.preflight import check_run_inputs
 
     # Config and input errors are reported (exit 2) before Prefect, MLflow or DVC touch the project.
-    cfg = load_config(PipelineConfig, [config], override or [])
+    override = [*(override or []), *[f"{k}={v}" for k, v in (("data.source", data), ("data.window", window)) if v]]
+    cfg = load_config(PipelineConfig, [config], override)
     check_run_inputs(cfg, project_dir)
     from tasks import prefect_env
 

@@ -3,6 +3,7 @@ evaluation, a triggered run picked up by a worker, and the MLflow run that flow 
 
 from __future__ import annotations
 
+import inspect
 import re
 import shutil
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from flows.pipeline import spct_pipeline
 from tests.e2e.conftest import BIN, REPO, PrefectServer, make_project
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(600)]  # trains tiny models
@@ -21,6 +23,9 @@ def test_prefect_yaml_schedules_weekly_training_and_nightly_evaluation_in_utc() 
     spec = yaml.safe_load((REPO / "prefect.yaml").read_text())
     deps = {d["name"]: d for d in spec["deployments"]}
     assert deps["spct-weekly"]["entrypoint"] == "flows/pipeline.py:spct_pipeline"
+    weekly = deps["spct-weekly"]["parameters"]
+    assert weekly["data"] == "incoming" and weekly["window"] == "all"  # the landing folder of drops (docs/data.md)
+    assert set(weekly) <= set(inspect.signature(spct_pipeline.fn).parameters)  # every parameter is the flow's
     assert deps["evaluate-nightly"]["entrypoint"] == "flows/evaluate.py:evaluate"
     assert deps["evaluate-nightly"]["parameters"]["model"] == "champion"
     for d in deps.values():

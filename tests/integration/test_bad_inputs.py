@@ -112,6 +112,18 @@ class Env:
         return folder
 
 
+REAL = {"id": "r/1", "query": "Is a refund possible after 30 days?", "responses": ["Yes.", "No."], "best": 0}
+
+
+def _landing(e: Env, broken: str) -> Path:
+    """A landing folder: a good drop 2026-12-07 and the drop ``broken`` without its test.jsonl."""
+    e.write("inc/general.jsonl", '{"prompt": "q", "completion": "a"}\n')
+    for drop, splits in (("2026-12-07", ("train", "val", "test")), (broken, ("train", "val"))):
+        for i, split in enumerate(splits):
+            e.write(f"inc/{drop}/{split}.jsonl", jl(dict(GOOD, id=f"{drop}/{split}", query=f"{i} + {len(drop)} ?")))
+    return e.tmp / "inc"
+
+
 # A case: (env) -> (argv, fragments the message must hold). "{tmp}" in a fragment is the case folder.
 Build = Callable[[Env], tuple[list[str], list[str]]]
 
@@ -668,6 +680,24 @@ CASES: list[tuple[str, str, Build]] = [
         lambda e: (
             e.run("--config", str(_cfg(e, "seed: 0\n")), "--set", f"data.source={e.source(train='')}"),
             ["train.jsonl", "no rows"],
+        ),
+    ),
+    # a landing folder whose newest drop is half-copied (test.jsonl missing): refused, not skipped
+    (
+        "run",
+        "source-drop-half-copied",
+        lambda e: (
+            e.run("--config", str(_cfg(e, "seed: 0\n")), "--data", str(_landing(e, "2026-12-14"))),
+            ["2026-12-14", "half-copied", "test.jsonl"],
+        ),
+    ),
+    # real text with the default world teacher (used to be published to DVC, then fail at rft.sample)
+    (
+        "run",
+        "source-text-world-teacher",
+        lambda e: (
+            e.run("--config", str(_cfg(e, "seed: 0\n")), "--set", f"data.source={e.source(train=jl(REAL))}"),
+            ["train.jsonl:1", "model.teacher='world-teacher' cannot judge", "model.teacher=vllm:"],
         ),
     ),
     # model.base with truncated weights (used to pass model.base and fail in rft.train)

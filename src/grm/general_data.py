@@ -1,0 +1,64 @@
+"""``general.jsonl``: the general-instruction examples mixed into RFT (``rft.general_ratio``) and RL
+(``rl.general_coef``), one JSON object per line::
+
+    {"prompt": "Query: capital of Zorvia ?\\nAnswer:", "completion": " Lima"}
+
+``prompt`` and ``completion`` are non-empty strings (the loss covers the completion only, so it usually starts with
+the space or newline that follows the prompt); no other field is read, so any other field is refused (a typo such
+as ``"response"`` would otherwise train on nothing). Blank lines are skipped; every bad row is reported as
+``file:line: field: problem`` and nothing is loaded from a bad file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from grm.files import JsonProblem, iter_lines, parse_json
+from grm.schemas import DataError, text_problem
+
+FIELDS = ("prompt", "completion")
+
+
+def row_problems(record: object) -> list[tuple[str, str]]:
+    """Every ``(field, problem)`` of one decoded ``general.jsonl`` row; empty when it is valid."""
+    if not isinstance(record, dict):
+        return [("<row>", f"expected a JSON object with 'prompt' and 'completion', got {type(record).__name__}")]
+    problems = []
+    unknown = sorted(set(record) - set(FIELDS))
+    if unknown:
+        problems.append((unknown[0], f"unknown field(s) {unknown}; a general example has exactly {list(FIELDS)}"))
+    for name in FIELDS:
+        value = record.get(name)
+        if not isinstance(value, str) or not value.strip():
+            problems.append((name, "missing or not a non-empty string"))
+        elif text_problem(value):
+            problems.append((name, str(text_problem(value))))
+    return problems
+
+
+def read_general(path: str | Path) -> list[dict[str, str]]:
+    """Load ``general.jsonl`` strictly: ``[{"prompt": ..., "completion": ...}, ...]`` (an empty file gives []).
+
+    Raises:
+        DataError: every bad row as ``file:line: field: problem``.
+        MissingFileError / InputFileError: the file is missing, compressed or not UTF-8.
+    """
+    path = Path(path)
+    errors: list[str] = []
+    rows: list[dict[str, str]] = []
+    for lineno, line in iter_lines(path, "JSONL file of general examples (prompt/completion)"):
+        if not line.strip():
+            continue
+        try:
+            record = parse_json(line)
+        except JsonProblem as exc:
+            errors.append(f"{path}:{lineno}: <json>: {exc}")
+            continue
+        problems = row_problems(record)
+        if problems:
+            errors.extend(f"{path}:{lineno}: {f}: {p}" for f, p in problems)
+            continue
+        rows.append({"prompt": record["prompt"], "completion": record["completion"]})
+    if errors:
+        raise DataError(path, errors)
+    return rows

@@ -14,7 +14,10 @@ from tasks.stages import StageResult
 
 
 def rows(credits: list[float], cell: str = "voting_k4", ids: list[str] | None = None) -> list[dict]:
-    return [{"id": i, "credit": {cell: c}} for i, c in zip(ids or [str(n) for n in range(len(credits))], credits)]
+    return [
+        {"id": i, "credit": {cell: c}}
+        for i, c in zip(ids or [str(n) for n in range(len(credits))], credits, strict=True)
+    ]
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,9 @@ folder is a file input keyed by content, the split by its DVC md5, the champion'
 MetaRM gate cell) by content, so an unchanged champion on unchanged data is reused from the stage store. Its
 stored metric is never reused across data versions.
 
-Benchmark gate metrics (``eval/{benchmark}/...`` from ``bench.*`` stages) are not re-measured here: the benchmark
-data is the same for every version, and the gate keeps comparing with the champion's stored value.
+A benchmark gate metric (``eval/{benchmark}/...`` of a ``bench.*`` stage) gets the same treatment: the champion is
+evaluated on the same benchmark items as stage ``bench.{benchmark}.champion`` and the gap is paired over the items
+both evaluated (the context fit may refuse different items for another tokenizer).
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from grm.gate import Comparison, paired_gate_gap, parse_gate_metric
-from grm.pipeline_config import heldout_name
-from tasks import evaluation, registry
+from grm.evaluation import metric_name
+from grm.gate import Comparison, GateMetric, paired_gate_gap, parse_gate_metric
+from grm.pipeline_config import PipelineConfig, heldout_name
+from tasks import benchmarks, evaluation, registry
 from tasks.runtime import TASK_OPTIONS, RunContext, logger
 from tasks.stages import StageResult, content_hash
 from tasks.tracking import CHAMPION
@@ -55,21 +57,21 @@ def folder_result(stage: str, path: str | Path) -> StageResult:
 def evaluate_champion(
     ctx: RunContext, grm_model: StageResult | None, meta_rm: StageResult | None, dv: DataVersion
 ) -> StageResult | None:
-    """Evaluate the registered champion on this run's test split (stage ``eval.champion``).
+    """Evaluate the registered champion on this run's test split (stage ``eval.champion``), or for a benchmark gate
+    metric on the same benchmark items (stage ``bench.{benchmark}.champion``).
 
     Returns:
-        The stage result; None (logged) without tracking, a trained GRM or a champion, for a benchmark gate metric,
-        or when the champion is this run's own model (same stage keys and data: the gate records a no-op).
+        The stage result; None (logged) without tracking, a trained GRM or a champion, for a gate metric that is no
+        evaluation cell, or when the champion is this run's own model (same stage keys and data: the gate records a no-op).
     """
     log = logger()
     reg = ctx.cfg.registry
     gate = parse_gate_metric(reg.gate_metric or "")
     if not ctx.tracker.enabled or grm_model is None:
         return None
-    if gate is None or gate.benchmark != heldout_name(ctx.cfg):
-        log.info(
-            "eval.champion skipped: %s is not a held-out metric (compared with the stored value)", reg.gate_metric
-        )
+    bench = gate_benchmark(ctx.cfg, gate)
+    if gate is None or (gate.benchmark != heldout_name(ctx.cfg) and bench is None):
+        log.info("eval.champion skipped: %s is no evaluation metric (compared with the stored value)", reg.gate_metric)
         return None
     with ctx.tracker.registry_lock():
         for repair in ctx.tracker.repair_promotions(reg):
@@ -89,8 +91,14 @@ def evaluate_champion(
     if gate.cell.startswith("metarm_"):  # a MetaRM cell: the champion with its own meta RM
         meta_dir = registry.resolve_model.fn(ctx, f"models:/{reg.meta_model_name}@{CHAMPION}")
         champ_meta = folder_result("registry.meta_rm", meta_dir)
-    log.info("evaluating champion v%s (%s) on this run's test split", champ.version, model_dir)
-    result = evaluation.evaluate_model.fn(ctx, CHAMPION_EVAL, model_dir, dv, champ_meta)
+    if bench is not None:  # the champion on the same benchmark items
+        log.info("evaluating champion v%s (%s) on benchmark %s", champ.version, model_dir, bench)
+        folder = folder_result("registry.grm", model_dir)
+        result = benchmarks.benchmark_model.fn(ctx, bench, CHAMPION_EVAL, folder, champ_meta)
+        assert result is not None  # bench is one of eval.benchmarks
+    else:
+        log.info("evaluating champion v%s (%s) on this run's test split", champ.version, model_dir)
+        result = evaluation.evaluate_model.fn(ctx, CHAMPION_EVAL, model_dir, dv, champ_meta)
     return dataclasses.replace(result, info={**result.info, "champion_version": str(champ.version)})
 
 
@@ -106,19 +114,36 @@ def comparison(
     if champion is None:
         return None
     gate = parse_gate_metric(ctx.cfg.registry.gate_metric or "")
-    assert gate is not None  # evaluate_champion ran only for a held-out gate metric
-    mine = next((e for e in evals if e.stage == f"eval.{gate.model}"), None)
+    assert gate is not None  # evaluate_champion ran only for an evaluation metric
+    bench = gate_benchmark(ctx.cfg, gate)
+    stage = f"bench.{bench}.{gate.model}" if bench is not None else f"eval.{gate.model}"
+    mine = next((e for e in evals if e.stage == stage), None)
     if mine is None:
-        raise ValueError(f"registry.gate_metric={ctx.cfg.registry.gate_metric!r}: this run has no eval.{gate.model}")
+        raise ValueError(f"registry.gate_metric={ctx.cfg.registry.gate_metric!r}: this run has no stage {stage}")
     version = str(champion.info["champion_version"])
     test_md5 = dv.files.get("test.jsonl") if dv is not None else None
     champ_value = champion.metrics.get(gate.for_model(CHAMPION_EVAL))
     if gate.name != "accuracy":
         return Comparison(version, None, champ_value, test_md5)
     rows = [_rows(r) for r in (mine, champion)]
+    if bench is not None:  # the items both fitted into their context, in the challenger's order
+        common = {r["id"] for r in rows[1]}
+        theirs = {r["id"]: r for r in rows[1]}
+        rows = [[r for r in rows[0] if r["id"] in common], [theirs[r["id"]] for r in rows[0] if r["id"] in common]]
     paired = paired_gate_gap(rows[0], rows[1], gate.cell, seed=ctx.cfg.eval.seed)
     return Comparison(version, paired, champ_value, test_md5)
 
 
+def gate_benchmark(cfg: PipelineConfig, gate: GateMetric | None) -> str | None:
+    """The ``eval.benchmarks`` entry a gate metric names (its metric segment), or None."""
+    if gate is None:
+        return None
+    return next((b for b in cfg.eval.benchmarks if metric_name(b) == gate.benchmark), None)
+
+
 def _rows(result: StageResult) -> list[dict[str, Any]]:
-    return json.loads(result.output("report").read_text(encoding="utf-8"))["per_item"]
+    """An eval or bench stage's per-item rows (a bench report nests the eval report; None: nothing fitted)."""
+    data = json.loads(result.output("report").read_text(encoding="utf-8"))
+    if "per_item" in data:
+        return data["per_item"]
+    return (data.get("report") or {}).get("per_item", [])

@@ -146,3 +146,37 @@ def test_an_unchanged_run_registers_nothing_and_links_the_earlier_run(project: S
     client = project.tracker.client()
     assert client.get_run(parent).data.tags[tracking.NOOP_TAG] == first_run
     assert not [a.path for a in client.list_artifacts(parent) if a.path.startswith("model-")]  # no weights logged
+
+
+BENCHDATA = Path(__file__).resolve().parents[3] / "shared" / "benchdata"
+
+
+@pytest.mark.skipif(not BENCHDATA.is_dir(), reason=f"benchdata not found at {BENCHDATA} (shared read-only inputs)")
+def test_a_benchmark_gate_evaluates_the_champion_on_the_same_benchmark_items(tmp_path: Path) -> None:
+    from grm import spct as real_spct
+
+    workers.configure(1)
+    metric = "eval/realmistake/rl/greedy_k1/accuracy"
+    overrides = ["registry.pyfunc_model_name=null", "eval.benchmarks=[realmistake]", "eval.benchmark_limit=3",
+                 f"eval.benchdata={BENCHDATA}", f"registry.gate_metric={metric}", "meta_rm.enabled=false"]  # fmt: skip
+    cfg = load_config(PipelineConfig, [TINY], overrides)
+    base = real_spct.build_base_model("embedded", cfg.model.tiny, cfg.world, tmp_path / "base", seed=0)
+    tracker = tracking.Tracker(tracking.default_tracking_uri(tmp_path), "gate")
+    dv = SimpleNamespace(files={"test.jsonl": "t" * 32}, dvc_md5="d.dir")
+    decisions, champs = [], []
+    for key in ("first", "second"):  # the same weights under two keys: the gap is 0 on the same items
+        grm = StageResult("rl.train", key, str(base.parent), {"model": base.name})
+        parent = tracker.start_run("pipeline")
+        ctx = RunContext("spct_pipeline", str(tmp_path), cfg, tracker, parent, str(tmp_path / "artifacts" / "stages"),
+                         stages.code_version())  # fmt: skip
+        from tasks import benchmarks
+
+        mine = benchmarks.benchmark_model.fn(ctx, "realmistake", "rl", grm, None)
+        champs.append(champion.evaluate_champion.fn(ctx, grm, None, dv))
+        decisions.append(registry.gate.fn(ctx, grm, None, [mine], dv, champs[-1]))
+        tracker.end_run(parent)
+    assert champs[0] is None and decisions[0]["alias"] == "champion"
+    assert champs[1] is not None and champs[1].stage == "bench.realmistake.champion"
+    second = decisions[1]
+    assert second["alias"] == "challenger" and second["comparison"] == "paired"
+    assert second["n_items"] >= 1 and second["gap"] == 0.0

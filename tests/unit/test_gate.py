@@ -75,7 +75,7 @@ def eval_result(tmp: Path, name: str, credits: list[float], metrics: dict[str, f
 
 def test_the_comparison_pairs_the_gate_cell_of_the_named_model_with_the_champion(tmp_path: Path) -> None:
     metric = "eval/world/rl/voting_k4/accuracy"
-    cfg = SimpleNamespace(registry=SimpleNamespace(gate_metric=metric), eval=SimpleNamespace(seed=0))
+    cfg = SimpleNamespace(registry=SimpleNamespace(gate_metric=metric), eval=SimpleNamespace(seed=0, benchmarks=()))
     ctx = SimpleNamespace(cfg=cfg)
     rl = eval_result(tmp_path, "rl", [1, 1, 1, 1], {metric: 1.0})
     rft = eval_result(tmp_path, "rft", [0, 0, 0, 0], {})
@@ -120,3 +120,25 @@ def test_gate_tags_say_the_gap_the_champion_and_the_split() -> None:
         "grm.gate.test_split_changed": "True",
     }
     assert tracking.gate_tags_of(None, "3", facts) == {}
+
+
+def test_a_benchmark_gate_pairs_the_items_both_models_evaluated(tmp_path: Path) -> None:
+    metric = "eval/realmistake/rl/greedy_k1/accuracy"
+    cfg = SimpleNamespace(
+        registry=SimpleNamespace(gate_metric=metric), eval=SimpleNamespace(seed=0, benchmarks=("realmistake",))
+    )
+
+    def bench(name: str, credits: dict[str, float], info: dict | None = None) -> StageResult:
+        folder = tmp_path / name
+        folder.mkdir()
+        per_item = [{"id": i, "credit": {"greedy_k1": c}} for i, c in credits.items()]
+        (folder / "report.json").write_text(json.dumps({"report": {"per_item": per_item}, "fit": {}}))
+        return StageResult(f"bench.realmistake.{name}", name, str(folder), {"report": "report.json"}, {}, info or {})
+
+    mine = bench("rl", {"a": 1, "b": 1, "c": 0})
+    theirs = bench("champion", {"c": 1, "a": 0}, {"champion_version": "4"})  # b did not fit its context
+    got = champion.comparison(SimpleNamespace(cfg=cfg), [mine], theirs, None)
+    assert got is not None and got.paired is not None
+    assert got.paired.n_items == 2 and got.paired.gap == 0.0  # a: +1, c: -1
+    assert champion.gate_benchmark(cfg, parse_gate_metric(metric)) == "realmistake"
+    assert champion.gate_benchmark(cfg, parse_gate_metric("eval/world/rl/greedy_k1/accuracy")) is None

@@ -62,7 +62,7 @@ def evaluate_champion(
 
     Returns:
         The stage result; None (logged) without tracking, a trained GRM or a champion, for a gate metric that is no
-        evaluation cell, or when the champion is this run's own model (same stage keys and data: the gate records a no-op).
+        evaluation cell, or when the champion is this run's own model (same stage keys and data: a no-op).
     """
     log = logger()
     reg = ctx.cfg.registry

@@ -1,5 +1,6 @@
 """Evaluation stages: ``eval.{model}`` scores one GRM on the held-out test split (benchmark ``world``, or
-``heldout`` for a data folder) with greedy + Voting@k (+ MetaRM@k when a meta RM is given) via ``grm.evaluation.evaluate``.
+``heldout`` for a data folder) with greedy + Voting@k (+ MetaRM@k when a meta RM is given) via
+``grm.evaluation.evaluate``.
 
 Metrics: ``eval/{benchmark}/{model}/{method}_k{k}/{metric}``; artifacts: ``eval/report.json``, the judgement table
 ``tables/judgements.json`` (``mlflow.log_table``) and ``figures/accuracy_vs_k.png``.

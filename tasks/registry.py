@@ -25,12 +25,11 @@ def gate(
 ) -> dict[str, Any] | None:
     """Register the final GRM (and meta RM) and decide its alias (``grm.gate.decide_alias``).
 
-    A held-out gate metric is decided on the paired gap over the same test items against ``champion`` (the
-    champion evaluated on this run's split: ``tasks.champion.evaluate_champion``): ``champion`` moves only when the
-    gap's 95% interval lower end is above ``registry.margin``. A benchmark gate metric compares with the
-    champion's stored value. A run whose final GRM/meta-RM stage keys and data version (``dv``, a
-    ``DataVersion``) equal a registered version's registers nothing (decision ``noop``, the earlier run linked). A
-    promotion a killed run left half done is completed or rolled back first. Skipped without a trained GRM."""
+    The gate metric is decided on the paired gap over the same items against ``champion`` (the champion evaluated
+    on this run's test split or benchmark items: ``tasks.champion.evaluate_champion``): ``champion`` moves only when
+    the gap's 95% interval lower end is above ``registry.margin``. A run whose final GRM/meta-RM stage keys and
+    data version (``dv``, a ``DataVersion``) equal a registered version's registers nothing (decision ``noop``, the
+    earlier run linked). A promotion a killed run left half done is completed or rolled back first. Skipped without a trained GRM."""
     from tasks import champion as champion_tasks
 
     log = logger()

@@ -11,12 +11,12 @@
 - ``own_run`` records host + pid on a parent run and ends this host's dead RUNNING predecessors (KILLED, tag
   ``grm.superseded_by``).
 - Registry: ``promote`` registers the GRM (and meta RM) and moves ``champion`` only when the new version beats the
-  current one (``grm.gate.decide_alias``): for a held-out gate metric by the paired gap on the same test items
-  (the flow evaluated the champion on this run's split: ``Comparison``), the interval's lower end above
-  ``registry.margin``; for a benchmark metric by the stored values. A run whose final GRM and meta-RM stage keys and
-  data version equal a registered version's registers nothing (``noop``). The decision is logged. The GRM alias is the one commit point
-  of a promotion; the meta RM is linked by the tag ``meta_rm_version`` on the GRM version and its alias mirrors
-  the GRM's, so ``repair_promotions`` (run first by every gate and registry resolve) completes a promotion a crash
+  current one on the same items (``grm.gate.decide_alias``): the flow evaluated the champion on this run's test
+  split or benchmark items (``Comparison``) and the paired gap's interval must have its lower end above
+  ``registry.margin``; without a comparison, the champion's stored value decides. A run whose final GRM and meta-RM
+  stage keys and data version equal a registered version's registers nothing (``noop``). The decision is logged.
+  The GRM alias is the one commit point of a promotion; the meta RM is linked by the tag ``meta_rm_version`` on
+  the GRM version and its alias mirrors the GRM's, so ``repair_promotions`` (run first by every gate and registry resolve) completes a promotion a crash
   interrupted after the GRM alias moved, and rolls back (deletes) one interrupted before.
 
 ``NullTracker`` (tracking.enabled=false) and test fakes implement the same methods.
@@ -458,7 +458,7 @@ class Tracker:
 
         Args:
             comparison: the champion measured on this run's test split (``tasks.champion``): the gate decides on its
-                paired gap; None: on the champion's stored value (benchmark gate metrics, or no champion).
+                paired gap; None: on the champion's stored value (no measured champion).
             identity: what makes this model what it is (``grm.stage_key.grm``, ``grm.stage_key.meta_rm``,
                 ``grm.data.dvc_md5``, ``grm.data.md5.test``): tags of the new version; a registered version with the
                 same stage keys and data version is this very model, so nothing is registered (``noop``).

@@ -4,8 +4,9 @@ A held-out gate metric is decided on the **same items**: the champion is evaluat
 with the same protocol, and the new version is promoted only when the lower end of the paired 95% bootstrap
 interval of (challenger - champion) per-item credit clears ``registry.margin`` (``paired_gate_gap``, the paired
 bootstrap of ``grm.report``/``eval.compare``). A raw score on one split against a stored score on another says
-nothing: an easy split makes any model look better. Benchmark gate metrics (fixed benchmark data, the same items
-for every version) keep the comparison of values (``champion_value``).
+nothing: an easy split makes any model look better. A benchmark gate metric is paired the same way over the
+benchmark items both versions evaluated. Without a measured champion (``promote`` called directly), the old rule
+stays: the new value must beat the champion's stored one by more than the margin.
 """
 
 from __future__ import annotations
@@ -98,8 +99,8 @@ def decide_alias(
 
     Args:
         new_value: the new version's gate metric (on its own test split).
-        champion_value: the champion's value of the metric on the same items (``paired`` given) or, for a benchmark
-            gate metric, its stored value; None when it has none.
+        champion_value: the champion's value of the metric on the same items (``paired`` given) or, without a
+            measured champion, its stored value; None when it has none.
         margin: ``registry.margin``.
         champion_version: None when there is no champion (the new version becomes champion).
         metric: the gate metric's name (for the reason).
@@ -111,8 +112,10 @@ def decide_alias(
         'challenger'
         >>> decide_alias(0.5, 0.4, 0.0, "1", paired=PairedGap(0.1, 0.03, 0.17, 40))[0]
         'champion'
-        >>> decide_alias(0.71, 0.70, 0.02, "1")[0], decide_alias(0.73, 0.70, 0.02, "1")[0], decide_alias(0.5, None, 0)[0]
-        ('challenger', 'champion', 'champion')
+        >>> decide_alias(0.71, 0.70, 0.02, "1")[0], decide_alias(0.73, 0.70, 0.02, "1")[0]  # stored values
+        ('challenger', 'champion')
+        >>> decide_alias(0.5, None, 0)[0]
+        'champion'
     """
     what = metric or "the gate metric"
     if champion_version is None:

@@ -787,16 +787,16 @@ class RegistryConfig:
         metadata={
             "help": "metric compared against the champion; null = the final model's Voting@k_max accuracy on the "
             "held-out split (eval/{world, or heldout for a data folder}/{rl or rft}/voting_k{max(eval.ks)}/accuracy), "
-            "compared on the same items (the champion is evaluated on this run's test split). An explicit name must "
-            "be one the enabled stages produce (checked at load)"
+            "compared on the same items (the champion is evaluated on this run's test split or benchmark). An "
+            "explicit name must be one the enabled stages produce (checked at load)"
         },
     )
     margin: float = field(
         default=0.0,
         metadata={
-            "help": "required improvement over the champion: a held-out gate metric promotes only when the lower end "
-            "of the paired 95% bootstrap interval of (new - champion) on the same test items is above it; a benchmark "
-            "gate metric when the new value beats the champion's stored one by more than it"
+            "help": "required improvement over the champion: the new version is promoted only when the lower end of "
+            "the paired 95% bootstrap interval of (new - champion) on the same items (this run's test split, or the "
+            "benchmark items of a benchmark gate metric) is above it"
         },
     )
     pyfunc_model_name: str | None = field(

@@ -1,6 +1,6 @@
 """``spct_pipeline``: prepare -> validate -> version -> base model -> rejective sampling -> RFT (+ variants) -> RL
--> meta RM -> evaluation (held-out split, then ``eval.benchmarks``) -> registry gate. Composition only: each line is
-one task (adding a stage is a few lines here).
+-> meta RM -> evaluation (held-out split, then ``eval.benchmarks``; the champion on the same split) -> registry
+gate. Composition only: each line is one task (adding a stage is a few lines here).
 
 The critical path (``rft.train`` -> ``rl.train`` -> ``meta_rm.train`` -> evaluations) runs in the flow's thread;
 what does not feed it is submitted (``.submit()``) and runs beside it: RFT's variants beside ``rl.train`` and
@@ -15,7 +15,7 @@ from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from grm.ablations import model_name as ablation_model
-from tasks import benchmarks, evaluation, registry, training
+from tasks import benchmarks, champion, evaluation, registry, training
 from tasks import data as data_stages  # ``data`` is the flow's parameter
 from tasks.runtime import pipeline_run
 
@@ -58,6 +58,7 @@ def spct_pipeline(
                       for name, m in trained if m]  # fmt: skip
         eval_runs = {name: evaluation.evaluate_model.submit(ctx, name, m, dv, meta)
                      for name, m in (("teacher", "teacher"), ("rft", rft_model), ("rl", rl_model)) if m}  # fmt: skip
+        champ = champion.evaluate_champion.submit(ctx, final, meta, dv)  # the champion on this run's test items
         unfiltered, ablations = unfiltered.result(), {n: f.result() for n, f in ablations.items()}  # None: skipped
         variants = {"sft_unfiltered": unfiltered, **ablations}
         eval_runs |= {name: evaluation.evaluate_model.submit(ctx, name, m, dv, meta) for name, m in variants.items()
@@ -66,9 +67,10 @@ def spct_pipeline(
         evals = {name: eval_runs[name].result() for name in order if name in eval_runs}
         gaps = evaluation.compare(ctx, evals)  # the paper's orderings as paired gaps with intervals
         benched = [r for r in (f.result() for f in bench_runs) if r is not None]
-        decision = registry.gate(ctx, final, meta, [*evals.values(), *benched])  # any of their metrics can gate
+        champ = champ.result()  # None: no champion, a benchmark gate metric, or this run's model is the champion
+        decision = registry.gate(ctx, final, meta, [*evals.values(), *benched], dv, champ)  # any metric can gate
         done = [prepared, validated, base, samples, rft_model, unfiltered, *ablations.values(), rl_model, meta,
-                *evals.values(), *benched]  # fmt: skip
+                *evals.values(), *benched, champ]  # fmt: skip
     return {
         "run_id": ctx.parent_run_id,
         "stages": {s.stage: {"key": s.key, "cached": s.cached} for s in done if s is not None},

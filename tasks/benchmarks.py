@@ -68,7 +68,7 @@ class BenchSlice:
 def select_bench(cfg: PipelineConfig, benchmark: str, model: str) -> BenchSlice | Skip:
     if benchmark not in cfg.eval.benchmarks:
         return Skip(f"eval.benchmarks={list(cfg.eval.benchmarks)} does not list {benchmark!r}")
-    if model not in BENCH_MODELS:
+    if model not in (*BENCH_MODELS, "champion"):  # champion: the registered one, for the gate (tasks.champion)
         raise ValueError(f"bench.{benchmark}.{model}: benchmarks evaluate the trained GRMs {BENCH_MODELS} only")
     return BenchSlice(benchmark, model, cfg.eval.benchmark_limit, local_folder(benchmark), select_protocol(cfg))
 

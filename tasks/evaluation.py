@@ -1,5 +1,6 @@
-"""Evaluation stages: ``eval.{model}`` scores one GRM on the held-out test split (benchmark ``world`` or the data
-source's name) with greedy + Voting@k (+ MetaRM@k when a meta RM is given) via ``grm.evaluation.evaluate``.
+"""Evaluation stages: ``eval.{model}`` scores one GRM on the held-out test split (benchmark ``world``, or
+``heldout`` for a data folder) with greedy + Voting@k (+ MetaRM@k when a meta RM is given) via
+``grm.evaluation.evaluate``.
 
 Metrics: ``eval/{benchmark}/{model}/{method}_k{k}/{metric}``; artifacts: ``eval/report.json``, the judgement table
 ``tables/judgements.json`` (``mlflow.log_table``) and ``figures/accuracy_vs_k.png``.
@@ -30,12 +31,12 @@ TEACHER = "teacher"
 
 
 def benchmark_of(source: str) -> str:
-    """``world`` for the embedded world, else the data folder's name (``data.source``)."""
+    """``world`` for the embedded world, else ``heldout`` (never the folder's name: ``grm.evaluation.HELDOUT``)."""
     return evaluation.heldout_benchmark(source)
 
 
 def benchmark_name(ctx: RunContext) -> str:
-    """``world`` for the embedded world, else the data folder's name."""
+    """``world`` for the embedded world, else ``heldout``."""
     return benchmark_of(ctx.cfg.data.source)
 
 

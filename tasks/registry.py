@@ -16,22 +16,40 @@ from tasks.stages import StageResult
 
 @task(name="registry.gate", cache_policy=NO_CACHE, **TASK_OPTIONS)
 def gate(
-    ctx: RunContext, grm_model: StageResult | None, meta_rm: StageResult | None, evals: list[StageResult]
+    ctx: RunContext,
+    grm_model: StageResult | None,
+    meta_rm: StageResult | None,
+    evals: list[StageResult],
+    dv: Any = None,
+    champion: StageResult | None = None,
 ) -> dict[str, Any] | None:
-    """Register the final GRM (and meta RM); ``champion`` moves only if ``registry.gate_metric`` improves by more
-    than ``registry.margin`` over a champion that has the metric, otherwise the new version is ``challenger``.
-    A promotion a killed run left half done is completed or rolled back first. Skipped without a trained GRM."""
+    """Register the final GRM (and meta RM) and decide its alias (``grm.gate.decide_alias``).
+
+    The gate metric is decided on the paired gap over the same items against ``champion`` (the champion evaluated
+    on this run's test split or benchmark items: ``tasks.champion.evaluate_champion``): ``champion`` moves only when
+    the gap's 95% interval lower end is above ``registry.margin``. A run whose final GRM/meta-RM stage keys and
+    data version (``dv``, a ``DataVersion``) equal a registered version's registers nothing (decision ``noop``, the
+    earlier run linked). A promotion a killed run left half done is completed or rolled back first. Skipped without a trained GRM."""
+    from tasks import champion as champion_tasks
+
     log = logger()
     if grm_model is None:
         log.warning("registry.gate skipped: no trained GRM in this run (training slots not wired)")
         return None
     metrics = {k: v for e in evals for k, v in e.metrics.items()}
+    compared = champion_tasks.comparison(ctx, evals, champion, dv)
+    same = champion_tasks.identity(grm_model, meta_rm, dv)
     with ctx.tracker.registry_lock():  # two runs of one project gate one after the other
-        return _gate(ctx, grm_model, meta_rm, metrics)
+        return _gate(ctx, grm_model, meta_rm, metrics, compared, same)
 
 
 def _gate(
-    ctx: RunContext, grm_model: StageResult, meta_rm: StageResult | None, metrics: dict[str, float]
+    ctx: RunContext,
+    grm_model: StageResult,
+    meta_rm: StageResult | None,
+    metrics: dict[str, float],
+    compared: Any = None,
+    same: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     log = logger()
     with bench.LEDGER.measure("registry.gate", "tracking"):
@@ -41,7 +59,12 @@ def _gate(
             metrics,
             ctx.cfg.registry,
             meta_rm_dir=meta_rm.output("model") if meta_rm is not None else None,
+            comparison=compared,
+            identity=same,
         )
+    if decision.get("noop"):
+        log.info("registry: %s", decision["reason"])
+        return decision
     if ctx.cfg.registry.pyfunc_model_name:
         with bench.LEDGER.measure("registry.gate", "tracking"):
             from grm.integrations.mlflow import log_grm_model

@@ -254,6 +254,7 @@ def pipeline_run(
         tags = {
             "grm.flow": flow_name,
             "grm.config_name": cfg.name,
+            "grm.data.source": cfg.data.source,  # the dataset's identity (metric names say world/heldout only)
             "grm.config_path": config_path,
             "grm.overrides": " ".join(overrides or []),
             "grm.code_version": code,

@@ -10,11 +10,13 @@
   ``workflowType=machine_learning``. Each DVC split is a dataset input of the parent run (``log_datasets``).
 - ``own_run`` records host + pid on a parent run and ends this host's dead RUNNING predecessors (KILLED, tag
   ``grm.superseded_by``).
-- Registry: ``promote`` registers the GRM (and meta RM) and moves ``champion`` only when the gate metric beats the
-  current champion by ``registry.margin``; otherwise the new version is ``challenger`` (also when the champion has
-  no value of the gate metric: nothing to compare). The decision is logged. The GRM alias is the one commit point
-  of a promotion; the meta RM is linked by the tag ``meta_rm_version`` on the GRM version and its alias mirrors
-  the GRM's, so ``repair_promotions`` (run first by every gate and registry resolve) completes a promotion a crash
+- Registry: ``promote`` registers the GRM (and meta RM) and moves ``champion`` only when the new version beats the
+  current one on the same items (``grm.gate.decide_alias``): the flow evaluated the champion on this run's test
+  split or benchmark items (``Comparison``) and the paired gap's interval must have its lower end above
+  ``registry.margin``; without a comparison, the champion's stored value decides. A run whose final GRM and meta-RM
+  stage keys and data version equal a registered version's registers nothing (``noop``). The decision is logged.
+  The GRM alias is the one commit point of a promotion; the meta RM is linked by the tag ``meta_rm_version`` on
+  the GRM version and its alias mirrors the GRM's, so ``repair_promotions`` (run first by every gate and registry resolve) completes a promotion a crash
   interrupted after the GRM alias moved, and rolls back (deletes) one interrupted before.
 
 ``NullTracker`` (tracking.enabled=false) and test fakes implement the same methods.
@@ -23,7 +25,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import socket
 import subprocess
@@ -35,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from grm.gate import Comparison, decide_alias  # noqa: F401 (decide_alias: the gate's rule, re-exported)
+
 MAX_PARAM_CHARS = 6000  # MLflow's limit on one param value
 CHAMPION, CHALLENGER = "champion", "challenger"
 ALIASES = (CHAMPION, CHALLENGER)
@@ -42,6 +45,8 @@ EXPERIMENT_KIND_TAG, TRAINING_KIND = "mlflow.experimentKind", "custom_model_deve
 PROMOTION_TAG = "grm.promotion"  # on a GRM version: "pending" until its promotion is complete, then "done"
 META_LINK_TAG = "meta_rm_version"  # on a GRM version: the meta RM version promoted with it
 HOST_TAG, PID_TAG, PID_START_TAG, SUPERSEDED_TAG = "grm.host", "grm.pid", "grm.pid_start", "grm.superseded_by"
+NOOP_TAG = "grm.noop_of"  # on a parent run that registered nothing: the run whose model it would have duplicated
+TEST_MD5_TAG, RUN_TEST_MD5_TAG = "grm.data.md5.test", "grm.data.md5.test.jsonl"  # on a GRM version / a parent run
 SPLIT_CONTEXT = {"train": "training", "val": "validation", "test": "test"}
 
 
@@ -112,39 +117,14 @@ def git_commit(project_dir: str | Path = ".") -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def decide_alias(
-    new_value: float,
-    champion_value: float | None,
-    margin: float,
-    champion_version: str | None = None,
-    metric: str = "",
-) -> tuple[str, str]:
-    """The registry gate: which alias a new GRM version gets, and why.
-
-    ``champion_version`` None means there is no champion; a champion without a value of the gate metric (e.g. the
-    metric's name changed since) is kept: there is nothing to compare, so the new version is ``challenger``.
-
-    Example:
-        >>> decide_alias(0.71, 0.70, 0.02, "1")[0], decide_alias(0.73, 0.70, 0.02, "1")[0], decide_alias(0.5, None, 0)[0]
-        ('challenger', 'champion', 'champion')
-    """
-    if champion_version is None:
-        return CHAMPION, f"no champion yet: the new version becomes champion ({new_value:.4f})"
-    if champion_value is None or math.isnan(champion_value):
-        return CHALLENGER, (
-            f"champion v{champion_version} has no value of {metric or 'the gate metric'}: it stays champion (nothing "
-            "to compare); evaluate it on this metric or move the alias by hand"
-        )
-    if math.isnan(new_value):
-        return CHALLENGER, f"the new value of {metric or 'the gate metric'} is NaN: champion v{champion_version} stays"
-    if new_value - champion_value > margin:
-        return (
-            CHAMPION,
-            f"{new_value:.4f} beats champion v{champion_version}'s {champion_value:.4f} by more than {margin}",
-        )
-    return CHALLENGER, (
-        f"{new_value:.4f} does not beat champion v{champion_version}'s {champion_value:.4f} by more than {margin}"
-    )
+def gate_tags_of(paired: Any, champion_version: str | None, facts: Mapping[str, Any]) -> dict[str, str]:
+    """The gate's evidence as tags (``grm.gate.*``) for the run and the new version (none without a paired gap)."""
+    if paired is None:
+        return {}
+    tags = {"grm.gate.gap": paired.gap, "grm.gate.ci_low": paired.ci_low, "grm.gate.ci_high": paired.ci_high}
+    tags |= {"grm.gate.n_items": paired.n_items, "grm.gate.champion_version": champion_version}
+    tags |= {f"grm.gate.{k}": v for k, v in facts.items()}
+    return {k: str(v) for k, v in tags.items() if v is not None}
 
 
 def _proc_start(pid: int) -> str | None:
@@ -465,6 +445,8 @@ class Tracker:
         metrics: Mapping[str, float],
         registry: Any,
         meta_rm_dir: str | Path | None = None,
+        comparison: Comparison | None = None,
+        identity: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         """Register the GRM (+ meta RM) and apply the champion gate (``registry`` = ``RegistryConfig``).
 
@@ -473,6 +455,13 @@ class Tracker:
         version), (3) move the GRM alias: the commit point, one write, (4) mirror the meta RM alias, (5) tag the
         GRM version ``done``. ``repair_promotions`` runs first and finishes (after 3) or rolls back (before 3) a
         promotion an earlier process did not finish.
+
+        Args:
+            comparison: the champion measured on this run's test split (``tasks.champion``): the gate decides on its
+                paired gap; None: on the champion's stored value (no measured champion).
+            identity: what makes this model what it is (``grm.stage_key.grm``, ``grm.stage_key.meta_rm``,
+                ``grm.data.dvc_md5``, ``grm.data.md5.test``): tags of the new version; a registered version with the
+                same stage keys and data version is this very model, so nothing is registered (``noop``).
 
         Returns:
             The decision record (also logged as ``registry/decision.json`` and tags on ``run_id``).
@@ -486,13 +475,32 @@ class Tracker:
             raise KeyError(
                 f"registry.gate_metric={metric!r} was not measured in this run; set it to one of {sorted(metrics)}"
             )
+        same = self.same_version(registry, identity) if identity else None
+        if same is not None:
+            return self._noop(run_id, registry, same, repairs)
         new_value = float(metrics[metric])
         current = self.alias_version(registry.model_name, CHAMPION)
         champ_version = str(current.version) if current is not None else None
-        champ_value = self.gate_value(current, metric) if current is not None else None
-        alias, reason = decide_alias(new_value, champ_value, registry.margin, champ_version, metric)
+        paired, facts = None, {}
+        if current is not None and comparison is not None:
+            if comparison.champion_version != champ_version:  # another run's gate moved it since the evaluation
+                raise RuntimeError(
+                    f"the champion moved from v{comparison.champion_version} (evaluated on this run's test split) to "
+                    f"v{champ_version} while this run was running; rerun to compare with v{champ_version}"
+                )
+            paired, champ_value = comparison.paired, comparison.champion_value
+            facts = self._split_facts(current, comparison.test_md5)
+        else:
+            champ_value = self.gate_value(current, metric) if current is not None else None
+        alias, reason = decide_alias(new_value, champ_value, registry.margin, champ_version, metric, paired)
+        if facts.get("test_split_changed"):
+            reason += (
+                f"; the test split changed since v{champ_version} was registered (md5 {facts['champion_test_md5']} -> "
+                f"{facts['test_md5']}): both were measured on the new one"
+            )
+        gate_tags = gate_tags_of(paired, champ_version, facts)
         tags = {"gate_metric": metric, "gate_value": new_value, PROMOTION_TAG: "pending", "grm.alias": alias}
-        version = self.register(run_id, grm_dir, registry.model_name, tags)
+        version = self.register(run_id, grm_dir, registry.model_name, tags | dict(identity or {}) | gate_tags)
         client = self.client()
         meta_version = None
         if meta_rm_dir is not None:  # the meta RM travels with its GRM: linked by a tag, its alias mirrors the GRM's
@@ -501,23 +509,82 @@ class Tracker:
         client.set_registered_model_alias(registry.model_name, alias, version)  # the commit point
         self._mirror_meta_alias(registry, alias)
         client.set_model_version_tag(registry.model_name, version, PROMOTION_TAG, "done")
+        if current is not None and paired is not None:  # the champion's side of the comparison, per challenger
+            for key, value in gate_tags.items():
+                if key != "grm.gate.champion_version":
+                    client.set_model_version_tag(
+                        registry.model_name,
+                        current.version,
+                        key.replace("grm.gate.", f"grm.gate.vs_v{version}."),
+                        value,
+                    )
         decision = {
             "model": registry.model_name,
             "version": version,
             "alias": alias,
             "reason": reason,
+            "noop": False,
             "gate_metric": metric,
             "new_value": new_value,
             "champion_version": champ_version,
             "champion_value": champ_value,
+            "comparison": "paired" if paired is not None else ("same_split" if comparison else "stored"),
             "margin": registry.margin,
             "repairs": repairs,
         }
+        if paired is not None:
+            decision.update(gap=paired.gap, ci_low=paired.ci_low, ci_high=paired.ci_high, n_items=paired.n_items)
+        decision.update(facts)
         if meta_version is not None:
             decision["meta_rm_version"] = meta_version
         self.log_dict(run_id, decision, "registry/decision.json")
-        self.set_tags(run_id, {"grm.registry.alias": alias, "grm.registry.version": version})
+        self.set_tags(run_id, {"grm.registry.alias": alias, "grm.registry.version": version} | gate_tags)
         return decision
+
+    def same_version(self, registry: Any, identity: Mapping[str, str]) -> Any | None:
+        """The registered GRM version whose tags hold every ``identity`` item (the newest; None if none)."""
+        found = [
+            mv
+            for mv in self._versions(registry.model_name)
+            if all((mv.tags or {}).get(k) == str(v) for k, v in identity.items())
+            and (mv.tags or {}).get(PROMOTION_TAG) != "pending"
+        ]
+        return max(found, key=lambda mv: int(mv.version)) if found else None
+
+    def _noop(self, run_id: str, registry: Any, same: Any, repairs: list[str]) -> dict[str, Any]:
+        """The decision of a run that trained nothing new: nothing registered, the earlier run linked."""
+        holds = [a for a in ALIASES if (v := self.alias_version(registry.model_name, a)) and v.version == same.version]
+        alias = holds[0] if holds else None
+        link = self.ui_url(run_ids=[same.run_id]) if same.run_id else None
+        reason = (
+            f"no-op: data version, config and code are unchanged since run {same.run_id}, whose model is "
+            f"{registry.model_name} v{same.version} ({alias or 'no alias'}); nothing registered"
+        )
+        decision = {
+            "model": registry.model_name,
+            "version": str(same.version),
+            "alias": alias,
+            "reason": reason,
+            "noop": True,
+            "same_as": {"version": str(same.version), "run_id": same.run_id, "link": link},
+            "gate_metric": registry.gate_metric,
+            "repairs": repairs,
+        }
+        self.log_dict(run_id, decision, "registry/decision.json")
+        self.set_tags(run_id, {NOOP_TAG: same.run_id, "grm.registry.version": str(same.version)})
+        return decision
+
+    def _split_facts(self, champion: Any, test_md5: str | None) -> dict[str, Any]:
+        """This run's test-split md5, the one the champion was registered with, and whether they differ."""
+        tags = champion.tags or {}
+        before = tags.get(TEST_MD5_TAG)
+        if before is None and champion.run_id:  # versions registered before the tag: their run's data tag
+            from mlflow.exceptions import MlflowException
+
+            with suppress(MlflowException):
+                before = self.client().get_run(champion.run_id).data.tags.get(RUN_TEST_MD5_TAG)
+        changed = None if before is None or test_md5 is None else before != test_md5
+        return {"test_md5": test_md5, "champion_test_md5": before, "test_split_changed": changed}
 
     def linked_meta_version(self, registry: Any, grm_version: Any) -> str | None:
         """The meta RM version promoted with GRM ``grm_version`` (its ``meta_rm_version`` tag; for versions

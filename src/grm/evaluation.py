@@ -91,15 +91,23 @@ def metric_name(text: str) -> str:
     return _NAME_RE.sub("_", text).strip("_") or "unnamed"
 
 
+HELDOUT = "heldout"  # the benchmark segment of a data folder's held-out metrics, whatever the folder is called
+
+
 def heldout_benchmark(source: str) -> str:
     """The benchmark segment of the pipeline's held-out metrics: ``world`` for the embedded world (``data.source``),
-    else the data folder's name (``data/preference`` -> ``preference``).
+    else the fixed name ``heldout`` for any data folder.
+
+    Never the folder's name: a weekly drop in ``data/2026-w50/`` must log the same metric names as last week's
+    ``data/2026-w49/``, or the registry gate finds no champion value to compare with. The dataset's identity is
+    kept elsewhere: the parent run's dataset inputs (``tasks.tracking.log_datasets``) and its ``grm.data.source``
+    tag.
 
     Example:
-        >>> heldout_benchmark("world"), heldout_benchmark("data/my prefs/")
-        ('world', 'my_prefs')
+        >>> heldout_benchmark("world"), heldout_benchmark("data/my prefs/"), heldout_benchmark("data/2026-w50")
+        ('world', 'heldout', 'heldout')
     """
-    return "world" if source == "world" else metric_name(Path(source).name)
+    return "world" if source == "world" else HELDOUT
 
 
 def model_label(spec: str) -> str:

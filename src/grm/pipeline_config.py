@@ -152,7 +152,8 @@ class DataConfig:
             "help": "'world' (the embedded synthetic world), a folder holding train.jsonl/val.jsonl/test.jsonl "
             "(+ general.jsonl when rft.general_ratio or rl.general_coef is > 0), or a landing folder of drops "
             "(subfolders with those splits, data.window picks them; docs/data.md); the held-out split's metrics are "
-            "named after it (eval/world/... or eval/{folder name}/...)"
+            "eval/world/... for the world and eval/heldout/... for any folder (never the folder's name, so a new drop "
+            "keeps the gate's metric; the folder is the run's tag grm.data.source and its dataset inputs)"
         },
     )
     window: str = field(
@@ -800,11 +801,19 @@ class RegistryConfig:
         default=None,
         metadata={
             "help": "metric compared against the champion; null = the final model's Voting@k_max accuracy on the "
-            "held-out split (eval/{world or folder name}/{rl or rft}/voting_k{max(eval.ks)}/accuracy). An explicit "
-            "name must be one the enabled stages produce (checked at load)"
+            "held-out split (eval/{world, or heldout for a data folder}/{rl or rft}/voting_k{max(eval.ks)}/accuracy), "
+            "compared on the same items (the champion is evaluated on this run's test split or benchmark). An "
+            "explicit name must be one the enabled stages produce (checked at load)"
         },
     )
-    margin: float = field(default=0.0, metadata={"help": "required improvement over the champion's gate metric"})
+    margin: float = field(
+        default=0.0,
+        metadata={
+            "help": "required improvement over the champion: the new version is promoted only when the lower end of "
+            "the paired 95% bootstrap interval of (new - champion) on the same items (this run's test split, or the "
+            "benchmark items of a benchmark gate metric) is above it"
+        },
+    )
     pyfunc_model_name: str | None = field(
         default="grm-pyfunc",
         metadata={
@@ -929,7 +938,7 @@ def stage_seeds(cfg: PipelineConfig) -> dict[str, int]:
 
 # ---- what the enabled stages produce ---------------------------------------------------------------------------
 def heldout_name(cfg: PipelineConfig) -> str:
-    """The benchmark segment of the held-out split's metric names: ``world`` or the data folder's name."""
+    """The benchmark segment of the held-out split's metric names: ``world``, or ``heldout`` for a data folder."""
     from grm.evaluation import heldout_benchmark
 
     return heldout_benchmark(cfg.data.source)

@@ -173,6 +173,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("config", "grm_cli.config", "config_command"),
     ("reproduce", "grm_cli.reproduce", "reproduce"),
     ("ui", "grm_cli.reproduce", "ui"),
+    ("gc", "grm_cli.gc", "gc_command"),
 ]
 
 

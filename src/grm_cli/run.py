@@ -63,7 +63,10 @@ def run_command(
         typer.echo("\nThe paper's orderings, paired over the same test items (gap in points, 95% bootstrap):")
         typer.echo(out["gaps_table"])
     decision = out.get("registry") or {}
-    if decision:
+    if decision.get("noop"):  # nothing registered: the same model as an earlier run
+        link = decision["same_as"].get("link")
+        typer.echo(f"registry: {decision['reason']}" + (f" ({link})" if link else ""))
+    elif decision:
         typer.echo(
             f"registry: {decision['model']} v{decision['version']} -> {decision['alias']} ({decision['reason']})"
         )

@@ -1,7 +1,8 @@
 """A user's first run on their own data, end to end: the tiny pipeline on a data folder that is not the embedded
 world (written by ``grm world`` into a folder of another name, with its general.jsonl), plus one real benchmark and
-one of the paper's RFT ablations. Metrics are named after the folder, the registry decides on a benchmark metric.
-The benchmark is read from the copy shipped in the repository (the default eval.benchdata): no ../shared needed."""
+one of the paper's RFT ablations. Metrics are named eval/heldout/... (never after the folder), the registry decides
+on a benchmark metric. The benchmark is read from the copy shipped in the repository (the default eval.benchdata):
+no ../shared needed."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(600)]  # tr
 
 def test_tiny_pipeline_on_a_non_world_folder_with_a_benchmark(prefect_server: PrefectServer, tmp_path: Path) -> None:
     project = make_project(tmp_path / "project")
-    data = project / "my prefs"  # a space too: metric names use the sanitised folder name
+    data = project / "my prefs"  # a space too: the folder's name is in no metric name
     subprocess.run(
         [sys.executable, "-m", "grm_cli.app", "world", "--output", str(data), "--config", str(TINY_CONFIG)],
         cwd=REPO, env=prefect_server.env(), check=True, capture_output=True, timeout=120,
@@ -29,11 +30,11 @@ def test_tiny_pipeline_on_a_non_world_folder_with_a_benchmark(prefect_server: Pr
     overrides += ["eval.benchmarks=[realmistake]", "eval.benchmark_limit=2", f"registry.gate_metric={gate}"]
     out = run_flow(prefect_server, "spct_pipeline", project, *[a for o in overrides for a in ("--set", o)])
     metrics = out["metrics"]
-    assert "eval/my_prefs/rl/voting_k4/accuracy" in metrics and "eval/my_prefs/rft/greedy_k1/accuracy" in metrics
+    assert "eval/heldout/rl/voting_k4/accuracy" in metrics and "eval/heldout/rft/greedy_k1/accuracy" in metrics
     assert not any(k.startswith("eval/world/") for k in metrics)
     assert "rft.ablation.no_principles" in out["stages"] and "rft.train_unfiltered" not in out["stages"]
-    assert "eval/my_prefs/rft_no_principles/greedy_k1/accuracy" in metrics  # the paper's row, evaluated
-    assert "eval/my_prefs/rft_vs_rft_no_principles/gap_greedy_k1/value" in metrics  # and compared with full RFT
+    assert "eval/heldout/rft_no_principles/greedy_k1/accuracy" in metrics  # the paper's row, evaluated
+    assert "eval/heldout/rft_vs_rft_no_principles/gap_greedy_k1/value" in metrics  # and compared with full RFT
     decision = out["registry"]
     assert decision["gate_metric"] == gate and decision["new_value"] == metrics[gate]
     assert decision["alias"] in ("champion", "challenger") and decision["version"]

@@ -81,7 +81,7 @@ def test_the_derived_gate_metric_is_one_the_enabled_stages_produce(overrides):
     produced = expected_metrics(cfg)
     assert cfg.registry.gate_metric == default_gate_metric(cfg) in produced
     final = "rl" if cfg.rl.max_steps else "rft"
-    bench = "world" if cfg.data.source == "world" else "my_prefs"
+    bench = "world" if cfg.data.source == "world" else "heldout"
     assert cfg.registry.gate_metric == f"eval/{bench}/{final}/voting_k{max(cfg.eval.ks)}/accuracy"
     models = {name.split("/")[2] for name in produced}
     assert models == set(evaluated_models(cfg))
@@ -108,12 +108,14 @@ def test_rl_off_with_the_old_gate_fails_at_load_naming_the_key_and_the_fix():
     assert load("rl.max_steps=0").registry.gate_metric == "eval/world/rft/voting_k8/accuracy"
 
 
-def test_the_gate_metric_follows_the_data_source():
-    assert heldout_benchmark("data/preference/") == "preference"
-    assert load("data.source=data/preference").registry.gate_metric == "eval/preference/rl/voting_k8/accuracy"
+def test_the_gate_metric_never_carries_the_data_folders_name():
+    # a weekly drop in another folder must keep last week's metric names, or the gate finds nothing to compare
+    assert heldout_benchmark("data/preference/") == heldout_benchmark("data/2026-w50") == "heldout"
+    assert load("data.source=data/preference").registry.gate_metric == "eval/heldout/rl/voting_k8/accuracy"
+    assert load("data.source=data/2026-w50").registry.gate_metric == "eval/heldout/rl/voting_k8/accuracy"
     message = load_error("data.source=data/preference", "registry.gate_metric=eval/world/rl/voting_k8/accuracy")
-    assert "the held-out split is named 'preference' (data.source='data/preference')" in message
-    assert "'eval/preference/rl/voting_k8/accuracy'" in message
+    assert "the held-out split is named 'heldout' (data.source='data/preference')" in message
+    assert "'eval/heldout/rl/voting_k8/accuracy'" in message
 
 
 def test_a_metarm_gate_needs_the_meta_rm():

@@ -22,7 +22,8 @@ def test_registry_gate_decision_needs_a_strict_improvement_by_the_margin() -> No
     assert "does not beat champion v3" in tracking.decide_alias(0.6, 0.7, 0.0, "3")[1]
 
 
-def test_registry_gate_keeps_a_champion_that_lacks_the_gate_metric() -> None:
+def test_registry_gate_keeps_a_champion_that_lacks_a_stored_benchmark_metric() -> None:
+    # benchmark gate metrics only: a held-out one is measured on the champion (paired, tests/unit/test_gate.py)
     alias, reason = tracking.decide_alias(0.99, None, 0.0, "3", "eval/ks")
     assert alias == "challenger" and "champion v3 has no value of eval/ks" in reason
     assert tracking.decide_alias(0.99, float("nan"), 0.0, "3")[0] == "challenger"

@@ -9,6 +9,7 @@ any failed run ``data/``, ``data.dvc`` and the DVC remote are byte for byte what
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from grm.files import write_json_atomic
 from grm.pipeline_config import PipelineConfig, SplitMinimums
 from grm.schemas import read_items, write_items
 from grm.world.generator import WorldConfig
-from tasks import bench, validation, versioning
+from tasks import bench, data_store, validation, versioning
 from tasks.runtime import TASK_OPTIONS, RunContext, logger, run_stage
 from tasks.stages import BuildContext, FileInput, HashedFile, Stage, StageOutput, StageResult, file_md5, register
 
@@ -176,6 +177,7 @@ def version(ctx: RunContext, prepared: StageResult, validated: StageResult) -> v
         try:
             with bench.LEDGER.measure("data.version", "versioning"):
                 dv = versioning.publish_data(ctx.project_dir, data_dir, sources)
+                dv = materialize(ctx, dv, sources)
             with bench.LEDGER.measure("data.version", "tracking"):
                 ctx.tracker.set_tags(ctx.parent_run_id, dv.tags())
                 ctx.tracker.log_text(ctx.parent_run_id, dv.dvc_file, "inputs/data.dvc")
@@ -192,9 +194,25 @@ def version(ctx: RunContext, prepared: StageResult, validated: StageResult) -> v
     return dv
 
 
+def store_root(ctx: RunContext) -> Path:
+    """``artifacts/datasets``: the content-addressed copies of data versions (``tasks.data_store``)."""
+    return Path(ctx.store_root).parent / data_store.STORE
+
+
+def materialize(ctx: RunContext, dv: versioning.DataVersion, sources: dict[str, Path]) -> versioning.DataVersion:
+    """Copy the just published version into ``artifacts/datasets/{md5}/`` (verified against ``dv.files``); the stages
+    of this run read that copy, which no later publish of ``data/`` can change."""
+    folder = data_store.from_files(store_root(ctx), dv.dvc_md5, sources, dv.files)
+    return dataclasses.replace(dv, local_dir=str(folder))
+
+
 def split(ctx: RunContext, dv: versioning.DataVersion, name: str) -> HashedFile:
-    """The published (DVC-tracked) split ``name`` as an upstream input: its path, keyed by its DVC md5."""
-    return HashedFile(str(ctx.path(ctx.cfg.data.data_dir) / f"{name}.jsonl"), dv.files[f"{name}.jsonl"])
+    """Split ``name`` of data version ``dv`` as an upstream input, keyed by its DVC md5: the content-addressed copy
+    (``dv.local_dir``), never the live ``data/`` folder another run of the project may republish meanwhile. The
+    stage verifies the file's md5 against the key before and after its build (``tasks.stages.verify_inputs``)."""
+    if not dv.local_dir:
+        raise ValueError(f"data version {dv.dvc_md5} has no local copy; get it from data.version or data.pinned")
+    return HashedFile(str(Path(dv.local_dir) / f"{name}.jsonl"), dv.files[f"{name}.jsonl"])
 
 
 def dump(obj: Any) -> str:

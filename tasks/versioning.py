@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from grm.errors import UserError
 from tasks.stages import file_md5
 
 REMOTE_NAME = "local"
@@ -32,8 +33,8 @@ DEFAULT_REMOTE = ".dvc-remote"
 ENV_REMOTE = "GRM_DVC_REMOTE"
 
 
-class ReproduceError(RuntimeError):
-    """The inputs of a run cannot be restored; the message says what is missing and the fix."""
+class ReproduceError(UserError):
+    """The inputs of a run cannot be restored; the message says what is missing and the fix (CLI: exit 2)."""
 
 
 @dataclass(frozen=True)
@@ -45,9 +46,13 @@ class DataVersion:
     dvc_file: str  # the content of data.dvc
     remote: str
     git_commit: str | None
+    local_dir: str = ""  # the content-addressed copy stages read (``tasks.data_store``); "" before it is made
+    size: int = 0  # bytes of all files (``size`` in data.dvc)
 
     def tags(self) -> dict[str, str]:
         tags = {"grm.data.dvc_md5": self.dvc_md5, "grm.data.remote": self.remote}
+        if self.size:
+            tags["grm.data.size"] = str(self.size)
         tags.update({f"grm.data.md5.{name}": md5 for name, md5 in self.files.items()})
         if self.git_commit:
             tags["grm.git_commit"] = self.git_commit
@@ -147,6 +152,27 @@ def remote_folder(root: str | Path, remote: str | None = None) -> Path | None:
     return (root / url).resolve()
 
 
+def remote_config(root: str | Path, remote: str | None = None) -> dict[str, Any]:
+    """The DVC remote of ``root`` as a config section (``url`` absolute for a folder), ``$GRM_DVC_REMOTE`` first.
+
+    Used to pull into a throw-away workspace (``tasks.data_store.from_remote``): other keys of the section
+    (credentials, endpoint) are kept.
+    """
+    root = Path(root).resolve()
+    conf: dict[str, Any] = {}
+    if (root / ".dvc").is_dir():
+        with in_dir(root):
+            repo = _repo(root)
+            try:
+                conf = dict(repo.config["remote"].get(REMOTE_NAME, {}))
+            finally:
+                repo.close()
+    url = remote or os.environ.get(ENV_REMOTE) or conf.get("url") or DEFAULT_REMOTE
+    if "://" not in url:
+        url = str((root / url).resolve())
+    return {**conf, "url": url}
+
+
 @dataclass
 class Snapshot:
     """What a publish may change, taken before it: the split files of ``data/``, ``data.dvc``, the root
@@ -166,6 +192,8 @@ class Snapshot:
     def take(cls, root: str | Path, data_dir: str, names: list[str], remote: str | None = None) -> Snapshot:
         root = Path(root).resolve()
         data = root / data_dir
+        present = [p.relative_to(data).as_posix() for p in data.rglob("*") if p.is_file()] if data.is_dir() else []
+        names = sorted(set(names) | set(present))  # a publish removes files that are not in the new version
         paths = [data / n for n in names] + [root / f"{data_dir}.dvc", root / ".gitignore"]
         files = {p: (p.read_bytes() if p.is_file() else None) for p in paths}
         folder = remote_folder(root, remote)
@@ -209,6 +237,9 @@ def publish_data(
     root = Path(root).resolve()
     folder = root / data_dir
     folder.mkdir(parents=True, exist_ok=True)
+    for old in [p for p in folder.rglob("*") if p.is_file()]:  # the version is exactly ``sources``
+        if old.relative_to(folder).as_posix() not in sources:
+            old.unlink()
     for name, src in sources.items():
         dst = folder / name
         if not dst.exists() or file_md5(dst) != file_md5(src):
@@ -256,7 +287,9 @@ def version_data(
         finally:
             repo.close()
     dvc_file = root / f"{data_dir}.dvc"
+    outs = (read_dvc_file(dvc_file).get("outs") or [{}])[0]
     return DataVersion(
+        size=int(outs.get("size") or 0),
         dvc_md5=dvc_md5(dvc_file),
         files=file_hashes(root / data_dir),
         dvc_file=dvc_file.read_text(encoding="utf-8"),

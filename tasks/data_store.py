@@ -13,7 +13,9 @@ an older version.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -108,6 +110,19 @@ def _install(tmp: Path, final: Path) -> None:
             shutil.rmtree(stale, ignore_errors=True)
 
 
+def dir_md5(files: dict[str, str]) -> str:
+    """The DVC 3 ``.dir`` md5 of a folder holding ``files`` (relpath -> md5), computed as DVC does
+    (``dvc_data.hashfile.tree.Tree``: md5 of the JSON list of ``{"md5", "relpath"}`` sorted by relpath).
+
+    Example:
+        >>> dir_md5({"a.txt": "0" * 32})
+        'ca891783b9d800605bb253a9cfb2aa59.dir'
+    """
+    entries = [{"md5": md5, "relpath": rel} for rel, md5 in sorted(files.items())]
+    blob = json.dumps(entries, sort_keys=True).encode("utf-8")
+    return hashlib.md5(blob).hexdigest() + DIR_SUFFIX
+
+
 def dir_listing(cache_dir: Path, dvc_md5: str) -> dict[str, str]:
     """The files of ``{md5}.dir`` (relpath -> md5) from a DVC cache or a local remote folder (DVC 3 layout)."""
     h = hex_md5(dvc_md5)
@@ -157,6 +172,8 @@ def from_remote(project_root: str | Path, store_root: str | Path, dvc_md5: str, 
                 repo.close()
             (ws / "data.dvc").write_text(dvc_file_text(dvc_md5), encoding="utf-8")
             repo = Repo(str(ws))
+            dvc_log = logging.getLogger("dvc")
+            level, dvc_log.level = dvc_log.level, logging.CRITICAL  # a missing object: our error says it once
             try:
                 repo.pull(targets=["data.dvc"], force=True)
             except Exception as exc:
@@ -167,6 +184,7 @@ def from_remote(project_root: str | Path, store_root: str | Path, dvc_md5: str, 
                     "(or `dvc remote modify local url URL`) to the remote the version was pushed to",
                 ) from None
             finally:
+                dvc_log.setLevel(level)
                 repo.close()
             listing = dir_listing(cache if cache.is_dir() else ws / ".dvc" / "cache", dvc_md5)
         files = {name: ws / "data" / name for name in listing}

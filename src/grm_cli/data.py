@@ -14,7 +14,10 @@ data_app = typer.Typer(
 )
 
 # (command name, module, function); each module imports its heavy dependencies inside the command
-DATA_COMMANDS: list[tuple[str, str, str]] = []
+DATA_COMMANDS: list[tuple[str, str, str]] = [
+    ("versions", "grm_cli.data_versions", "versions"),
+    ("pull", "grm_cli.data_versions", "pull"),
+]
 
 
 def register_data_commands() -> typer.Typer:

@@ -28,6 +28,7 @@ from tasks.runtime import TASK_OPTIONS, RunContext, logger, run_stage
 from tasks.stages import BuildContext, FileInput, HashedFile, Stage, StageOutput, StageResult, file_md5, register
 
 SPLITS = ("train", "val", "test")
+GENERAL = "general.jsonl"  # optional, beside the splits of a data.source folder
 
 
 def _count_lines(path: Path) -> int:
@@ -51,7 +52,12 @@ def prepare_files(cfg: PipelineConfig) -> dict[str, FileInput]:
     if cfg.data.source == "world":
         return {}
     fix = "point data.source at a folder with train/val/test JSONL files or use data.source=world"
-    return {f"{s}.jsonl": FileInput(str(Path(cfg.data.source) / f"{s}.jsonl"), "data.source", fix=fix) for s in SPLITS}
+    files = {
+        f"{s}.jsonl": FileInput(str(Path(cfg.data.source) / f"{s}.jsonl"), "data.source", fix=fix) for s in SPLITS
+    }
+    # general.jsonl is data too: versioned with the splits, so `grm reproduce` restores what the run mixed in
+    files[GENERAL] = FileInput(str(Path(cfg.data.source) / GENERAL), "data.source", required=False)
+    return files
 
 
 def build_prepare(s: PrepareSlice, b: BuildContext) -> StageOutput:
@@ -74,6 +80,10 @@ def build_prepare(s: PrepareSlice, b: BuildContext) -> StageOutput:
             read_items(src, allow_empty=True)
             shutil.copyfile(src, b.out / f"{split}.jsonl")
     outputs = {sp: f"{sp}.jsonl" for sp in SPLITS}
+    general = b.files.get(GENERAL)
+    if general is not None:  # the source folder's general-instruction data, published with the splits
+        shutil.copyfile(general, b.out / GENERAL)
+        outputs["general"] = GENERAL
     metrics = {f"data/{sp}/items": float(_count_lines(b.out / f"{sp}.jsonl")) for sp in SPLITS}
     info = {"source": "world" if s.world is not None else "folder"}
     return StageOutput(outputs, metrics, info | {"md5": {sp: file_md5(b.out / f"{sp}.jsonl") for sp in SPLITS}})
@@ -169,6 +179,8 @@ def version(ctx: RunContext, prepared: StageResult, validated: StageResult) -> v
     """
     log = logger()
     sources = {f"{split}.jsonl": prepared.output(split) for split in SPLITS}
+    if "general" in prepared.outputs:
+        sources[GENERAL] = prepared.output("general")
     data_dir = ctx.cfg.data.data_dir
     lock = Path(ctx.store_root).parent / "locks" / "dvc.lock"
     with versioning.repo_lock(lock):  # one publish at a time per project (dvc init/add/push, rollback)

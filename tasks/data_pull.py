@@ -57,14 +57,13 @@ def pull_version(
     else:
         target = Path(out).resolve()
         folder = versioning.fetch_version(root, chosen.md5, remote)
-        if target.exists() and any(target.iterdir()) and not force:
-            same = data_store.complete(target, {k: v for k, v in _hashes(folder).items()})
-            if not same:
-                raise data_store.DataVersionError(
-                    f"{target} is not empty", fix="pick an empty or new folder, or pass --force to replace its files"
-                )
+        occupied = target.exists() and any(target.iterdir())
+        if occupied and not force and not data_store.complete(target, versioning.file_hashes(folder)):
+            raise data_store.DataVersionError(
+                f"{target} is not empty", fix="pick an empty or new folder, or pass --force to replace its files"
+            )
         versioning.copy_version(folder, target)
-        files = _hashes(target)
+        files = versioning.file_hashes(target)
     return {
         "md5": chosen.md5,
         "date": chosen.date,
@@ -73,7 +72,3 @@ def pull_version(
         "restored_to": str(target),
         "data_dir": str(data_store.version_dir(versioning.store_root(root), chosen.md5)),
     }
-
-
-def _hashes(folder: Path) -> dict[str, str]:
-    return versioning.file_hashes(folder)

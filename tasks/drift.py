@@ -48,9 +48,10 @@ def log_drift(
         return {}
     from mlflow.entities import Metric
 
+    from tasks.tracking import Tracker
+
     client = tracker.client()
-    exp = client.get_experiment_by_name(EXPERIMENT)
-    exp_id = exp.experiment_id if exp is not None else client.create_experiment(EXPERIMENT)
+    exp_id = Tracker(tracker.uri, EXPERIMENT).experiment_id()  # created beside the store's other experiments
     run_id = _drift_run(client, exp_id, model_name)
     points = drift_metrics(metrics)
     if version is not None:

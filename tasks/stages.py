@@ -430,12 +430,14 @@ class StaleInputError(RuntimeError):
     under a key that does not describe it, so the build fails and nothing is published."""
 
 
-def verify_inputs(p: StagePlan) -> None:
-    """Check that every ``HashedFile`` input still has its md5 and every file input its key-time content hash.
+def verify_inputs(p: StagePlan, files: bool = True) -> None:
+    """Check that every ``HashedFile`` input still has its md5 and (``files``) every file input its key-time
+    content hash.
 
-    ``run_stage`` calls it before a build and again after it, before the completed folder is renamed into place:
-    an input replaced meanwhile (another run republishing, a hand edit) fails the stage instead of leaving a wrong
-    output under the right key.
+    ``run_stage`` calls it before a build (``files=False``: the splits, small; a model folder was hashed for the
+    key moments ago) and after it, on everything, before the completed folder is renamed into place: an input
+    replaced meanwhile (another run republishing, a hand edit) fails the stage instead of leaving a wrong output
+    under the right key. The second pass re-reads file inputs once per build (0.4 s for 111 MB of benchmark data).
 
     Raises:
         StaleInputError: naming the input, the expected and the found hash.
@@ -447,7 +449,7 @@ def verify_inputs(p: StagePlan) -> None:
             found = file_md5(path) if path.is_file() else "missing"
             if found != value.md5:
                 bad.append(f"input {name} ({path}): md5 {found}, the key has {value.md5}")
-    for name, path in p.files.items():
+    for name, path in p.files.items() if files else ():
         expected = p.file_hashes[name]
         found = "absent" if path is None or not path.exists() else content_hash(path)
         if path is None and expected == "absent":

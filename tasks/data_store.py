@@ -153,7 +153,6 @@ def from_remote(project_root: str | Path, store_root: str | Path, dvc_md5: str, 
     if not dvc_md5.endswith(DIR_SUFFIX):
         dvc_md5 += DIR_SUFFIX
     root = Path(project_root).resolve()
-    final = version_dir(store_root, dvc_md5)
     cache = root / ".dvc" / "cache"
     remote_conf = versioning.remote_config(root, remote)
     with tempfile.TemporaryDirectory(prefix="grm-dvc-pull-") as tmp:
@@ -188,4 +187,4 @@ def from_remote(project_root: str | Path, store_root: str | Path, dvc_md5: str, 
                 repo.close()
             listing = dir_listing(cache if cache.is_dir() else ws / ".dvc" / "cache", dvc_md5)
         files = {name: ws / "data" / name for name in listing}
-        return from_files(store_root, dvc_md5, files, listing) if not complete(final, listing) else final
+        return from_files(store_root, dvc_md5, files, listing)  # (returns an already complete copy as it is)

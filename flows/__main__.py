@@ -22,6 +22,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default=None, help="YAML config path")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="section.key=value (repeat)")
     parser.add_argument("--model", default="champion", help="evaluate only: champion, teacher, models:/..., a folder")
+    parser.add_argument(
+        "--data-version", default="champion", help="evaluate only: champion (its training data), latest, or an md5"
+    )
     parser.add_argument("--project-dir", default=".", help="root of data/, mlruns/, artifacts/")
     parser.add_argument("--data", default=None, help="spct_pipeline only: landing folder of drops (= data.source)")
     parser.add_argument("--window", default=None, help="spct_pipeline only: all | last:N | since:YYYY-MM-DD")
@@ -39,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         from flows.evaluate import evaluate
 
-        out = evaluate(args.model, args.config, args.overrides, args.project_dir)
+        out = evaluate(args.model, args.config, args.overrides, args.project_dir, args.data_version)
     print(json.dumps(out, default=str))
     return 0
 

@@ -1,10 +1,15 @@
-"""``evaluate``: a given model (folder, ``models:/name@alias``) or the registry's champion on the test split."""
+"""``evaluate``: a given model (folder, ``models:/name@alias``) or the registry's champion on a pinned data version.
+
+It never writes ``data/`` or ``data.dvc`` (the weekly training owns them): ``data_version`` names a published
+version (``champion``: the one the model was trained on; ``latest``; or an md5), read from its content-addressed
+copy. The score of a registered model is appended to its drift run (``tasks.drift``).
+"""
 
 from __future__ import annotations
 
 from prefect import flow
 
-from tasks import data, evaluation, registry
+from tasks import drift, evaluation, pinned_data, registry
 from tasks.runtime import pipeline_run
 
 
@@ -14,14 +19,15 @@ def evaluate(
     config_path: str | None = None,
     overrides: list[str] | None = None,
     project_dir: str = ".",
+    data_version: str = "champion",
 ) -> dict:
-    """Evaluate ``model`` (``champion``, ``challenger``, ``teacher``, ``models:/...`` or a folder)."""
+    """Evaluate ``model`` (``champion``, ``challenger``, ``teacher``, ``models:/...`` or a folder) on
+    ``data_version`` (``champion``, ``latest`` or an md5)."""
     with pipeline_run("evaluate", config_path, overrides, project_dir) as ctx:
-        prepared = data.prepare(ctx)
-        validated = data.validate(ctx, prepared)
-        dv = data.version(ctx, prepared, validated)
+        dv = pinned_data.pinned(ctx, data_version, model)
         local = registry.resolve_model(ctx, model)
-        report = evaluation.evaluate_model(
-            ctx, model if model in ("teacher", "champion", "challenger") else "model", local, dv
-        )
-    return {"run_id": ctx.parent_run_id, "metrics": report.metrics}
+        name = model if model in ("teacher", "champion", "challenger") else "model"
+        report = evaluation.evaluate_model(ctx, name, local, dv)
+        named = pinned_data.registered(ctx, model)
+        trend = drift.log_drift(ctx.tracker, ctx.parent_run_id, *named, dv.dvc_md5, report.metrics) if named else {}
+    return {"run_id": ctx.parent_run_id, "data_version": dv.dvc_md5, "metrics": report.metrics, "drift": trend}

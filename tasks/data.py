@@ -9,6 +9,7 @@ any failed run ``data/``, ``data.dvc`` and the DVC remote are byte for byte what
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from dataclasses import dataclass
@@ -23,11 +24,12 @@ from grm.files import project_path, write_json_atomic
 from grm.pipeline_config import PipelineConfig, SplitMinimums
 from grm.schemas import read_items, write_items
 from grm.world.generator import WorldConfig
-from tasks import bench, validation, versioning
+from tasks import bench, data_store, validation, versioning
 from tasks.runtime import TASK_OPTIONS, RunContext, logger, run_stage
 from tasks.stages import BuildContext, FileInput, HashedFile, Stage, StageOutput, StageResult, file_md5, register
 
 SPLITS = ("train", "val", "test")
+GENERAL = "general.jsonl"  # optional, beside the splits of a data.source folder
 
 
 def _count_lines(path: Path) -> int:
@@ -65,10 +67,15 @@ def prepare_files(cfg: PipelineConfig, project_dir: str | Path = ".") -> dict[st
     fix = "point data.source at a folder with train/val/test JSONL files or use data.source=world"
     sel = _selection(cfg, project_dir)
     if sel is None:
-        return {f"{s}.jsonl": FileInput(str(Path(cfg.data.source) / f"{s}.jsonl"), "data.source", fix=fix)
-                for s in SPLITS}  # fmt: skip
-    return {f"{d.name}/{s}.jsonl": FileInput(str(d.split(s)), "data.source", fix=fix)
-            for d in sel.selected for s in SPLITS}  # fmt: skip
+        files = {f"{s}.jsonl": FileInput(str(Path(cfg.data.source) / f"{s}.jsonl"), "data.source", fix=fix)
+                 for s in SPLITS}  # fmt: skip
+    else:
+        files = {f"{d.name}/{s}.jsonl": FileInput(str(d.split(s)), "data.source", fix=fix)
+                 for d in sel.selected for s in SPLITS}  # fmt: skip
+    # general.jsonl (beside the splits, or at a landing folder's root) is data too: versioned with the splits, so
+    # `grm reproduce` restores what the run mixed in
+    files[GENERAL] = FileInput(str(Path(cfg.data.source) / GENERAL), "data.source", required=False)
+    return files
 
 
 def concatenate(sources: list[Path], dst: Path) -> None:
@@ -96,7 +103,7 @@ def build_prepare(s: PrepareSlice, b: BuildContext) -> StageOutput:
         for split, items in generate_world(s.world).items():
             write_items(b.out / f"{split}.jsonl", items)
     elif any("/" in name for name in b.files):  # the selected drops of a landing folder
-        files = {name: path for name, path in b.files.items() if path is not None}
+        files = {name: path for name, path in b.files.items() if path is not None and "/" in name}  # not general
         names = sorted({name.split("/")[0] for name in files}, key=drops_mod.arrival_key)
         found = tuple(drops_mod.Drop(d, files[f"{d}/train.jsonl"].parent) for d in names)
         rows = drops_mod.read_selection(drops_mod.Selection(found[0].path.parent, True, "", found, found, None))
@@ -111,6 +118,10 @@ def build_prepare(s: PrepareSlice, b: BuildContext) -> StageOutput:
             read_items(src, allow_empty=True)
             shutil.copyfile(src, b.out / f"{split}.jsonl")
     outputs = {sp: f"{sp}.jsonl" for sp in SPLITS}
+    general = b.files.get(GENERAL)
+    if general is not None:  # the source folder's general-instruction data, published with the splits
+        shutil.copyfile(general, b.out / GENERAL)
+        outputs["general"] = GENERAL
     metrics = {f"data/{sp}/items": float(_count_lines(b.out / f"{sp}.jsonl")) for sp in SPLITS}
     return StageOutput(outputs, metrics, info | {"md5": {sp: file_md5(b.out / f"{sp}.jsonl") for sp in SPLITS}})
 
@@ -224,6 +235,8 @@ def version(ctx: RunContext, prepared: StageResult, validated: StageResult) -> v
     """
     log = logger()
     sources = {f"{split}.jsonl": prepared.output(split) for split in SPLITS}
+    if "general" in prepared.outputs:
+        sources[GENERAL] = prepared.output("general")
     data_dir = ctx.cfg.data.data_dir
     lock = Path(ctx.store_root).parent / "locks" / "dvc.lock"
     with versioning.repo_lock(lock):  # one publish at a time per project (dvc init/add/push, rollback)
@@ -232,6 +245,7 @@ def version(ctx: RunContext, prepared: StageResult, validated: StageResult) -> v
         try:
             with bench.LEDGER.measure("data.version", "versioning"):
                 dv = versioning.publish_data(ctx.project_dir, data_dir, sources)
+                dv = materialize(ctx, dv, sources)
             with bench.LEDGER.measure("data.version", "tracking"):
                 ctx.tracker.set_tags(ctx.parent_run_id, dv.tags())
                 ctx.tracker.log_text(ctx.parent_run_id, dv.dvc_file, "inputs/data.dvc")
@@ -248,9 +262,25 @@ def version(ctx: RunContext, prepared: StageResult, validated: StageResult) -> v
     return dv
 
 
+def store_root(ctx: RunContext) -> Path:
+    """``artifacts/datasets``: the content-addressed copies of data versions (``tasks.data_store``)."""
+    return Path(ctx.store_root).parent / data_store.STORE
+
+
+def materialize(ctx: RunContext, dv: versioning.DataVersion, sources: dict[str, Path]) -> versioning.DataVersion:
+    """Copy the just published version into ``artifacts/datasets/{md5}/`` (verified against ``dv.files``); the stages
+    of this run read that copy, which no later publish of ``data/`` can change."""
+    folder = data_store.from_files(store_root(ctx), dv.dvc_md5, sources, dv.files)
+    return dataclasses.replace(dv, local_dir=str(folder))
+
+
 def split(ctx: RunContext, dv: versioning.DataVersion, name: str) -> HashedFile:
-    """The published (DVC-tracked) split ``name`` as an upstream input: its path, keyed by its DVC md5."""
-    return HashedFile(str(ctx.path(ctx.cfg.data.data_dir) / f"{name}.jsonl"), dv.files[f"{name}.jsonl"])
+    """Split ``name`` of data version ``dv`` as an upstream input, keyed by its DVC md5: the content-addressed copy
+    (``dv.local_dir``), never the live ``data/`` folder another run of the project may republish meanwhile. The
+    stage verifies the file's md5 against the key before and after its build (``tasks.stages.verify_inputs``)."""
+    if not dv.local_dir:
+        raise ValueError(f"data version {dv.dvc_md5} has no local copy; get it from data.version or data.pinned")
+    return HashedFile(str(Path(dv.local_dir) / f"{name}.jsonl"), dv.files[f"{name}.jsonl"])
 
 
 def dump(obj: Any) -> str:

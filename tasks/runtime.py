@@ -159,6 +159,12 @@ def run_stage(
     led = bench.LEDGER
 
     def build(out: Path, run_id: str) -> stages.StageOutput:
+        stages.verify_inputs(planned, files=False)  # the data is still what the key says ...
+        built = build_checked(out, run_id)
+        stages.verify_inputs(planned)  # ... and were all along: only then is the folder renamed into place
+        return built
+
+    def build_checked(out: Path, run_id: str) -> stages.StageOutput:
         bctx = stages.BuildContext(
             out, run_id, ctx.tracker, Path(ctx.project_dir), Path(ctx.store_root), planned.inputs, planned.files
         )

@@ -442,3 +442,42 @@ def plan(
         name, config=selected, inputs={"upstream": dict(inputs), "files": hashes}, code=code, version=stage.version
     )
     return StagePlan(name, key, selected, paths, hashes, dict(inputs))
+
+
+class StaleInputError(RuntimeError):
+    """A file a build reads no longer has the content its key was computed from: the output would be published
+    under a key that does not describe it, so the build fails and nothing is published."""
+
+
+def verify_inputs(p: StagePlan, files: bool = True) -> None:
+    """Check that every ``HashedFile`` input still has its md5 and (``files``) every file input its key-time
+    content hash.
+
+    ``run_stage`` calls it before a build (``files=False``: the splits, small; a model folder was hashed for the
+    key moments ago) and after it, on everything, before the completed folder is renamed into place: an input
+    replaced meanwhile (another run republishing, a hand edit) fails the stage instead of leaving a wrong output
+    under the right key. The second pass re-reads file inputs once per build (0.4 s for 111 MB of benchmark data).
+
+    Raises:
+        StaleInputError: naming the input, the expected and the found hash.
+    """
+    bad: list[str] = []
+    for name, value in p.inputs.items():
+        if isinstance(value, HashedFile):
+            path = Path(value.path)
+            found = file_md5(path) if path.is_file() else "missing"
+            if found != value.md5:
+                bad.append(f"input {name} ({path}): md5 {found}, the key has {value.md5}")
+    for name, path in p.files.items() if files else ():
+        expected = p.file_hashes[name]
+        found = "absent" if path is None or not path.exists() else content_hash(path)
+        if path is None and expected == "absent":
+            continue
+        if found != expected:
+            bad.append(f"file {name} ({path}): {found}, the key has {expected}")
+    if bad:
+        raise StaleInputError(
+            f"stage {p.stage} (key {p.key}): inputs changed since the key was computed: "
+            + "; ".join(bad)
+            + ". Nothing was published; rerun to key the stage on the current inputs"
+        )

@@ -3,7 +3,8 @@
 Decision: datasets (``data/{train,val,test}.jsonl`` and later sampled trajectories) are versioned by DVC and pushed
 to a DVC remote; trained models are MLflow artifacts + registered model versions (aliases ``champion`` /
 ``challenger``). A pipeline run tags its MLflow run with the ``data.dvc`` md5, per-file md5s and the git commit,
-and logs ``data.dvc`` itself, so ``reproduce_command(run_id)`` can restore the exact inputs from the remote.
+and logs ``data.dvc`` itself, so ``grm reproduce RUN_ID`` (``tasks.reproduce``) can restore the exact inputs from the
+remote.
 
 Default remote: the folder ``.dvc-remote/`` at the project root (git-ignored), written into ``.dvc/config`` as a
 path relative to ``.dvc/``; ``$GRM_DVC_REMOTE`` (a folder or any DVC URL) overrides it. Nothing here runs git
@@ -12,11 +13,9 @@ commands that change state: committing ``data.dvc`` / ``.dvc/config`` is the use
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from grm.errors import UserError
 from tasks.stages import file_md5
 
 REMOTE_NAME = "local"
@@ -32,8 +32,8 @@ DEFAULT_REMOTE = ".dvc-remote"
 ENV_REMOTE = "GRM_DVC_REMOTE"
 
 
-class ReproduceError(RuntimeError):
-    """The inputs of a run cannot be restored; the message says what is missing and the fix."""
+class ReproduceError(UserError):
+    """The inputs of a run cannot be restored; the message says what is missing and the fix (CLI: exit 2)."""
 
 
 @dataclass(frozen=True)
@@ -45,9 +45,13 @@ class DataVersion:
     dvc_file: str  # the content of data.dvc
     remote: str
     git_commit: str | None
+    local_dir: str = ""  # the content-addressed copy stages read (``tasks.data_store``); "" before it is made
+    size: int = 0  # bytes of all files (``size`` in data.dvc)
 
     def tags(self) -> dict[str, str]:
         tags = {"grm.data.dvc_md5": self.dvc_md5, "grm.data.remote": self.remote}
+        if self.size:
+            tags["grm.data.size"] = str(self.size)
         tags.update({f"grm.data.md5.{name}": md5 for name, md5 in self.files.items()})
         if self.git_commit:
             tags["grm.git_commit"] = self.git_commit
@@ -147,6 +151,27 @@ def remote_folder(root: str | Path, remote: str | None = None) -> Path | None:
     return (root / url).resolve()
 
 
+def remote_config(root: str | Path, remote: str | None = None) -> dict[str, Any]:
+    """The DVC remote of ``root`` as a config section (``url`` absolute for a folder), ``$GRM_DVC_REMOTE`` first.
+
+    Used to pull into a throw-away workspace (``tasks.data_store.from_remote``): other keys of the section
+    (credentials, endpoint) are kept.
+    """
+    root = Path(root).resolve()
+    conf: dict[str, Any] = {}
+    if (root / ".dvc").is_dir():
+        with in_dir(root):
+            repo = _repo(root)
+            try:
+                conf = dict(repo.config["remote"].get(REMOTE_NAME, {}))
+            finally:
+                repo.close()
+    url = remote or os.environ.get(ENV_REMOTE) or conf.get("url") or DEFAULT_REMOTE
+    if "://" not in url:
+        url = str((root / url).resolve())
+    return {**conf, "url": url}
+
+
 @dataclass
 class Snapshot:
     """What a publish may change, taken before it: the split files of ``data/``, ``data.dvc``, the root
@@ -166,6 +191,8 @@ class Snapshot:
     def take(cls, root: str | Path, data_dir: str, names: list[str], remote: str | None = None) -> Snapshot:
         root = Path(root).resolve()
         data = root / data_dir
+        present = [p.relative_to(data).as_posix() for p in data.rglob("*") if p.is_file()] if data.is_dir() else []
+        names = sorted(set(names) | set(present))  # a publish removes files that are not in the new version
         paths = [data / n for n in names] + [root / f"{data_dir}.dvc", root / ".gitignore"]
         files = {p: (p.read_bytes() if p.is_file() else None) for p in paths}
         folder = remote_folder(root, remote)
@@ -209,6 +236,9 @@ def publish_data(
     root = Path(root).resolve()
     folder = root / data_dir
     folder.mkdir(parents=True, exist_ok=True)
+    for old in [p for p in folder.rglob("*") if p.is_file()]:  # the version is exactly ``sources``
+        if old.relative_to(folder).as_posix() not in sources:
+            old.unlink()
     for name, src in sources.items():
         dst = folder / name
         if not dst.exists() or file_md5(dst) != file_md5(src):
@@ -256,7 +286,9 @@ def version_data(
         finally:
             repo.close()
     dvc_file = root / f"{data_dir}.dvc"
+    outs = (read_dvc_file(dvc_file).get("outs") or [{}])[0]
     return DataVersion(
+        size=int(outs.get("size") or 0),
         dvc_md5=dvc_md5(dvc_file),
         files=file_hashes(root / data_dir),
         dvc_file=dvc_file.read_text(encoding="utf-8"),
@@ -275,102 +307,96 @@ def workspace_clean(root: str | Path, target: str = "data.dvc") -> bool:
             repo.close()
 
 
-def restore(root: str | Path, dvc_file_text: str, expected: dict[str, str], force: bool = False) -> dict[str, str]:
-    """Write ``data.dvc`` = ``dvc_file_text``, pull that version from the remote and verify every file's md5.
+def store_root(root: str | Path) -> Path:
+    """The project's content-addressed data copies (``artifacts/datasets``, or below ``$GRM_ARTIFACTS_DIR``)."""
+    from tasks.data_store import STORE
+
+    env = os.environ.get("GRM_ARTIFACTS_DIR")
+    return (Path(env).resolve() if env else Path(root).resolve() / "artifacts") / STORE
+
+
+def fetch_version(root: str | Path, dvc_md5_value: str, remote: str | None = None) -> Path:
+    """Version ``dvc_md5_value`` as a verified content-addressed folder (``artifacts/datasets/{md5}/``), pulled
+    from the DVC remote (``$GRM_DVC_REMOTE`` first) when it is not there yet; ``data/`` and ``data.dvc`` are not
+    touched. Raises ``tasks.data_store.DataVersionError`` (a ``UserError``) when the remote lacks it."""
+    from tasks import data_store
+
+    folder = data_store.version_dir(store_root(root), dvc_md5_value)
+    if folder.is_dir():
+        listing = {p.relative_to(folder).as_posix(): file_md5(p) for p in folder.rglob("*") if p.is_file()}
+        if data_store.dir_md5(listing) == data_store.hex_md5(dvc_md5_value) + data_store.DIR_SUFFIX:
+            return folder
+    return data_store.from_remote(root, store_root(root), dvc_md5_value, remote)
+
+
+def restore(
+    root: str | Path,
+    dvc_file_text: str,
+    expected: dict[str, str] | None = None,
+    force: bool = False,
+    remote: str | None = None,
+) -> dict[str, str]:
+    """Make ``data/`` and ``data.dvc`` the version ``dvc_file_text`` pins, verified file by file.
+
+    The version is fetched first (``fetch_version``: from the remote into ``artifacts/datasets/{md5}/``), so a
+    version the remote lacks fails before anything in the project changes. Then ``data/`` becomes an exact copy
+    (files of other versions removed) and ``data.dvc`` is written: DVC sees a clean workspace.
 
     Args:
         root: project root (holds ``.dvc/``).
-        dvc_file_text: the ``data.dvc`` content the run used.
-        expected: relative path -> md5 recorded by the run.
-        force: overwrite local changes to ``data/`` that are not in DVC.
+        dvc_file_text: the ``data.dvc`` content of that version.
+        expected: relative path -> md5 recorded by a run (checked too; None: the version's own listing).
+        force: overwrite local changes to ``data/`` that are not recorded in ``data.dvc``.
+        remote: DVC remote URL or folder (default ``$GRM_DVC_REMOTE``, then ``.dvc/config``).
 
     Returns:
-        The verified hashes.
+        The verified hashes (relative path -> md5).
+
+    Raises:
+        ReproduceError: not a DVC project, uncommitted changes in ``data/``, the version is not in the remote, or the
+            files do not match.
     """
+    from tasks import data_store
+
     root = Path(root).resolve()
     target = root / "data.dvc"
     if not (root / ".dvc").exists():
-        raise ReproduceError(f"{root} is not a DVC project; run from the project root (where .dvc/ is)")
+        raise ReproduceError(f"{root} is not a DVC project", fix="run from the project root (where .dvc/ is)")
     out_path = (yaml.safe_load(dvc_file_text).get("outs") or [{}])[0].get("path", "data")
     data_dir = root / out_path
     if target.exists() and data_dir.exists() and not force and not workspace_clean(root):
         raise ReproduceError(
-            f"{data_dir} has changes that are not recorded in data.dvc; `dvc add data` (or pass force=True) first"
+            f"{data_dir} has changes that are not recorded in data.dvc; they would be overwritten",
+            fix="`dvc add data` and commit data.dvc to keep them, or pass --force to discard them "
+            "(or --out DIR to restore elsewhere)",
         )
-    backup = target.read_text(encoding="utf-8") if target.exists() else None
-    target.write_text(dvc_file_text, encoding="utf-8")
+    md5 = str((yaml.safe_load(dvc_file_text).get("outs") or [{}])[0].get("md5", ""))
     try:
-        with in_dir(root):
-            repo = _repo(root)
-            try:
-                repo.pull(targets=["data.dvc"], force=True)
-            finally:
-                repo.close()
-    except Exception as exc:
-        if backup is not None:
-            target.write_text(backup, encoding="utf-8")
-        raise ReproduceError(
-            f"could not pull data.dvc md5 {dvc_md5(target) if target.exists() else '?'} from the DVC remote: {exc}. "
-            f"Is the remote in .dvc/config reachable (or ${ENV_REMOTE} set)?"
-        ) from exc
-    actual = file_hashes(data_dir)
-    bad = {k: (v, actual.get(k)) for k, v in expected.items() if actual.get(k) != v}
+        folder = fetch_version(root, md5, remote)
+    except data_store.DataVersionError as exc:
+        raise ReproduceError(str(exc)) from None
+    actual = {p.relative_to(folder).as_posix(): file_md5(p) for p in folder.rglob("*") if p.is_file()}
+    bad = {k: (v, actual.get(k)) for k, v in (expected or {}).items() if actual.get(k) != v}
     if bad:
-        raise ReproduceError(f"restored data does not match the run's hashes (path: expected, actual): {bad}")
+        raise ReproduceError(f"data version {md5} does not hold the run's files (path: expected, actual): {bad}")
+    copy_version(folder, data_dir)
+    tmp = target.with_name(".data.dvc.tmp")
+    tmp.write_text(dvc_file_text, encoding="utf-8")
+    os.replace(tmp, target)
     return actual
 
 
-def reproduce_command(
-    run_id: str,
-    project_dir: str = ".",
-    tracking_uri: str | None = None,
-    force: bool = False,
-) -> dict[str, Any]:
-    """``grm reproduce RUN_ID``: restore the exact inputs of an MLflow pipeline run and verify their hashes.
-
-    Restores ``data/`` (from the DVC remote, via the run's logged ``data.dvc``) and writes the run's resolved config
-    to ``reproduce/{run_id}/config.yaml``; prints the command that reruns the pipeline on them.
-
-    Returns:
-        ``{"run_id", "data_dvc_md5", "files", "config", "git_commit", "rerun"}``.
-    """
-    from tasks.tracking import Tracker, resolve_tracking_uri
-
-    root = Path(project_dir).resolve()
-    uri = resolve_tracking_uri(tracking_uri, root)
-    tracker = Tracker(uri, "")
-    from mlflow.exceptions import MlflowException
-
-    try:
-        run = tracker.client().get_run(run_id)
-    except MlflowException as exc:
-        raise ReproduceError(
-            f"no MLflow run {run_id!r} in {uri}; list runs with `grm ui` or pass --tracking-uri"
-        ) from exc
-    tags = run.data.tags
-    if "grm.data.dvc_md5" not in tags:
-        raise ReproduceError(f"run {run_id} has no grm.data.dvc_md5 tag: it was not produced by a versioned pipeline")
-    files = {k.removeprefix("grm.data.md5."): v for k, v in tags.items() if k.startswith("grm.data.md5.")}
-    with tempfile.TemporaryDirectory() as tmp:
-        inputs = tracker.download(f"runs:/{run_id}/inputs", tmp)
-        dvc_text = (inputs / "data.dvc").read_text(encoding="utf-8")
-        if dvc_md5(inputs / "data.dvc") != tags["grm.data.dvc_md5"]:
-            raise ReproduceError(f"run {run_id}: logged data.dvc does not match its grm.data.dvc_md5 tag")
-        out = root / "reproduce" / run_id
-        out.mkdir(parents=True, exist_ok=True)
-        config = out / "config.yaml"
-        if (inputs / "config.yaml").exists():
-            shutil.copy(inputs / "config.yaml", config)
-    verified = restore(root, dvc_text, files, force=force)
-    commit = tags.get("grm.git_commit")
-    result = {
-        "run_id": run_id,
-        "data_dvc_md5": tags["grm.data.dvc_md5"],
-        "files": verified,
-        "config": str(config),
-        "git_commit": commit,
-        "rerun": f"grm run --config {config.relative_to(root)}"
-        + (f"  # code: git checkout {commit}" if commit else ""),
-    }
-    print(json.dumps(result, indent=2))
-    return result
+def copy_version(folder: Path, dest: Path) -> None:
+    """Make ``dest`` an exact copy of ``folder`` (files not in it removed; each file replaced atomically)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    wanted = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+    for old in [p for p in dest.rglob("*") if p.is_file()]:
+        if old.relative_to(dest).as_posix() not in wanted:
+            old.unlink()
+    for rel in sorted(wanted):
+        dst = dest / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if not dst.is_file() or file_md5(dst) != file_md5(folder / rel):
+            tmp = dst.with_name(f".{dst.name}.tmp")
+            shutil.copyfile(folder / rel, tmp)
+            os.replace(tmp, dst)

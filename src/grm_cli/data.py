@@ -16,6 +16,8 @@ data_app = typer.Typer(
 # (command name, module, function); each module imports its heavy dependencies inside the command
 DATA_COMMANDS: list[tuple[str, str, str]] = [
     ("check", "grm_cli.data_check", "check_command"),
+    ("versions", "grm_cli.data_versions", "versions"),
+    ("pull", "grm_cli.data_versions", "pull"),
 ]
 
 

@@ -16,11 +16,18 @@ def reproduce(
         str | None, typer.Option(help="MLflow store (default: $MLFLOW_TRACKING_URI or mlruns/)")
     ] = None,
     force: Annotated[bool, typer.Option(help="overwrite local changes in data/")] = False,
+    remote: Annotated[
+        str | None, typer.Option(help="DVC remote URL or folder (default: $GRM_DVC_REMOTE, then .dvc/config)")
+    ] = None,
 ) -> None:
-    """Restore the exact data a pipeline run used (DVC pull of its data.dvc) and verify every file hash."""
-    from tasks.versioning import reproduce_command
+    """Restore the exact data a pipeline run used (from the DVC remote, every file hash verified) into data/ and
+    write reproduce/RUN_ID/config.yaml, which reruns it on that data; prints the rerun command (with the run's git
+    commit) as JSON."""
+    from tasks.reproduce import reproduce_command
 
-    result = reproduce_command(run_id, project_dir=str(project_dir), tracking_uri=tracking_uri, force=force)
+    result = reproduce_command(
+        run_id, project_dir=str(project_dir), tracking_uri=tracking_uri, force=force, remote=remote
+    )
     typer.echo(json.dumps(result, indent=2, default=str))
 
 

@@ -70,9 +70,13 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
 
 def run(p: SimpleNamespace, test_items: list[Item], grm: StageResult) -> tuple[dict, StageResult | None, str]:
     """One pipeline's gate part on ``test_items``: eval.rl, eval.champion, registry.gate (a parent run of its own)."""
-    split = p.root / "data" / "test.jsonl"
-    write_items(split, test_items)
-    dv = SimpleNamespace(files={"test.jsonl": file_md5(split)}, dvc_md5=f"dir-{file_md5(split)}")
+    staged = p.root / "data" / "test.jsonl"
+    write_items(staged, test_items)
+    md5 = file_md5(staged)
+    version = p.root / "datasets" / md5  # a content-addressed copy, as data.version makes one
+    version.mkdir(parents=True, exist_ok=True)
+    staged.replace(version / "test.jsonl")
+    dv = SimpleNamespace(files={"test.jsonl": md5}, dvc_md5=f"dir-{md5}", local_dir=str(version))
     parent = p.tracker.start_run("pipeline")
     ctx = RunContext("spct_pipeline", str(p.root), p.cfg, p.tracker, parent, str(p.root / "artifacts" / "stages"),
                      stages.code_version())  # fmt: skip

@@ -1,20 +1,31 @@
-"""Two "weeks" of the tiny pipeline on a landing folder of dated drops, through the flow's ``data`` parameter (what
-prefect.yaml's spct-weekly passes): week 1 trains on one drop; week 2, with a new dated drop added, recomputes from
-``data.prepare`` (its key is the content of the selected drops), trains on both drops, and logs the same metric
-names as week 1 (a new dated folder never renames a metric, so the registry gate keeps comparing like with like)."""
+"""Three "weeks" of scheduled retraining through prefect.yaml's ``spct-weekly`` deployment, for real: a Prefect server
+on 127.0.0.1 (the session fixture), a process work pool, ``prefect deploy``, three triggered runs each picked up by a
+worker, on a landing folder of dated drops (the deployment's ``data`` parameter, ``incoming/``).
+
+- week 1: one drop -> trains, becomes champion v1;
+- week 2: nothing new (the same data, config and code) -> a no-op: no registry version, no weights, the earlier run
+  linked (``grm.noop_of``);
+- week 3: a new dated drop -> recomputes from ``data.prepare`` (its key is the selected drops' content), the champion
+  is evaluated on week 3's test split (``eval.champion``) and the gate decides on the paired gap over those same items;
+  a new dated folder renames no metric, so the gate keeps working.
+"""
 
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+from mlflow import MlflowClient
 
-from tests.e2e.conftest import REPO, TINY_CONFIG, PrefectServer, make_project, run_flow
+from tests.e2e.conftest import BIN, REPO, TINY_CONFIG, PrefectServer, make_project
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]  # trains tiny models twice
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1200)]  # three tiny trainings on a worker
 
 
 def world_splits(tmp: Path, env: dict[str, str]) -> Path:
@@ -25,7 +36,7 @@ def world_splits(tmp: Path, env: dict[str, str]) -> Path:
 
 
 def write_drop(world: Path, folder: Path, part: slice) -> dict[str, int]:
-    """``part`` of each world split as a drop (the world's splits are disjoint, so are the drops' ids)."""
+    """``part`` (in thirds) of each world split as a drop (the world's splits are disjoint, so are the drops' ids)."""
     folder.mkdir(parents=True)
     counts = {}
     for split in ("train", "val", "test"):
@@ -36,47 +47,87 @@ def write_drop(world: Path, folder: Path, part: slice) -> dict[str, int]:
     return counts
 
 
+def prefect(args: list[str], server: PrefectServer, cwd: Path, timeout: float = 240) -> str:
+    proc = subprocess.run(
+        [str(BIN / "prefect"), *args], cwd=cwd, env=server.env(), capture_output=True, text=True, timeout=timeout
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"prefect {' '.join(args)} failed:\n{out[-4000:]}"
+    return out
+
+
+def week(server: PrefectServer, project: Path, client: MlflowClient) -> tuple[dict, dict]:
+    """Trigger spct-weekly once, let a worker run it; returns (parent run's tags + metrics, registry decision)."""
+    params = {"config_path": "tiny.yaml", "overrides": ["rft.sft_unfiltered=false"]}
+    out = prefect(["deployment", "run", "spct_pipeline/spct-weekly", "--params", json.dumps(params)], server, project)
+    flow_run_id = re.search(r"UUID:\s*([0-9a-f-]{36})", out).group(1)
+    log = prefect(["worker", "start", "--pool", "grm-process", "--run-once"], server, project, timeout=600)
+    runs: list = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not runs:
+        exp = client.get_experiment_by_name("spct_pipeline")
+        if exp is not None:
+            runs = client.search_runs([exp.experiment_id], f"tags.`prefect.flow_run_id` = '{flow_run_id}'")
+        time.sleep(1)
+    assert len(runs) == 1, f"no MLflow run for flow run {flow_run_id}; worker log:\n{log[-4000:]}"
+    run = runs[0]
+    assert run.info.status == "FINISHED", log[-4000:]
+    decision_file = Path(client.download_artifacts(run.info.run_id, "registry/decision.json", str(project / ".dl")))
+    decision = json.loads(decision_file.read_text())
+    return {"id": run.info.run_id, "tags": run.data.tags, "metrics": run.data.metrics}, decision
+
+
 def eval_names(metrics: dict[str, float]) -> set[str]:
-    return {k for k in metrics if k.startswith("eval/")}
+    return {k for k in metrics if k.startswith("eval/") and "/champion/" not in k}
 
 
-def prepare_info(project: Path, key: str) -> dict:
-    return json.loads((project / "artifacts" / "stages" / "data.prepare" / key / "stage.json").read_text())["info"]
+def prepare_folders(project: Path) -> set[str]:
+    return {
+        p.name for p in (project / "artifacts" / "stages" / "data.prepare").iterdir() if not p.name.startswith(".")
+    }
 
 
-def test_a_new_dated_drop_recomputes_and_keeps_the_metric_names(prefect_server: PrefectServer, tmp_path: Path) -> None:
+def test_three_weeks_of_drops_through_the_weekly_deployment(prefect_server: PrefectServer, tmp_path: Path) -> None:
+    from tasks import tracking
+
     project = make_project(tmp_path / "project")
+    for name in ("flows", "tasks"):
+        (project / name).symlink_to(REPO / name, target_is_directory=True)
+    shutil.copy(REPO / "prefect.yaml", project / "prefect.yaml")
     world = world_splits(tmp_path, prefect_server.env())
-    incoming = project / "incoming"  # the deployment's landing folder, outside the DVC-tracked data/
+    incoming = project / "incoming"  # spct-weekly's landing folder (prefect.yaml: data: incoming)
     incoming.mkdir()
     (incoming / "general.jsonl").write_bytes((world / "general.jsonl").read_bytes())
     week1_counts = write_drop(world, incoming / "2026-12-07", slice(0, 2))
-    args = ("--data", "incoming", "--set", "rft.sft_unfiltered=false")
+    client = MlflowClient(tracking.default_tracking_uri(project))
+    prefect(["work-pool", "create", "grm-process", "--type", "process", "--overwrite"], prefect_server, project)
+    prefect(["--no-prompt", "deploy", "--name", "spct-weekly"], prefect_server, project)
 
-    week1 = run_flow(prefect_server, "spct_pipeline", project, *args, timeout=420)
-    prep1 = week1["stages"]["data.prepare"]
-    assert prep1["cached"] is False
-    assert prepare_info(project, prep1["key"])["drops"] == ["2026-12-07"]
-    assert week1["metrics"]["data/train/items"] == week1_counts["train"]
+    run1, d1 = week(prefect_server, project, client)
+    assert d1["alias"] == "champion" and d1["version"] == "1" and d1["noop"] is False
+    assert run1["tags"]["grm.data.drops"] == "2026-12-07"
+    assert run1["metrics"]["data/train/items"] == week1_counts["train"]
+    assert len(prepare_folders(project)) == 1
 
-    week2_counts = write_drop(world, incoming / "2026-12-14", slice(2, 3))  # next Monday's delivery
-    week2 = run_flow(prefect_server, "spct_pipeline", project, *args, timeout=420)
-    prep2 = week2["stages"]["data.prepare"]
-    assert prep2["cached"] is False and prep2["key"] != prep1["key"]  # the new drop recomputes
-    assert prepare_info(project, prep2["key"])["drops"] == ["2026-12-07", "2026-12-14"]
-    assert week2["metrics"]["data/train/items"] == week1_counts["train"] + week2_counts["train"]
-    assert week2["stages"]["rft.sample"]["cached"] is False  # new train rows: sampled again, not reused
-    assert eval_names(week2["metrics"]) == eval_names(week1["metrics"]) and eval_names(week1["metrics"])
-    assert week2["registry"]["gate_metric"] == week1["registry"]["gate_metric"]
-    assert week2["registry"]["gate_metric"] in week2["metrics"]
-    tags = [run_tags(project, out["run_id"]) for out in (week1, week2)]
-    assert [t["grm.data.drops"] for t in tags] == ["2026-12-07", "2026-12-07,2026-12-14"]
-    assert tags[1]["grm.data.window"] == "all" and tags[1]["grm.data.drop_count"] == "2"
+    run2, d2 = week(prefect_server, project, client)  # nothing new arrived
+    assert d2["noop"] is True and d2["alias"] == "champion" and d2["same_as"]["run_id"] == run1["id"]
+    assert run2["tags"][tracking.NOOP_TAG] == run1["id"]
+    assert len(client.search_model_versions("name='grm'")) == 1  # nothing registered
+    assert not [a.path for a in client.list_artifacts(run2["id"]) if a.path.startswith("model-")]  # no new weights
 
-
-def run_tags(project: Path, run_id: str) -> dict[str, str]:
-    from mlflow.tracking import MlflowClient
-
-    from tasks.tracking import default_tracking_uri
-
-    return MlflowClient(default_tracking_uri(project)).get_run(run_id).data.tags
+    week3_counts = write_drop(world, incoming / "2026-12-14", slice(2, 3))  # next Monday's delivery
+    run3, d3 = week(prefect_server, project, client)
+    assert len(prepare_folders(project)) == 2  # the new drop recomputed data.prepare
+    assert run3["tags"]["grm.data.drops"] == "2026-12-07,2026-12-14"
+    assert run3["metrics"]["data/train/items"] == week1_counts["train"] + week3_counts["train"]
+    assert eval_names(run3["metrics"]) == eval_names(run1["metrics"])  # a dated folder renames no metric
+    assert d3["noop"] is False and d3["version"] == "2" and d3["champion_version"] == "1"
+    assert d3["gate_metric"] == d1["gate_metric"] and d3["comparison"] == "paired"
+    assert d3["test_split_changed"] is True  # stated in the decision
+    n_test = int(run3["metrics"]["data/test/items"])
+    assert d3["n_items"] == min(n_test, 24)  # the champion was scored on week 3's own test items (eval.limit 24)
+    assert d3["ci_low"] <= d3["gap"] <= d3["ci_high"]
+    champion_cell = d3["gate_metric"].replace("/rl/", "/champion/")
+    assert d3["champion_value"] == pytest.approx(run3["metrics"][champion_cell])  # measured now, not stored
+    promoted = d3["ci_low"] > d3["margin"]
+    assert d3["alias"] == ("champion" if promoted else "challenger"), d3["reason"]

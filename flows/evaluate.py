@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from tasks import data, evaluation, registry
+from tasks import data, evaluation, registry, summary
 from tasks.runtime import pipeline_run
 
 
@@ -21,7 +21,7 @@ def evaluate(
         validated = data.validate(ctx, prepared)
         dv = data.version(ctx, prepared, validated)
         local = registry.resolve_model(ctx, model)
-        report = evaluation.evaluate_model(
-            ctx, model if model in ("teacher", "champion", "challenger") else "model", local, dv
-        )
+        name = model if model in ("teacher", "champion", "challenger") else "model"
+        report = evaluation.evaluate_model(ctx, name, local, dv)
+        summary.publish_results(ctx, report.metrics, stages=[prepared, validated, report], models=[name])
     return {"run_id": ctx.parent_run_id, "metrics": report.metrics}

@@ -15,7 +15,7 @@ from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from grm.ablations import model_name as ablation_model
-from tasks import benchmarks, data, evaluation, registry, training
+from tasks import benchmarks, data, evaluation, registry, summary, training
 from tasks.runtime import pipeline_run
 
 
@@ -26,7 +26,7 @@ def spct_pipeline(config_path: str | None = None, overrides: list[str] | None = 
     (``log_prints=True`` would log dill/dis output that datasets prints while hashing.)
 
     Returns:
-        ``{"run_id", "stages": {stage: {"key", "cached"}}, "metrics", "gaps_table", "registry"}``.
+        ``{"run_id", "run_name", "stages": {stage: {"key", "cached"}}, "metrics", "gaps_table", "registry"}``.
     """
     with pipeline_run("spct_pipeline", config_path, overrides, project_dir) as ctx:
         prepared = data.prepare(ctx)
@@ -58,10 +58,13 @@ def spct_pipeline(config_path: str | None = None, overrides: list[str] | None = 
         decision = registry.gate(ctx, final, meta, [*evals.values(), *benched])  # any of their metrics can gate
         done = [prepared, validated, base, samples, rft_model, unfiltered, *ablations.values(), rl_model, meta,
                 *evals.values(), *benched]  # fmt: skip
+        metrics = {k: v for s in done if s is not None for k, v in s.metrics.items()} | gaps["metrics"]
+        summary.publish_results(ctx, metrics, gaps["table"], done, decision)  # MLflow description, Prefect artifact
     return {
         "run_id": ctx.parent_run_id,
+        "run_name": ctx.run_name,
         "stages": {s.stage: {"key": s.key, "cached": s.cached} for s in done if s is not None},
-        "metrics": {k: v for s in done if s is not None for k, v in s.metrics.items()} | gaps["metrics"],
+        "metrics": metrics,
         "gaps_table": gaps["table"],
         "registry": decision,
     }

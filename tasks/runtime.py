@@ -279,7 +279,7 @@ def pipeline_run(
             "mlflow.source.git.commit": tracking.git_commit(root),
             "prefect.flow_run_id": prefect_flow_run_id(),
         }
-        name, name_tags = summary.parent_run_name(tracker, cfg, config_path)  # what the overrides changed
+        name, name_tags = summary.parent_run_name(tracker, cfg, config_path, overrides or [])  # what they changed
         parent = tracker.start_run(name, tags=tags | name_tags)
         tracker.own_run(parent)  # host/pid tags; this host's dead RUNNING predecessors -> KILLED, grm.superseded_by
         tracker.log_params(parent, flatten(cfg))

@@ -56,10 +56,25 @@ def unique_name(tracker: Any, label: str) -> str:
     return f"{label} #{n}"
 
 
-def parent_run_name(tracker: Any, cfg: PipelineConfig, config_path: str | None) -> tuple[str, dict[str, str]]:
-    """The parent run's name and the tags that explain it (``grm.config_diff``)."""
+def named_diff(diff: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """The part of ``diff`` the overrides name, in their order (``seed=3`` changes every stage seed left null: the
+    name says ``seed=3``, the ``grm.config_diff`` tag lists them all); ``diff`` itself when they name none of it."""
+    from grm.config import parse_override
+
+    out: dict[str, Any] = {}
+    for text in overrides:
+        path = ".".join(parse_override(text)[0])
+        out |= {k: v for k, v in diff.items() if k == path or k.startswith(path + ".")}
+    return out or dict(diff)
+
+
+def parent_run_name(
+    tracker: Any, cfg: PipelineConfig, config_path: str | None, overrides: Sequence[str] = ()
+) -> tuple[str, dict[str, str]]:
+    """The parent run's name and the tag that explains it (``grm.config_diff``: every resolved key that differs)."""
     diff = run_diff(cfg, config_path)
-    return unique_name(tracker, run_label(diff, cfg.name)), {DIFF_TAG: diff_text(diff) or "(none)"}
+    label = run_label(named_diff(diff, overrides), cfg.name)
+    return unique_name(tracker, label), {DIFF_TAG: diff_text(diff) or "(none)"}
 
 
 # ---- links ---------------------------------------------------------------------------------------------------------
@@ -136,7 +151,7 @@ def _prefect(create: Any, **kwargs: Any) -> bool:
 
 def link_flow_run(tracker: Any, run_id: str, run_name: str) -> bool:
     """A Prefect link artifact ``grm-mlflow-run`` from the current flow run to MLflow run ``run_id``."""
-    if not tracker.enabled or not run_id:
+    if not tracker.enabled or not run_id or not _in_flow_run():
         return False
     from prefect.artifacts import create_link_artifact
 
@@ -145,7 +160,7 @@ def link_flow_run(tracker: Any, run_id: str, run_name: str) -> bool:
         link=tracker.ui_url(ui_base(tracker), [run_id]),
         link_text=f"MLflow run {run_name} ({run_id[:8]})",
         key=LINK_KEY,
-        description=f"The MLflow run of this flow run: {how_to_open(tracker)}.",
+        description=f"The MLflow run of this flow run ({how_to_open(tracker)}).",
     )
 
 

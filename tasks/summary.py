@@ -114,7 +114,7 @@ def how_to_open(tracker: Any) -> str:
     """One line: what serves the links."""
     if tracker.uri.startswith(("http://", "https://")):
         return f"the links open the tracking server {tracker.uri}"
-    return f"open them with `grm ui` (or `make mlflow-ui`) running in the project folder: the UI at {UI_BASE}"
+    return f"open with `grm ui` (or `make mlflow-ui`) running in the project folder: the UI at {UI_BASE}"
 
 
 def links_markdown(links: Mapping[str, str], how: str) -> str:

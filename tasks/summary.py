@@ -211,7 +211,8 @@ def publish_results(
         tracker.log_metrics(
             parent, report.headline_metrics(metrics, heldout_benchmark(ctx.cfg.data.source), ctx.cfg.eval.ks, models)
         )
-        tracker.set_tags(parent, {NOTE_TAG: text + "\n\nFiles: `results.md`, `results.html`, `eval/gaps.md`."})
+        files = "`results.md`, `results.html`" + (", `eval/gaps.md`" if gaps else "")
+        tracker.set_tags(parent, {NOTE_TAG: f"{text}\n\nFiles: {files}."})
     from prefect.artifacts import create_markdown_artifact
 
     parts = [f"# {ctx.flow}: {ctx.run_name or ctx.cfg.name}", "", text]

@@ -177,3 +177,15 @@ def test_links_compare_a_run_with_the_previous_run_of_its_flow(tmp_path: Path) -
 
 def test_prefect_artifacts_are_skipped_outside_a_flow_run() -> None:
     assert not summary.link_flow_run(RecordingTracker(), "parent", "x")  # no flow run: nothing to attach it to
+
+
+def test_the_evaluate_flow_gets_a_table_of_the_model_it_evaluated(monkeypatch) -> None:
+    tracker = RecordingTracker()
+    monkeypatch.setattr(summary, "run_links", lambda *a: {})
+    metrics = {k.replace("/rl/", "/champion/"): v for k, v in CELLS.items() if "/rl/" in k}
+    text = summary.publish_results(Ctx(tiny(), tracker, flow="evaluate"), metrics, models=["champion"])
+    assert "| champion | 75.0 | 75.0 | 75.0 |" in text
+    assert set(tracker.runs["parent"]["metrics"]) == {
+        f"accuracy/champion/{c}" for c in ("greedy_k1", "voting_k4", "metarm_k4")
+    }
+    assert "gaps.md" not in tracker.runs["parent"]["tags"][summary.NOTE_TAG]  # evaluate compares nothing

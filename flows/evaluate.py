@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from tasks import drift, evaluation, pinned_data, registry
+from tasks import drift, evaluation, pinned_data, registry, summary
 from tasks.runtime import pipeline_run
 
 
@@ -30,4 +30,5 @@ def evaluate(
         report = evaluation.evaluate_model(ctx, name, local, dv)
         named = pinned_data.registered(ctx, model)
         trend = drift.log_drift(ctx.tracker, ctx.parent_run_id, *named, dv.dvc_md5, report.metrics) if named else {}
+        summary.publish_results(ctx, report.metrics, stages=[report], models=[name])
     return {"run_id": ctx.parent_run_id, "data_version": dv.dvc_md5, "metrics": report.metrics, "drift": trend}

@@ -15,7 +15,7 @@ from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from grm.ablations import model_name as ablation_model
-from tasks import benchmarks, champion, evaluation, registry, training
+from tasks import benchmarks, champion, evaluation, registry, summary, training
 from tasks import data as data_stages  # ``data`` is the flow's parameter
 from tasks.runtime import pipeline_run
 
@@ -36,7 +36,7 @@ def spct_pipeline(
     (docs/data.md). (``log_prints=True`` would log dill/dis output that datasets prints while hashing.)
 
     Returns:
-        ``{"run_id", "stages": {stage: {"key", "cached"}}, "metrics", "gaps_table", "registry"}``.
+        ``{"run_id", "run_name", "stages": {stage: {"key", "cached"}}, "metrics", "gaps_table", "registry"}``.
     """
     overrides = [*(overrides or []), *data_stages.source_overrides(data, window)]
     with pipeline_run("spct_pipeline", config_path, overrides, project_dir) as ctx:
@@ -71,10 +71,13 @@ def spct_pipeline(
         decision = registry.gate(ctx, final, meta, [*evals.values(), *benched], dv, champ)  # any metric can gate
         done = [prepared, validated, base, samples, rft_model, unfiltered, *ablations.values(), rl_model, meta,
                 *evals.values(), *benched, champ]  # fmt: skip
+        metrics = {k: v for s in done if s is not None for k, v in s.metrics.items()} | gaps["metrics"]
+        summary.publish_results(ctx, metrics, gaps["table"], done, decision)  # MLflow description, Prefect artifact
     return {
         "run_id": ctx.parent_run_id,
+        "run_name": ctx.run_name,
         "stages": {s.stage: {"key": s.key, "cached": s.cached} for s in done if s is not None},
-        "metrics": {k: v for s in done if s is not None for k, v in s.metrics.items()} | gaps["metrics"],
+        "metrics": metrics,
         "gaps_table": gaps["table"],
         "registry": decision,
     }

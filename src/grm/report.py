@@ -5,9 +5,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from grm.ablations import ABLATIONS, UNFILTERED, UNFILTERED_LABEL, model_name
 from grm.metrics import paired_gap
+
+if TYPE_CHECKING:
+    from grm.pipeline_config import PipelineConfig
 
 ABLATION_MODELS = tuple(model_name(a) for a in ABLATIONS)
 MODELS = ("teacher", UNFILTERED, *ABLATION_MODELS, "rft", "rl")
@@ -226,3 +230,121 @@ def benchmark_table(
             items = f"{fit['n_fit']} ({fit['n_truncated']} cut, {fit['n_refused']} refused)"
             lines.append("| " + " | ".join([bench, MODEL_LABELS.get(model, model), headline, *values, items]) + " |")
     return "\n".join(lines)
+
+
+HEADLINE_PREFIX = "accuracy"  # sorts before every other metric name on MLflow's compare page (alphabetical)
+
+
+def headline_metrics(
+    metrics: Mapping[str, float], benchmark: str, ks: Sequence[int], models: Sequence[str] = MODELS
+) -> dict[str, float]:
+    """The results table's cells as ``accuracy/{model}/{cell}`` metrics (copies of
+    ``eval/{benchmark}/{model}/{cell}/accuracy``).
+
+    MLflow's compare page lists a run's metrics in alphabetical order; under this prefix the cells a user compares
+    come first, ahead of the per-cell details (intervals, parse failures, subsets) and the stage metrics.
+
+    Example:
+        >>> headline_metrics({"eval/world/rl/greedy_k1/accuracy": 0.5, "eval/world/rl/n": 3.0}, "world", [1])
+        {'accuracy/rl/greedy_k1': 0.5}
+    """
+    show = [k for k in ks if k > 1]
+    cells = ["greedy_k1", *(f"voting_k{k}" for k in show), *(f"metarm_k{k}" for k in show)]
+    out = {}
+    for model in models:
+        for cell in cells:
+            value = metrics.get(f"eval/{benchmark}/{model}/{cell}/accuracy")
+            if value is not None and not math.isnan(value):
+                out[f"{HEADLINE_PREFIX}/{model}/{cell}"] = value
+    return out
+
+
+def results_report(
+    metrics: Mapping[str, float],
+    cfg: PipelineConfig,
+    gaps: str | None = None,
+    models: Sequence[str] = MODELS,
+) -> str:
+    """The markdown ``grm run`` prints at the end of a run, also the parent MLflow run's description and
+    ``results.md`` and the Prefect flow run's ``grm-results`` artifact: the results table, single-sample rates, the
+    ``eval.benchmarks`` table and the paired gaps.
+
+    Args:
+        metrics: the run's flat metrics (``eval/...``).
+        cfg: the resolved config (benchmark, ks, temperature, benchmarks).
+        gaps: ``gaps_table`` of the run (None/empty: left out).
+        models: the table's rows (``evaluate`` passes the model it evaluated).
+    """
+    from grm.evaluation import heldout_benchmark
+
+    bench = heldout_benchmark(cfg.data.source)
+    parts = [
+        f"Accuracy on the {bench} test split (%, 95% bootstrap interval), T={cfg.eval.temperature}:",
+        "",
+        results_table(metrics, bench, cfg.eval.ks, models),
+    ]
+    single = single_sample_row(metrics, bench, models)
+    if single:
+        parts += ["", *(f"- {line}" for line in single.splitlines())]
+    if cfg.eval.benchmarks:
+        limit = cfg.eval.benchmark_limit or "all"
+        parts += ["", f"Real benchmarks (eval.benchmarks, {limit} items each; %, official metric):"]
+        if cfg.model.base == "embedded":
+            parts.append(
+                "protocol check only: the embedded tiny model reads English benchmark text as <unk> tokens and has "
+                f"{cfg.model.tiny.max_position_embeddings} positions (items cut to fit, counted); not a quality measure"
+            )
+        parts += ["", benchmark_table(metrics, cfg.eval.benchmarks, cfg.eval.ks)]
+    if gaps:
+        parts += ["", "The paper's orderings, paired over the same test items (gap in points, 95% bootstrap):", ""]
+        parts.append(gaps)
+    return "\n".join(parts)
+
+
+def report_html(text: str, title: str = "results") -> str:
+    """A standalone HTML page of ``results_report``'s markdown (pipe tables, ``- `` lists, paragraphs), for the
+    MLflow artifact viewer, which renders ``.html`` but shows ``.md`` as plain text.
+
+    Example:
+        >>> "<td>1</td>" in report_html("| a |\\n|---|\\n| 1 |")
+        True
+    """
+    from html import escape
+
+    def cells(line: str) -> list[str]:
+        return [escape(c.strip()) for c in line.strip().strip("|").split("|")]
+
+    body: list[str] = []
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("|") and i + 1 < len(lines) and set(lines[i + 1].replace("|", "")) <= set("-: "):
+            rows = ["<tr>" + "".join(f"<th>{c}</th>" for c in cells(line)) + "</tr>"]
+            i += 2
+            while i < len(lines) and lines[i].startswith("|"):
+                rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells(lines[i])) + "</tr>")
+                i += 1
+            body.append("<table>" + "".join(rows) + "</table>")
+            continue
+        if line.startswith("- "):
+            items = []
+            while i < len(lines) and lines[i].startswith("- "):
+                items.append(f"<li>{escape(lines[i][2:])}</li>")
+                i += 1
+            body.append("<ul>" + "".join(items) + "</ul>")
+            continue
+        if line.startswith("#"):
+            level = min(len(line) - len(line.lstrip("#")), 6)
+            body.append(f"<h{level}>{escape(line.lstrip('#').strip())}</h{level}>")
+        elif line.strip():
+            body.append(f"<p>{escape(line)}</p>")
+        i += 1
+    style = (
+        "body{font-family:sans-serif;font-size:14px}table{border-collapse:collapse;margin:8px 0}"
+        "td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}td:first-child,th:first-child{text-align:left}"
+    )
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title><style>{style}</style>"
+        f"</head><body>{''.join(body)}</body></html>\n"
+    )

@@ -38,30 +38,12 @@ def run_command(
     prefect_env.configure_defaults(project_dir)  # .prefect/ inside --project-dir, whatever the working directory
     prefect_env.start_temporary_server()  # under a lock: two first runs at once raced on its database
     from flows.pipeline import spct_pipeline
-    from grm.evaluation import heldout_benchmark
-    from grm.report import results_table, single_sample_row
+    from grm.report import results_report
+    from tasks import summary, tracking
 
     out = spct_pipeline(str(config), list(override or []), str(project_dir))
-    bench = heldout_benchmark(cfg.data.source)
     typer.echo("")
-    typer.echo(f"Accuracy on the {bench} test split (%, 95% bootstrap interval), T={cfg.eval.temperature}:")
-    typer.echo(results_table(out["metrics"], bench, cfg.eval.ks))
-    typer.echo(single_sample_row(out["metrics"], bench))
-    if cfg.eval.benchmarks:
-        from grm.report import benchmark_table
-
-        typer.echo(
-            f"\nReal benchmarks (eval.benchmarks, {cfg.eval.benchmark_limit or 'all'} items each; %, official metric):"
-        )
-        if cfg.model.base == "embedded":
-            typer.echo(
-                "protocol check only: the embedded tiny model reads English benchmark text as <unk> tokens and has "
-                f"{cfg.model.tiny.max_position_embeddings} positions (items cut to fit, counted); not a quality measure"
-            )
-        typer.echo(benchmark_table(out["metrics"], cfg.eval.benchmarks, cfg.eval.ks))
-    if out.get("gaps_table"):
-        typer.echo("\nThe paper's orderings, paired over the same test items (gap in points, 95% bootstrap):")
-        typer.echo(out["gaps_table"])
+    typer.echo(results_report(out["metrics"], cfg, out.get("gaps_table")))  # also the MLflow run's description
     decision = out.get("registry") or {}
     if decision.get("noop"):  # nothing registered: the same model as an earlier run
         link = decision["same_as"].get("link")
@@ -70,4 +52,12 @@ def run_command(
         typer.echo(
             f"registry: {decision['model']} v{decision['version']} -> {decision['alias']} ({decision['reason']})"
         )
-    typer.echo(f"MLflow run {out['run_id']}: browse with `make mlflow-ui` (http://127.0.0.1:5000)")
+    tracker = tracking.make_tracker(cfg.tracking, cfg.tracking.experiment, project_dir)
+    links = summary.run_links(tracker, out["run_id"])
+    if links:
+        typer.echo(f"MLflow run {out.get('run_name', '')} ({out['run_id']}):")
+    for label, key in (("runs table", "runs"), ("this run", "run"), ("compare with the previous run", "compare")):
+        if key in links:
+            typer.echo(f"  {label}: {links[key]}")
+    if links:
+        typer.echo(f"  {summary.how_to_open(tracker)}")

@@ -21,7 +21,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from tasks import tracking
+from grm.report import headline_metrics
+from tasks import summary, tracking
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [
@@ -44,7 +45,7 @@ def render(url: str, profile: Path) -> str:
         "--disable-features=MediaRouter,OptimizationHints",
         "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
     ]
-    cmd += [f"--user-data-dir={profile}", "--virtual-time-budget=30000", "--dump-dom", url]
+    cmd += [f"--user-data-dir={profile}", "--window-size=1400,1000", "--virtual-time-budget=30000", "--dump-dom", url]
     dom = subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=True).stdout
     text = re.sub(r"<script.*?</script>|<style.*?</style>", " ", dom, flags=re.S)
     return " ".join(re.sub(r"<[^>]+>", " ", text).split())
@@ -69,7 +70,9 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
         tracker.own_run(run)
         tracker.log_params(run, {"rl.lr": 1e-4, "seed": name[-1]})
         tracker.log_datasets(run, dv, "data", project, "world")
-        tracker.log_metrics(run, {"eval/world/rl/voting_k8/accuracy": acc})
+        tracker.log_metrics(run, {"data/train/items": 60, "eval/world/rl/voting_k8/accuracy": acc})  # logged first
+        tracker.log_metrics(run, headline_metrics({"eval/world/rl/voting_k8/accuracy": acc}, "world", [1, 8]))
+        tracker.set_tags(run, {summary.NOTE_TAG: f"| model | Voting@8 |\n|---|---|\n| RL | {100 * acc:.1f} |"})
         tracker.end_run(run)
         runs.append(run)
     port = free_port()
@@ -118,3 +121,15 @@ def test_the_compare_page_shows_both_runs_side_by_side(ui: SimpleNamespace) -> N
     assert all(run in text for run in ui.runs) and "tiny-seed0" in text and "tiny-seed1" in text
     assert "eval/world/rl/voting_k8/accuracy" in text and "rl.lr" in text
     assert "0.61" in text and "0.67" in text
+
+
+def test_the_compare_page_lists_the_accuracy_cells_before_the_other_metrics(ui: SimpleNamespace) -> None:
+    text = render(ui.tracker.ui_url(ui.base, ui.runs), ui.profile)
+    metrics = text[text.index("Metrics Show diff only") :]  # the metrics table (alphabetical), not the plot's picks
+    assert metrics.index("accuracy/rl/voting_k8") < metrics.index("data/train/items"), metrics[:600]
+    assert metrics.index("data/train/items") < metrics.index("eval/world/rl/voting_k8/accuracy")
+
+
+def test_the_run_page_shows_the_results_table_as_its_description(ui: SimpleNamespace) -> None:
+    text = render(ui.tracker.ui_url(ui.base, ui.runs[1:]), ui.profile)
+    assert "Description" in text and "Voting@8" in text and "67.0" in text, text[:2000]

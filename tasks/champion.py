@@ -111,11 +111,14 @@ def comparison(
     eval stage's ``report.json`` (``per_item[*].credit``), as ``eval.compare`` reads them. A gate metric without
     per-item credit (not ``accuracy``) is compared by the champion's value on the same split, unpaired.
     """
-    if champion is None:
-        return None
     gate = parse_gate_metric(ctx.cfg.registry.gate_metric or "")
+    bench = gate_benchmark(ctx.cfg, gate) if gate is not None else None
+    if champion is None:
+        measurable = gate is not None and (gate.benchmark == heldout_name(ctx.cfg) or bench is not None)
+        if measurable and dv is not None and ctx.tracker.enabled:  # measured: no champion (or this very model)
+            return Comparison("", None, None, dv.files.get("test.jsonl"))
+        return None
     assert gate is not None  # evaluate_champion ran only for an evaluation metric
-    bench = gate_benchmark(ctx.cfg, gate)
     stage = f"bench.{bench}.{gate.model}" if bench is not None else f"eval.{gate.model}"
     mine = next((e for e in evals if e.stage == stage), None)
     if mine is None:

@@ -481,18 +481,27 @@ class Tracker:
         new_value = float(metrics[metric])
         current = self.alias_version(registry.model_name, CHAMPION)
         champ_version = str(current.version) if current is not None else None
-        paired, facts = None, {}
+        paired, facts, moved = None, {}, False
         if current is not None and comparison is not None:
-            if comparison.champion_version != champ_version:  # another run's gate moved it since the evaluation
-                raise RuntimeError(
-                    f"the champion moved from v{comparison.champion_version} (evaluated on this run's test split) to "
-                    f"v{champ_version} while this run was running; rerun to compare with v{champ_version}"
-                )
+            # another run's gate registered or moved the champion after this run measured it: never promote on a
+            # comparison that was not made on this run's items (nor fail the run: it is registered as challenger)
+            moved = comparison.champion_version != champ_version
             paired, champ_value = comparison.paired, comparison.champion_value
             facts = self._split_facts(current, comparison.test_md5)
         else:
             champ_value = self.gate_value(current, metric) if current is not None else None
-        alias, reason = decide_alias(new_value, champ_value, registry.margin, champ_version, metric, paired)
+        if moved:
+            measured = f"v{comparison.champion_version}" if comparison.champion_version else "no champion"
+            paired, champ_value = None, None
+            alias, reason = (
+                CHALLENGER,
+                (
+                    f"champion v{champ_version} was registered by another run while this run ran (this run measured "
+                    f"{measured} on its test items): not compared on the same items, so not promoted; rerun to compare"
+                ),
+            )
+        else:
+            alias, reason = decide_alias(new_value, champ_value, registry.margin, champ_version, metric, paired)
         if facts.get("test_split_changed"):
             reason += (
                 f"; the test split changed since v{champ_version} was registered (md5 {facts['champion_test_md5']} -> "

@@ -11,7 +11,7 @@ import math
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -269,3 +269,24 @@ def _check_text(text: str) -> None:
             f"a string holds the lone surrogate \\u{ord(text[exc.start]):04x} (not valid Unicode; "
             "a surrogate pair or the real character is needed)"
         ) from None
+
+
+def checked_records(
+    path: Path, what: str, problems: Callable[[Any], list[tuple[str, str]]], errors: list[str]
+) -> Iterator[tuple[int, Any]]:
+    """The decoded rows of JSONL ``path`` that ``problems`` finds nothing wrong with, as ``(line number, record)``;
+    blank lines are skipped and every bad row is appended to ``errors`` as ``file:line: field: problem`` (the caller
+    raises once, with all of them). ``what`` describes the file in a missing/compressed/encoding error."""
+    for lineno, line in iter_lines(path, what):
+        if not line.strip():
+            continue
+        try:
+            record = parse_json(line)
+        except JsonProblem as exc:
+            errors.append(f"{path}:{lineno}: <json>: {exc}")
+            continue
+        found = problems(record)
+        if found:
+            errors.extend(f"{path}:{lineno}: {f}: {p}" for f, p in found)
+            continue
+        yield lineno, record

@@ -155,7 +155,9 @@ def decide_alias(
 class Comparison:
     """What the flow measured about the champion before the gate (``tasks.champion``).
 
-    ``champion_version``: the version evaluated (the gate checks it still holds the alias); ``paired``: the paired
+    ``champion_version``: the version evaluated, "" when there was no champion to evaluate (the gate checks the
+    alias still points there: a champion another run registered meanwhile was not measured on these items, so the
+    new version stays challenger); ``paired``: the paired
     gap on the gate cell (None for a metric without per-item credit); ``champion_value``: the champion's value of
     the gate metric on this run's test split; ``test_md5``: that split's DVC md5.
     """

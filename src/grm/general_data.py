@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from grm.files import JsonProblem, iter_lines, parse_json
+from grm.files import checked_records
 from grm.schemas import DataError, text_problem
 
 FIELDS = ("prompt", "completion")
@@ -46,18 +46,7 @@ def read_general(path: str | Path) -> list[dict[str, str]]:
     path = Path(path)
     errors: list[str] = []
     rows: list[dict[str, str]] = []
-    for lineno, line in iter_lines(path, "JSONL file of general examples (prompt/completion)"):
-        if not line.strip():
-            continue
-        try:
-            record = parse_json(line)
-        except JsonProblem as exc:
-            errors.append(f"{path}:{lineno}: <json>: {exc}")
-            continue
-        problems = row_problems(record)
-        if problems:
-            errors.extend(f"{path}:{lineno}: {f}: {p}" for f, p in problems)
-            continue
+    for _, record in checked_records(path, "JSONL file of general examples (prompt/completion)", row_problems, errors):
         rows.append({"prompt": record["prompt"], "completion": record["completion"]})
     if errors:
         raise DataError(path, errors)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from grm.errors import UserError
-from grm.files import JsonProblem, iter_lines, parse_json, write_jsonl_atomic
+from grm.files import JsonProblem, checked_records, iter_lines, parse_json, write_jsonl_atomic
 
 ROLES = ("system", "user", "assistant")
 KNOWN_FIELDS = ("id", "query", "responses", "best", "label", "ratings", "source", "subset", "meta")
@@ -226,18 +226,8 @@ def read_items(path: str | Path, *, allow_empty: bool = False) -> list[Item]:
     errors: list[str] = []
     items: list[Item] = []
     seen: dict[str, int] = {}
-    for lineno, line in iter_lines(path, "JSONL file of items (write one with `grm world` or a converter)"):
-        if not line.strip():
-            continue
-        try:
-            record = parse_json(line)
-        except JsonProblem as exc:
-            errors.append(f"{path}:{lineno}: <json>: {exc}")
-            continue
-        problems = validate_record(record)
-        if problems:
-            errors.extend(f"{path}:{lineno}: {f}: {p}" for f, p in problems)
-            continue
+    what = "JSONL file of items (write one with `grm world` or a converter)"
+    for lineno, record in checked_records(path, what, validate_record, errors):
         if record["id"] in seen:
             errors.append(f"{path}:{lineno}: id: duplicate {record['id']!r} (first on line {seen[record['id']]})")
             continue

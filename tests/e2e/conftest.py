@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tasks import prefect_env
+from tests.helpers.processes import stop
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_CONFIG = Path(__file__).parents[2] / "configs" / "tiny.yaml"
@@ -77,12 +78,31 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
         wait_http(f"{server.api_url}/health", 120, proc)
         yield server
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
         log.close()
+
+
+def prefect_cli(args: list[str], server: PrefectServer, cwd: Path, timeout: float = 240) -> str:
+    """``prefect ARGS`` against ``server`` from ``cwd``; returns stdout + stderr (the test fails on a non-zero exit)."""
+    proc = subprocess.run(
+        [str(BIN / "prefect"), *args], cwd=cwd, env=server.env(), capture_output=True, text=True, timeout=timeout
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"prefect {' '.join(args)} failed:\n{out[-4000:]}"
+    return out
+
+
+def mlflow_runs_of(client, experiment: str, flow_run_id: str, timeout: float = 60) -> list:
+    """The MLflow runs of ``experiment`` tagged with Prefect flow run ``flow_run_id`` (a worker's run is logged by
+    another process: polled until one shows or ``timeout`` passes)."""
+    deadline = time.monotonic() + timeout
+    runs: list = []
+    while time.monotonic() < deadline and not runs:
+        exp = client.get_experiment_by_name(experiment)
+        if exp is not None:
+            runs = client.search_runs([exp.experiment_id], f"tags.`prefect.flow_run_id` = '{flow_run_id}'")
+        time.sleep(1)
+    return runs
 
 
 def make_project(path: Path) -> Path:

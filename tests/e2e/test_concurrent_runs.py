@@ -90,8 +90,12 @@ def _result(proc: subprocess.Popen, log: Path) -> dict:
 
 
 def _model_metrics(result: dict) -> dict[str, float]:
+    """What a run computed from its own data and config: not timings, and not the champion's evaluation (which
+    champion there is depends on the project's registry: who gated first, not what this run trained)."""
     return {
-        k: v for k, v in result["metrics"].items() if not any(t in k for t in TIMING) and not k.startswith("bench/")
+        k: v
+        for k, v in result["metrics"].items()
+        if not any(t in k for t in TIMING) and not k.startswith("bench/") and "champion" not in k.split("/")
     }
 
 

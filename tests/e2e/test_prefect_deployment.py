@@ -6,15 +6,13 @@ from __future__ import annotations
 import inspect
 import re
 import shutil
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from flows.pipeline import spct_pipeline
-from tests.e2e.conftest import BIN, REPO, PrefectServer, make_project, run_flow
+from tests.e2e.conftest import REPO, PrefectServer, make_project, mlflow_runs_of, prefect_cli, run_flow
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(600)]  # trains tiny models
 
@@ -32,15 +30,6 @@ def test_prefect_yaml_schedules_weekly_training_and_nightly_evaluation_in_utc() 
     for d in deps.values():
         assert d["work_pool"]["name"] == "grm-process"
         assert all(s["timezone"] == "UTC" and s["cron"] for s in d["schedules"])
-
-
-def _prefect(args: list[str], server: PrefectServer, cwd: Path, timeout: float = 240) -> str:
-    proc = subprocess.run(
-        [str(BIN / "prefect"), *args], cwd=cwd, env=server.env(), capture_output=True, text=True, timeout=timeout
-    )
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, f"prefect {' '.join(args)} failed:\n{out[-4000:]}"
-    return out
 
 
 def test_nightly_evaluate_deployment_runs_the_champion_on_a_worker(
@@ -69,22 +58,18 @@ def test_nightly_evaluate_deployment_runs_the_champion_on_a_worker(
         for p in [project / "data.dvc", *(project / "data").iterdir()]
     }
 
-    _prefect(["work-pool", "create", "grm-process", "--type", "process", "--overwrite"], prefect_server, project)
-    _prefect(["--no-prompt", "deploy", "--name", "evaluate-nightly"], prefect_server, project)
-    out = _prefect(
+    prefect_cli(["work-pool", "create", "grm-process", "--type", "process", "--overwrite"], prefect_server, project)
+    prefect_cli(["--no-prompt", "deploy", "--name", "evaluate-nightly"], prefect_server, project)
+    out = prefect_cli(
         ["deployment", "run", "evaluate/evaluate-nightly", "--param", "config_path=tiny.yaml"], prefect_server, project
     )
     flow_run_id = re.search(r"UUID:\s*([0-9a-f-]{36})", out).group(1)
-    worker = _prefect(["worker", "start", "--pool", "grm-process", "--run-once"], prefect_server, project, timeout=400)
+    worker = prefect_cli(
+        ["worker", "start", "--pool", "grm-process", "--run-once"], prefect_server, project, timeout=400
+    )
 
     client = tracker.client()
-    deadline = time.monotonic() + 60
-    runs = []
-    while time.monotonic() < deadline and not runs:
-        exp = client.get_experiment_by_name("evaluate")
-        if exp is not None:
-            runs = client.search_runs([exp.experiment_id], f"tags.`prefect.flow_run_id` = '{flow_run_id}'")
-        time.sleep(1)
+    runs = mlflow_runs_of(client, "evaluate", flow_run_id)
     assert len(runs) == 1, f"no MLflow run tagged with flow run {flow_run_id}"
     run = runs[0]
     assert run.info.status == "FINISHED"

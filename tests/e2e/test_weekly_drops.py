@@ -17,13 +17,12 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
 
-from tests.e2e.conftest import BIN, REPO, TINY_CONFIG, PrefectServer, make_project
+from tests.e2e.conftest import REPO, TINY_CONFIG, PrefectServer, make_project, mlflow_runs_of, prefect_cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1200)]  # three tiny trainings on a worker
 
@@ -47,28 +46,15 @@ def write_drop(world: Path, folder: Path, part: slice) -> dict[str, int]:
     return counts
 
 
-def prefect(args: list[str], server: PrefectServer, cwd: Path, timeout: float = 240) -> str:
-    proc = subprocess.run(
-        [str(BIN / "prefect"), *args], cwd=cwd, env=server.env(), capture_output=True, text=True, timeout=timeout
-    )
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, f"prefect {' '.join(args)} failed:\n{out[-4000:]}"
-    return out
-
-
 def week(server: PrefectServer, project: Path, client: MlflowClient) -> tuple[dict, dict]:
     """Trigger spct-weekly once, let a worker run it; returns (parent run's tags + metrics, registry decision)."""
     params = {"config_path": "tiny.yaml", "overrides": ["rft.sft_unfiltered=false"]}
-    out = prefect(["deployment", "run", "spct_pipeline/spct-weekly", "--params", json.dumps(params)], server, project)
+    out = prefect_cli(
+        ["deployment", "run", "spct_pipeline/spct-weekly", "--params", json.dumps(params)], server, project
+    )
     flow_run_id = re.search(r"UUID:\s*([0-9a-f-]{36})", out).group(1)
-    log = prefect(["worker", "start", "--pool", "grm-process", "--run-once"], server, project, timeout=600)
-    runs: list = []
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not runs:
-        exp = client.get_experiment_by_name("spct_pipeline")
-        if exp is not None:
-            runs = client.search_runs([exp.experiment_id], f"tags.`prefect.flow_run_id` = '{flow_run_id}'")
-        time.sleep(1)
+    log = prefect_cli(["worker", "start", "--pool", "grm-process", "--run-once"], server, project, timeout=600)
+    runs = mlflow_runs_of(client, "spct_pipeline", flow_run_id)
     assert len(runs) == 1, f"no MLflow run for flow run {flow_run_id}; worker log:\n{log[-4000:]}"
     run = runs[0]
     assert run.info.status == "FINISHED", log[-4000:]
@@ -100,8 +86,8 @@ def test_three_weeks_of_drops_through_the_weekly_deployment(prefect_server: Pref
     (incoming / "general.jsonl").write_bytes((world / "general.jsonl").read_bytes())
     week1_counts = write_drop(world, incoming / "2026-12-07", slice(0, 2))
     client = MlflowClient(tracking.default_tracking_uri(project))
-    prefect(["work-pool", "create", "grm-process", "--type", "process", "--overwrite"], prefect_server, project)
-    prefect(["--no-prompt", "deploy", "--name", "spct-weekly"], prefect_server, project)
+    prefect_cli(["work-pool", "create", "grm-process", "--type", "process", "--overwrite"], prefect_server, project)
+    prefect_cli(["--no-prompt", "deploy", "--name", "spct-weekly"], prefect_server, project)
 
     run1, d1 = week(prefect_server, project, client)
     assert d1["alias"] == "champion" and d1["version"] == "1" and d1["noop"] is False

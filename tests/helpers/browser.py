@@ -18,6 +18,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from tests.helpers.processes import stop
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = [
     "--headless",
@@ -116,12 +118,7 @@ def open_page(
                 time.sleep(0.5)
             return asyncio.run(_drive(pages[0]["webSocketDebuggerUrl"], url, list(clicks), wait_s, size))
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc)
 
 
 def main() -> None:

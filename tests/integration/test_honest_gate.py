@@ -10,6 +10,7 @@ everything else (eval stage, keys, registry download, bootstrap, tags) is the co
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -68,8 +69,11 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
     return SimpleNamespace(root=tmp_path, cfg=cfg, tracker=tracker)
 
 
-def run(p: SimpleNamespace, test_items: list[Item], grm: StageResult) -> tuple[dict, StageResult | None, str]:
-    """One pipeline's gate part on ``test_items``: eval.rl, eval.champion, registry.gate (a parent run of its own)."""
+def run(
+    p: SimpleNamespace, test_items: list[Item], grm: StageResult, meanwhile: Callable[[], object] | None = None
+) -> tuple[dict, StageResult | None, str]:
+    """One pipeline's gate part on ``test_items``: eval.rl, eval.champion, registry.gate (a parent run of its own);
+    ``meanwhile`` runs between the champion's evaluation and the gate (another run's gate, say)."""
     staged = p.root / "data" / "test.jsonl"
     write_items(staged, test_items)
     md5 = file_md5(staged)
@@ -82,6 +86,8 @@ def run(p: SimpleNamespace, test_items: list[Item], grm: StageResult) -> tuple[d
                      stages.code_version())  # fmt: skip
     mine = evaluation.evaluate_model.fn(ctx, "rl", grm.output("model"), dv)
     champ = champion.evaluate_champion.fn(ctx, grm, None, dv)
+    if meanwhile is not None:
+        meanwhile()
     decision = registry.gate.fn(ctx, grm, None, [mine], dv, champ)
     p.tracker.end_run(parent)
     return decision, champ, parent
@@ -180,3 +186,22 @@ def test_a_benchmark_gate_evaluates_the_champion_on_the_same_benchmark_items(tmp
     second = decisions[1]
     assert second["alias"] == "challenger" and second["comparison"] == "paired"
     assert second["n_items"] >= 1 and second["gap"] == 0.0
+
+
+def test_a_champion_registered_by_another_run_meanwhile_is_not_beaten_unmeasured(project: SimpleNamespace) -> None:
+    """Two runs at once: run B measured "no champion", then run A's gate made A champion before B's gate. B scores
+    higher than A's stored value, but A was never measured on B's items: B is registered as challenger (not
+    promoted on a stored value, and the run does not fail)."""
+    a = model(project.root / "m", "a", [f"a{i}" for i in range(12)])  # 12/24 right
+    b = model(project.root / "m", "b", [])  # every item right
+    first: dict = {}
+
+    def other_run() -> None:
+        first.update(run(project, items("a", 24), a)[0])
+
+    decision, champ_eval, _ = run(project, items("b", 24), b, meanwhile=other_run)
+    assert first["alias"] == "champion" and champ_eval is None  # B evaluated before any champion existed
+    assert decision["alias"] == "challenger" and decision["champion_version"] == first["version"]
+    assert decision["new_value"] > first["new_value"]  # a higher raw score, yet not promoted
+    assert "registered by another run while this run ran" in decision["reason"]
+    assert decision["comparison"] != "paired"

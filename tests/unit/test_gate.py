@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from grm.gate import PairedGap, decide_alias, paired_gate_gap, parse_gate_metric
+from grm.gate import Comparison, PairedGap, decide_alias, paired_gate_gap, parse_gate_metric
 from tasks import champion, tracking
 from tasks.stages import StageResult
 
@@ -75,8 +75,12 @@ def eval_result(tmp: Path, name: str, credits: list[float], metrics: dict[str, f
 
 def test_the_comparison_pairs_the_gate_cell_of_the_named_model_with_the_champion(tmp_path: Path) -> None:
     metric = "eval/world/rl/voting_k4/accuracy"
-    cfg = SimpleNamespace(registry=SimpleNamespace(gate_metric=metric), eval=SimpleNamespace(seed=0, benchmarks=()))
-    ctx = SimpleNamespace(cfg=cfg)
+    cfg = SimpleNamespace(
+        registry=SimpleNamespace(gate_metric=metric),
+        eval=SimpleNamespace(seed=0, benchmarks=()),
+        data=SimpleNamespace(source="world"),
+    )
+    ctx = SimpleNamespace(cfg=cfg, tracker=SimpleNamespace(enabled=True))
     rl = eval_result(tmp_path, "rl", [1, 1, 1, 1], {metric: 1.0})
     rft = eval_result(tmp_path, "rft", [0, 0, 0, 0], {})
     champ = eval_result(
@@ -87,7 +91,10 @@ def test_the_comparison_pairs_the_gate_cell_of_the_named_model_with_the_champion
     assert got is not None and got.paired is not None
     assert (got.champion_version, got.champion_value, got.test_md5) == ("2", 0.5, "t" * 32)
     assert got.paired.gap == 0.5 and got.paired.n_items == 4
-    assert champion.comparison(ctx, [rl], None, dv) is None  # no champion evaluated: the stored value decides
+    # evaluated and no champion found: the gate knows this run measured none (a champion another run registers
+    # meanwhile is not beaten unmeasured); no data version (promote called by hand): the stored value decides
+    assert champion.comparison(ctx, [rl], None, dv) == Comparison("", None, None, "t" * 32)
+    assert champion.comparison(ctx, [rl], None, None) is None
     cfg.registry.gate_metric = "eval/world/rl/voting_k4/parse_fail_rate"  # no per-item credit: same split, unpaired
     unpaired = champion.comparison(ctx, [rl], champ, dv)
     assert unpaired is not None and unpaired.paired is None

@@ -20,6 +20,7 @@ import typer
 from grm.drops import SPLITS, Selection
 from grm.errors import UserError
 
+GENERAL = "general.jsonl"
 ROW_RE = re.compile(r"\b(train|val|test)\.jsonl:(\d+)")
 
 
@@ -89,14 +90,22 @@ def check_command(
     """Validate a drop or a landing folder without training: rows, ids across drops, general.jsonl, the GX suite,
     and that the configured teacher can judge the rows. Exit 0 with a summary, 2 with what to fix."""
     from grm.config import load_config
+    from grm.general_data import read_general
     from grm.pipeline_config import PipelineConfig, check_data_files
     from grm.source_check import check_source
 
     source = folder.expanduser().resolve()
-    cfg = load_config(PipelineConfig, [config], [*(override or []), f"data.source={source}"])
+    # one drop of a landing folder, checked before it is published (docs/data.md): its general.jsonl is the landing
+    # folder's, read from there, not required inside the drop
+    landing_general = source.parent / GENERAL
+    in_landing = not (source / GENERAL).exists() and landing_general.is_file()
+    in_landing = in_landing and any((source / f"{s}.jsonl").exists() for s in SPLITS)
+    no_mix = ["rft.general_ratio=0", "rl.general_coef=0"] if in_landing else []
+    cfg = load_config(PipelineConfig, [config], [*(override or []), f"data.source={source}", *no_mix])
     report = check_source(cfg, ".", training=True)
     assert report is not None  # data.source is a folder
     check_data_files(cfg, ".", training=True)  # general.jsonl when the training mix needs it
+    general_rows = len(read_general(landing_general)) if in_landing else report.general_rows
     sel = report.selection
     n_expectations = run_suite(cfg, sel)
     kind = f"landing folder, {len(sel.drops)} drop(s)" if sel.landing else "one drop (split files in the folder)"
@@ -110,7 +119,9 @@ def check_command(
         typer.echo(f"  {name:<{width}}  {c['train']:>7} {c['val']:>7} {c['test']:>7}")
     t = report.totals()
     typer.echo(f"  {'total':<{width}}  {t['train']:>7} {t['val']:>7} {t['test']:>7}")
-    general = "absent" if report.general_rows is None else f"{report.general_rows} examples"
+    general = "absent" if general_rows is None else f"{general_rows} examples"
+    if in_landing:
+        general += f" (the landing folder's {landing_general})"
     typer.echo(f"general.jsonl: {general}")
     typer.echo(
         f"ok: rows (strict loader), ids unique across drops, GX suite preference_items ({n_expectations} "

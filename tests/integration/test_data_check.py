@@ -81,3 +81,19 @@ def test_a_half_copied_drop_is_one_clear_error(tmp_path: Path) -> None:
     res = check(inc)
     assert res.exit_code == 2 and res.stderr.startswith("error: ")
     assert "drop '2026-w50' is incomplete (half-copied?): no such file test.jsonl" in res.stderr
+
+
+def test_one_drop_of_a_landing_folder_is_checked_with_the_landing_folders_general_data(tmp_path: Path) -> None:
+    """The documented order: land a drop hidden, check it alone, publish it. Its general.jsonl is the landing
+    folder's (a drop holding none must not fail for it)."""
+    inc = landing(tmp_path)
+    hidden = drop(inc, ".2026-w51", n=2)
+    res = check(hidden)
+    assert res.exit_code == 0, res.output
+    assert (
+        "one drop" in res.stdout
+        and f"general.jsonl: 1 examples (the landing folder's {inc / 'general.jsonl'})" in (res.stdout)
+    )
+    (inc / "general.jsonl").unlink()  # no general data anywhere: the training mix needs it, the check says so
+    res = check(hidden)
+    assert res.exit_code == 2 and "general.jsonl" in res.output

@@ -30,15 +30,15 @@ def gate(
     the gap's 95% interval lower end is above ``registry.margin``. A run whose final GRM/meta-RM stage keys and
     data version (``dv``, a ``DataVersion``) equal a registered version's registers nothing (decision ``noop``, the
     earlier run linked). A promotion a killed run left half done is completed or rolled back first. Skipped without a trained GRM."""
-    from tasks import champion as champion_tasks
+    from tasks import gate_inputs
 
     log = logger()
     if grm_model is None:
         log.warning("registry.gate skipped: no trained GRM in this run (training slots not wired)")
         return None
     metrics = {k: v for e in evals for k, v in e.metrics.items()}
-    compared = champion_tasks.comparison(ctx, evals, champion, dv)
-    same = champion_tasks.identity(grm_model, meta_rm, dv)
+    compared = gate_inputs.comparison(ctx, evals, champion, dv)
+    same = gate_inputs.identity(grm_model, meta_rm, dv)
     with ctx.tracker.registry_lock():  # two runs of one project gate one after the other
         return _gate(ctx, grm_model, meta_rm, metrics, compared, same)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import logging
 import os
 import sqlite3
 import tempfile
@@ -29,6 +28,7 @@ from grm.files import project_path
 from grm.pipeline_config import PipelineConfig, check_benchdata, check_data_files, stage_seeds
 from grm.source_check import check_source
 from tasks import bench, stages, summary, tracking, workers
+from tasks.logs import logger  # noqa: F401  (re-exported: tasks import it from here)
 
 ENV_ARTIFACTS = "GRM_ARTIFACTS_DIR"
 
@@ -69,21 +69,6 @@ def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
 
 
 TASK_OPTIONS: dict[str, Any] = {"retries": 2, "retry_delay_seconds": [2, 10], "retry_condition_fn": retry_transient}
-
-
-def logger() -> logging.Logger | logging.LoggerAdapter:
-    """Prefect's run logger inside a flow/task run, the module logger elsewhere (``task.fn`` in tests)."""
-    try:
-        from prefect import get_run_logger
-        from prefect.exceptions import MissingContextError
-
-        try:
-            return get_run_logger()
-        except MissingContextError:
-            pass
-    except ImportError:  # pragma: no cover - prefect is a dependency
-        pass
-    return logging.getLogger("grm.pipeline")
 
 
 def prefect_flow_run_id() -> str | None:

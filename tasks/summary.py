@@ -23,6 +23,7 @@ from grm import report
 from grm.config import flatten, load_config
 from grm.pipeline_config import PipelineConfig
 from grm.run_label import config_diff, diff_text, run_label
+from tasks.logs import logger
 
 UI_BASE = "http://127.0.0.1:5000"  # `grm ui` / `make mlflow-ui`
 DIFF_TAG, NOTE_TAG = "grm.config_diff", "mlflow.note.content"
@@ -137,7 +138,6 @@ def _in_flow_run() -> bool:
 
 def _prefect(create: Any, **kwargs: Any) -> bool:
     """Create a Prefect artifact in the current flow run; False (logged) when there is none or the API fails."""
-    from tasks.runtime import logger
 
     if not _in_flow_run():
         return False

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from grm.gate import Comparison, PairedGap, decide_alias, paired_gate_gap, parse_gate_metric
-from tasks import champion, tracking
+from tasks import gate_inputs, tracking
 from tasks.stages import StageResult
 
 
@@ -87,16 +87,16 @@ def test_the_comparison_pairs_the_gate_cell_of_the_named_model_with_the_champion
         tmp_path, "champion", [1, 0, 1, 0], {"eval/world/champion/voting_k4/accuracy": 0.5}, {"champion_version": 2}
     )
     dv = SimpleNamespace(files={"test.jsonl": "t" * 32}, dvc_md5="d.dir")
-    got = champion.comparison(ctx, [rft, rl], champ, dv)
+    got = gate_inputs.comparison(ctx, [rft, rl], champ, dv)
     assert got is not None and got.paired is not None
     assert (got.champion_version, got.champion_value, got.test_md5) == ("2", 0.5, "t" * 32)
     assert got.paired.gap == 0.5 and got.paired.n_items == 4
     # evaluated and no champion found: the gate knows this run measured none (a champion another run registers
     # meanwhile is not beaten unmeasured); no data version (promote called by hand): the stored value decides
-    assert champion.comparison(ctx, [rl], None, dv) == Comparison("", None, None, "t" * 32)
-    assert champion.comparison(ctx, [rl], None, None) is None
+    assert gate_inputs.comparison(ctx, [rl], None, dv) == Comparison("", None, None, "t" * 32)
+    assert gate_inputs.comparison(ctx, [rl], None, None) is None
     cfg.registry.gate_metric = "eval/world/rl/voting_k4/parse_fail_rate"  # no per-item credit: same split, unpaired
-    unpaired = champion.comparison(ctx, [rl], champ, dv)
+    unpaired = gate_inputs.comparison(ctx, [rl], champ, dv)
     assert unpaired is not None and unpaired.paired is None
 
 
@@ -104,13 +104,13 @@ def test_identity_holds_the_stage_keys_and_the_data_version() -> None:
     grm = StageResult("rl.train", "k1", "/x")
     meta = StageResult("meta_rm.train", "k2", "/y")
     dv = SimpleNamespace(files={"test.jsonl": "t1", "train.jsonl": "t0"}, dvc_md5="d.dir")
-    assert champion.identity(grm, meta, dv) == {
+    assert gate_inputs.identity(grm, meta, dv) == {
         "grm.stage_key.grm": "k1",
         "grm.stage_key.meta_rm": "k2",
         "grm.data.dvc_md5": "d.dir",
         "grm.data.md5.test": "t1",
     }
-    assert champion.identity(grm, None, None)["grm.stage_key.meta_rm"] == "none"
+    assert gate_inputs.identity(grm, None, None)["grm.stage_key.meta_rm"] == "none"
 
 
 def test_gate_tags_say_the_gap_the_champion_and_the_split() -> None:
@@ -144,8 +144,8 @@ def test_a_benchmark_gate_pairs_the_items_both_models_evaluated(tmp_path: Path) 
 
     mine = bench("rl", {"a": 1, "b": 1, "c": 0})
     theirs = bench("champion", {"c": 1, "a": 0}, {"champion_version": "4"})  # b did not fit its context
-    got = champion.comparison(SimpleNamespace(cfg=cfg), [mine], theirs, None)
+    got = gate_inputs.comparison(SimpleNamespace(cfg=cfg), [mine], theirs, None)
     assert got is not None and got.paired is not None
     assert got.paired.n_items == 2 and got.paired.gap == 0.0  # a: +1, c: -1
-    assert champion.gate_benchmark(cfg, parse_gate_metric(metric)) == "realmistake"
-    assert champion.gate_benchmark(cfg, parse_gate_metric("eval/world/rl/greedy_k1/accuracy")) is None
+    assert gate_inputs.gate_benchmark(cfg, parse_gate_metric(metric)) == "realmistake"
+    assert gate_inputs.gate_benchmark(cfg, parse_gate_metric("eval/world/rl/greedy_k1/accuracy")) is None

@@ -26,6 +26,8 @@ import sys
 from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 
+from tasks import service_env
+
 STARTUP_TIMEOUT_S = 90  # the temporary server needs 7-15 s on an idle 2-core machine; shared machines are slower
 
 
@@ -40,6 +42,7 @@ def defaults_for(project_dir: str | Path | None = None) -> dict[str, str]:
     """
     root = Path(project_dir or os.getcwd()).resolve()
     return {
+        **service_env.read(root),  # .grm/services.env: a team's MLflow / Prefect / S3 settings, if any
         "PREFECT_HOME": str(root / ".prefect"),
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": str(STARTUP_TIMEOUT_S),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -74,7 +77,11 @@ def configure_defaults(
     env = os.environ if environ is None else environ
     ours = _APPLIED if environ is None else {}
     applied = {}
-    for key, value in defaults_for(project_dir).items():
+    defaults = defaults_for(project_dir)
+    if project_dir is not None:  # a setting of another project's services.env (the cwd's) must not leak in
+        for key in [k for k in ours if k not in defaults and env.get(k) == ours[k]]:
+            del env[key], ours[key]
+    for key, value in defaults.items():
         # a value an earlier call of ours set (``import tasks`` applies the cwd's) gives way to an explicit project
         if key not in env or (project_dir is not None and key in ours and env[key] == ours[key]):
             env[key] = value

@@ -24,7 +24,7 @@ from grm.files import project_path, write_json_atomic
 from grm.pipeline_config import PipelineConfig, SplitMinimums
 from grm.schemas import read_items, write_items
 from grm.world.generator import WorldConfig
-from tasks import bench, data_store, validation, versioning
+from tasks import data_store, timings, validation, versioning
 from tasks.runtime import TASK_OPTIONS, RunContext, logger, run_stage
 from tasks.stages import BuildContext, FileInput, HashedFile, Stage, StageOutput, StageResult, file_md5, register
 
@@ -240,13 +240,13 @@ def version(ctx: RunContext, prepared: StageResult, validated: StageResult) -> v
     data_dir = ctx.cfg.data.data_dir
     lock = Path(ctx.store_root).parent / "locks" / "dvc.lock"
     with versioning.repo_lock(lock):  # one publish at a time per project (dvc init/add/push, rollback)
-        with bench.LEDGER.measure("data.version", "versioning"):
+        with timings.LEDGER.measure("data.version", "versioning"):
             before = versioning.Snapshot.take(ctx.project_dir, data_dir, list(sources))
         try:
-            with bench.LEDGER.measure("data.version", "versioning"):
+            with timings.LEDGER.measure("data.version", "versioning"):
                 dv = versioning.publish_data(ctx.project_dir, data_dir, sources)
                 dv = materialize(ctx, dv, sources)
-            with bench.LEDGER.measure("data.version", "tracking"):
+            with timings.LEDGER.measure("data.version", "tracking"):
                 ctx.tracker.set_tags(ctx.parent_run_id, dv.tags())
                 ctx.tracker.log_text(ctx.parent_run_id, dv.dvc_file, "inputs/data.dvc")
                 ctx.tracker.log_datasets(ctx.parent_run_id, dv, data_dir, ctx.project_dir, ctx.cfg.data.source)

@@ -9,7 +9,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks import bench
+from tasks import timings
 from tasks.runtime import TASK_OPTIONS, RunContext, logger
 from tasks.stages import StageResult
 
@@ -52,7 +52,7 @@ def _gate(
     same: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     log = logger()
-    with bench.LEDGER.measure("registry.gate", "tracking"):
+    with timings.LEDGER.measure("registry.gate", "tracking"):
         decision = ctx.tracker.promote(
             ctx.parent_run_id,
             grm_model.output("model"),
@@ -66,7 +66,7 @@ def _gate(
         log.info("registry: %s", decision["reason"])
         return decision
     if ctx.cfg.registry.pyfunc_model_name:
-        with bench.LEDGER.measure("registry.gate", "tracking"):
+        with timings.LEDGER.measure("registry.gate", "tracking"):
             from grm.integrations.mlflow import log_grm_model
 
             log_grm_model(
@@ -109,7 +109,7 @@ def resolve_model(ctx: RunContext, model: str) -> str:
                 f"{model}: no such registered model/alias in {ctx.tracker.uri}; run spct_pipeline first or pass a "
                 "model folder (model=PATH) or model=teacher"
             )
-    with bench.LEDGER.measure("registry.resolve", "tracking"):
+    with timings.LEDGER.measure("registry.resolve", "tracking"):
         dest = Path(ctx.store_root).parent / "models"
         dest.mkdir(parents=True, exist_ok=True)
         tag = f"{version.name}-v{version.version}" if version is not None else model.replace("/", "_").replace(":", "")

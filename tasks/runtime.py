@@ -27,7 +27,7 @@ from grm.config import flatten, load_config, save_config
 from grm.files import project_path
 from grm.pipeline_config import PipelineConfig, check_benchdata, check_data_files, stage_seeds
 from grm.source_check import check_source
-from tasks import bench, stages, summary, tracking, workers
+from tasks import stages, summary, timings, tracking, workers
 from tasks.logs import logger  # noqa: F401  (re-exported: tasks import it from here)
 
 ENV_ARTIFACTS = "GRM_ARTIFACTS_DIR"
@@ -143,7 +143,7 @@ def run_stage(
         return None
     stage, key, category = planned.stage, planned.key, spec.category
 
-    led = bench.LEDGER
+    led = timings.LEDGER
 
     def build(out: Path, run_id: str) -> stages.StageOutput:
         stages.verify_inputs(planned, files=False)  # the data is still what the key says ...
@@ -215,7 +215,7 @@ def parallel_stages(cfg: PipelineConfig) -> int:
 TIMINGS_RUN = "timings"  # the child run holding a flow run's ``bench/*`` timing metrics
 
 
-def log_timings(tracker: Any, parent: str, report: bench.BenchReport) -> str:
+def log_timings(tracker: Any, parent: str, report: timings.BenchReport) -> str:
     """Log the timing ledger (``bench/*`` metrics, ``bench/stage_times.{txt,png}``) on a child run ``timings`` of
     ``parent``, not on ``parent`` itself: MLflow's compare page lists metrics alphabetically, and ~40 ``bench/``
     rows would come before the accuracy cells. The parent's tag ``grm.timings_run`` names the child; returns its id
@@ -249,7 +249,7 @@ def pipeline_run(
         project_dir: root of relative paths (data/, mlruns/, artifacts/).
     """
     log = logger()
-    bench.LEDGER.reset()
+    timings.LEDGER.reset()
     start = time.perf_counter()
     root = Path(project_dir).resolve()
     cfg = load_config(PipelineConfig, [config_path] if config_path else [], list(overrides or []))
@@ -262,7 +262,7 @@ def pipeline_run(
     exp = experiment or (cfg.tracking.experiment if flow_name == "spct_pipeline" else flow_name)
     tracker = tracking.make_tracker(cfg.tracking, exp, root)
     code = stages.code_version()
-    with bench.LEDGER.measure("flow", "tracking"):
+    with timings.LEDGER.measure("flow", "tracking"):
         tags = {
             "grm.flow": flow_name,
             "grm.config_name": cfg.name,
@@ -294,12 +294,12 @@ def pipeline_run(
         yield ctx
     except BaseException as exc:
         stage = exc.stage if isinstance(exc, StageError) else "flow"
-        with bench.LEDGER.measure("flow", "tracking"):
+        with timings.LEDGER.measure("flow", "tracking"):
             tracker.set_tags(parent, {"grm.failed_stage": stage, "grm.error": f"{exc}"[:4000]})
             tracker.end_run(parent, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         log.error("%s failed at stage %s: %s", flow_name, stage, exc)
         raise
-    report = bench.LEDGER.report(time.perf_counter() - start)
+    report = timings.LEDGER.report(time.perf_counter() - start)
     log_timings(tracker, parent, report)
     tracker.end_run(parent)
     log.info("%s finished: %s", flow_name, report.table().splitlines()[-1])  # the per-stage table: stdout, MLflow

@@ -12,7 +12,7 @@ import pytest
 from grm import threads
 from grm.config import from_dict
 from grm.pipeline_config import PipelineConfig
-from tasks import bench, workers
+from tasks import timings, workers
 from tasks.runtime import parallel_stages
 
 
@@ -118,7 +118,7 @@ def test_parallel_stages_must_be_positive() -> None:
 
 
 def test_ledger_charges_overlapping_stages_once_to_the_wall_and_takes_waits_off_compute() -> None:
-    led = bench.Ledger()
+    led = timings.Ledger()
     led.add("rft.train", "compute", 10.0, (0.0, 10.0))
     led.add("rft.train_unfiltered", "compute", 12.0, (1.0, 13.0))  # beside rft.train
     led.add_wait("rft.train_unfiltered", 1.0)  # of which it waited 1 s for a slot
@@ -134,8 +134,8 @@ def test_ledger_charges_overlapping_stages_once_to_the_wall_and_takes_waits_off_
 
 
 def test_union_seconds_merges_overlaps() -> None:
-    assert bench.union_seconds([(0, 2), (1, 3), (5, 6), (5.5, 5.8)]) == pytest.approx(4.0)
-    assert bench.union_seconds([]) == 0.0
+    assert timings.union_seconds([(0, 2), (1, 3), (5, 6), (5.5, 5.8)]) == pytest.approx(4.0)
+    assert timings.union_seconds([]) == 0.0
 
 
 def test_in_process_builds_all_run_on_one_thread_with_the_callers_context() -> None:

@@ -12,7 +12,7 @@ from grm.config import load_config
 from grm.pipeline_config import PipelineConfig
 from grm.report import headline_metrics, report_html, results_report
 from grm.run_label import config_diff, run_label
-from tasks import bench, runtime, summary, tracking
+from tasks import runtime, summary, timings, tracking
 from tasks.stages import StageResult
 
 TINY = Path(__file__).resolve().parents[2] / "configs" / "tiny.yaml"
@@ -140,7 +140,7 @@ def test_publish_results_gives_the_parent_run_its_description_artifacts_and_head
 def test_timings_go_to_a_child_run_not_to_the_parent() -> None:
     tracker = RecordingTracker()
     parent = tracker.start_run("rl.beta=0.02")
-    led = bench.Ledger()
+    led = timings.Ledger()
     with led.measure("rft.train", "compute"):
         time.sleep(0.001)
     child = runtime.log_timings(tracker, parent, led.report(0.01))
@@ -155,7 +155,7 @@ def test_tracking_off_publishes_nothing_and_fails_nothing() -> None:
     ctx = Ctx(tiny(), tracking.NullTracker(), parent_run_id="")
     assert "| RL | 75.0" in summary.publish_results(ctx, METRICS)
     assert summary.run_links(tracking.NullTracker(), "") == {}
-    assert runtime.log_timings(tracking.NullTracker(), "", bench.Ledger().report(1.0)) == ""
+    assert runtime.log_timings(tracking.NullTracker(), "", timings.Ledger().report(1.0)) == ""
 
 
 # ---- links ---------------------------------------------------------------------------------------------------------

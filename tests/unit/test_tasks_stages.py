@@ -11,7 +11,7 @@ import pytest
 
 from grm.config import from_dict
 from grm.pipeline_config import PipelineConfig
-from tasks import bench, prefect_env, training
+from tasks import prefect_env, timings, training
 from tasks.runtime import RunContext, StageError, run_stage
 from tasks.stages import (
     BuildContext,
@@ -101,7 +101,7 @@ def test_tree_md5_depends_on_names_and_content(tmp_path: Path) -> None:
 
 
 def test_bench_report_charges_unmeasured_time_to_orchestration() -> None:
-    led = bench.Ledger()
+    led = timings.Ledger()
     led.add("rft.train", "compute", 9.0)
     led.add("rft.train", "tracking", 0.5)
     led.add("data.validate", "validation", 0.5)

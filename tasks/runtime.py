@@ -29,6 +29,7 @@ from grm.pipeline_config import PipelineConfig, check_benchdata, check_data_file
 from grm.source_check import check_source
 from tasks import stages, summary, timings, tracking, workers
 from tasks.logs import logger  # noqa: F401  (re-exported: tasks import it from here)
+from tasks.stage_code import stage_code
 
 ENV_ARTIFACTS = "GRM_ARTIFACTS_DIR"
 
@@ -90,7 +91,7 @@ class RunContext:
     tracker: Any  # tasks.tracking.Tracker | NullTracker | a test fake
     parent_run_id: str
     store_root: str
-    code: str
+    code: str  # the run's code version (tag grm.code_version); a stage's key hashes its own code (stage_code)
     data_tags: dict[str, str] = field(default_factory=dict)
     run_name: str = ""  # the parent run's name (tasks.summary.parent_run_name)
 
@@ -120,9 +121,9 @@ def run_stage(
 ) -> stages.StageResult | None:
     """Run (or reuse) one declared stage inside its own nested MLflow run.
 
-    The stage's slice is selected from ``ctx.cfg`` here, hashed with its files, upstream inputs, the code version
-    and its version into the key (``tasks.stages.plan``); the build then receives only that slice and a
-    ``BuildContext`` (no config).
+    The stage's slice is selected from ``ctx.cfg`` here, hashed with its files, upstream inputs, its code (the hash
+    of its import closure, ``tasks.stage_code``) and its version into the key (``tasks.stages.plan``); the build
+    then receives only that slice and a ``BuildContext`` (no config).
 
     Args:
         ctx: the flow run's context.
@@ -135,7 +136,7 @@ def run_stage(
     """
     log = logger()
     try:
-        planned = stages.plan(spec, ctx.cfg, inputs or {}, ctx.project_dir, ctx.code, params)
+        planned = stages.plan(spec, ctx.cfg, inputs or {}, ctx.project_dir, stage_code(spec), params)
     except (stages.MissingInputError, ValueError) as exc:  # a missing file named by the config: before any run
         raise StageError(spec.stage_name(params), exc, ctx.store_root) from exc
     if isinstance(planned, stages.Skip):

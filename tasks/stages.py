@@ -6,11 +6,13 @@ the config *slice* its build reads (a small frozen dataclass), the files it read
 hashed by content), the names of its upstream inputs, and a module-level ``build(slice, BuildContext)``. The build
 receives only that slice and a ``BuildContext`` without any config, so the key below is exactly what it can read:
 
-- the stage name and an explicit ``version`` (bump it when a stage's logic changes outside ``grm``/``tasks``),
+- the stage name and an explicit ``version`` (bump it when a stage's logic changes outside its import closure),
 - the slice (canonical JSON),
 - the content hashes of its declared files (tree md5 of a folder, md5 of a file, ``absent`` for a missing optional
   file) and its upstream inputs (a ``StageResult`` by key, a ``HashedFile`` by its DVC md5),
-- the code version: a hash of every ``*.py`` of the ``grm`` and ``tasks`` packages.
+- the stage's code: a hash of the source of every ``grm``/``tasks`` module its functions' modules import,
+  transitively, function-level imports included (``tasks.stage_code``): a docstring edit in ``grm/serving`` keeps
+  the training stages' keys.
 
 Layout: ``{root}/{stage}/{key}/`` holds the outputs plus ``stage.json`` (outputs, metrics, info, timings). A build
 writes into ``{root}/{stage}/.{key}.{pid}.tmp/``, then ``stage.json``, then ``os.rename`` to the final folder; a
@@ -51,6 +53,7 @@ from grm.benchmarks import bundled
 from grm.config import to_dict
 from grm.files import project_path, write_json_atomic
 from tasks.locks import file_lock
+from tasks.stage_code import package_roots
 
 MARKER = "stage.json"
 KEY_CHARS = 16  # 64 bits of sha256: collisions are not a practical concern for a few thousand stage runs
@@ -139,16 +142,6 @@ def tree_md5(root: str | Path) -> str:
     return h.hexdigest()
 
 
-CODE_PACKAGES = ("grm", "tasks")
-
-
-def package_roots(packages: Sequence[str] = CODE_PACKAGES) -> dict[str, Path]:
-    """The folders ``packages`` are imported from."""
-    import importlib
-
-    return {name: Path(importlib.import_module(name).__file__).parent for name in packages}  # type: ignore[arg-type]
-
-
 def code_hash(roots: Mapping[str, Path]) -> str:
     """Hash of every ``*.py`` under each root (package name -> folder), by package-relative path + bytes."""
     h = hashlib.sha256()
@@ -160,10 +153,11 @@ def code_hash(roots: Mapping[str, Path]) -> str:
 
 @lru_cache(maxsize=1)
 def code_version() -> str:
-    """``code_hash`` of ``grm`` + ``tasks``, once per process: an edit there invalidates every stage.
+    """``code_hash`` of ``grm`` + ``tasks``, once per process: the run's code version (tag ``grm.code_version``).
 
-    ``grm`` is what builds compute, ``tasks`` holds the builds themselves (every stage module is in it); ``flows``
-    does not count: it only composes stages, and what it passes them (upstream results, parameters) is keyed.
+    Stage keys do not use it: a stage's key hashes its own import closure (``tasks.stage_code.stage_code``), so an
+    edit changes the keys of the stages whose code can reach it, and only those. ``flows`` counts for neither: it
+    only composes stages, and what it passes them (upstream results, parameters) is keyed.
     """
     return code_hash(package_roots())
 
@@ -321,7 +315,8 @@ class Stage(Generic[S]):
             with a ``project_dir`` parameter also gets the project folder, to list a folder's files).
         after: ``after(slice, tracker, run_id, result)`` logs artifacts (tables, figures) on every run, reused or
             not; it cannot change the stage's outputs.
-        version: bump when the stage's logic changes outside ``grm``/``tasks`` (their code is hashed anyway).
+        version: bump when the stage's logic changes outside its import closure (``tasks.stage_code``: what it
+            imports is hashed anyway; code loaded by a string, ``importlib``, is not).
         category: bench category of the build (``compute``, ``validation``, ...).
         examples: ``examples(tmp_dir) -> [params, ...]``: parameter sets for the generated key test (one ``{}``
             when the stage takes none).

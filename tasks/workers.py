@@ -47,10 +47,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from tasks.stage_code import STAGE_MODULES
+
 log = logging.getLogger("grm.workers")
 
 # Imported once by the fork server: what a build needs (a child only imports what it uses beyond these).
-PRELOAD = ("torch", "transformers", "trl", "datasets", "tasks.training", "tasks.evaluation", "tasks.benchmarks")
+PRELOAD = ("torch", "transformers", "trl", "datasets", *STAGE_MODULES)
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 

@@ -5,7 +5,7 @@ embedded defaults; local folders for data, base model, teacher and meta-RM backb
 key changes, or the stage's build provably receives the same thing (equal slice, equal file contents). A build can
 read nothing else: it is a module-level function of ``(slice, BuildContext)`` and neither holds a config.
 File inputs count too: changing a declared file's content (or creating an absent optional one), an upstream key, or
-a ``grm``/``tasks`` source file changes the key.
+a source file in the stage's import closure (``tasks.stage_code``) changes the key.
 """
 
 from __future__ import annotations
@@ -23,16 +23,20 @@ from typing import Any
 
 import pytest
 
-import tasks.benchmarks
-import tasks.data
-import tasks.evaluation
-import tasks.training  # noqa: F401  (registers the stages)
 from grm.ablations import ABLATIONS
 from grm.config import ConfigError, from_dict, to_dict
 from grm.pipeline_config import PipelineConfig
 from tasks.runtime import RunContext
+from tasks.stage_code import (
+    STAGE_MODULES,
+    files_hash,
+    import_closure,
+    load_stages,
+    package_roots,
+    stage_code,
+    stage_modules,
+)
 from tasks.stages import (
-    REGISTRY,
     BuildContext,
     Skip,
     Stage,
@@ -41,10 +45,10 @@ from tasks.stages import (
     StageResult,
     code_hash,
     code_version,
-    package_roots,
     plan,
 )
 
+REGISTRY = load_stages()  # every module of STAGE_MODULES: the one list the fork server preloads too
 BASES = ("defaults", "folders", "http_teacher")
 STAGES = sorted(REGISTRY)
 FORBIDDEN = (PipelineConfig, RunContext)
@@ -400,6 +404,88 @@ def test_an_edit_in_tasks_changes_the_code_version(tmp_path: Path) -> None:
     training.write_text(training.read_text().removesuffix("\n# an edit\n"))
     (copies["tasks"] / "flows_like_note.txt").write_text("not python: ignored")
     assert code_hash(copies) == same
+
+
+@pytest.fixture(scope="module")
+def code_copies(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A copy of the ``grm`` and ``tasks`` sources to edit."""
+    root = tmp_path_factory.mktemp("code")
+    return {name: shutil.copytree(path, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+            for name, path in package_roots().items()}  # fmt: skip
+
+
+def _closure_hash(stage: str, roots: dict[str, Path]) -> str:
+    return files_hash(import_closure(stage_modules(REGISTRY[stage]), roots))
+
+
+def _edited(path: Path, old: str, new: str) -> str:
+    """Replace the first ``old`` in ``path`` by ``new``; returns the original text."""
+    text = path.read_text(encoding="utf-8")
+    assert old in text, f"{path}: {old!r} not found"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return text
+
+
+@pytest.mark.parametrize("stage_name", STAGES)
+def test_a_stage_key_hashes_its_import_closure(stage_name: str, code_copies: dict[str, Path]) -> None:
+    """The key's code is the stage's import closure: equal on a copy, changed by an edit in a module it imports."""
+    stage = REGISTRY[stage_name]
+    closure = import_closure(stage_modules(stage))
+    assert {f.__module__ for f in (stage.select, stage.build)} <= set(closure)
+    assert stage_code(stage) == _closure_hash(stage_name, package_roots()) == _closure_hash(stage_name, code_copies)
+    module = max(closure)  # any module of the closure: its bytes count
+    path = import_closure(stage_modules(stage), code_copies)[module]
+    saved = _edited(path, '"""', '"""An edit. ')
+    try:
+        assert _closure_hash(stage_name, code_copies) != stage_code(stage), f"{stage_name}: an edit in {module}"
+    finally:
+        path.write_text(saved, encoding="utf-8")
+
+
+def test_a_docstring_edit_in_serving_keeps_the_training_keys(code_copies: dict[str, Path]) -> None:
+    training = ("model.base", "rft.sample", "rft.train", "rl.train", "meta_rm.train")
+    before = {s: _closure_hash(s, code_copies) for s in training}
+    app = code_copies["grm"] / "serving" / "app.py"
+    saved = _edited(app, '"""', '"""A docstring edit. ')
+    try:
+        assert {s: _closure_hash(s, code_copies) for s in training} == before
+    finally:
+        app.write_text(saved, encoding="utf-8")
+    sft = code_copies["grm"] / "training" / "sft.py"  # what the training stages do import
+    saved = _edited(sft, '"""', '"""A docstring edit. ')
+    try:
+        after = {s: _closure_hash(s, code_copies) for s in training}
+        assert all(after[s] != before[s] for s in training)
+    finally:
+        sft.write_text(saved, encoding="utf-8")
+
+
+def test_an_import_inside_a_function_is_in_the_closure(tmp_path: Path) -> None:
+    pkg = tmp_path / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("def late():\n    from pkg import never_at_import  # noqa\n")
+    (pkg / "stage.py").write_text("def build():\n    from pkg.sub import helper\n    return helper\n")
+    (pkg / "sub" / "__init__.py").write_text("")
+    (pkg / "sub" / "helper.py").write_text("X = 1\n")
+    (pkg / "never_at_import.py").write_text("")
+    (pkg / "unrelated.py").write_text("")
+    # the function-level import counts; the package's own function-level import does not (it is only a parent)
+    assert sorted(import_closure(["pkg.stage"], {"pkg": pkg})) == ["pkg", "pkg.stage", "pkg.sub", "pkg.sub.helper"]
+
+
+def test_every_stage_module_is_listed_once_and_preloaded() -> None:
+    """``STAGE_MODULES`` is the one list: every module of ``tasks`` that declares a Stage is in it (so the tests
+    above, which enumerate ``load_stages()``, cover it), and the fork server preloads exactly it."""
+    from tasks.workers import PRELOAD
+
+    declaring = {
+        f"tasks.{p.stem}"
+        for p in Path(package_roots()["tasks"]).glob("*.py")
+        if re.search(r"register\(\s*Stage\(", p.read_text(encoding="utf-8"))
+    }
+    assert declaring == set(STAGE_MODULES), f"add to tasks.stage_code.STAGE_MODULES: {declaring - set(STAGE_MODULES)}"
+    assert set(STAGE_MODULES) <= set(PRELOAD)
+    assert {stage.build.__module__ for stage in REGISTRY.values()} <= set(STAGE_MODULES)
 
 
 def test_missing_required_file_input_names_the_config_key(tmp_path: Path) -> None:

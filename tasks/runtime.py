@@ -27,6 +27,7 @@ from grm.config import flatten, load_config, save_config
 from grm.files import project_path
 from grm.pipeline_config import PipelineConfig, check_benchdata, check_data_files, stage_seeds
 from grm.source_check import check_source
+from grm.threads import strict_math
 from tasks import stages, summary, timings, tracking, workers
 from tasks.logs import logger  # noqa: F401  (re-exported: tasks import it from here)
 from tasks.stage_code import stage_code
@@ -251,6 +252,7 @@ def pipeline_run(
     """
     log = logger()
     timings.LEDGER.reset()
+    strict_math()  # before the fork server starts: every build process inherits MKL's strict mode (grm.threads)
     start = time.perf_counter()
     root = Path(project_dir).resolve()
     cfg = load_config(PipelineConfig, [config_path] if config_path else [], list(overrides or []))

@@ -693,7 +693,8 @@ _TRAINER_ENV = (
 
 
 class NullTracker:
-    """``tracking.enabled=false``: every call is a no-op; registry calls refuse (they need a store)."""
+    """``tracking.enabled=false``: every ``Tracker`` method is a no-op; registry calls refuse (they need a store); a
+    name ``Tracker`` does not have raises ``AttributeError``, as it would on a ``Tracker``."""
 
     uri = ""
     experiment = ""
@@ -712,6 +713,8 @@ class NullTracker:
             raise RuntimeError(f"{name} needs MLflow; set tracking.enabled=true")
         if name == "trainer_env":
             return _none_env
+        if name.startswith("_") or not callable(getattr(Tracker, name, None)):  # a typo fails, as on a Tracker
+            raise AttributeError(f"{type(self).__name__} has no attribute {name!r} (neither has Tracker)")
         return lambda *args, **kwargs: None
 
 

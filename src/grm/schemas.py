@@ -16,13 +16,13 @@ A file without a single row is refused (it would "score 0 items" silently).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from grm.errors import UserError
-from grm.files import JsonProblem, checked_records, iter_lines, parse_json, write_jsonl_atomic
+from grm.files import checked_records, write_jsonl_atomic
 
 ROLES = ("system", "user", "assistant")
 KNOWN_FIELDS = ("id", "query", "responses", "best", "label", "ratings", "source", "subset", "meta")
@@ -238,20 +238,6 @@ def read_items(path: str | Path, *, allow_empty: bool = False) -> list[Item]:
     if not items and not allow_empty:
         raise DataError(path, [f"{path}: <file>: no rows (the file is empty); write one JSON object per line"])
     return items
-
-
-def iter_records(path: str | Path) -> Iterator[dict[str, Any]]:
-    """Stream raw JSON objects from a JSONL file (no schema validation); for large inputs.
-
-    Raises:
-        DataError: at the first line that is not usable JSON (``file:line: <json>: problem``).
-    """
-    for lineno, line in iter_lines(path, "JSONL file"):
-        if line.strip():
-            try:
-                yield parse_json(line)
-            except JsonProblem as exc:
-                raise DataError(path, [f"{path}:{lineno}: <json>: {exc}"]) from None
 
 
 def write_items(path: str | Path, items: Iterable[Item]) -> Path:

@@ -5,8 +5,16 @@ pipeline runs independent stages at once (``runtime.parallel_stages``), each bui
 cap, so two concurrent stages share the cores instead of oversubscribing them (``tasks.workers``). The thread count
 never changes a result: on the tested CPUs (an AMD EPYC, an AVX-512 Xeon) the matmul, attention and reduction
 kernels give bitwise the same numbers on 1 and 2 threads (``tests/integration/test_thread_count.py`` checks SFT,
-sampling, the meta RM and GRPO), the Xeon with MKL's strict reproducibility mode that ``import grm`` sets
-(``MKL_CBWR=AUTO,STRICT``; see ``grm/__init__.py``).
+sampling, the meta RM and GRPO), the Xeon with MKL's strict reproducibility mode that ``strict_math`` sets.
+
+``strict_math`` sets ``MKL_CBWR=AUTO,STRICT`` (unless the environment sets ``MKL_CBWR``), MKL's strict conditional
+numerical reproducibility, where a build starts: every ``set_torch_threads`` call, the ``grm`` CLI and a pipeline
+run (``tasks.runtime.run_context``, before the fork server that builds fork from starts), so a build's processes
+have it before torch runs a kernel. Without it MKL splits the reduction of a large-K matmul (a weight gradient
+summed over every token of a batch) across threads on AVX-512 Xeons, so 1 and 2 threads give different last bits,
+and a stage's result would follow the thread count the parallel-stage schedule gave it (``tasks.workers``). With
+it, measured on a 2-core AVX-512 Xeon, RFT, meta-RM and GRPO steps give bitwise the same weights on 1 and 2 threads
+at a cost of 3-5% per training step (``bench/train_speed.py`` side by side). Non-MKL builds ignore the variable.
 
 Example:
     >>> set_cap(1)
@@ -17,6 +25,9 @@ Example:
 
 from __future__ import annotations
 
+import os
+
+STRICT_MKL = "AUTO,STRICT"
 _cap: int | None = None
 
 
@@ -33,8 +44,14 @@ def cap() -> int | None:
     return _cap
 
 
+def strict_math() -> None:
+    """Set ``MKL_CBWR=AUTO,STRICT`` for this process and its children, unless the environment chose a mode."""
+    os.environ.setdefault("MKL_CBWR", STRICT_MKL)
+
+
 def set_torch_threads(n: int) -> int:
-    """``torch.set_num_threads(min(n, cap))``; returns the count applied."""
+    """``torch.set_num_threads(min(n, cap))`` in MKL's strict mode (``strict_math``); returns the count applied."""
+    strict_math()
     import torch
 
     applied = n if _cap is None else min(n, _cap)

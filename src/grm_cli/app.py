@@ -16,6 +16,7 @@ import typer
 from typer.core import TyperGroup
 
 from grm.errors import UserError
+from grm.threads import strict_math
 
 USER_ERROR_EXIT = 2
 DEBUG_ENV = "GRM_DEBUG"
@@ -61,16 +62,7 @@ def _root(
     ] = False,
 ) -> None:
     """Generalist reward models with Self-Principled Critique Tuning (DeepSeek-GRM)."""
-
-
-def _parse_ks(text: str) -> list[int]:
-    try:
-        ks = sorted({int(x) for x in text.split(",") if x.strip()})
-    except ValueError as exc:
-        raise typer.BadParameter(f"--k takes integers separated by commas (e.g. 1,8), got {text!r}") from exc
-    if not ks or ks[0] < 1:
-        raise typer.BadParameter(f"--k values must be >= 1, got {text!r}")
-    return ks
+    strict_math()  # MKL's strict reproducibility for every command's builds (grm.threads)
 
 
 @app.command()

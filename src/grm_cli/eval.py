@@ -41,7 +41,6 @@ from grm.verdicts import TIE_POLICIES
 
 log = logging.getLogger(__name__)
 
-META_RM_MISSING = "meta RM support is not installed in this version (module grm.meta_rm is missing)"
 # options that only mean something when a GRM is sampled (--model); parameter name -> flag
 GENERATIVE_OPTIONS = {
     "k": "--k",
@@ -100,10 +99,8 @@ def load_targets(spec: str, benchdata: Path | None, limit: int | None) -> list[t
 
 
 def _load_meta_scorer(meta_rm: Path) -> Any:
-    try:
-        from grm.meta_rm import load_meta_scorer  # written by the meta-RM work; optional until then
-    except ImportError as exc:
-        raise typer.BadParameter(META_RM_MISSING, param_hint="--meta-rm") from exc
+    from grm.meta_rm import load_meta_scorer
+
     return load_meta_scorer(meta_rm)
 
 

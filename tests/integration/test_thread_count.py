@@ -1,8 +1,8 @@
 """The torch thread count changes no result: SFT, the meta RM and sampling give bitwise the same weights and texts
 on 1 and 2 threads, at the default model's shapes (hidden 128, 4 layers, MLP 384) and batch sizes.
 
-On x86 torch builds with MKL this needs MKL's strict reproducibility mode, which ``import grm`` sets
-(``MKL_CBWR=AUTO,STRICT`` unless set): without it MKL splits a large-K matmul (a weight gradient over all tokens)
+On x86 torch builds with MKL this needs MKL's strict reproducibility mode, which every build sets when it sets
+its threads (``grm.threads.strict_math``: ``MKL_CBWR=AUTO,STRICT`` unless set): without it MKL splits a large-K matmul (a weight gradient over all tokens)
 over the threads on AVX-512 Xeons, and the last bits follow the thread count.
 
 This is what lets ``runtime.parallel_stages`` run two stages on one thread each without a stage key holding the

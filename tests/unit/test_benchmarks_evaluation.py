@@ -259,24 +259,6 @@ def test_eval_command_needs_exactly_one_of_model_and_scores_file(tmp_path):
     assert result.exit_code == 2 and "exactly one of --model" in _plain(result.output)
 
 
-def test_meta_rm_option_says_when_support_is_missing(tmp_path, monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_meta_rm(name, *args, **kwargs):
-        if name == "grm.meta_rm":
-            raise ModuleNotFoundError(name)
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_meta_rm)
-    data = write_items(tmp_path / "toy.jsonl", pairs(2))
-    result = CliRunner().invoke(
-        _app(), ["eval", "--benchmark", str(data), "--model", str(tmp_path), "--meta-rm", str(tmp_path)]
-    )
-    assert result.exit_code == 2 and "meta RM support is not installed in this version" in _plain(result.output)
-
-
 def test_parse_ks_names_the_bad_value():
     assert eval_cmd.parse_ks("8,1,8") == [1, 8]
     with pytest.raises(typer.BadParameter, match="'x' is not a positive integer"):

@@ -78,6 +78,21 @@ def test_null_tracker_is_silent_but_refuses_registry_calls() -> None:
         assert report_to == "none"
 
 
+def test_null_tracker_answers_every_tracker_method_and_no_typo() -> None:
+    t = tracking.NullTracker()
+    public = [n for n in dir(tracking.Tracker) if not n.startswith("_") and callable(getattr(tracking.Tracker, n))]
+    assert "log_metrics" in public
+    for name in public:  # a no-op, or a refusal naming the setting (registry calls)
+        try:
+            assert callable(getattr(t, name))
+        except RuntimeError as exc:
+            assert "tracking.enabled=true" in str(exc)
+    with pytest.raises(AttributeError, match="log_metric_s"):
+        t.log_metric_s("", {"a": 1.0})  # a typo fails here as it would with tracking on
+    with pytest.raises(AttributeError):
+        getattr(t, "_private")  # noqa: B009
+
+
 @dataclass(frozen=True)
 class Registry:
     model_name: str = "grm"

@@ -36,7 +36,6 @@ from __future__ import annotations
 import hashlib
 import random
 import re
-from dataclasses import fields
 from functools import cached_property
 
 from grm.pipeline_config import FAMILIES, WorldConfig, seed_or_zero
@@ -458,8 +457,3 @@ def general_instruction_examples(
             out.append({"prompt": GENERAL_PROMPT.format(query=q), "completion": " " + world.solve(q)})
     rng.shuffle(out)
     return out
-
-
-def config_help() -> dict[str, str]:
-    """Field name -> help text of ``WorldConfig`` (for CLIs and docs)."""
-    return {f.name: f.metadata.get("help", "") for f in fields(WorldConfig)}

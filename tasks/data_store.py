@@ -6,8 +6,8 @@ published). Stages therefore read the copy named by the md5 their key holds (``t
 written once (tmp folder, md5s verified, atomic rename) and never changed, so no later publish can reach it.
 
 A version reaches the store either from the run that published it (``from_files``: the validated splits) or from
-the DVC remote (``from_remote``: a temporary DVC workspace pulls ``{md5}.dir`` without touching the project's
-``data/`` or ``data.dvc``), which is how the nightly evaluation, ``grm data pull --out`` and ``grm reproduce`` read
+the DVC remote (``tasks.versioning.from_remote``: a temporary DVC workspace pulls ``{md5}.dir`` without touching
+the project's ``data/`` or ``data.dvc``), which is how the nightly evaluation, ``grm data pull --out`` and ``grm reproduce`` read
 an older version.
 """
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import shutil
 import tempfile
@@ -136,55 +135,3 @@ def dvc_file_text(dvc_md5: str, path: str = "data") -> str:
     if not dvc_md5.endswith(DIR_SUFFIX):
         dvc_md5 += DIR_SUFFIX
     return f"outs:\n- md5: {dvc_md5}\n  hash: md5\n  path: {path}\n"
-
-
-def from_remote(project_root: str | Path, store_root: str | Path, dvc_md5: str, remote: str | None = None) -> Path:
-    """Pull version ``dvc_md5`` from the project's DVC remote into the store, leaving ``data/`` and ``data.dvc``
-    untouched: a throw-away DVC workspace with the project's remote (``$GRM_DVC_REMOTE`` or ``.dvc/config``) and
-    the project's DVC cache (objects already there are not downloaded again).
-
-    Raises:
-        DataVersionError: the remote (and the cache) do not hold that version.
-    """
-    from dvc.repo import Repo
-
-    from tasks import versioning
-
-    if not dvc_md5.endswith(DIR_SUFFIX):
-        dvc_md5 += DIR_SUFFIX
-    root = Path(project_root).resolve()
-    cache = root / ".dvc" / "cache"
-    remote_conf = versioning.remote_config(root, remote)
-    with tempfile.TemporaryDirectory(prefix="grm-dvc-pull-") as tmp:
-        ws = Path(tmp)
-        with versioning.in_dir(ws):
-            Repo.init(str(ws), no_scm=True)
-            repo = Repo(str(ws))
-            try:
-                with repo.config.edit() as conf:
-                    conf["core"]["analytics"] = False
-                    conf["remote"]["origin"] = remote_conf
-                    conf["core"]["remote"] = "origin"
-                    if cache.is_dir():
-                        conf["cache"]["dir"] = str(cache)
-            finally:
-                repo.close()
-            (ws / "data.dvc").write_text(dvc_file_text(dvc_md5), encoding="utf-8")
-            repo = Repo(str(ws))
-            dvc_log = logging.getLogger("dvc")
-            level, dvc_log.level = dvc_log.level, logging.CRITICAL  # a missing object: our error says it once
-            try:
-                repo.pull(targets=["data.dvc"], force=True)
-            except Exception as exc:
-                raise DataVersionError(
-                    f"data version {dvc_md5} is not in the DVC remote {remote_conf.get('url')} "
-                    f"(nor in the local cache {cache}): {type(exc).__name__}",
-                    fix=f"list the versions the remote holds with `grm data versions`; set ${versioning.ENV_REMOTE} "
-                    "(or `dvc remote modify local url URL`) to the remote the version was pushed to",
-                ) from None
-            finally:
-                dvc_log.setLevel(level)
-                repo.close()
-            listing = dir_listing(cache if cache.is_dir() else ws / ".dvc" / "cache", dvc_md5)
-        files = {name: ws / "data" / name for name in listing}
-        return from_files(store_root, dvc_md5, files, listing)  # (returns an already complete copy as it is)

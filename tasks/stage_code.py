@@ -1,7 +1,7 @@
 """Which code a stage's key hashes: the stage modules, and each stage's import closure.
 
 ``STAGE_MODULES`` is the one list of the modules that declare stages (``tasks.stages.register``): the fork server
-preloads them (``tasks.workers.PRELOAD``), ``load_stages`` imports them for the generated key test, and a test
+preloads them (``tasks.workers.PRELOAD``), ``tasks.stages.load_stages`` imports them for the generated key test, and a test
 fails when a module of ``tasks`` declares a ``Stage`` without being listed here. A new stage module is added here,
 and only here.
 
@@ -145,12 +145,3 @@ def stage_modules(stage: Any) -> tuple[str, ...]:
 def stage_code(stage: Any) -> str:
     """The code version in ``stage``'s key: the hash of its import closure, once per process."""
     return _closure_hash(stage_modules(stage))
-
-
-def load_stages() -> dict[str, Any]:
-    """Import every module of ``STAGE_MODULES`` (each registers its stages) and return the registry."""
-    for name in STAGE_MODULES:
-        importlib.import_module(name)
-    from tasks.stages import REGISTRY
-
-    return REGISTRY

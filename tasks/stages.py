@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib
 import inspect
 import json
 import os
@@ -53,7 +54,7 @@ from grm.benchmarks import bundled
 from grm.config import to_dict
 from grm.files import project_path, write_json_atomic
 from tasks.locks import file_lock
-from tasks.stage_code import package_roots
+from tasks.stage_code import STAGE_MODULES, package_roots
 
 MARKER = "stage.json"
 KEY_CHARS = 16  # 64 bits of sha256: collisions are not a practical concern for a few thousand stage runs
@@ -356,6 +357,13 @@ def register(stage: Stage[S]) -> Stage[S]:
         raise ValueError(f"stage {stage.name!r} is declared twice ({old.build.__module__}, {stage.build.__module__})")
     REGISTRY[stage.name] = stage
     return stage
+
+
+def load_stages() -> dict[str, Stage]:
+    """Import every module of ``STAGE_MODULES`` (each registers its stages) and return ``REGISTRY``."""
+    for name in STAGE_MODULES:
+        importlib.import_module(name)
+    return REGISTRY
 
 
 def content_hash(path: Path) -> str:

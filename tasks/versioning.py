@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from typing import Any
 import yaml
 
 from grm.errors import UserError
+from tasks import data_store
 from tasks.stages import file_md5
 
 REMOTE_NAME = "local"
@@ -154,7 +156,7 @@ def remote_folder(root: str | Path, remote: str | None = None) -> Path | None:
 def remote_config(root: str | Path, remote: str | None = None) -> dict[str, Any]:
     """The DVC remote of ``root`` as a config section (``url`` absolute for a folder), ``$GRM_DVC_REMOTE`` first.
 
-    Used to pull into a throw-away workspace (``tasks.data_store.from_remote``): other keys of the section
+    Used to pull into a throw-away workspace (``from_remote``): other keys of the section
     (credentials, endpoint) are kept.
     """
     root = Path(root).resolve()
@@ -309,24 +311,72 @@ def workspace_clean(root: str | Path, target: str = "data.dvc") -> bool:
 
 def store_root(root: str | Path) -> Path:
     """The project's content-addressed data copies (``artifacts/datasets``, or below ``$GRM_ARTIFACTS_DIR``)."""
-    from tasks.data_store import STORE
-
     env = os.environ.get("GRM_ARTIFACTS_DIR")
-    return (Path(env).resolve() if env else Path(root).resolve() / "artifacts") / STORE
+    return (Path(env).resolve() if env else Path(root).resolve() / "artifacts") / data_store.STORE
+
+
+def from_remote(project_root: str | Path, store_root: str | Path, dvc_md5: str, remote: str | None = None) -> Path:
+    """Pull version ``dvc_md5`` from the project's DVC remote into the store, leaving ``data/`` and ``data.dvc``
+    untouched: a throw-away DVC workspace with the project's remote (``$GRM_DVC_REMOTE`` or ``.dvc/config``) and
+    the project's DVC cache (objects already there are not downloaded again).
+
+    Raises:
+        data_store.DataVersionError: the remote (and the cache) do not hold that version.
+    """
+    from dvc.repo import Repo
+
+    if not dvc_md5.endswith(data_store.DIR_SUFFIX):
+        dvc_md5 += data_store.DIR_SUFFIX
+    root = Path(project_root).resolve()
+    cache = root / ".dvc" / "cache"
+    remote_conf = remote_config(root, remote)
+    with tempfile.TemporaryDirectory(prefix="grm-dvc-pull-") as tmp:
+        ws = Path(tmp)
+        with in_dir(ws):
+            Repo.init(str(ws), no_scm=True)
+            repo = Repo(str(ws))
+            try:
+                with repo.config.edit() as conf:
+                    conf["core"]["analytics"] = False
+                    conf["remote"]["origin"] = remote_conf
+                    conf["core"]["remote"] = "origin"
+                    if cache.is_dir():
+                        conf["cache"]["dir"] = str(cache)
+            finally:
+                repo.close()
+            (ws / "data.dvc").write_text(data_store.dvc_file_text(dvc_md5), encoding="utf-8")
+            repo = Repo(str(ws))
+            dvc_log = logging.getLogger("dvc")
+            level, dvc_log.level = dvc_log.level, logging.CRITICAL  # a missing object: our error says it once
+            try:
+                repo.pull(targets=["data.dvc"], force=True)
+            except Exception as exc:
+                raise data_store.DataVersionError(
+                    f"data version {dvc_md5} is not in the DVC remote {remote_conf.get('url')} "
+                    f"(nor in the local cache {cache}): {type(exc).__name__}",
+                    fix=f"list the versions the remote holds with `grm data versions`; set ${ENV_REMOTE} "
+                    "(or `dvc remote modify local url URL`) to the remote the version was pushed to",
+                ) from None
+            finally:
+                dvc_log.setLevel(level)
+                repo.close()
+            listing = data_store.dir_listing(cache if cache.is_dir() else ws / ".dvc" / "cache", dvc_md5)
+        files = {name: ws / "data" / name for name in listing}
+        return data_store.from_files(
+            store_root, dvc_md5, files, listing
+        )  # (returns an already complete copy as it is)
 
 
 def fetch_version(root: str | Path, dvc_md5_value: str, remote: str | None = None) -> Path:
     """Version ``dvc_md5_value`` as a verified content-addressed folder (``artifacts/datasets/{md5}/``), pulled
     from the DVC remote (``$GRM_DVC_REMOTE`` first) when it is not there yet; ``data/`` and ``data.dvc`` are not
     touched. Raises ``tasks.data_store.DataVersionError`` (a ``UserError``) when the remote lacks it."""
-    from tasks import data_store
-
     folder = data_store.version_dir(store_root(root), dvc_md5_value)
     if folder.is_dir():
         listing = {p.relative_to(folder).as_posix(): file_md5(p) for p in folder.rglob("*") if p.is_file()}
         if data_store.dir_md5(listing) == data_store.hex_md5(dvc_md5_value) + data_store.DIR_SUFFIX:
             return folder
-    return data_store.from_remote(root, store_root(root), dvc_md5_value, remote)
+    return from_remote(root, store_root(root), dvc_md5_value, remote)
 
 
 def restore(
@@ -356,8 +406,6 @@ def restore(
         ReproduceError: not a DVC project, uncommitted changes in ``data/``, the version is not in the remote, or the
             files do not match.
     """
-    from tasks import data_store
-
     root = Path(root).resolve()
     target = root / "data.dvc"
     if not (root / ".dvc").exists():

@@ -63,3 +63,108 @@ def test_importing_the_server_package_stays_light():
 def test_the_cli_lives_outside_the_core_package():
     root = Path(grm.__file__).parent
     assert not (root / "cli.py").exists() and not (root / "commands").exists()
+
+
+# --- no import cycle, counting the imports inside functions ------------------------------------------------------
+
+PACKAGES = {"grm": "src/grm", "grm_cli": "src/grm_cli", "tasks": "tasks", "flows": "flows"}
+# The cycles of today, each to be broken by the change named; nothing may join one, and no other may appear.
+ALLOWED_CYCLES = {
+    # evaluate() dispatches to the protocols, which run the standard protocol: a protocol registry (issue 26, item 1)
+    frozenset({"grm.evaluation", "grm.protocols"}),
+    # GRMReward.__new__ returns the remote client, which reuses the reward's text helper (the serving work, item 8)
+    frozenset({"grm.rewards", "grm.serving.client"}),
+    # the torchrun rank entry (launch.main) imports the trainers that call run_launched: the entry in a module of its own
+    frozenset({"grm.meta_rm", "grm.training.grpo", "grm.training.launch", "grm.training.sft"}),
+}
+
+
+def _module_files() -> dict[str, Path]:
+    repo = Path(grm.__file__).parents[2]
+    out = {}
+    for top, folder in PACKAGES.items():
+        for p in (repo / folder).rglob("*.py"):
+            parts = [top, *p.relative_to(repo / folder).with_suffix("").parts]
+            out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = p
+    return out
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the first-party modules it imports anywhere (inside functions too); ``from pkg import sub`` counts
+    as an import of the submodule ``pkg.sub``, ``from pkg import name`` as one of ``pkg``."""
+    files = _module_files()
+    graph = {}
+    for name, path in files.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                found |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                module = node.module or ""
+                if node.level:
+                    parts = package.split(".")
+                    base = ".".join(parts[: len(parts) - node.level + 1])
+                    module = f"{base}.{module}" if module else base
+                subs = {f"{module}.{alias.name}" for alias in node.names} & set(files)
+                found |= subs or {module}
+        graph[name] = {m for m in found if m in files and m != name}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> set[frozenset[str]]:
+    """The strongly connected components of more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    out: set[frozenset[str]] = set()
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on.add(root)
+        while work:
+            v, it = work[-1]
+            w = next(it, None)
+            if w is not None:
+                if w not in index:
+                    index[w] = low[w] = len(index)
+                    stack.append(w)
+                    on.add(w)
+                    work.append((w, iter(sorted(graph[w]))))
+                elif w in on:
+                    low[v] = min(low[v], index[w])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[v])
+            if low[v] == index[v]:
+                comp = set()
+                while True:
+                    w = stack.pop()
+                    on.discard(w)
+                    comp.add(w)
+                    if w == v:
+                        break
+                if len(comp) > 1:
+                    out.add(frozenset(comp))
+    return out
+
+
+def test_the_cycle_finder_finds_a_cycle_through_a_function_level_import() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
+    assert cycles(graph) == {frozenset("abc")}
+    assert cycles({"a": {"b"}, "b": set()}) == set()
+
+
+def test_no_new_import_cycle_counting_imports_inside_functions() -> None:
+    graph = import_graph()
+    assert "grm.protocols" in graph["grm.evaluation"]  # a function-level import is an arrow
+    found = cycles(graph)
+    new = sorted(sorted(c) for c in found - ALLOWED_CYCLES)
+    assert not new, f"import cycles (move the shared part into a module both import): {new}"
+    gone = sorted(sorted(c) for c in ALLOWED_CYCLES - found)
+    assert not gone, f"these cycles are broken: remove them from ALLOWED_CYCLES so they stay broken: {gone}"

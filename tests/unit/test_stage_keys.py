@@ -31,7 +31,6 @@ from tasks.stage_code import (
     STAGE_MODULES,
     files_hash,
     import_closure,
-    load_stages,
     package_roots,
     stage_code,
     stage_modules,
@@ -45,6 +44,7 @@ from tasks.stages import (
     StageResult,
     code_hash,
     code_version,
+    load_stages,
     plan,
 )
 

@@ -190,7 +190,7 @@ def test_launched_grpo_extras_must_pickle(tmp_path) -> None:
     written = json.loads(spec.read_text())
     assert written["kind"] == "grpo" and written["cfg"]["launcher"] == "inprocess"  # the ranks run in process
     assert list(written["data"]) == ["rows"] and written["objects"] is None
-    assert command(spec, cfg, "py")[-3:] == ["-m", "grm.training.launch", str(spec)]
+    assert command(spec, cfg, "py")[-3:] == ["-m", "grm.training.ranks", str(spec)]
     with pytest.raises(ValueError, match="kind 'ppo' is not launchable"):
         write_spec("ppo", tmp_path, "m", {}, "out", cfg, True)
 
@@ -198,7 +198,7 @@ def test_launched_grpo_extras_must_pickle(tmp_path) -> None:
 @pytest.mark.parametrize("plugin", ["ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED"])
 def test_a_meta_rm_rank_refuses_an_fsdp_or_deepspeed_accelerate_config(plugin: str, monkeypatch) -> None:
     from grm.errors import UserError
-    from grm.training.launch import ENTRIES
+    from grm.training.ranks import ENTRIES
 
     monkeypatch.setenv(plugin, "true")  # what `accelerate launch` sets for such a config file
     with pytest.raises(UserError, match=r"meta_rm\.train\.accelerate_config: .*torch DDP; use configs/accelerate/ddp"):

@@ -74,8 +74,6 @@ ALLOWED_CYCLES = {
     frozenset({"grm.evaluation", "grm.protocols"}),
     # GRMReward.__new__ returns the remote client, which reuses the reward's text helper (the serving work, item 8)
     frozenset({"grm.rewards", "grm.serving.client"}),
-    # the torchrun rank entry (launch.main) imports the trainers that call run_launched: the entry in a module of its own
-    frozenset({"grm.meta_rm", "grm.training.grpo", "grm.training.launch", "grm.training.sft"}),
 }
 
 

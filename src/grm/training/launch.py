@@ -1,4 +1,4 @@
-"""Training across processes: ``launcher: torchrun`` runs a training as ``torchrun ... -m grm.training.launch SPEC``.
+"""Training across processes: ``launcher: torchrun`` runs a training as ``torchrun ... -m grm.training.ranks SPEC``.
 
 Three kinds launch, each a section with the same launcher fields (``launcher``, ``nproc_per_node``, ``nnodes``,
 ``rdzv_endpoint``, ``accelerate_config``; ``grm.pipeline_config`` checks them at load):
@@ -40,7 +40,6 @@ import runpy
 import signal
 import subprocess
 import sys
-import traceback
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -54,6 +53,7 @@ RESULT_FILE = "result.json"
 OBJECTS_FILE = "objects.pkl"
 SECTIONS = {"sft": "rft.train", "grpo": "rl", "meta_rm": "meta_rm.train"}  # kind -> the config key it lives under
 FAIL_RANK_ENV = "GRM_TEST_FAIL_RANK"  # tests: the rank that raises once the ranks started
+RANK_MODULE = "grm.training.ranks"  # what each rank runs: python -m grm.training.ranks SPEC.json
 WATCH_FLAG = "--end-with-parent"  # python -m grm.training.launch --end-with-parent PID MODULE ARGS...
 
 
@@ -86,7 +86,7 @@ def _write_jsonl(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
             fh.write(json.dumps(dict(row)) + "\n")
 
 
-def _read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     with open(path, encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
 
@@ -144,14 +144,14 @@ def command(spec: Path, cfg: LaunchFields, python: str = sys.executable) -> list
         return [
             python, "-m", "accelerate.commands.launch", "--config_file", str(cfg.accelerate_config),
             "--num_processes", str(world_size(cfg)), "--num_machines", str(cfg.nnodes),
-            "-m", "grm.training.launch", str(spec),
+            "-m", RANK_MODULE, str(spec),
         ]  # fmt: skip
     cmd = [python, "-m", "torch.distributed.run", f"--nproc_per_node={cfg.nproc_per_node}"]
     if cfg.nnodes == 1:
         cmd.append("--standalone")
     else:  # every node runs this same command; torchrun's c10d rendezvous joins them
         cmd += [f"--nnodes={cfg.nnodes}", "--rdzv_backend=c10d", f"--rdzv_endpoint={cfg.rdzv_endpoint}"]
-    return [*cmd, "-m", "grm.training.launch", str(spec)]
+    return [*cmd, "-m", RANK_MODULE, str(spec)]
 
 
 def ending_with_parent(cmd: Sequence[str], parent: int | None = None) -> list[str]:
@@ -285,91 +285,13 @@ def run_launched(
     return json.loads(result.read_text(encoding="utf-8"))
 
 
-# ---- one rank ------------------------------------------------------------------------------------------------
-Entry = Callable[[dict[str, Any], dict[str, list[dict[str, Any]]], dict[str, Any], int, int], dict[str, Any]]
-
-
-def _rank_sft(spec: dict[str, Any], data: dict[str, Any], objects: dict[str, Any], rank: int, world: int) -> dict:
-    from grm.pipeline_config import SFTStageConfig
-    from grm.training.sft import train_sft
-
-    cfg = SFTStageConfig(**spec["cfg"])
-    cfg = dataclasses.replace(cfg, batch_size=cfg.batch_size // world)  # this rank's share of the global batch
-    return train_sft(spec["model_dir"], data["examples"], spec["out_dir"], cfg)
-
-
-def _rank_grpo(spec: dict[str, Any], data: dict[str, Any], objects: dict[str, Any], rank: int, world: int) -> dict:
-    from grm.pipeline_config import GRPOStageConfig
-    from grm.training.grpo import train_grpo
-
-    return train_grpo(
-        spec["model_dir"], data["rows"], spec["out_dir"], GRPOStageConfig(**spec["cfg"]),
-        num_threads=spec["options"].get("num_threads"), general=data.get("general"), rank=rank, world_size=world,
-        **objects,
-    )  # fmt: skip
-
-
-def _rank_meta_rm(spec: dict[str, Any], data: dict[str, Any], objects: dict[str, Any], rank: int, world: int) -> dict:
-    import torch
-    import torch.distributed as dist
-
-    from grm.meta_rm import train_meta_rm
-    from grm.pipeline_config import MetaRMConfig
-
-    if os.environ.get("ACCELERATE_USE_FSDP") == "true" or os.environ.get("ACCELERATE_USE_DEEPSPEED") == "true":
-        raise UserError(
-            "meta_rm.train.accelerate_config: asks for FSDP or DeepSpeed, but the meta RM is a hand-written loop "
-            "under torch DDP; use configs/accelerate/ddp.yaml or leave accelerate_config null (torchrun)"
-        )
-    if world > 1 and not dist.is_initialized():  # the Trainer kinds let accelerate do this
-        backend = "gloo" if spec["use_cpu"] else "nccl"
-        if backend == "nccl":
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group(backend)
-    return train_meta_rm(
-        spec["model_dir"], data["examples"], spec["out_dir"], MetaRMConfig(**spec["cfg"]),
-        num_threads=spec["options"].get("num_threads"),
-    )  # fmt: skip
-
-
-ENTRIES: dict[str, Entry] = {"sft": _rank_sft, "grpo": _rank_grpo, "meta_rm": _rank_meta_rm}
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """One rank: read the spec, train, rank 0 writes the metrics; a failure writes ``error_rank{r}.txt``. With
-    ``--end-with-parent PID MODULE ARGS...``: run the launcher MODULE ending with PID (``ending_with_parent``)."""
+    """``--end-with-parent PID MODULE ARGS...``: run the launcher MODULE ending with PID (``ending_with_parent``)."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == [WATCH_FLAG] and len(args) >= 3:
         return _run_ending_with_parent(int(args[1]), args[2], args[3:])
-    if len(args) != 1:
-        sys.stderr.write("usage: torchrun ... -m grm.training.launch SPEC.json\n")
-        return 2
-    spec_path = Path(args[0])
-    rank, world = rank_and_world()
-    try:
-        spec = json.loads(spec_path.read_text(encoding="utf-8"))
-        entry = ENTRIES.get(spec.get("kind"))
-        if entry is None:
-            raise ValueError(f"{spec_path}: kind {spec.get('kind')!r} is not launchable ({sorted(ENTRIES)})")
-        data = {name: _read_jsonl(path) for name, path in spec["data"].items()}
-        objects = pickle.loads(Path(spec["objects"]).read_bytes()) if spec.get("objects") else {}
-        fail_rank = os.environ.get(FAIL_RANK_ENV)
-        if fail_rank is not None and int(fail_rank) == rank:
-            raise RuntimeError(f"injected failure on rank {rank} ({FAIL_RANK_ENV})")
-        metrics = entry(spec, data, objects, rank, world)
-        metrics["world_size"] = world
-        import torch.distributed as dist
-
-        initialized = dist.is_available() and dist.is_initialized()
-        if rank == 0:
-            metrics["backend"] = dist.get_backend() if initialized else "none"
-            Path(spec["result"]).write_text(json.dumps(metrics), encoding="utf-8")
-    except BaseException:
-        (spec_path.parent / f"error_rank{rank}.txt").write_text(traceback.format_exc(), encoding="utf-8")
-        raise
-    if initialized:
-        dist.destroy_process_group()
-    return 0
+    sys.stderr.write(f"usage: python -m grm.training.launch {WATCH_FLAG} PID MODULE ARGS...\n")
+    return 2
 
 
 if __name__ == "__main__":

@@ -201,7 +201,7 @@ class WorldConfig:
         metadata={
             "help": "largest addend of the arith family. 2..26 (625 sums, all in the general-instruction data): the "
             "student half-knows the test sums after 800 RFT steps. With 2..20 (361 sums) 800 steps solved seed 0 at "
-            "93.9% (no room) and 500 steps left seed 2 at 61.4% (README 'Results')"
+            "93.9% (no room) and 500 steps left seed 2 at 61.4% (docs/results.md)"
         },
     )
     repeat_max: int = field(default=4, metadata={"help": "largest repeat count of the repeat family (min is 2)"})
@@ -231,7 +231,7 @@ class WorldConfig:
         metadata={
             "help": "facts queries end in a style cue ('capital of Zorvia ? ref Lima , terse') that decides whether "
             "the bare value or 'it is Lima' is best: two common cue words and six rare synonyms the world teacher "
-            "misreads (TeacherConfig.cue_misread), a judging skill shared by train and test queries (README 'The embedded world')"
+            "misreads (TeacherConfig.cue_misread), a judging skill shared by train and test queries (docs/results.md, 'The embedded world')"
         },
     )
     cue_pair_share: float = field(

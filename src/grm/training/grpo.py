@@ -9,7 +9,7 @@ Items the starting model already gets right ``too_easy_samples`` times out of ``
 "PPO-ptx"). The KL term only holds the policy near the reference on the RL prompts; knowledge the critiques lean on
 but RL never rewards (the world's sums, learnt from the general mix) drifts away without it. Measured on the
 embedded world, seed 1, 150 steps: general-mix accuracy on test sums 56% -> 33% and test judging accuracy -3.5
-points without the term (README "Results").
+points without the term (docs/results.md).
 """
 
 from __future__ import annotations

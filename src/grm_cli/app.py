@@ -63,6 +63,29 @@ def _root(
     """Generalist reward models with Self-Principled Critique Tuning (DeepSeek-GRM)."""
 
 
+def check_sampling_options(
+    *, temperature: float, k: int, k_meta: int | None, meta_rm: Path | None, k_flag: str = "--k"
+) -> None:
+    """Refuse sampling options that would be silently ignored or meaningless: a non-finite temperature, a
+    ``--k-meta`` without ``--meta-rm``, or one outside ``1..k``."""
+    import math
+
+    if not math.isfinite(temperature):
+        raise typer.BadParameter(f"{temperature} is not a finite number; use e.g. 0.5", param_hint="--temperature")
+    if k_meta is None:
+        return
+    if meta_rm is None:
+        raise typer.BadParameter(
+            "--k-meta is the number of samples a meta RM keeps; it needs --meta-rm DIR (or drop --k-meta)",
+            param_hint="--k-meta",
+        )
+    if not 1 <= k_meta <= k:
+        raise typer.BadParameter(
+            f"{k_meta} is outside 1..{k}: the meta RM keeps between 1 and {k_flag} ({k}) samples",
+            param_hint="--k-meta",
+        )
+
+
 def _parse_ks(text: str) -> list[int]:
     try:
         ks = sorted({int(x) for x in text.split(",") if x.strip()})
@@ -83,10 +106,10 @@ def score(
     ],
     input: Annotated[Path, typer.Option("--input", help="canonical items JSONL")],
     output: Annotated[Path, typer.Option(help="where to write one judgement record per item (JSONL)")],
-    k: Annotated[int, typer.Option(help="samples per item (Voting@k)")] = 8,
-    temperature: Annotated[float, typer.Option(help="sampling temperature (paper: 0.5); 0 = greedy")] = 0.5,
+    k: Annotated[int, typer.Option(min=1, help="samples per item (Voting@k)")] = 8,
+    temperature: Annotated[float, typer.Option(min=0.0, help="sampling temperature (paper: 0.5); 0 = greedy")] = 0.5,
     seed: Annotated[int, typer.Option(help="seed for shuffles, sampling and tie-breaks")] = 0,
-    max_new_tokens: Annotated[int, typer.Option(help="generation budget per judgement")] = 512,
+    max_new_tokens: Annotated[int, typer.Option(min=1, help="generation budget per judgement")] = 512,
     template: Annotated[str, typer.Option(help="prompt template: deepseek-grm or compact")] = "deepseek-grm",
     meta_rm: Annotated[Path | None, typer.Option(help="meta RM dir: keep the k_meta best-rated samples")] = None,
     k_meta: Annotated[int | None, typer.Option(help="samples the meta RM keeps (default k/2)")] = None,
@@ -99,7 +122,8 @@ def score(
     from grm.sampling import build_sampler
     from grm.schemas import read_items
 
-    check_output_file(output)
+    check_sampling_options(temperature=temperature, k=k, k_meta=k_meta, meta_rm=meta_rm)
+    check_output_file(output, inputs=[input])
     items = read_items(input)
     sampler = build_sampler(model, trust_remote_code=trust_remote_code)
     meta_scorer = None

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from grm.errors import UserError
 from grm.files import JsonProblem, parse_json
 from grm.schemas import validate_record
 from grm.text_keys import comparison_key, visible
@@ -33,8 +34,9 @@ ROW_COLUMNS = ["split", "line", "id"]  # how failing rows are named
 GX_TEMP_DOCS_LOGGER = "great_expectations.data_context.types.base"
 
 
-class DataValidationError(ValueError):
-    """A suite failed: ``failures`` holds (expectation, column, rows) and ``docs`` the Data Docs index."""
+class DataValidationError(UserError, ValueError):
+    """A suite failed: ``failures`` holds (expectation, column, rows) and ``docs`` the Data Docs index. A user error
+    (bad data): ``grm run`` reports it with exit code 2 and no traceback."""
 
     def __init__(self, suite: str, failures: list[dict[str, Any]], docs: str | None):
         self.suite = suite
@@ -46,7 +48,7 @@ class DataValidationError(ValueError):
             count = f"{f['unexpected_count']} bad row(s): " if f["unexpected_count"] else ""
             lines.append(f"  - {f['expectation']}({f['column']}): {count}{rows}")
         lines.append(f"Fix those rows (or the source/config) and rerun. Data Docs: {docs}")
-        super().__init__("\n".join(lines))
+        UserError.__init__(self, "\n".join(lines))
 
 
 @dataclass

@@ -22,8 +22,13 @@ DEBUG_ENV = "GRM_DEBUG"
 
 
 def is_user_error(exc: BaseException) -> bool:
-    """A ``UserError`` or a missing/wrong-kind path the user named (its message names the path)."""
-    return isinstance(exc, UserError | FileNotFoundError | IsADirectoryError | NotADirectoryError)
+    """A ``UserError`` or a missing/wrong-kind path the user named (its message names the path), also when a
+    pipeline stage wrapped it (``tasks.runtime.StageError``: its message names the stage, the cause and how to
+    resume)."""
+    if isinstance(exc, UserError | FileNotFoundError | IsADirectoryError | NotADirectoryError):
+        return True
+    cause = getattr(exc, "cause", None)
+    return type(exc).__name__ == "StageError" and isinstance(cause, UserError)
 
 
 def _debug(ctx: click.Context) -> bool:

@@ -30,7 +30,7 @@ class ConfigError(UserError, ValueError):
 
 
 MAX_INT = 2**63  # config integers are counts, sizes and seeds: a 30-digit one is a typo (and can hang a loop)
-MAX_ALIASES = 100  # YAML aliases per document: an "alias bomb" expands exponentially through them
+MAX_VALUES = 100_000  # values a config may hold once YAML aliases are expanded (an "alias bomb" grows exponentially)
 MAX_SHOWN = 80  # characters of a value quoted in an error
 
 
@@ -188,7 +188,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not raw.strip():
         return keys, ""
     try:
-        return keys, yaml.load(raw, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        value = yaml.load(raw, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        _check_expansion(value, None, text)
+        return keys, value
     except _DuplicateKey as exc:
         raise ConfigError(f"override {text!r}: {exc}") from None
     except yaml.YAMLError as exc:
@@ -267,21 +269,41 @@ def _float_without_surprises(loader: _StrictLoader, node: yaml.ScalarNode) -> An
     return loader.construct_yaml_float(node)
 
 
-def _compose_with_alias_limit(loader: _StrictLoader, parent: Any, index: Any) -> Any:
-    if loader.check_event(yaml.AliasEvent):
-        loader._aliases = getattr(loader, "_aliases", 0) + 1  # type: ignore[attr-defined]
-        if loader._aliases > MAX_ALIASES:  # type: ignore[attr-defined]
-            raise _Yaml11Surprise(
-                f"more than {MAX_ALIASES} aliases (*name): refused, nested aliases expand exponentially",
-                loader.peek_event().start_mark,
-            )
-    return yaml.composer.Composer.compose_node(loader, parent, index)
+def _expanded_size(value: Any, limit: int) -> int:
+    """How many values ``value`` holds once its aliases are expanded (each shared list/dict counted per use),
+    computed per distinct node, so an alias bomb is measured without expanding it; stops counting past ``limit``."""
+    memo: dict[int, int] = {}
+
+    def size(v: Any) -> int:
+        if not isinstance(v, list | dict):
+            return 1
+        if id(v) in memo:
+            return memo[id(v)]
+        children = v.values() if isinstance(v, dict) else v
+        total = 1
+        for child in children:
+            total += size(child)
+            if total > limit:
+                break
+        memo[id(v)] = total
+        return total
+
+    return size(value)
+
+
+def _check_expansion(data: Any, path: Path | None, text: str | None = None) -> None:
+    if _expanded_size(data, MAX_VALUES) > MAX_VALUES:
+        where = f"override {text!r}: " if text is not None else ""
+        raise ConfigError(
+            f"{where}the YAML expands to more than {MAX_VALUES} values through its aliases (*name); an alias bomb?",
+            path=path,
+            fix="write the values out, or use fewer nested aliases",
+        )
 
 
 _StrictLoader.add_constructor("tag:yaml.org,2002:int", _int_without_surprises)
 _StrictLoader.add_constructor("tag:yaml.org,2002:float", _float_without_surprises)
 _StrictLoader.add_implicit_resolver("tag:yaml.org,2002:float", _YAML12_FLOAT, list("-+0123456789"))
-_StrictLoader.compose_node = _compose_with_alias_limit  # type: ignore[method-assign]
 
 
 def _yaml_error(path: Path, exc: yaml.YAMLError) -> ConfigError:
@@ -318,6 +340,7 @@ def read_yaml(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]
         raise ConfigError(str(exc), path=path, line=exc.line, fix="keep one of the two") from None
     except yaml.YAMLError as exc:
         raise _yaml_error(path, exc) from None
+    _check_expansion(data, path)
     if data is None:
         raise ConfigError(
             "the config file is empty (only comments or blank lines); an empty file would silently mean all defaults",

@@ -231,9 +231,13 @@ def load_pretrained(model_cls: Any, model_dir: str | Path, *, role: str, **kwarg
     """
     import logging
 
+    from transformers.utils import logging as hf_logging
+
     report = logging.getLogger("transformers.modeling_utils")  # its LOAD REPORT becomes the one error below
     drop = _DropLoadReport()
     report.addFilter(drop)
+    bar = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # "Loading weights" would precede an error message; a load takes seconds
     try:
         model, info = model_cls.from_pretrained(model_dir, output_loading_info=True, **kwargs)
     except RuntimeError as exc:
@@ -246,6 +250,8 @@ def load_pretrained(model_cls: Any, model_dir: str | Path, *, role: str, **kwarg
         ) from None
     finally:
         report.removeFilter(drop)
+        if bar:
+            hf_logging.enable_progress_bar()
     check_loading_info(info, model_dir, role)
     check_finite(model, model_dir)
     return model

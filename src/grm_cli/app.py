@@ -69,25 +69,43 @@ def _root(
 
 
 def check_sampling_options(
-    *, temperature: float, k: int, k_meta: int | None, meta_rm: Path | None, k_flag: str = "--k"
+    *,
+    temperature: float,
+    k: int,
+    k_meta: int | None,
+    meta_rm: Path | None,
+    max_new_tokens: int = 1,
+    k_flag: str = "--k",
 ) -> None:
-    """Refuse sampling options that would be silently ignored or meaningless: a non-finite temperature, a
-    ``--k-meta`` without ``--meta-rm``, or one outside ``1..k``."""
+    """Refuse sampling options that would be silently ignored or meaningless: ``--k`` or ``--max-new-tokens``
+    below 1, a negative or non-finite temperature, a ``--k-meta`` without ``--meta-rm``, or one outside ``1..k``.
+
+    Raises:
+        UserError: naming the option, its value and the fix.
+    """
     import math
 
-    if not math.isfinite(temperature):
-        raise typer.BadParameter(f"{temperature} is not a finite number; use e.g. 0.5", param_hint="--temperature")
+    if k < 1:
+        raise UserError(f"{k} samples per item; at least 1 is needed", field=k_flag, fix="use e.g. --k 8")
+    if max_new_tokens < 1:
+        raise UserError(f"{max_new_tokens}: must be >= 1", field="--max-new-tokens", fix="use e.g. 512")
+    if not (math.isfinite(temperature) and temperature >= 0):
+        raise UserError(
+            f"{temperature} is not a finite number >= 0", field="--temperature", fix="use e.g. 0.5 (0 = greedy)"
+        )
     if k_meta is None:
         return
     if meta_rm is None:
-        raise typer.BadParameter(
-            "--k-meta is the number of samples a meta RM keeps; it needs --meta-rm DIR (or drop --k-meta)",
-            param_hint="--k-meta",
+        raise UserError(
+            f"{k_meta}: the number of samples a meta RM keeps means nothing without --meta-rm DIR",
+            field="--k-meta",
+            fix="add --meta-rm DIR, or drop --k-meta",
         )
     if not 1 <= k_meta <= k:
-        raise typer.BadParameter(
+        raise UserError(
             f"{k_meta} is outside 1..{k}: the meta RM keeps between 1 and {k_flag} ({k}) samples",
-            param_hint="--k-meta",
+            field="--k-meta",
+            fix=f"use a value in 1..{k} (default: k/2)",
         )
 
 
@@ -111,10 +129,10 @@ def score(
     ],
     input: Annotated[Path, typer.Option("--input", help="canonical items JSONL")],
     output: Annotated[Path, typer.Option(help="where to write one judgement record per item (JSONL)")],
-    k: Annotated[int, typer.Option(min=1, help="samples per item (Voting@k)")] = 8,
-    temperature: Annotated[float, typer.Option(min=0.0, help="sampling temperature (paper: 0.5); 0 = greedy")] = 0.5,
+    k: Annotated[int, typer.Option(help="samples per item (Voting@k)")] = 8,
+    temperature: Annotated[float, typer.Option(help="sampling temperature (paper: 0.5); 0 = greedy")] = 0.5,
     seed: Annotated[int, typer.Option(help="seed for shuffles, sampling and tie-breaks")] = 0,
-    max_new_tokens: Annotated[int, typer.Option(min=1, help="generation budget per judgement")] = 512,
+    max_new_tokens: Annotated[int, typer.Option(help="generation budget per judgement")] = 512,
     template: Annotated[str, typer.Option(help="prompt template: deepseek-grm or compact")] = "deepseek-grm",
     meta_rm: Annotated[Path | None, typer.Option(help="meta RM dir: keep the k_meta best-rated samples")] = None,
     k_meta: Annotated[int | None, typer.Option(help="samples the meta RM keeps (default k/2)")] = None,
@@ -127,7 +145,7 @@ def score(
     from grm.sampling import build_sampler
     from grm.schemas import read_items
 
-    check_sampling_options(temperature=temperature, k=k, k_meta=k_meta, meta_rm=meta_rm)
+    check_sampling_options(temperature=temperature, k=k, k_meta=k_meta, meta_rm=meta_rm, max_new_tokens=max_new_tokens)
     check_output_file(output, inputs=[input])
     items = read_items(input)
     sampler = build_sampler(model, trust_remote_code=trust_remote_code)

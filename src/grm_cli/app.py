@@ -7,6 +7,7 @@ traceback. Any other exception is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 from typing import Annotated, Any
@@ -27,8 +28,14 @@ def is_user_error(exc: BaseException) -> bool:
     resume)."""
     if isinstance(exc, UserError | FileNotFoundError | IsADirectoryError | NotADirectoryError):
         return True
+    if isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS:
+        return True
     cause = getattr(exc, "cause", None)
-    return type(exc).__name__ == "StageError" and isinstance(cause, UserError)
+    return type(exc).__name__ == "StageError" and is_user_error(cause) if cause is not None else False
+
+
+# OS errors the user fixes in the environment (free space, permissions), not bugs: exit 2 with the path, no traceback
+ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES})
 
 
 def _debug(ctx: click.Context) -> bool:

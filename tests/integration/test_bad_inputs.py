@@ -965,7 +965,7 @@ CASES: list[tuple[str, str, Build]] = [
     ),
     (
         "eval",
-        "k-meta-without-meta-rm",
+        "eval-k-meta-without-meta-rm",
         lambda e: (
             [
                 "eval",
@@ -985,7 +985,7 @@ CASES: list[tuple[str, str, Build]] = [
     ("config", "lr-nan", lambda e: (e.world("--set", "rft.train.learning_rate=.nan"), ["rft.train.learning_rate"])),
     ("config", "epsilon-inf", lambda e: (e.world("--set", "rl.epsilon=.inf"), ["rl.epsilon", "finite"])),
     ("config", "beta-nan", lambda e: (e.world("--set", "rl.beta=.nan"), ["rl.beta", "finite"])),
-    ("config", "temperature-nan", lambda e: (e.world("--set", "eval.temperature=.nan"), ["eval.temperature"])),
+    ("config", "eval-temperature-nan", lambda e: (e.world("--set", "eval.temperature=.nan"), ["eval.temperature"])),
     ("config", "rope-theta-zero", lambda e: (e.world("--set", "model.tiny.rope_theta=0"), ["model.tiny.rope_theta"])),
     # registry.margin=-.inf promoted an equal model; a negative one promotes a worse model
     ("config", "margin-minus-inf", lambda e: (e.world("--set", "registry.margin=-.inf"), ["registry.margin"])),
@@ -993,7 +993,7 @@ CASES: list[tuple[str, str, Build]] = [
     # a 30-digit integer: world generation hung
     (
         "config",
-        "huge-int",
+        "config-huge-int",
         lambda e: (e.world("--set", "world.n_entities=" + "9" * 30), ["world.n_entities", "range"]),
     ),
     # YAML 1.1: a leading zero is octal (seed: 010 was 8)
@@ -1074,7 +1074,7 @@ CASES: list[tuple[str, str, Build]] = [
             [
                 "eval",
                 "--benchmark",
-                "gsm8k",
+                "gsm8k-pairs",
                 "--benchdata",
                 str(_gsm8k_cut(e)),
                 "--scores-file",

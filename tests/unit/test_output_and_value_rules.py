@@ -127,3 +127,25 @@ def test_a_huge_value_is_quoted_short_in_the_error():
     with pytest.raises(ConfigError) as info:
         load_config(PipelineConfig, [], ["seed=[" + ",".join(["[1,2,3,4,5,6,7,8]"] * 5000) + "]"])
     assert len(str(info.value)) < 300
+
+
+def test_disk_full_is_a_user_error_naming_the_file_not_a_traceback(tmp_path, monkeypatch):
+    import errno
+    import json
+
+    from typer.testing import CliRunner
+
+    from grm_cli.app import app
+
+    items = tmp_path / "i.jsonl"
+    items.write_text(json.dumps({"id": "a", "query": "2 + 3 ?", "responses": ["5", "6"], "best": 0}) + "\n")
+    out = tmp_path / "o.jsonl"
+
+    def full(path, records):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr("grm.files.write_jsonl_atomic", full)
+    argv = ["score", "--model", "world-teacher", "--input", str(items), "--output", str(out), "--k", "1"]
+    res = CliRunner().invoke(app, [*argv, "--template", "compact"])
+    assert res.exit_code == 2 and "No space left on device" in res.stderr and str(out) in res.stderr
+    assert "Traceback" not in res.output and not out.exists()

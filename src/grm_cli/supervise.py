@@ -73,7 +73,11 @@ def run_supervised(
     Returns:
         The child's exit code, or 128 + the signal number when a signal stopped it.
     """
-    cmd = list(command) if command is not None else [sys.executable, "-c", "from grm_cli.app import main; main()"]
+    cmd = (
+        list(command)
+        if command is not None
+        else [sys.executable, "-c", "from grm_cli.app import app; app(prog_name='grm')"]
+    )
     cmd += list(argv)
     env = {**os.environ, SUPERVISED_ENV: "1"}
     if _root_debug():

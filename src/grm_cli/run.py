@@ -48,6 +48,8 @@ def run_command(
     prefect_env.configure_defaults(project_dir)  # .prefect/ inside --project-dir, whatever the working directory
     prefect_env.start_temporary_server()  # under a lock: two first runs at once raced on its database
     from flows.pipeline import spct_pipeline
+
+    supervise.quiet_user_error_tracebacks()  # bad data found inside the flow: one message, exit 2 (not 4 tracebacks)
     from grm.report import results_report
     from tasks import summary, tracking
 

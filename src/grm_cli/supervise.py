@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
 import os
 import signal
 import subprocess
@@ -115,3 +116,28 @@ def run_supervised(
         file=sys.stderr,
     )
     return 128 + received[0]
+
+
+class UserErrorTracebackFilter:
+    """A ``logging`` filter that keeps a record but drops its traceback when the exception is a user error
+    (``grm_cli.app.is_user_error``: bad data, a bad config, a full disk): Prefect logs a failing task's and flow's
+    exception with its traceback at every level, which buried the one message ``grm run`` then prints."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from grm_cli.app import is_user_error
+
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and is_user_error(exc):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def quiet_user_error_tracebacks() -> None:
+    """Add ``UserErrorTracebackFilter`` to every handler of the root and ``prefect*`` loggers (call after Prefect
+    has configured its logging, i.e. after ``import prefect``)."""
+    names = ["", *[n for n in logging.root.manager.loggerDict if n.startswith("prefect")]]
+    for name in names:
+        for handler in logging.getLogger(name).handlers:
+            if not any(isinstance(f, UserErrorTracebackFilter) for f in handler.filters):
+                handler.addFilter(UserErrorTracebackFilter())

@@ -81,3 +81,25 @@ def test_without_a_signal_the_childs_exit_code_is_returned():
     from grm_cli.supervise import run_supervised
 
     assert run_supervised([], command=[sys.executable, "-c", "import sys; sys.exit(3)"]) == 3
+
+
+def test_user_errors_logged_by_prefect_lose_their_traceback_others_keep_it():
+    import logging
+
+    from grm.errors import UserError
+    from grm_cli.supervise import UserErrorTracebackFilter
+
+    def record(exc: BaseException) -> logging.LogRecord:
+        try:
+            raise exc
+        except BaseException:
+            return logging.LogRecord("prefect.task_runs", logging.ERROR, __file__, 1, "failed", None, sys.exc_info())
+
+    class StageError(RuntimeError):  # tasks.runtime.StageError's shape: the cause in .cause
+        def __init__(self, cause: BaseException):
+            super().__init__(f"stage data.validate failed: {cause}")
+            self.cause = cause
+
+    quiet, loud = record(StageError(UserError("bad rows"))), record(ZeroDivisionError())
+    assert UserErrorTracebackFilter().filter(quiet) and quiet.exc_info is None
+    assert UserErrorTracebackFilter().filter(loud) and loud.exc_info is not None

@@ -19,6 +19,12 @@ writes into ``{root}/{stage}/.{key}.{pid}.tmp/``, then ``stage.json``, then ``os
 crash (even SIGKILL) leaves only a tmp folder, which the next build of that key removes. A rerun therefore starts
 at the first stage without a completed folder. Folders are never overwritten in place.
 
+Verified reuse: ``stage.json`` carries a ``manifest`` (size and sha256 of every output file), written when the
+folder is published. ``lookup`` checks it before a folder is reused: sizes and regular-file-ness by default (a
+truncated ``model.safetensors``, a deleted file), every hash as well when ``GRM_VERIFY_STAGES=full``. A folder
+that fails is reported (a warning naming the file), removed under the key's lock and rebuilt: a damaged output is
+never reused, logged or registered. Folders published before manifests existed are reused as they are.
+
 Concurrency: a build holds ``{root}/.locks/{stage}/{key}.lock`` (``tasks.locks.file_lock``, an ``flock`` the kernel
 releases when the holder dies). A second process (or thread) asking for the same key waits for it, then finds the
 completed folder and reuses it (``cached``): two runs started together compute each stage once. A lock whose
@@ -41,8 +47,10 @@ import hashlib
 import importlib
 import inspect
 import json
+import logging
 import os
 import shutil
+import stat
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -56,7 +64,10 @@ from grm.files import project_path, write_json_atomic
 from tasks.locks import file_lock
 from tasks.stage_code import STAGE_MODULES, package_roots
 
+log = logging.getLogger(__name__)
+
 MARKER = "stage.json"
+VERIFY_ENV = "GRM_VERIFY_STAGES"  # "full": hash every output file before reuse (default: sizes only)
 KEY_CHARS = 16  # 64 bits of sha256: collisions are not a practical concern for a few thousand stage runs
 
 
@@ -143,6 +154,54 @@ def tree_md5(root: str | Path) -> str:
     return h.hexdigest()
 
 
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def build_manifest(folder: Path) -> dict[str, dict[str, Any]]:
+    """``{relative path: {"size", "sha256"}}`` of every file under ``folder`` except ``stage.json``."""
+    out: dict[str, dict[str, Any]] = {}
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and not p.is_symlink() and p.relative_to(folder).as_posix() != MARKER:
+            out[p.relative_to(folder).as_posix()] = {"size": p.stat().st_size, "sha256": file_sha256(p)}
+    return out
+
+
+def verify_manifest(folder: Path, manifest: Any, *, full: bool = False) -> str | None:
+    """What makes ``folder`` differ from ``manifest`` (a missing, non-regular, resized or, with ``full``, changed
+    file), or None. A ``None`` manifest (a folder published before manifests) passes unchecked.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> d = pathlib.Path(tempfile.mkdtemp()); _ = (d / "w.bin").write_bytes(b"1234")
+        >>> m = build_manifest(d); _ = (d / "w.bin").write_bytes(b"12")
+        >>> verify_manifest(d, m)
+        'w.bin is 2 bytes, 4 when it was published (truncated or replaced)'
+    """
+    if manifest is None:
+        return None
+    if not isinstance(manifest, dict):
+        return f"{MARKER}: its manifest is not an object"
+    for rel, entry in manifest.items():
+        path = folder / rel
+        try:
+            st = path.stat()
+        except OSError:
+            return f"{rel} is missing"
+        if not stat.S_ISREG(st.st_mode):
+            return f"{rel} is no longer a regular file"
+        if not isinstance(entry, dict) or st.st_size != entry.get("size"):
+            size = entry.get("size") if isinstance(entry, dict) else "?"
+            return f"{rel} is {st.st_size} bytes, {size} when it was published (truncated or replaced)"
+        if full and file_sha256(path) != entry.get("sha256"):
+            return f"{rel} has changed since it was published (sha256 differs)"
+    return None
+
+
 def code_hash(roots: Mapping[str, Path]) -> str:
     """Hash of every ``*.py`` under each root (package name -> folder), by package-relative path + bytes."""
     h = hashlib.sha256()
@@ -173,11 +232,20 @@ class StageStore:
         return self.root / stage / key
 
     def lookup(self, stage: str, key: str) -> StageResult | None:
-        """The completed result of ``stage`` under ``key``, or None (a folder without ``stage.json`` is ignored)."""
+        """The completed result of ``stage`` under ``key``, or None: no folder, a folder without ``stage.json``, or
+        one whose files do not match its manifest (``verify_manifest``; a warning names the file)."""
         marker = self.final_dir(stage, key) / MARKER
         if not marker.exists():
             return None
-        data = json.loads(marker.read_text(encoding="utf-8"))
+        try:
+            data = json.loads(marker.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            log.warning("stage %s (key %s): %s is unreadable (%s); rebuilding", stage, key, marker, exc)
+            return None
+        problem = verify_manifest(marker.parent, data.get("manifest"), full=os.environ.get(VERIFY_ENV) == "full")
+        if problem:
+            log.warning("stage %s (key %s): the cached output is damaged: %s; rebuilding it", stage, key, problem)
+            return None
         return StageResult(
             stage=stage,
             key=key,
@@ -215,7 +283,17 @@ class StageStore:
             done = self.lookup(stage, key)  # completed by the holder we waited for
             if done is not None:
                 return done
+            self._remove_damaged(stage, key)
             return self._build(stage, key, build)
+
+    def _remove_damaged(self, stage: str, key: str) -> None:
+        """Under the key's lock: a final folder ``lookup`` refused (damaged) is moved aside and deleted, so the
+        rebuild can publish by rename."""
+        final = self.final_dir(stage, key)
+        if final.exists():
+            aside = self.root / stage / f".{key}.{os.getpid()}.damaged.tmp"
+            os.rename(final, aside)
+            shutil.rmtree(aside, ignore_errors=True)
 
     def lock_path(self, stage: str, key: str) -> Path:
         return self.root / ".locks" / stage / f"{key}.lock"
@@ -234,7 +312,7 @@ class StageStore:
             raise
         seconds = time.perf_counter() - start
         record = {"stage": stage, "key": key, "outputs": built.outputs, "metrics": built.metrics, "info": built.info}
-        record.update({"seconds": seconds, "completed_at": time.time()})
+        record.update({"seconds": seconds, "completed_at": time.time(), "manifest": build_manifest(tmp)})
         write_json_atomic(tmp / MARKER, record)
         final = self.final_dir(stage, key)
         try:

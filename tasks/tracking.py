@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from grm.errors import UserError
 from grm.gate import Comparison, decide_alias  # noqa: F401 (decide_alias: the gate's rule, re-exported)
 
 MAX_PARAM_CHARS = 6000  # MLflow's limit on one param value
@@ -73,6 +74,32 @@ def artifact_root_for(uri: str) -> str | None:
         db = Path(uri.removeprefix("sqlite:///"))
         return (db.parent / "artifacts").resolve().as_uri()
     return None
+
+
+def check_artifact_location(uri: str, experiment: str, location: str | None) -> None:
+    """Refuse an embedded store whose experiment keeps its artifacts outside this store's ``mlruns/artifacts``: a
+    copied project's ``mlflow.db`` still names the original folder (MLflow stores absolute locations), so every
+    run of the copy would write its models and reports into the other project.
+
+    Raises:
+        UserError: naming the store, the experiment, both folders and the fix.
+    """
+    root = artifact_root_for(uri)
+    if root is None or not location or not location.startswith("file:"):
+        return
+    from urllib.parse import unquote, urlparse
+
+    own = Path(unquote(urlparse(root).path)).resolve()
+    where = Path(unquote(urlparse(location).path)).resolve()
+    if where != own and own not in where.parents:
+        raise UserError(
+            f"experiment {experiment!r} of {uri.removeprefix('sqlite:///')} keeps its artifacts in {where}, outside "
+            f"this project's {own}: the store was copied from another project, whose folder every run would write "
+            "into",
+            field="tracking.experiment",
+            fix=f"use a new experiment in this store (--set tracking.experiment={experiment}-copy), or move "
+            "mlruns/ aside to start a fresh store",
+        )
 
 
 _READY_STORES: set[str] = set()  # SQLite stores this process has created/migrated (or found current)
@@ -177,6 +204,7 @@ class Tracker:
         client = self.client()
         exp = client.get_experiment_by_name(self.experiment)
         if exp is not None:
+            check_artifact_location(self.uri, self.experiment, exp.artifact_location)
             return exp.experiment_id
         if self.uri.startswith("sqlite:///"):
             Path(self.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)

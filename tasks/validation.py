@@ -17,15 +17,16 @@ Suites:
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from grm.errors import UserError
+from grm.files import JsonProblem, parse_json
 from grm.schemas import validate_record
+from grm.text_keys import comparison_key, visible
 
 ITEM_SUITE = "preference_items"
 TRAJECTORY_SUITE = "trajectories"
@@ -33,8 +34,9 @@ ROW_COLUMNS = ["split", "line", "id"]  # how failing rows are named
 GX_TEMP_DOCS_LOGGER = "great_expectations.data_context.types.base"
 
 
-class DataValidationError(ValueError):
-    """A suite failed: ``failures`` holds (expectation, column, rows) and ``docs`` the Data Docs index."""
+class DataValidationError(UserError, ValueError):
+    """A suite failed: ``failures`` holds (expectation, column, rows) and ``docs`` the Data Docs index. A user error
+    (bad data): ``grm run`` reports it with exit code 2 and no traceback."""
 
     def __init__(self, suite: str, failures: list[dict[str, Any]], docs: str | None):
         self.suite = suite
@@ -46,7 +48,7 @@ class DataValidationError(ValueError):
             count = f"{f['unexpected_count']} bad row(s): " if f["unexpected_count"] else ""
             lines.append(f"  - {f['expectation']}({f['column']}): {count}{rows}")
         lines.append(f"Fix those rows (or the source/config) and rerun. Data Docs: {docs}")
-        super().__init__("\n".join(lines))
+        UserError.__init__(self, "\n".join(lines))
 
 
 @dataclass
@@ -69,7 +71,7 @@ class ValidationSummary:
 
 
 def _norm_query(text: str) -> str:
-    return re.sub(r"\s+", " ", text.strip().lower())
+    return comparison_key(text).casefold()  # a zero-width character or a full-width letter must not hide a leak
 
 
 def _query_text(query: Any) -> str:
@@ -88,9 +90,9 @@ def read_raw(path: str | Path) -> list[tuple[int, dict[str, Any] | None, str | N
             if not line.strip():
                 continue
             try:
-                out.append((lineno, json.loads(line), None))
-            except json.JSONDecodeError as exc:
-                out.append((lineno, None, f"invalid JSON ({exc.msg} at column {exc.colno})"))
+                out.append((lineno, parse_json(line), None))
+            except JsonProblem as exc:  # invalid JSON, a duplicate key, NaN, ...: the same rules as the loaders
+                out.append((lineno, None, str(exc)))
     return out
 
 
@@ -122,10 +124,10 @@ def item_frame(split_files: Mapping[str, str | Path]):  # -> pandas.DataFrame
                     "line": lineno,
                     "id": rec.get("id") if isinstance(rec.get("id"), str) else None,
                     "schema_problem": "; ".join(problems) or None,
-                    "query_chars": len(query.strip()),
+                    "query_chars": len(visible(query).strip()),
                     "query_key": _norm_query(query),
                     "n_responses": n,
-                    "min_response_chars": min((len(t.strip()) for t in texts), default=0),
+                    "min_response_chars": min((len(visible(t).strip()) for t in texts), default=0),
                     "max_response_chars": max((len(t) for t in texts), default=0),
                     "best": best if isinstance(best, int) and not isinstance(best, bool) else None,
                     "label": label if isinstance(label, int) and not isinstance(label, bool) else None,

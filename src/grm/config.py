@@ -9,6 +9,9 @@ rules (``grm.pipeline_config``: the sections, their defaults and the cross-secti
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
+import reprlib
 import types
 import typing
 from collections.abc import Iterable, Mapping, Sequence
@@ -24,6 +27,20 @@ T = TypeVar("T")
 
 class ConfigError(UserError, ValueError):
     """A config value is unknown, missing or of the wrong type; the message names the key and the fix."""
+
+
+MAX_INT = 2**63  # config integers are counts, sizes and seeds: a 30-digit one is a typo (and can hang a loop)
+MAX_VALUES = 100_000  # values a config may hold once YAML aliases are expanded (an "alias bomb" grows exponentially)
+MAX_SHOWN = 80  # characters of a value quoted in an error
+
+
+def _short(value: Any) -> str:
+    """``repr(value)``, at most ``MAX_SHOWN`` characters (a huge or nested value never floods the terminal)."""
+    short = reprlib.Repr()
+    short.maxlevel, short.maxlist, short.maxdict, short.maxstring, short.maxother = 3, 6, 6, MAX_SHOWN, MAX_SHOWN
+    short.maxlong = MAX_SHOWN
+    text = short.repr(value)
+    return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 3] + "..."
 
 
 def _type_name(tp: Any) -> str:
@@ -48,10 +65,10 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
                 errors.append(str(exc))
         if len(options) == 1:  # X | None: say what X wants, and that null is allowed
             raise ConfigError(f"{errors[0]} (or null)" if type(None) in args else errors[0])
-        raise ConfigError(f"{key}: {value!r} matches none of {[_type_name(a) for a in args]}")
+        raise ConfigError(f"{key}: {_short(value)} matches none of {[_type_name(a) for a in args]}")
     if origin is typing.Literal:
         if value not in args:
-            raise ConfigError(f"{key}: {value!r} is not one of {list(args)}")
+            raise ConfigError(f"{key}: {_short(value)} is not one of {list(args)}")
         return value
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
@@ -61,7 +78,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         return from_dict(tp, value, prefix=key)
     if origin in (tuple, list):
         if not isinstance(value, list | tuple):
-            raise ConfigError(f"{key}: expected a list, got {type(value).__name__} {value!r}")
+            raise ConfigError(f"{key}: expected a list, got {type(value).__name__} {_short(value)}")
         if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
             return tuple(_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
         if origin is tuple and args:
@@ -76,19 +93,25 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         return dict(value)
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{key}: expected true/false, got {value!r}")
+            raise ConfigError(f"{key}: expected true/false, got {_short(value)}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+            raise ConfigError(f"{key}: expected an integer, got {_short(value)}")
+        if abs(value) >= MAX_INT:
+            raise ConfigError(f"{key}: {_short(value)} is out of range (integers must stay below 2**63)")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{key}: expected a number, got {value!r}")
+            raise ConfigError(f"{key}: expected a number, got {_short(value)}")
+        if isinstance(value, int) and abs(value) >= MAX_INT:
+            raise ConfigError(f"{key}: {_short(value)} is out of range")
+        if not math.isfinite(value):
+            raise ConfigError(f"{key}: {value} is not a finite number (.nan and .inf are refused)")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{key}: expected a string, got {value!r}")
+            raise ConfigError(f"{key}: expected a string, got {_short(value)}")
         return value
     return value
 
@@ -165,7 +188,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not raw.strip():
         return keys, ""
     try:
-        return keys, yaml.load(raw, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        value = yaml.load(raw, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        _check_expansion(value, None, text)
+        return keys, value
     except _DuplicateKey as exc:
         raise ConfigError(f"override {text!r}: {exc}") from None
     except yaml.YAMLError as exc:
@@ -203,6 +228,83 @@ class _DuplicateKey(Exception):
 
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
 
+# YAML 1.1 (what PyYAML implements) differs from YAML 1.2 and from what a reader expects: `010` is octal 8,
+# `1:30` is sexagesimal 90, `1_000` is 1000, and `1e-3` (no dot) is a string. The loader reads `1e-3` as the
+# number YAML 1.2 makes it, and refuses the others with the fix instead of guessing.
+_YAML12_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)$")
+_SURPRISING_INT = (
+    (re.compile(r"^[-+]?0[0-9_]+$"), "a leading zero makes YAML 1.1 read it as octal ({value} -> {parsed})"),
+    (re.compile(r"^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+$"), "YAML 1.1 reads a:b as base 60 ({value} -> {parsed})"),
+    (re.compile(r"^[-+]?[0-9]+_[0-9_]*$"), "YAML 1.1 drops the underscores ({value} -> {parsed}); 1.2 keeps a string"),
+    (re.compile(r"^[-+]?0b[01_]+$"), "YAML 1.1 reads 0b... as binary ({value} -> {parsed})"),
+)
+
+
+class _Yaml11Surprise(yaml.YAMLError):
+    def __init__(self, message: str, mark: Any):
+        super().__init__(message)
+        self.problem = message
+        self.problem_mark = mark
+
+
+def _int_without_surprises(loader: _StrictLoader, node: yaml.ScalarNode) -> Any:
+    parsed = loader.construct_yaml_int(node)
+    for pattern, why in _SURPRISING_INT:
+        if pattern.match(node.value):
+            raise _Yaml11Surprise(
+                f"{node.value}: {why.format(value=node.value, parsed=parsed)}; write the number you mean in plain "
+                f"decimal (or quote it for a string)",
+                node.start_mark,
+            )
+    return parsed
+
+
+def _float_without_surprises(loader: _StrictLoader, node: yaml.ScalarNode) -> Any:
+    if ":" in node.value:
+        raise _Yaml11Surprise(
+            f"{node.value}: YAML 1.1 reads a:b as base 60 ({loader.construct_yaml_float(node)}); write the decimal "
+            "number (or quote it for a string)",
+            node.start_mark,
+        )
+    return loader.construct_yaml_float(node)
+
+
+def _expanded_size(value: Any, limit: int) -> int:
+    """How many values ``value`` holds once its aliases are expanded (each shared list/dict counted per use),
+    computed per distinct node, so an alias bomb is measured without expanding it; stops counting past ``limit``."""
+    memo: dict[int, int] = {}
+
+    def size(v: Any) -> int:
+        if not isinstance(v, list | dict):
+            return 1
+        if id(v) in memo:
+            return memo[id(v)]
+        children = v.values() if isinstance(v, dict) else v
+        total = 1
+        for child in children:
+            total += size(child)
+            if total > limit:
+                break
+        memo[id(v)] = total
+        return total
+
+    return size(value)
+
+
+def _check_expansion(data: Any, path: Path | None, text: str | None = None) -> None:
+    if _expanded_size(data, MAX_VALUES) > MAX_VALUES:
+        where = f"override {text!r}: " if text is not None else ""
+        raise ConfigError(
+            f"{where}the YAML expands to more than {MAX_VALUES} values through its aliases (*name); an alias bomb?",
+            path=path,
+            fix="write the values out, or use fewer nested aliases",
+        )
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:int", _int_without_surprises)
+_StrictLoader.add_constructor("tag:yaml.org,2002:float", _float_without_surprises)
+_StrictLoader.add_implicit_resolver("tag:yaml.org,2002:float", _YAML12_FLOAT, list("-+0123456789"))
+
 
 def _yaml_error(path: Path, exc: yaml.YAMLError) -> ConfigError:
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
@@ -238,6 +340,7 @@ def read_yaml(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]
         raise ConfigError(str(exc), path=path, line=exc.line, fix="keep one of the two") from None
     except yaml.YAMLError as exc:
         raise _yaml_error(path, exc) from None
+    _check_expansion(data, path)
     if data is None:
         raise ConfigError(
             "the config file is empty (only comments or blank lines); an empty file would silently mean all defaults",

@@ -10,12 +10,13 @@ import json
 import math
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from grm.errors import InputFileError, MissingFileError
+from grm.errors import InputFileError, MissingFileError, UserError
 
 
 def project_path(project_dir: str | Path, path: str | Path) -> Path:
@@ -48,8 +49,52 @@ _UTF8_BOM = b"\xef\xbb\xbf"
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # only a JSON escape can put a surrogate into a decoded str
 
 
+def _umask() -> int:
+    """The process umask (read by setting it and putting it back: there is no getter before Python 3.13 on Linux)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _write_target(path: Path) -> Path:
+    """Where an atomic write of ``path`` lands: a symlink is written through (its target is replaced, the link
+    stays); an existing device node, FIFO or socket is refused (a rename would replace the node by a file)."""
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
+    _refuse_special(path)
+    return path
+
+
+def _refuse_special(path: Path) -> None:
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        kind = (
+            "a character device"
+            if stat.S_ISCHR(mode)
+            else "a block device"
+            if stat.S_ISBLK(mode)
+            else "a FIFO (named pipe)"
+            if stat.S_ISFIFO(mode)
+            else "a socket"
+            if stat.S_ISSOCK(mode)
+            else "not a regular file"
+        )
+        raise InputFileError(
+            f"the output path is {kind}; only regular files are written (a rename would replace it)",
+            path=path,
+            fix="name a regular file (e.g. out.jsonl) and redirect or copy it yourself",
+        )
+
+
 def write_text_atomic(path: str | Path, text: str) -> Path:
     """Write ``text`` to ``path`` through a temp file in the same folder and an atomic rename.
+
+    The file gets the mode a plain ``open(path, "w")`` would give it (an existing file keeps its mode, a new one
+    gets 0666 less the umask), a symlink is written through to its target, and a device node, FIFO or socket at
+    ``path`` is refused (``InputFileError``) instead of being replaced by a regular file.
 
     Example:
         >>> import tempfile, pathlib
@@ -57,13 +102,18 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
         >>> p.read_text()
         'hi'
     """
-    path = Path(path)
+    path = _write_target(Path(path))
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        mode = 0o666 & ~_umask()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
+            os.fchmod(fh.fileno(), mode)
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -100,23 +150,68 @@ def check_input_file(path: str | Path, what: str = "file") -> Path:
     return path
 
 
-def check_output_file(path: str | Path) -> Path:
-    """Refuse an output file path that cannot be written, before any work is done.
+def check_output_file(path: str | Path, inputs: Iterable[str | Path] = ()) -> Path:
+    """Refuse an output file path that cannot or must not be written, before any work is done.
+
+    Args:
+        path: the output file.
+        inputs: files the same command reads; writing over one of them is refused.
 
     Raises:
-        InputFileError: ``path`` is an existing folder, or one of its parents is a file.
+        InputFileError: ``path`` is an existing folder, device node, FIFO or socket, one of its parents is a file,
+            or it is (or links to) one of ``inputs``.
     """
     path = Path(path)
     if path.is_dir():
         raise InputFileError(
             "the output path is a folder; expected a file name", path=path, fix=f"pass e.g. {path / 'out.jsonl'}"
         )
+    _refuse_special(path)
     for parent in path.parents:
         if parent.exists():
             if not parent.is_dir():
                 raise InputFileError(f"cannot write {path}: {parent} is a file, not a folder", path=path)
             break
+    for src in inputs:
+        if _same_file(path, Path(src)):
+            raise InputFileError(
+                f"the output is the input file {src}: writing it would overwrite the input",
+                path=path,
+                fix="write the output to another file",
+            )
     return path
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def check_name(value: str, what: str) -> str:
+    """``value`` if it is safe as one path component (a run or model name), else a ``UserError`` naming ``what``:
+    no ``/`` or ``\\``, not ``.``/``..`` or hidden, no control characters, at most 128 characters.
+
+    Example:
+        >>> check_name("tiny-grm_1.2", "--model-name")
+        'tiny-grm_1.2'
+    """
+    bad = (
+        not value
+        or len(value) > 128
+        or value.startswith(".")
+        or any(c in value for c in "/\\")
+        or any(ord(c) < 32 or ord(c) == 127 for c in value)
+    )
+    if bad:
+        raise UserError(
+            f"{value[:60]!r} is not a usable name: it becomes a folder name, so it may not contain / or \\, start "
+            "with '.', hold control characters or exceed 128 characters",
+            field=what,
+            fix="use letters, digits, '-', '_' and '.' (e.g. my-grm-v2)",
+        )
+    return value
 
 
 def check_output_dir(path: str | Path) -> Path:
@@ -223,10 +318,20 @@ def _parse_constant(name: str) -> Any:
     raise JsonProblem(f"{name} is not valid JSON (use a finite number or null)")
 
 
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        dup = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise JsonProblem(f"the key {dup[:60]!r} appears twice in one object (which one is meant is ambiguous)")
+    return obj
+
+
 def parse_json(text: str | bytes) -> Any:
     """``json.loads`` that refuses what Python's parser lets through or crashes on.
 
-    Refused, as ``JsonProblem``: invalid JSON (message + column), ``NaN``/``Infinity`` literals, integers with more
+    Refused, as ``JsonProblem``: invalid JSON (message + column), a key twice in one object (Python keeps the last
+    silently; YAML's loader refuses it too), ``NaN``/``Infinity`` literals, integers with more
     than ``MAX_INT_DIGITS`` digits, numbers that overflow a float, nesting too deep for the parser (a
     ``RecursionError`` otherwise), and strings holding a lone surrogate (``"\\ud800"``: not valid Unicode, it
     cannot be written back as UTF-8).
@@ -236,7 +341,13 @@ def parse_json(text: str | bytes) -> Any:
         {'a': [1, 2.5]}
     """
     try:
-        value = json.loads(text, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant)
+        value = json.loads(
+            text,
+            parse_int=_parse_int,
+            parse_float=_parse_float,
+            parse_constant=_parse_constant,
+            object_pairs_hook=_object,
+        )
     except json.JSONDecodeError as exc:
         raise JsonProblem(f"invalid JSON ({exc.msg} at column {exc.colno})", exc.lineno) from None
     except RecursionError:

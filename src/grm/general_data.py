@@ -15,6 +15,7 @@ from pathlib import Path
 
 from grm.files import checked_records
 from grm.schemas import DataError, text_problem
+from grm.text_keys import is_blank
 
 FIELDS = ("prompt", "completion")
 
@@ -29,8 +30,8 @@ def row_problems(record: object) -> list[tuple[str, str]]:
         problems.append((unknown[0], f"unknown field(s) {unknown}; a general example has exactly {list(FIELDS)}"))
     for name in FIELDS:
         value = record.get(name)
-        if not isinstance(value, str) or not value.strip():
-            problems.append((name, "missing or not a non-empty string"))
+        if not isinstance(value, str) or is_blank(value):
+            problems.append((name, "missing or not a non-empty string (whitespace or invisible characters only)"))
         elif text_problem(value):
             problems.append((name, str(text_problem(value))))
     return problems

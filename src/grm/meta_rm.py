@@ -19,6 +19,7 @@ from typing import Any
 from grm import prompts
 from grm.benchmarks.scoring import roc_auc  # one ROC-AUC (Mann-Whitney, ties 1/2) for the project
 from grm.judging import ItemJudgement
+from grm.model_files import check_model_dir, load_pretrained
 from grm.pipeline_config import MetaRMConfig, seed_or_zero
 from grm.progress import Progress
 from grm.rft import Trajectory
@@ -104,7 +105,9 @@ class MetaScorer:
         if num_threads:
             set_torch_threads(num_threads)
         self.tokenizer = _meta_tokenizer(model_dir)
-        self.model = AutoModelForSequenceClassification.from_pretrained(model_dir, use_safetensors=True).eval()
+        self.model = load_pretrained(
+            AutoModelForSequenceClassification, model_dir, role="meta RM", use_safetensors=True
+        ).eval()  # strict: a GRM folder, a missing head or NaN weights are refused, not loaded with random weights
         self.batch_size = batch_size
         self.max_length = max_length
 
@@ -134,11 +137,7 @@ class MetaScorer:
 
 def load_meta_scorer(model_dir: str | Path, **kwargs: Any) -> MetaScorer:
     """Load a trained meta RM as a batch scorer for ``judging.judge_items(meta_scorer=...)``."""
-    path = Path(model_dir)
-    if not any(path.glob("*.safetensors")):
-        raise FileNotFoundError(
-            f"{path}: no *.safetensors weights; train one with the meta-RM stage or pass a valid dir"
-        )
+    path = check_model_dir(model_dir)  # missing/pickle-only/truncated weights, FIFOs: named before loading
     return MetaScorer(path, **kwargs)
 
 

@@ -61,6 +61,14 @@ def _positive(section: str, obj: Any, names: Iterable[str]) -> None:
             _fail(f"{section}.{name}", value, "must be an integer >= 1")
 
 
+def _at_least(section: str, obj: Any, names: Iterable[str], low: float = 0.0, strict: bool = False) -> None:
+    """Each named number must be ``> low`` (``strict``) or ``>= low``; NaN fails both."""
+    for name in names:
+        value = getattr(obj, name)
+        if not (value > low if strict else value >= low):
+            _fail(f"{section}.{name}", value, f"must be {'>' if strict else '>='} {low:g}")
+
+
 def seed_or_zero(seed: int | None) -> int:
     """A section's seed as the core uses it: ``None`` (a section built outside ``PipelineConfig``) means 0."""
     return 0 if seed is None else seed
@@ -312,6 +320,7 @@ class TinyModelConfig:
     def __post_init__(self) -> None:
         _positive("model.tiny", self, ("hidden_size", "num_layers", "num_heads", "intermediate_size"))
         _positive("model.tiny", self, ("max_position_embeddings",))
+        _at_least("model.tiny", self, ("rope_theta",), strict=True)
         if self.hidden_size % self.num_heads:
             raise ValueError(
                 f"model.tiny.hidden_size={self.hidden_size} is not divisible by num_heads={self.num_heads}; "
@@ -483,6 +492,8 @@ class SFTStageConfig:
         )
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"rft.train.warmup_ratio={self.warmup_ratio}: must be in [0, 1)")
+        _at_least("rft.train", self, ("weight_decay",))
+        _at_least("rft.train", self, ("max_grad_norm",), strict=True)
         if self.lr_scheduler_type not in SCHEDULERS:
             raise ValueError(f"rft.train.lr_scheduler_type={self.lr_scheduler_type!r}: must be one of {SCHEDULERS}")
 
@@ -597,8 +608,12 @@ class GRPOStageConfig:
     def __post_init__(self) -> None:
         if self.num_generations < 2:
             raise ValueError(f"rl.num_generations={self.num_generations}: GRPO needs groups of >= 2 (paper: 4)")
-        if self.beta < 0:
+        if not self.beta >= 0:
             raise ValueError(f"rl.beta={self.beta}: must be >= 0")
+        _at_least("rl", self, ("learning_rate", "epsilon"), strict=True)
+        _at_least("rl", self, ("too_easy_temperature",))
+        if not 0 <= self.warmup_ratio < 1:
+            _fail("rl.warmup_ratio", self.warmup_ratio, "must be in [0, 1)")
         if self.max_steps < 0:
             _fail("rl.max_steps", self.max_steps, "must be >= 1, or 0 to skip rl.train")
         if self.max_items is not None and self.max_items < 1:
@@ -666,6 +681,8 @@ class MetaRMConfig:
         _positive("meta_rm.train", self, ("max_length",))
         if not 0 <= self.val_fraction < 1:
             raise ValueError(f"meta_rm.train.val_fraction={self.val_fraction}: must be in [0, 1)")
+        _at_least("meta_rm.train", self, ("learning_rate",), strict=True)
+        _at_least("meta_rm.train", self, ("weight_decay",))
         _check_launch("meta_rm.train", self, {"meta_rm.train.batch_size": (self.batch_size, "batch_size")})
 
 
@@ -821,6 +838,10 @@ class RegistryConfig:
             "(`mlflow models serve -m models:/grm-pyfunc@champion --env-manager local`); null: skip"
         },
     )
+
+    def __post_init__(self) -> None:
+        if not self.margin >= 0:  # a negative margin promotes a model worse than the champion
+            _fail("registry.margin", self.margin, "must be >= 0 (0: any significant improvement promotes)")
 
 
 # ---- runtime ---------------------------------------------------------------------------------------------------

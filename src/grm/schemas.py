@@ -23,6 +23,7 @@ from typing import Any
 
 from grm.errors import UserError
 from grm.files import checked_records, write_jsonl_atomic
+from grm.text_keys import comparison_key, is_blank
 
 ROLES = ("system", "user", "assistant")
 KNOWN_FIELDS = ("id", "query", "responses", "best", "label", "ratings", "source", "subset", "meta")
@@ -58,9 +59,9 @@ class Item:
         return len(self.responses)
 
     @classmethod
-    def from_dict(cls, record: dict[str, Any]) -> Item:
-        """Build an item from a dict; raises ``ValueError`` listing every problem."""
-        problems = validate_record(record)
+    def from_dict(cls, record: dict[str, Any], *, invisible_responses_ok: bool = False) -> Item:
+        """Build an item from a dict; raises ``ValueError`` listing every problem (``validate_record``)."""
+        problems = validate_record(record, invisible_responses_ok=invisible_responses_ok)
         if problems:
             raise ValueError("; ".join(f"{f}: {p}" for f, p in problems))
         query = record["query"]
@@ -124,8 +125,12 @@ def _finite(value: Any) -> bool:
         return False
 
 
-def validate_record(record: Any) -> list[tuple[str, str]]:
-    """Return every ``(field, problem)`` of one decoded JSONL record; empty when it is valid."""
+def validate_record(record: Any, *, invisible_responses_ok: bool = False) -> list[tuple[str, str]]:
+    """Return every ``(field, problem)`` of one decoded JSONL record; empty when it is valid.
+
+    ``invisible_responses_ok``: a response of only invisible characters (RMB's rejected answers ``"\u200b"``) is
+    a response as published; benchmark rows keep it so that official item counts hold. Training data refuses it.
+    """
     if not isinstance(record, dict):
         return [("<row>", f"expected a JSON object, got {type(record).__name__}")]
     problems: list[tuple[str, str]] = []
@@ -133,14 +138,14 @@ def validate_record(record: Any) -> list[tuple[str, str]]:
     if unknown:
         problems.append((unknown[0], f"unknown field(s) {unknown}; valid fields are {list(KNOWN_FIELDS)}"))
     item_id = record.get("id")
-    if not isinstance(item_id, str) or not item_id.strip():
-        problems.append(("id", "missing or not a non-empty string"))
+    if not isinstance(item_id, str) or is_blank(item_id):
+        problems.append(("id", "missing or not a non-empty string (whitespace or invisible characters only)"))
     elif text_problem(item_id):
         problems.append(("id", str(text_problem(item_id))))
     query = record.get("query")
     if isinstance(query, str):
-        if not query.strip():
-            problems.append(("query", "empty string"))
+        if is_blank(query):
+            problems.append(("query", "empty string (or only whitespace/invisible characters such as U+200B)"))
         elif text_problem(query):
             problems.append(("query", str(text_problem(query))))
     elif isinstance(query, list):
@@ -156,8 +161,8 @@ def validate_record(record: Any) -> list[tuple[str, str]]:
                 problems.append((f"query[{i}]", "must be an object with exactly 'role' and 'content'"))
             elif msg["role"] not in ROLES:
                 problems.append((f"query[{i}].role", f"{msg['role']!r} is not one of {list(ROLES)}"))
-            elif not isinstance(msg["content"], str) or not msg["content"].strip():
-                problems.append((f"query[{i}].content", "missing or empty"))
+            elif not isinstance(msg["content"], str) or is_blank(msg["content"]):
+                problems.append((f"query[{i}].content", "missing or empty (or only whitespace/invisible characters)"))
             elif text_problem(msg["content"]):
                 problems.append((f"query[{i}].content", str(text_problem(msg["content"]))))
         if query and isinstance(query[-1], dict) and query[-1].get("role") != "user":
@@ -171,8 +176,11 @@ def validate_record(record: Any) -> list[tuple[str, str]]:
     else:
         n = len(responses)
         for i, resp in enumerate(responses):
-            if not isinstance(resp, str) or not resp.strip():
-                problems.append((f"responses[{i}]", "must be a non-empty string"))
+            blank = not resp.strip() if invisible_responses_ok and isinstance(resp, str) else None
+            if not isinstance(resp, str) or (blank if blank is not None else is_blank(resp)):
+                problems.append(
+                    (f"responses[{i}]", "must be a non-empty string (not only whitespace/invisible characters)")
+                )
             elif text_problem(resp):
                 problems.append((f"responses[{i}]", str(text_problem(resp))))
     best, label = record.get("best"), record.get("label")
@@ -225,13 +233,20 @@ def read_items(path: str | Path, *, allow_empty: bool = False) -> list[Item]:
     path = Path(path)
     errors: list[str] = []
     items: list[Item] = []
-    seen: dict[str, int] = {}
+    seen: dict[str, tuple[int, str]] = {}
     what = "JSONL file of items (write one with `grm world` or a converter)"
     for lineno, record in checked_records(path, what, validate_record, errors):
-        if record["id"] in seen:
-            errors.append(f"{path}:{lineno}: id: duplicate {record['id']!r} (first on line {seen[record['id']]})")
+        key = comparison_key(record["id"])
+        if key in seen:
+            first, first_id = seen[key]
+            same = (
+                ""
+                if first_id == record["id"]
+                else f" after Unicode NFKC and whitespace/invisible-character folding: {first_id!r}"
+            )
+            errors.append(f"{path}:{lineno}: id: duplicate {record['id']!r} (first on line {first}{same})")
             continue
-        seen[record["id"]] = lineno
+        seen[key] = (lineno, record["id"])
         items.append(Item.from_dict(record))
     if errors:
         raise DataError(path, errors)

@@ -7,6 +7,7 @@ traceback. Any other exception is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,8 +24,19 @@ DEBUG_ENV = "GRM_DEBUG"
 
 
 def is_user_error(exc: BaseException) -> bool:
-    """A ``UserError`` or a missing/wrong-kind path the user named (its message names the path)."""
-    return isinstance(exc, UserError | FileNotFoundError | IsADirectoryError | NotADirectoryError)
+    """A ``UserError`` or a missing/wrong-kind path the user named (its message names the path), also when a
+    pipeline stage wrapped it (``tasks.runtime.StageError``: its message names the stage, the cause and how to
+    resume)."""
+    if isinstance(exc, UserError | FileNotFoundError | IsADirectoryError | NotADirectoryError):
+        return True
+    if isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS:
+        return True
+    cause = getattr(exc, "cause", None)
+    return type(exc).__name__ == "StageError" and is_user_error(cause) if cause is not None else False
+
+
+# OS errors the user fixes in the environment (free space, permissions), not bugs: exit 2 with the path, no traceback
+ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES})
 
 
 def _debug(ctx: click.Context) -> bool:
@@ -65,6 +77,47 @@ def _root(
     strict_math()  # MKL's strict reproducibility for every command's builds (grm.threads)
 
 
+def check_sampling_options(
+    *,
+    temperature: float,
+    k: int,
+    k_meta: int | None,
+    meta_rm: Path | None,
+    max_new_tokens: int = 1,
+    k_flag: str = "--k",
+) -> None:
+    """Refuse sampling options that would be silently ignored or meaningless: ``--k`` or ``--max-new-tokens``
+    below 1, a negative or non-finite temperature, a ``--k-meta`` without ``--meta-rm``, or one outside ``1..k``.
+
+    Raises:
+        UserError: naming the option, its value and the fix.
+    """
+    import math
+
+    if k < 1:
+        raise UserError(f"{k} samples per item; at least 1 is needed", field=k_flag, fix="use e.g. --k 8")
+    if max_new_tokens < 1:
+        raise UserError(f"{max_new_tokens}: must be >= 1", field="--max-new-tokens", fix="use e.g. 512")
+    if not (math.isfinite(temperature) and temperature >= 0):
+        raise UserError(
+            f"{temperature} is not a finite number >= 0", field="--temperature", fix="use e.g. 0.5 (0 = greedy)"
+        )
+    if k_meta is None:
+        return
+    if meta_rm is None:
+        raise UserError(
+            f"{k_meta}: the number of samples a meta RM keeps means nothing without --meta-rm DIR",
+            field="--k-meta",
+            fix="add --meta-rm DIR, or drop --k-meta",
+        )
+    if not 1 <= k_meta <= k:
+        raise UserError(
+            f"{k_meta} is outside 1..{k}: the meta RM keeps between 1 and {k_flag} ({k}) samples",
+            field="--k-meta",
+            fix=f"use a value in 1..{k} (default: k/2)",
+        )
+
+
 @app.command()
 def score(
     model: Annotated[
@@ -91,7 +144,8 @@ def score(
     from grm.sampling import build_sampler
     from grm.schemas import read_items
 
-    check_output_file(output)
+    check_sampling_options(temperature=temperature, k=k, k_meta=k_meta, meta_rm=meta_rm, max_new_tokens=max_new_tokens)
+    check_output_file(output, inputs=[input])
     items = read_items(input)
     sampler = build_sampler(model, trust_remote_code=trust_remote_code)
     meta_scorer = None

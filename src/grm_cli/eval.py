@@ -35,7 +35,7 @@ from grm.evaluation import (
     model_label,
     read_scores_file,
 )
-from grm.files import check_output_dir
+from grm.files import check_name, check_output_dir
 from grm.schemas import DataError, Item, read_items
 from grm.verdicts import TIE_POLICIES
 
@@ -172,6 +172,10 @@ def eval_command(
         )
     if greedy_order not in GREEDY_ORDERS:
         raise typer.BadParameter(f"{greedy_order!r}; choose {', '.join(GREEDY_ORDERS)}", param_hint="--greedy-order")
+    if scores_file is None:
+        from grm_cli.app import check_sampling_options
+
+        check_sampling_options(temperature=temperature, k=max(ks), k_meta=k_meta, meta_rm=meta_rm, k_flag="max --k")
     if (model is None) == (scores_file is None):
         raise typer.BadParameter("give exactly one of --model (a GRM to sample) or --scores-file (scalar RM scores)")
     if scores_file is not None:
@@ -190,6 +194,8 @@ def eval_command(
     except (DataError, FileNotFoundError, KeyError) as exc:
         typer.echo(f"error: {exc.args[0] if isinstance(exc, KeyError) else exc}", err=True)
         raise typer.Exit(2) from exc
+    if model_name is not None:
+        check_name(model_name, "--model-name")
     name = model_name or (model_label(model) if model else model_label(str(scores_file).removesuffix(".jsonl")))
     out_dir = output or Path("runs") / "eval" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     check_output_dir(out_dir)  # an output path that is a file is refused before any sampling

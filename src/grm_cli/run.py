@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from grm_cli import supervise
+
 
 def run_command(
     config: Annotated[Path, typer.Option(help="pipeline YAML (configs/default.yaml: the embedded world, CPU)")] = Path(
@@ -24,7 +26,11 @@ def run_command(
         str | None, typer.Option(help="which drops: all | last:N | since:YYYY-MM-DD (= --set data.window=WINDOW)")
     ] = None,
 ) -> None:
-    """Run data -> validation -> rejective sampling -> RFT -> RL -> meta RM -> evaluation -> registry."""
+    """Run data -> validation -> rejective sampling -> RFT -> RL -> meta RM -> evaluation -> registry.
+
+    Ctrl-C or SIGTERM stops the run within a few seconds, children included (``grm_cli.supervise``); a rerun of the
+    same command resumes at the first stage that had not completed.
+    """
     from grm.config import load_config
     from grm.pipeline_config import PipelineConfig
     from grm.preflight import check_run_inputs
@@ -32,12 +38,18 @@ def run_command(
     # Config and input errors are reported (exit 2) before Prefect, MLflow or DVC touch the project.
     override = [*(override or []), *[f"{k}={v}" for k, v in (("data.source", data), ("data.window", window)) if v]]
     cfg = load_config(PipelineConfig, [config], override)
-    check_run_inputs(cfg, project_dir)
+    if not supervise.supervised():  # the supervising parent: check, then run the pipeline in a child process group
+        check_run_inputs(cfg, project_dir)
+        argv = ["run", "--config", str(config), "--project-dir", str(project_dir)]
+        argv += [arg for text in override for arg in ("--set", text)]
+        raise typer.Exit(supervise.run_supervised(argv, echo=typer.echo))
     from tasks import prefect_env
 
     prefect_env.configure_defaults(project_dir)  # .prefect/ inside --project-dir, whatever the working directory
     prefect_env.start_temporary_server()  # under a lock: two first runs at once raced on its database
     from flows.pipeline import spct_pipeline
+
+    supervise.quiet_user_error_tracebacks()  # bad data found inside the flow: one message, exit 2 (not 4 tracebacks)
     from grm.report import results_report
     from tasks import summary, tracking
 

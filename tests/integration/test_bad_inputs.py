@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import shutil
 import sys
 import types
@@ -150,6 +151,86 @@ def _scribble(name: str, data: bytes) -> Callable[[Path], None]:
 
 def _cfg(e: Env, text: str | bytes, name: str = "c.yaml") -> Path:
     return e.write(name, text)
+
+
+def _weights(edit: Callable[[dict], dict]) -> Callable[[Path], None]:
+    """Rewrite model.safetensors through ``edit(tensors) -> tensors``."""
+
+    def rewrite(d: Path) -> None:
+        from safetensors.torch import load_file, save_file
+
+        tensors = load_file(d / "model.safetensors")
+        save_file(edit(tensors), d / "model.safetensors", metadata={"format": "pt"})
+
+    return rewrite
+
+
+def _drop_mlp(t: dict) -> dict:
+    t.pop(next(k for k in sorted(t) if "mlp" in k))
+    return t
+
+
+def _nan_first(t: dict) -> dict:
+    next(iter(t.values()))[0, 0] = float("nan")
+    return t
+
+
+def _int8(t: dict) -> dict:
+    import torch
+
+    return {k: (v * 100).to(torch.int8) for k, v in t.items()}
+
+
+def _config(**changes: object) -> Callable[[Path], None]:
+    def edit(d: Path) -> None:
+        cfg = json.loads((d / "config.json").read_text())
+        cfg.update(changes)
+        (d / "config.json").write_text(json.dumps(cfg))
+
+    return edit
+
+
+def _gpt2_config(d: Path) -> None:
+    vocab = json.loads((d / "config.json").read_text())["vocab_size"]
+    gpt2 = {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "n_embd": 32, "n_layer": 1, "n_head": 2}
+    (d / "config.json").write_text(json.dumps({**gpt2, "vocab_size": vocab, "bos_token_id": 0, "eos_token_id": 0}))
+
+
+def _fifo_weights(d: Path) -> None:
+    (d / "model.safetensors").unlink()
+    os.mkfifo(d / "model.safetensors")
+
+
+def _general(e: Env, row: str) -> Path:
+    """A data.source folder whose general.jsonl holds ``row`` (and nothing else)."""
+    folder = e.source()
+    e.write("src/general.jsonl", row + "\n")
+    return folder
+
+
+def _fifo(e: Env, name: str) -> Path:
+    os.mkfifo(e.tmp / name)
+    return e.tmp / name
+
+
+def _gsm8k_cut(e: Env) -> Path:
+    """A benchdata folder whose gsm8k file holds 3 rows, the last cut in half (a copy that stopped early)."""
+    import tarfile
+
+    with tarfile.open(Path(__file__).parents[2] / "benchdata" / "gsm8k.tar.gz") as tar:
+        member = tar.extractfile("gsm8k/example_model_solutions.jsonl")
+        assert member is not None
+        lines = member.read().decode().splitlines(keepends=True)[:3]
+    e.write("bd/gsm8k/example_model_solutions.jsonl", "".join(lines)[: -len(lines[-1]) // 2])
+    return e.tmp / "bd"
+
+
+# a 400-byte YAML "billion laughs": seed is 9**8 (43 million) values once the aliases are expanded
+ALIAS_BOMB = (
+    "a0: &a0 [lol,lol,lol,lol,lol,lol,lol,lol,lol]\n"
+    + "".join(f"a{i}: &a{i} [{','.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 9))
+    + "seed: *a8\n"
+)
 
 
 CASES: list[tuple[str, str, Build]] = [
@@ -742,6 +823,268 @@ CASES: list[tuple[str, str, Build]] = [
             ["eval.benchdata", "nobench", "eval.benchmarks=[]"],
         ),
     ),
+    # ================ Reliability II (issue 28): each kind below was accepted, hung or crashed before ================
+    # ---------------- outputs that clobber ----------------
+    # a FIFO as --output: the atomic rename replaced the pipe by a regular file
+    ("score", "output-fifo", lambda e: (e.score(e.items(GOOD), "--output", str(_fifo(e, "p"))), ["/p:", "FIFO"])),
+    # --output equal to --input: the input was overwritten by the judgements
+    (
+        "score",
+        "output-is-input",
+        lambda e: (e.score(e.items(GOOD), "--output", str(e.tmp / "items.jsonl")), ["items.jsonl", "overwrite"]),
+    ),
+    # --output a symlink to --input
+    (
+        "score",
+        "output-links-to-input",
+        lambda e: (
+            e.score(
+                e.items(GOOD), "--output", str((e.tmp / "o.jsonl").symlink_to("items.jsonl") or e.tmp / "o.jsonl")
+            ),
+            ["o.jsonl", "overwrite the input"],
+        ),
+    ),
+    # --model-name with path parts: the default report folder runs/eval/<name>-<time> escaped runs/
+    (
+        "eval",
+        "model-name-traversal",
+        lambda e: (
+            e.eval_scores(e.write("s.jsonl", jl({"id": "w/1", "scores": [1, 2]})), None, "--model-name", "../../x"),
+            ["--model-name", "'../../x'"],
+        ),
+    ),
+    # data.data_dir=mlruns: DVC would version the live MLflow store
+    (
+        "run",
+        "data-dir-mlruns",
+        lambda e: (
+            e.run("--config", str(_cfg(e, "seed: 0\n")), "--set", "data.data_dir=mlruns"),
+            ["data.data_dir='mlruns'", "mlruns/ store"],
+        ),
+    ),
+    # data.data_dir inside the data.source folder: the prepared splits land among the incoming ones
+    (
+        "run",
+        "data-dir-in-source",
+        lambda e: (
+            e.run(
+                "--config",
+                str(_cfg(e, "seed: 0\n")),
+                "--set",
+                f"data.source={e.source()}",
+                "--set",
+                f"data.data_dir={e.tmp / 'src' / 'prepared'}",
+            ),
+            ["data.data_dir=", "inside it"],
+        ),
+    ),  # fmt: skip
+    # ---------------- model folders that loaded with random or wrong weights ----------------
+    # a tensor missing from the checkpoint (used to load it randomly initialised, with a warning)
+    (
+        "model",
+        "missing-tensor",
+        lambda e: (
+            e.score(e.items(GOOD), "--k", "1", model=str(e.model_copy(_weights(_drop_mlp)))),
+            ["model:", "not in the checkpoint", "mlp"],
+        ),
+    ),
+    # config.json says 4 layers, the weights hold 2: layers 2 and 3 were random
+    (
+        "model",
+        "layer-count-mismatch",
+        lambda e: (
+            e.score(e.items(GOOD), "--k", "1", model=str(e.model_copy(_config(num_hidden_layers=4)))),
+            ["model:", "model.layers.2."],
+        ),
+    ),
+    # llama weights under a gpt2 config: a whole random GPT-2
+    (
+        "model",
+        "wrong-architecture",
+        lambda e: (
+            e.score(e.items(GOOD), "--k", "1", model=str(e.model_copy(_gpt2_config))),
+            ["model:", "transformer.h.0", "fit no parameter"],
+        ),
+    ),
+    # a GRM (causal LM) folder given as --meta-rm: a random classifier head
+    (
+        "model",
+        "grm-as-meta-rm",
+        lambda e: (
+            e.score(e.items(GOOD), "--meta-rm", str(e.model), "--k", "2", model=str(e.model)),
+            ["meta RM", "score.weight", "causal LM"],
+        ),
+    ),
+    # a NaN in the weights: every score NaN
+    (
+        "model",
+        "nan-weights",
+        lambda e: (
+            e.score(e.items(GOOD), "--k", "1", model=str(e.model_copy(_weights(_nan_first)))),
+            ["model:", "NaN or infinite"],
+        ),
+    ),
+    # int8 weights without a quantization_config: silently cast
+    (
+        "model",
+        "int8-weights",
+        lambda e: (
+            e.score(e.items(GOOD), "--k", "1", model=str(e.model_copy(_weights(_int8)))),
+            ["model:", "'I8'", "quantization_config"],
+        ),
+    ),
+    # a FIFO named model.safetensors: loading hung for ever
+    (
+        "model",
+        "fifo-weights",
+        lambda e: (
+            e.score(e.items(GOOD), "--k", "1", model=str(e.model_copy(_fifo_weights))),
+            ["model:", "model.safetensors is not a regular file"],
+        ),
+    ),
+    # ---------------- numbers ----------------
+    ("score", "k-zero", lambda e: (e.score(e.items(GOOD), "--k", "0"), ["--k:", "at least 1"])),
+    ("score", "k-negative", lambda e: (e.score(e.items(GOOD), "--k", "-3"), ["--k:", "-3"])),
+    ("score", "temperature-nan", lambda e: (e.score(e.items(GOOD), "--temperature", "nan"), ["--temperature:"])),
+    (
+        "score",
+        "max-new-tokens-zero",
+        lambda e: (e.score(e.items(GOOD), "--max-new-tokens", "0"), ["--max-new-tokens"]),
+    ),
+    # --k-meta without a meta RM was ignored
+    (
+        "score",
+        "k-meta-without-meta-rm",
+        lambda e: (e.score(e.items(GOOD), "--k-meta", "1"), ["--k-meta:", "--meta-rm"]),
+    ),
+    # --k-meta above k was ignored
+    (
+        "score",
+        "k-meta-above-k",
+        lambda e: (e.score(e.items(GOOD), "--meta-rm", str(e.model), "--k-meta", "5"), ["--k-meta:", "1..2"]),
+    ),
+    (
+        "eval",
+        "eval-k-meta-without-meta-rm",
+        lambda e: (
+            [
+                "eval",
+                "--benchmark",
+                str(e.items(GOOD, name="b.jsonl")),
+                "--model",
+                "world-teacher",
+                "--k-meta",
+                "2",
+                "--output",
+                str(e.tmp / "rep"),
+            ],
+            ["--k-meta:", "--meta-rm"],
+        ),
+    ),  # fmt: skip
+    ("config", "lr-negative", lambda e: (e.world("--set", "rl.learning_rate=-1e-4"), ["rl.learning_rate", "> 0"])),
+    ("config", "lr-nan", lambda e: (e.world("--set", "rft.train.learning_rate=.nan"), ["rft.train.learning_rate"])),
+    ("config", "epsilon-inf", lambda e: (e.world("--set", "rl.epsilon=.inf"), ["rl.epsilon", "finite"])),
+    ("config", "beta-nan", lambda e: (e.world("--set", "rl.beta=.nan"), ["rl.beta", "finite"])),
+    ("config", "eval-temperature-nan", lambda e: (e.world("--set", "eval.temperature=.nan"), ["eval.temperature"])),
+    ("config", "rope-theta-zero", lambda e: (e.world("--set", "model.tiny.rope_theta=0"), ["model.tiny.rope_theta"])),
+    # registry.margin=-.inf promoted an equal model; a negative one promotes a worse model
+    ("config", "margin-minus-inf", lambda e: (e.world("--set", "registry.margin=-.inf"), ["registry.margin"])),
+    ("config", "margin-negative", lambda e: (e.world("--set", "registry.margin=-0.1"), ["registry.margin", ">= 0"])),
+    # a 30-digit integer: world generation hung
+    (
+        "config",
+        "config-huge-int",
+        lambda e: (e.world("--set", "world.n_entities=" + "9" * 30), ["world.n_entities", "range"]),
+    ),
+    # YAML 1.1: a leading zero is octal (seed: 010 was 8)
+    ("config", "yaml-octal", lambda e: (e.world("--config", str(_cfg(e, "seed: 010\n"))), ["c.yaml:1:", "octal"])),
+    # YAML 1.1: base 60 (max_steps: 1:30 was 90)
+    (
+        "config",
+        "yaml-sexagesimal",
+        lambda e: (e.world("--config", str(_cfg(e, "rl:\n  max_steps: 1:30\n"))), ["c.yaml:2:", "base 60"]),
+    ),
+    ("config", "set-underscore-int", lambda e: (e.world("--set", "seed=1_000"), ["seed=1_000", "underscores"])),
+    # an alias bomb: a 400-byte file gave a 254 MB error message
+    ("config", "alias-bomb", lambda e: (e.world("--config", str(_cfg(e, ALIAS_BOMB))), ["c.yaml", "aliases"])),
+    # ---------------- data ----------------
+    # a key twice in one JSON object: the last won silently
+    (
+        "score",
+        "json-duplicate-key",
+        lambda e: (
+            e.score(e.items('{"id": "x", "query": "q", "responses": ["a", "b"], "best": 0, "best": 1}')),
+            ["items.jsonl:1:", "'best' appears twice"],
+        ),
+    ),
+    # a response that is only a zero-width space (or a BOM) passed "non-empty"
+    (
+        "score",
+        "zero-width-only-response",
+        lambda e: (e.score(e.items({**GOOD, "responses": ["\u200b", "b"]})), ["items.jsonl:1:", "responses[0]"]),
+    ),
+    (
+        "score",
+        "bom-only-query",
+        lambda e: (e.score(e.items({**GOOD, "query": "\ufeff \u2060"})), ["items.jsonl:1:", "query:", "invisible"]),
+    ),
+    # ids that differ only by a trailing space, a full-width letter or a zero-width character were distinct items
+    (
+        "score",
+        "id-trailing-space",
+        lambda e: (e.score(e.items(GOOD, {**GOOD, "id": "w/1 "})), ["items.jsonl:2:", "duplicate", "first on line 1"]),
+    ),
+    (
+        "score",
+        "id-fullwidth",
+        lambda e: (e.score(e.items(GOOD, {**GOOD, "id": "\uff57/1"})), ["items.jsonl:2:", "duplicate", "NFKC"]),
+    ),
+    (
+        "score",
+        "id-zero-width",
+        lambda e: (e.score(e.items(GOOD, {**GOOD, "id": "w/\u200b1"})), ["items.jsonl:2:", "duplicate"]),
+    ),
+    # a broken general.jsonl passed preflight, was published, then failed at rft.train
+    (
+        "run",
+        "general-bad-row",
+        lambda e: (
+            e.run(
+                "--set",
+                "data.source=" + str(_general(e, json.dumps({"prompt": "q", "completion": ""}))),
+                "--set",
+                f"model.base={e.model}",
+            ),
+            ["general.jsonl:1:", "completion"],
+        ),
+    ),  # fmt: skip
+    (
+        "run",
+        "general-empty",
+        lambda e: (
+            e.run("--set", f"data.source={_general(e, '')}", "--set", f"model.base={e.model}"),
+            ["general.jsonl", "no rows", "rft.general_ratio"],
+        ),
+    ),
+    # a benchmark file cut in half: the cut row was skipped with one warning, the rest silently missing
+    (
+        "eval",
+        "benchmark-truncated",
+        lambda e: (
+            [
+                "eval",
+                "--benchmark",
+                "gsm8k-pairs",
+                "--benchdata",
+                str(_gsm8k_cut(e)),
+                "--scores-file",
+                str(e.write("s.jsonl", jl({"id": "x", "scores": [1, 2]}))),
+                "--output",
+                str(e.tmp / "rep"),
+            ],
+            ["example_model_solutions.jsonl:3:", "truncated"],
+        ),
+    ),  # fmt: skip
 ]
 
 # Config values accepted today with a wrong effect; the rule is the config helper's (pipeline_config.py).

@@ -1,7 +1,8 @@
 """Decontamination: queries shared between training sets and benchmarks, exact and after normalisation.
 
 The query text compared is ``Item.query_text()`` (the user's last turn). Normalisation: Unicode NFKC, lower case,
-punctuation (Unicode category P*), symbols (S*) and all whitespace removed, so "2+2" matches "2 + 2". Pure functions over items, so the
+punctuation (Unicode category P*), symbols (S*), invisible and control characters (C*: a zero-width space inside
+a leaked query must not hide it) and all whitespace removed, so "2+2" matches "2 + 2". Pure functions over items, so the
 result can back a data-validation expectation ("no training query appears in an evaluation benchmark").
 """
 
@@ -28,7 +29,7 @@ def normalize_query(text: str) -> str:
         'whats22'
     """
     text = unicodedata.normalize("NFKC", text).lower()
-    kept = "".join(ch for ch in text if not unicodedata.category(ch).startswith(("P", "S")))
+    kept = "".join(ch for ch in text if not unicodedata.category(ch).startswith(("P", "S", "C")))
     return _SPACE_RE.sub("", kept)
 
 

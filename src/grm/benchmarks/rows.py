@@ -71,8 +71,37 @@ def _rows(numbered: Iterable[tuple[int, str | bytes]], path: str) -> Iterator[Ro
 
 
 def iter_jsonl(path: str | Path) -> Iterator[Row]:
-    """Stream ``Row``s from a JSONL file (strict UTF-8: a bad encoding raises ``InputFileError`` naming the line)."""
-    yield from _rows(iter_lines(path, "JSONL file"), str(path))
+    """Stream ``Row``s from a JSONL file (strict UTF-8: a bad encoding raises ``InputFileError`` naming the line).
+
+    Raises:
+        DataError: the file is truncated: its last line is not valid JSON and has no newline (a copy cut short),
+            even when bad rows are being skipped: skipping it would silently drop the rest of the benchmark.
+    """
+    last: Row | None = None
+    for row in _rows(iter_lines(path, "JSONL file"), str(path)):
+        if last is not None:
+            yield last
+        last = row
+    if last is None:
+        return
+    if isinstance(last.data, BadJson) and not _ends_with_newline(Path(path)):
+        raise DataError(
+            path,
+            [
+                f"{last.location}: <file>: the file is truncated: its last line is cut off mid-row "
+                f"({last.data.message}) and has no newline; copy or download the file again"
+            ],
+        )
+    yield last
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with path.open("rb") as fh:
+        fh.seek(0, 2)
+        if fh.tell() == 0:
+            return True
+        fh.seek(-1, 2)
+        return fh.read(1) == b"\n"
 
 
 def iter_json_list(path: str | Path) -> Iterator[Row]:
@@ -183,11 +212,11 @@ def build_item(**fields: Any) -> Item:
     record = {k: v for k, v in fields.items() if v is not None}
     if isinstance(record.get("query"), tuple):
         record["query"] = list(record["query"])
-    problems = validate_record(record)
+    problems = validate_record(record, invisible_responses_ok=True)  # a benchmark's responses as published
     if problems:
         field, problem = problems[0]
         raise RowError(f"<converted>.{field}", problem)
-    return Item.from_dict(record)
+    return Item.from_dict(record, invisible_responses_ok=True)
 
 
 def round_robin(shards: Sequence[Shard]) -> Iterator[Row]:

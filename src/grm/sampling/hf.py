@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from grm.model_files import load_pretrained
 from grm.progress import Progress, track
 from grm.threads import set_torch_threads
 
@@ -183,8 +184,10 @@ class HFSampler:
 
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir, trust_remote_code=trust_remote_code)
         self.tokenizer.padding_side = "left"
-        self.model = AutoModelForCausalLM.from_pretrained(
+        self.model = load_pretrained(
+            AutoModelForCausalLM,
             self.model_dir,
+            role="causal LM (GRM)",
             use_safetensors=True,
             trust_remote_code=trust_remote_code,
             dtype=_resolve_dtype(dtype),

@@ -25,6 +25,7 @@ from typing import Any
 
 from grm import judging, prompts, voting
 from grm.correctness import is_correct
+from grm.model_files import load_pretrained
 from grm.pipeline_config import GRPOStageConfig, seed_or_zero
 from grm.progress import use_progress_callback
 from grm.rewards import CorrectnessReward
@@ -168,7 +169,7 @@ def train_grpo(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     tokenizer.padding_side = "left"
-    model = AutoModelForCausalLM.from_pretrained(model_dir, use_safetensors=True, dtype=torch.float32)
+    model = load_pretrained(AutoModelForCausalLM, model_dir, role="GRM", use_safetensors=True, dtype=torch.float32)
     args = GRPOConfig(
         output_dir=str(tmp / "trainer"),
         learning_rate=cfg.learning_rate,

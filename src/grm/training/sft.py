@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from grm.model_files import load_pretrained
 from grm.pipeline_config import SFTStageConfig, seed_or_zero
 from grm.progress import use_progress_callback
 from grm.threads import set_torch_threads
@@ -98,7 +99,7 @@ def train_sft(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+        model = load_pretrained(AutoModelForCausalLM, model_dir, role="base model", dtype=torch.float32)
         dataset = Dataset.from_list([{"prompt": e["prompt"], "completion": e["completion"]} for e in examples])
         args = SFTConfig(
             output_dir=str(tmp / "trainer"),

@@ -186,6 +186,9 @@ def _register_optional_commands() -> None:
 
     if DATA_COMMANDS:
         app.add_typer(register_data_commands(), name="data")
+    from grm_cli.team import team_app
+
+    app.add_typer(team_app, name="team")
 
 
 _register_optional_commands()

@@ -56,5 +56,7 @@ def connect(root: Path, state: StackState) -> list[str]:
                 section["region"] = objectstore.REGION
         finally:
             repo.close()
-    written += [str(root / ".dvc" / "config"), str(root / ".dvc" / "config.local")]
+    local = root / ".dvc" / "config.local"
+    local.chmod(0o600)  # it holds the S3 keys
+    written += [str(root / ".dvc" / "config"), str(local)]
     return written

@@ -96,6 +96,8 @@ def _short(e: BaseException) -> str:
     for needle in ("Connection refused", "Name or service not known", "timed out", "Connection reset"):
         if needle.lower() in text.lower():
             return needle.lower()
+    if "All connection attempts failed" in text:  # httpx
+        return "connection failed"
     return _name(e)
 
 
@@ -116,7 +118,7 @@ def explain(exc: BaseException, env: Mapping[str, str] | None = None) -> Service
                     "mlflow", target, f"refuses the credentials (HTTP {status.group(1)})", fix=FIXES["mlflow", "auth"]
                 )
             if "Max retries exceeded" in text or "Failed to establish a new connection" in text:
-                return ServiceError("mlflow", target, "is not reachable", fix=FIXES["mlflow", "down"])
+                return ServiceError("mlflow", target, f"is not reachable ({_short(e)})", fix=FIXES["mlflow", "down"])
         if module.startswith(("requests", "urllib3")) and _name(e) in ("ConnectionError", "MaxRetryError"):
             url = re.search(r"host='([^']+)', port=(\d+)", text)
             target = f"http://{url.group(1)}:{url.group(2)}" if url else _mlflow_target(text, env)
@@ -137,7 +139,7 @@ def explain(exc: BaseException, env: Mapping[str, str] | None = None) -> Service
 def _s3_error(e: BaseException, text: str, env: Mapping[str, str]) -> ServiceError | None:
     target = env.get("GRM_DVC_REMOTE") or env.get("AWS_ENDPOINT_URL") or "(the DVC remote)"
     if _name(e) in ("EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError"):
-        endpoint = re.search(r'endpoint URL: "(https?://[^/"]+)"', text)
+        endpoint = re.search(r'endpoint URL: "(https?://[^/"]+)', text)
         at = f" (endpoint {endpoint.group(1)})" if endpoint else ""
         return ServiceError("dvc", target, f"is not reachable{at}", fix=FIXES["dvc", "down"])
     if _name(e) in ("NoCredentialsError", "PartialCredentialsError"):

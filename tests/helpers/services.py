@@ -170,7 +170,7 @@ def s3_server(root: Path, buckets: tuple[str, ...] = ("dvc",)) -> Iterator[Servi
     cmd += [f"-master.port={p[0]}", f"-master.port.grpc={p[1]}", f"-volume.port={p[2]}", f"-volume.port.grpc={p[3]}"]
     cmd += ["-filer", f"-filer.port={p[4]}", f"-filer.port.grpc={p[5]}", "-s3", f"-s3.port={p[6]}"]
     cmd += [f"-s3.port.grpc={p[7]}", "-s3.port.iceberg=0", "-s3.port.lance=0", f"-s3.config={root / 's3.json'}"]
-    cmd += ["-volume.max=4", "-master.volumeSizeLimitMB=64", f"-metricsPort={p[8]}"]
+    cmd += ["-volume.max=4", "-master.volumeSizeLimitMB=64", f"-metricsPort={p[8]}", "-volume.preStopSeconds=0"]
     url = f"http://127.0.0.1:{p[6]}"
     service = _launch(cmd, root, dict(os.environ), url, url, 120)
     try:

@@ -93,12 +93,16 @@ def bounded_mlflow_env() -> Iterator[None]:
 
 # ---- MLflow ----------------------------------------------------------------------------------------------------
 def mlflow_auth(env: Mapping[str, str]) -> dict[str, Any]:
-    """``requests`` keyword arguments carrying the MLflow client's credentials (basic auth or a bearer token)."""
+    """``requests`` keyword arguments carrying the MLflow client's credentials (basic auth or a bearer token) and
+    its TLS choice (``MLFLOW_TRACKING_INSECURE_TLS``)."""
+    kwargs: dict[str, Any] = {}
+    if env.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() in ("1", "true"):
+        kwargs["verify"] = False
     if env.get("MLFLOW_TRACKING_USERNAME"):
-        return {"auth": (env["MLFLOW_TRACKING_USERNAME"], env.get("MLFLOW_TRACKING_PASSWORD", ""))}
-    if env.get("MLFLOW_TRACKING_TOKEN"):
-        return {"headers": {"Authorization": f"Bearer {env['MLFLOW_TRACKING_TOKEN']}"}}
-    return {}
+        kwargs["auth"] = (env["MLFLOW_TRACKING_USERNAME"], env.get("MLFLOW_TRACKING_PASSWORD", ""))
+    elif env.get("MLFLOW_TRACKING_TOKEN"):
+        kwargs["headers"] = {"Authorization": f"Bearer {env['MLFLOW_TRACKING_TOKEN']}"}
+    return kwargs
 
 
 def _refused(service: str, target: str, status: int, what: str) -> ServiceError:
@@ -115,7 +119,7 @@ def mlflow_server_version(uri: str, env: Mapping[str, str]) -> str:
     """
     base = uri.rstrip("/")
     try:
-        health = _http("GET", f"{base}/health")
+        health = _http("GET", f"{base}/health", **{k: v for k, v in mlflow_auth(env).items() if k == "verify"})
     except Exception as exc:
         raise _unreachable("mlflow", uri, exc) from None
     if health.status_code != 200:
@@ -205,6 +209,8 @@ def check_registry(uri: str, env: Mapping[str, str] | None = None) -> Check:
     """Every registered model and its aliases, read through MLflow's client (bounded)."""
     from mlflow import MlflowClient
 
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        return Check("registry", uri, True, "no registry yet (the embedded store is created on the first run)")
     try:
         with bounded_mlflow_env():
             models = MlflowClient(uri, registry_uri=uri).search_registered_models(max_results=100)

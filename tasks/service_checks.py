@@ -34,6 +34,7 @@ from tasks.service_errors import FIXES, ServiceError
 
 TIMEOUT_S = 5.0  # one request; a service that needs longer to answer a health probe is not healthy
 PROBE_PREFIX = "grm-doctor-probe"
+SERVICE_OF = {"tracking": "mlflow", "registry": "mlflow", "prefect": "prefect", "dvc": "dvc"}  # line -> FIXES key
 # MLflow's own client, where a check uses it: no retries and a short timeout (defaults: 7 retries, ~4 min)
 BOUNDED_MLFLOW_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": str(int(TIMEOUT_S))}
 
@@ -399,14 +400,33 @@ def run_checks(
     from tasks.tracking import resolve_tracking_uri
 
     uri = resolve_tracking_uri(tracking_uri, project_dir)
-    checks = [check_tracking(uri)]
+    checks = [_guarded("tracking", uri, lambda: check_tracking(uri))]
     if checks[0].ok:
-        checks.append(check_registry(uri))
+        checks.append(_guarded("registry", uri, lambda: check_registry(uri)))
     else:
         checks.append(Check("registry", uri, False, "not checked: the tracking store failed", "fix tracking first"))
-    checks.append(check_prefect(project_dir))
-    checks.append(check_dvc(project_dir, remote))
+    checks.append(
+        _guarded("prefect", os.environ.get("PREFECT_API_URL", "embedded"), lambda: check_prefect(project_dir))
+    )
+    checks.append(_guarded("dvc", "(the DVC remote)", lambda: check_dvc(project_dir, remote)))
     return checks
+
+
+def _guarded(service: str, target: str, check: Any) -> Check:
+    """``check()``, or a FAIL line for an error it did not expect (a connection dropped between two probes)."""
+    try:
+        return check()
+    except Exception as exc:
+        import requests
+
+        if isinstance(exc, requests.RequestException):  # this module's own probes (MLflow and Prefect alike)
+            return _fail(service, target, _unreachable(SERVICE_OF[service], target, exc))
+        err = service_errors.explain(exc)
+        if err is not None:
+            return _fail(service, target, err)
+        return _fail(
+            service, target, f"the check failed: {type(exc).__name__}: {str(exc)[:200]}", "rerun `grm doctor`"
+        )
 
 
 def preflight(

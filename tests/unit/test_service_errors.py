@@ -140,3 +140,17 @@ def test_a_folder_remote_is_probed_by_writing_and_nothing_is_left(tmp_path):
     blocked.write_text("not a folder")  # (a read-only folder would not stop root, who runs CI here)
     check = service_checks.check_dvc(tmp_path, str(blocked))
     assert not check.ok and "is not writable" in check.detail and check.fix
+
+
+def test_a_probe_that_breaks_midway_is_a_fail_line_of_its_own_service_not_a_crash():
+    def dropped():
+        raise requests.exceptions.ReadTimeout("read timed out")
+
+    check = service_checks._guarded("prefect", "http://h:4200/api", dropped)
+    assert not check.ok and check.detail == "is not reachable (timed out)" and "PREFECT_API_URL" in check.fix
+
+    def bug():
+        raise KeyError("x")
+
+    check = service_checks._guarded("dvc", "s3://b/p", bug)
+    assert not check.ok and "KeyError" in check.detail

@@ -68,9 +68,7 @@ def grm(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess:
     """``grm ARGS`` in a clean environment (no service settings but ``env``): the project's file decides."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(SERVICE_PREFIXES)}
     base["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "src")])
-    return subprocess.run(
-        [str(GRM), *args], cwd=cwd, env={**base, **env}, capture_output=True, text=True, timeout=240
-    )
+    return subprocess.run([str(GRM), *args], cwd=cwd, env={**base, **env}, capture_output=True, text=True, timeout=240)
 
 
 def lines(out: str) -> dict[str, str]:
@@ -193,3 +191,26 @@ def test_an_mlflow_restart_mid_call_is_retried_and_an_outage_is_one_clear_error(
     finally:
         restart.join()
     assert tracker.client().get_run(run_id).data.metrics["during_restart"] == 2.0
+
+
+def test_the_dvc_remote_of_a_team_project_is_read_from_dvc_config_and_its_local_keys(stack, tmp_path, monkeypatch):
+    from tasks import versioning
+
+    for key in [k for k in os.environ if k.startswith(SERVICE_PREFIXES)]:
+        monkeypatch.delenv(key)
+    # `grm team up`'s layout: the endpoint in .dvc/config, the keys in .dvc/config.local (never in git)
+    versioning.ensure_repo(tmp_path, remote="s3://dvc/team")
+    dvc(tmp_path, "endpointurl", stack["s3"].url, local=False)
+    for key, value in (("access_key_id", S3_KEYS[0]), ("secret_access_key", "wrong"), ("region", "us-east-1")):
+        dvc(tmp_path, key, value)
+    check = service_checks.check_dvc(tmp_path)
+    assert not check.ok and check.detail.startswith("refuses the credentials") and "--local" in check.fix
+    dvc(tmp_path, "secret_access_key", S3_KEYS[1])
+    check = service_checks.check_dvc(tmp_path)
+    assert check.ok and check.target == "s3://dvc/team" and stack["s3"].url in check.detail
+
+
+def dvc(project: Path, key: str, value: str, local: bool = True) -> None:
+    """``dvc remote modify [--local] local KEY VALUE`` in ``project``."""
+    cmd = [str(Path(sys.executable).parent / "dvc"), "remote", "modify", *(["--local"] if local else []), "local"]
+    subprocess.run([*cmd, key, value], cwd=project, check=True, capture_output=True)

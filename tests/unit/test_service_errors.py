@@ -6,7 +6,6 @@ from __future__ import annotations
 import httpx
 import pytest
 import requests
-from botocore.exceptions import ClientError, EndpointConnectionError
 from mlflow.exceptions import MlflowException
 
 from tasks import prefect_env, service_checks
@@ -61,25 +60,6 @@ def _wrapped(inner: BaseException) -> RuntimeError:
         ),
         # Prefect's client (httpx)
         (httpx.ConnectError("All connection attempts failed"), "prefect", ENV["PREFECT_API_URL"], "is not reachable"),
-        # DVC's S3 remote (botocore under s3fs)
-        (
-            EndpointConnectionError(endpoint_url="http://127.0.0.1:8333/dvc?list-type=2"),
-            "dvc",
-            "(the DVC remote)",
-            "is not reachable (endpoint http://127.0.0.1:8333)",
-        ),
-        (
-            ClientError({"Error": {"Code": "SignatureDoesNotMatch", "Message": "no"}}, "ListObjectsV2"),
-            "dvc",
-            "(the DVC remote)",
-            "refuses the credentials (SignatureDoesNotMatch)",
-        ),
-        (
-            ClientError({"Error": {"Code": "NoSuchBucket", "Message": "no"}}, "ListObjectsV2"),
-            "dvc",
-            "(the DVC remote)",
-            "names a bucket that does not exist",
-        ),
     ],
 )
 def test_a_client_library_failure_names_the_service_url_and_fix(exc, service, target, problem):
@@ -96,12 +76,33 @@ def test_a_client_library_failure_names_the_service_url_and_fix(exc, service, ta
     [
         ValueError("a bug"),
         MlflowException("RESOURCE_DOES_NOT_EXIST: run 'x' not found"),  # an answer, not an outage
-        ClientError({"Error": {"Code": "NoSuchKey", "Message": "no"}}, "GetObject"),  # a missing object: the caller's
         ConnectionRefusedError(111, "Connection refused"),  # a bare socket error names no service
     ],
 )
 def test_other_errors_are_not_service_failures_and_keep_their_traceback(exc):
     assert explain(_wrapped(exc), ENV) is None
+
+
+def test_an_s3_client_failure_names_the_dvc_remote_and_the_fix():
+    exceptions = pytest.importorskip("botocore.exceptions", reason="botocore comes with dvc-s3 (extra: team)")
+    cases = [
+        (exceptions.EndpointConnectionError(endpoint_url="http://127.0.0.1:8333/dvc?list-type=2"), "is not reachable"),
+        (exceptions.NoCredentialsError(), "has no credentials"),
+    ]
+    for code, problem in (
+        ("SignatureDoesNotMatch", "refuses the credentials (SignatureDoesNotMatch)"),
+        ("InvalidAccessKeyId", "refuses the credentials (InvalidAccessKeyId)"),
+        ("NoSuchBucket", "names a bucket that does not exist"),
+    ):
+        cases.append((exceptions.ClientError({"Error": {"Code": code, "Message": "no"}}, "ListObjectsV2"), problem))
+    for exc, problem in cases:
+        err = explain(_wrapped(exc), {"GRM_DVC_REMOTE": "s3://dvc/store"})
+        assert err is not None and (err.service, err.target) == ("dvc", "s3://dvc/store")
+        assert err.problem.startswith(problem) and err.fix
+    endpoint = explain(cases[0][0], {})
+    assert endpoint is not None and endpoint.problem == "is not reachable (endpoint http://127.0.0.1:8333)"
+    missing_object = exceptions.ClientError({"Error": {"Code": "NoSuchKey", "Message": "no"}}, "GetObject")
+    assert explain(missing_object, {}) is None  # an answer about one object, not an outage
 
 
 def test_doctor_lines_say_ok_or_fail_with_the_fix():

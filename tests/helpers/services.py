@@ -70,7 +70,7 @@ class Service:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)  # the server and its workers: the group this helper started
             try:
-                self.proc.wait(timeout=20)
+                self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()

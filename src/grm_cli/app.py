@@ -3,7 +3,8 @@
 User errors (``grm.errors.UserError``: bad files, rows, config keys, model folders) are turned into a few lines on
 stderr and exit code 2 in one place, ``GrmGroup.invoke``; ``grm --debug`` (or ``GRM_DEBUG=1``) shows their
 traceback. So is a service that is down or refuses the credentials (``tasks.service_errors.explain``: MLflow,
-Prefect, the DVC remote), wherever in a client library it surfaced. Any other exception is a bug and keeps its traceback.
+Prefect, the DVC remote), wherever in a client library it surfaced. Any other exception is a bug and keeps its
+traceback.
 """
 
 from __future__ import annotations

@@ -146,9 +146,10 @@ def check_tracking(uri: str, env: Mapping[str, str] | None = None) -> Check:
     except ServiceError as err:
         return _fail("tracking", uri, err)
     if server != "?" and _major(server) != _major(mlflow.__version__):
+        client = mlflow.__version__
         return _fail(
-            "tracking", uri, f"server runs mlflow {server}, this client is {mlflow.__version__} (major versions differ)",
-            f"install mlflow=={server} here, or run the server with mlflow {mlflow.__version__}",
+            "tracking", uri, f"server runs mlflow {server}, this client is {client} (major versions differ)",
+            f"install mlflow=={server} here, or run the server with mlflow {client}",
         )  # fmt: skip
     base, auth = uri.rstrip("/"), mlflow_auth(env)
     name = f"{PROBE_PREFIX}-{uuid.uuid4().hex[:12]}"
@@ -353,7 +354,7 @@ def probe_remote(conf: Mapping[str, Any], write: bool = True) -> str:
         if err is None:
             err = ServiceError(
                 "dvc", url, f"failed: {type(exc).__name__}: {str(exc)[:200]}",
-                fix="check the remote's settings: `dvc remote list --show-origin` and `dvc config --list --show-origin`",
+                fix="check the remote's settings: `dvc config --list --show-origin`",
             )  # fmt: skip
         raise err from None
     endpoint = conf.get("endpointurl") or os.environ.get("AWS_ENDPOINT_URL") or "AWS"
@@ -365,8 +366,10 @@ def _probe_folder(folder: Path, write: bool) -> str:
         parent = next((p for p in folder.parents if p.exists()), Path("/"))
         if os.access(parent, os.W_OK):
             return "a folder; created on the first push"
-        raise ServiceError("dvc", str(folder), f"does not exist and {parent} is not writable",
-                           fix="`dvc remote modify local url PATH` to a folder you can write (or GRM_DVC_REMOTE)")  # fmt: skip
+        raise ServiceError(
+            "dvc", str(folder), f"does not exist and {parent} is not writable",
+            fix="`dvc remote modify local url PATH` to a folder you can write (or GRM_DVC_REMOTE)",
+        )  # fmt: skip
     if write:
         probe = folder / f".{PROBE_PREFIX}-{uuid.uuid4().hex[:12]}"
         try:

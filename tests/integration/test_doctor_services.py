@@ -105,7 +105,8 @@ def test_doctor_names_each_refused_credential_with_its_fix(stack, tmp_path):
     # the environment wins over .grm/services.env: the same project with three wrong secrets
     out = grm(
         ["doctor"], proj,
-        MLFLOW_TRACKING_PASSWORD="wrong-password", PREFECT_API_AUTH_STRING="admin:wrong", AWS_SECRET_ACCESS_KEY="wrong",
+        MLFLOW_TRACKING_PASSWORD="wrong-password", PREFECT_API_AUTH_STRING="admin:wrong",
+        AWS_SECRET_ACCESS_KEY="wrong",
     )  # fmt: skip
     assert out.returncode == 2, out.stdout + out.stderr
     found = lines(out.stdout)

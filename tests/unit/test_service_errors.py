@@ -124,7 +124,8 @@ def test_runs_bound_mlflow_retries_to_about_a_minute(tmp_path):
 
 def test_deployment_work_pools_come_from_prefect_yaml(tmp_path):
     (tmp_path / "prefect.yaml").write_text(
-        "deployments:\n  - name: a\n    work_pool: {name: pool-a}\n  - name: b\n  - name: c\n    work_pool: {name: pool-a}\n"
+        "deployments:\n  - name: a\n    work_pool: {name: pool-a}\n  - name: b\n"
+        "  - name: c\n    work_pool: {name: pool-a}\n"
     )
     assert service_checks.deployment_work_pools(tmp_path) == ["pool-a"]
     assert service_checks.deployment_work_pools(tmp_path / "nowhere") == []

@@ -102,12 +102,12 @@ def log_grm_model(
         "pip_requirements": [],  # served with --env-manager local, where grm is installed
     }
     # mlflow.set_tracking_uri also exports MLFLOW_TRACKING_URI to the environment; mlflow's own context manager
-    # restores both exactly (set_tracking_uri(previous) would leave the default URI pinned in the environment).
+    # restores its in-process URI (set_tracking_uri(previous) would leave the default URI pinned in the environment)
+    # but, when that was never set, deletes the variable even where the user (or .grm/services.env) had set it: the
+    # rest of the run would fall back to the embedded store. The variable is put back as it was.
     from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
-    # Restoring an unset URI unsets $MLFLOW_TRACKING_URI, which a team's settings (.grm/services.env) export:
-    # the rest of the process would fall back to the embedded store. Put it back.
-    exported = os.environ.get("MLFLOW_TRACKING_URI")
+    env_uri = os.environ.get("MLFLOW_TRACKING_URI")
     try:
         with _use_tracking_uri(tracking_uri or mlflow.get_tracking_uri()):
             with warnings.catch_warnings():
@@ -127,8 +127,8 @@ def log_grm_model(
                 mlflow.MlflowClient().set_registered_model_alias(registered_model_name, alias, str(version))
             return info
     finally:
-        if exported is not None:
-            os.environ["MLFLOW_TRACKING_URI"] = exported
+        if env_uri is not None:
+            os.environ["MLFLOW_TRACKING_URI"] = env_uri
 
 
 def _query(inputs: Any) -> Any:

@@ -149,7 +149,10 @@ def test_tiny_pipeline_on_the_team_stack_survives_restarts_and_a_second_clone_sh
     again = grm(["team", "up", "--dir", str(stack_dir)], cwd=first)
     assert "started" not in again.stdout and service_env.read(first) == services
 
-    # TODO(team-doctor): `grm doctor` passes here, then reports each service as down once stopped (its branch).
+    doctor = grm(["doctor"], cwd=first)  # every configured service answers and accepts the stack's credentials
+    assert [line.split()[:2] for line in doctor.stdout.splitlines() if line.strip()] == [
+        ["ok", "tracking"], ["ok", "registry"], ["ok", "prefect"], ["ok", "dvc"]
+    ], doctor.stdout  # fmt: skip
 
     os.environ.update({k: services[k] for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")})
     try:
@@ -215,3 +218,7 @@ def test_tiny_pipeline_on_the_team_stack_survives_restarts_and_a_second_clone_sh
     assert down.stdout.count("stopped") == 5
     after = grm(["team", "status", "--dir", str(stack_dir)], cwd=first, check=False)
     assert after.returncode == 1 and after.stdout.count("DOWN") == 5
+    doctor = grm(["doctor"], cwd=first, check=False)  # each stopped service is named, with its fix
+    assert doctor.returncode == 2
+    failed = {line.split()[1] for line in doctor.stdout.splitlines() if line.startswith("FAIL")}
+    assert {"tracking", "prefect", "dvc"} <= failed, doctor.stdout

@@ -220,5 +220,5 @@ def test_tiny_pipeline_on_the_team_stack_survives_restarts_and_a_second_clone_sh
     assert after.returncode == 1 and after.stdout.count("DOWN") == 5
     doctor = grm(["doctor"], cwd=first, check=False)  # each stopped service is named, with its fix
     assert doctor.returncode == 2
-    failed = {line.split()[1] for line in doctor.stdout.splitlines() if line.startswith("FAIL")}
+    failed = {line.split()[1] for line in (doctor.stdout + doctor.stderr).splitlines() if line.startswith("FAIL")}
     assert {"tracking", "prefect", "dvc"} <= failed, doctor.stdout

@@ -70,6 +70,24 @@ def stop_command(
     typer.echo(f"{service:<12} {'stopped' if stack.stop_service(folder, service) else 'was not running'}")
 
 
+@team_app.command("settings")
+def settings_command(state_dir: StateDir = None) -> None:
+    """Print a project's settings for this stack (services.env lines and DVC commands) for another machine.
+    They hold the stack's credentials: pass them on privately."""
+    from tasks.team import objectstore, project, stack
+
+    state = stack.load(_state_dir(state_dir))
+    typer.echo("# .grm/services.env of a project (chmod 600, never commit):")
+    for key, value in project.settings(state).items():
+        typer.echo(f"{key}={value}")
+    typer.echo("# the DVC remote (run in the project):")
+    typer.echo(f"dvc remote modify local url {project.dvc_url()}")
+    typer.echo(f"dvc remote modify local endpointurl {state.s3_endpoint}")
+    typer.echo(f"dvc remote modify --local local access_key_id {state.s3_access_key}")
+    typer.echo(f"dvc remote modify --local local secret_access_key {state.s3_secret_key}")
+    typer.echo(f"dvc remote modify --local local region {objectstore.REGION}")
+
+
 @team_app.command("status")
 def status_command(state_dir: StateDir = None) -> None:
     """One line per service: up or down, its endpoint, its pid (or the log to read). Exit 1 when one is down."""

@@ -45,8 +45,11 @@ def endpoint(host: str, ports: dict[str, int]) -> str:
 
 def command(state_dir: Path, host: str, ports: dict[str, int]) -> list[str]:
     data = state_dir / NAME
+    internal = (
+        "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    )  # -ip is the address its parts advertise to each other
     return [
-        weed_binary(), "server", f"-dir={data}", f"-ip={host}", f"-ip.bind={host}",
+        weed_binary(), "server", f"-dir={data}", f"-ip={internal}", f"-ip.bind={host}",
         f"-master.port={ports['master']}", f"-master.port.grpc={ports['master_grpc']}",
         f"-volume.port={ports['volume']}", f"-volume.port.grpc={ports['volume_grpc']}",
         "-filer=true", f"-filer.port={ports['filer']}", f"-filer.port.grpc={ports['filer_grpc']}",

@@ -71,12 +71,12 @@ def project(path: Path, config: Path) -> Path:
     return path
 
 
-def report(label: str, wall: float, log: str) -> float:
+def report(label: str, wall: float, log: str) -> tuple[float, float]:
     total, sums = timing_columns(log)
     stage_s = sum(sums.values()) or 1.0
     parts = ", ".join(f"{c} {sums[c]:.1f} s ({100 * sums[c] / stage_s:.1f}%)" for c in ("tracking", "versioning"))
     print(f"{label:<10} wall {wall:7.1f} s  flow total {total:7.1f} s  stage time {stage_s:7.1f} s  {parts}")  # noqa: T201
-    return wall
+    return wall, total
 
 
 def main() -> None:
@@ -96,7 +96,9 @@ def main() -> None:
         finally:
             subprocess.run([str(BIN / "grm"), "team", "down", "--dir", str(state), "--purge"], env=env(),
                            cwd=root, capture_output=True)  # fmt: skip
-    print(f"ratio stack / embedded wall time: {wall_s / wall_e:.3f} (target <= 1.10)")  # noqa: T201
+    # the command's wall time includes Prefect's temporary server start (embedded only); the flow's total does not
+    print(f"ratio stack / embedded wall time: {wall_s[0] / wall_e[0]:.3f} (target <= 1.10)")  # noqa: T201
+    print(f"ratio stack / embedded flow total: {wall_s[1] / wall_e[1]:.3f}")  # noqa: T201
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from grm.errors import UserError
 from tasks import service_env
 from tasks.team import mlflow_server, objectstore
 from tasks.team.stack import StackState
@@ -42,6 +43,11 @@ def connect(root: Path, state: StackState) -> list[str]:
     from tasks import versioning
 
     root = root.resolve()
+    if not any((root / marker).exists() for marker in (".git", ".dvc", "data.dvc")):
+        raise UserError(
+            f"{root} is not a project (no .git, .dvc or data.dvc): run `grm team up` from the project's folder, "
+            "pass --project-dir, or --no-connect to start the stack only"
+        )
     written = [str(service_env.write(root, settings(state)))]
     versioning.ensure_repo(root, remote=dvc_url())
     with versioning.in_dir(root):

@@ -63,3 +63,10 @@ def test_stopping_an_unknown_service_lists_the_known_ones(tmp_path: Path) -> Non
 def test_a_folder_without_a_stack_says_how_to_start_one(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="grm team up --dir"):
         stack.load(tmp_path)
+
+
+def test_up_does_not_turn_a_folder_that_is_no_project_into_one(tmp_path: Path) -> None:
+    state = stack.StackState(ports={"mlflow": 1, "prefect": 2, "s3": 3})
+    with pytest.raises(UserError, match="not a project .*--no-connect"):
+        project.connect(tmp_path, state)
+    assert not (tmp_path / ".grm").exists() and not (tmp_path / ".dvc").exists()

@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # GPU tests run in the vLLM venv when there is one (requirements-gpu.txt: vLLM's pins clash with Prefect's)
 GPU_PY ?= $(if $(wildcard .venv-gpu/bin/python),.venv-gpu/bin/python,$(PY))
 
-.PHONY: setup run pipeline test test-fast test-slow e2e test-gpu lint fmt world bench mlflow-ui clean
+.PHONY: setup run pipeline test test-fast test-slow e2e test-team test-gpu lint fmt world bench mlflow-ui clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,9 @@ test-slow: $(STAMP)
 
 e2e: $(STAMP)
 	$(PY) -m pytest -m "e2e and not gpu" $(PYTEST_ARGS)
+
+test-team: $(STAMP)  ## the team stack end to end (PostgreSQL, S3, MLflow + Prefect servers; docs/team.md); also in `make test`
+	$(PY) -m pytest tests/e2e/test_team_stack.py $(PYTEST_ARGS)
 
 test-gpu:  ## tests/gpu: vLLM sampler, HF sampler on CUDA, 2-GPU DDP SFT; each skips with its reason without CUDA
 	$(GPU_PY) -m pytest -m gpu tests/gpu $(PYTEST_ARGS)

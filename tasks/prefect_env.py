@@ -53,6 +53,12 @@ def defaults_for(project_dir: str | Path | None = None) -> dict[str, str]:
         "DVC_NO_ANALYTICS": "1",
         "GX_ANALYTICS_ENABLED": "false",
         "MLFLOW_ENABLE_ASYNC_LOGGING": "false",  # logs are on disk when a stage returns (crash safety)
+        # a tracking server that is down: MLflow's default retries for ~4 min (7 retries, backoff 2 s, 120 s
+        # timeout); these ride out a restart (retries after 0, 2, 4, 8, 16, 32 s: ~1 min, as Prefect's client)
+        # and then fail the stage (`grm` names the server and the fix; a rerun resumes from the finished stages)
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "6",
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",
         "TOKENIZERS_PARALLELISM": "false",
         # transformers' "Loading weights" / "Writing model shards" and datasets' ".map" bars: sub-second bars, a
         # page of them per stage; training and sampling report through grm.progress instead

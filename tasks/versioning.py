@@ -351,6 +351,10 @@ def from_remote(project_root: str | Path, store_root: str | Path, dvc_md5: str, 
             try:
                 repo.pull(targets=["data.dvc"], force=True)
             except Exception as exc:
+                if "://" in str(remote_conf.get("url", "")):  # an object store that is down or refuses the keys:
+                    from tasks.remote_probe import probe_remote  # say so, not "the version is missing"
+
+                    probe_remote(remote_conf, write=False)  # raises tasks.service_errors.ServiceError
                 raise data_store.DataVersionError(
                     f"data version {dvc_md5} is not in the DVC remote {remote_conf.get('url')} "
                     f"(nor in the local cache {cache}): {type(exc).__name__}",

@@ -2,7 +2,9 @@
 
 User errors (``grm.errors.UserError``: bad files, rows, config keys, model folders) are turned into a few lines on
 stderr and exit code 2 in one place, ``GrmGroup.invoke``; ``grm --debug`` (or ``GRM_DEBUG=1``) shows their
-traceback. Any other exception is a bug and keeps its traceback.
+traceback. So is a service that is down or refuses the credentials (``tasks.service_errors.explain``: MLflow,
+Prefect, the DVC remote), wherever in a client library it surfaced. Any other exception is a bug and keeps its
+traceback.
 """
 
 from __future__ import annotations
@@ -43,6 +45,17 @@ def _debug(ctx: click.Context) -> bool:
     return bool(ctx.params.get("debug")) or os.environ.get(DEBUG_ENV, "") not in ("", "0")
 
 
+def _service_error(exc: BaseException) -> UserError | None:
+    """The ``tasks.service_errors.ServiceError`` an exception stands for (None: a bug, keep the traceback)."""
+    import sys
+
+    if "tasks" not in sys.modules:  # no command that talks to a service has run
+        return None
+    from tasks.service_errors import explain
+
+    return explain(exc)
+
+
 class GrmGroup(TyperGroup):
     """The root command group: the one place where a user error becomes ``error: ...`` and exit code 2."""
 
@@ -50,8 +63,12 @@ class GrmGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except Exception as exc:
-            if not is_user_error(exc) or _debug(ctx):
+            if _debug(ctx):
                 raise
+            if not is_user_error(exc):
+                exc = _service_error(exc)  # a server down or refusing the credentials, deep in a client library
+                if exc is None:
+                    raise
             typer.echo(f"error: {exc}", err=True)
             typer.echo(f"(exit code {USER_ERROR_EXIT}; rerun with `grm --debug ...` for the traceback)", err=True)
             ctx.exit(USER_ERROR_EXIT)
@@ -220,6 +237,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("reproduce", "grm_cli.reproduce", "reproduce"),
     ("ui", "grm_cli.reproduce", "ui"),
     ("gc", "grm_cli.gc", "gc_command"),
+    ("doctor", "grm_cli.doctor", "doctor_command"),
 ]
 
 
@@ -232,6 +250,9 @@ def _register_optional_commands() -> None:
 
     if DATA_COMMANDS:
         app.add_typer(register_data_commands(), name="data")
+    from grm_cli.team import team_app
+
+    app.add_typer(team_app, name="team")
 
 
 _register_optional_commands()

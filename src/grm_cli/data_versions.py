@@ -37,7 +37,9 @@ def versions(
     """List every data version: first published (UTC), size, md5, whether the DVC remote holds it, and the MLflow
     runs that used it (oldest first)."""
     from tasks.data_versions import list_versions
+    from tasks.service_checks import preflight
 
+    preflight(("mlflow", "dvc"), project_dir, tracking_uri, remote)  # a server down: exit 2 naming it, no hang
     found = list_versions(project_dir, tracking_uri, remote)
     if as_json:
         typer.echo(json.dumps([v.as_dict() for v in found], indent=2))
@@ -73,7 +75,9 @@ def pull(
     """Restore one data version from the DVC remote, every file md5-verified: into data/ + data.dvc (refusing to
     overwrite changes not recorded in data.dvc), or into --out DIR. Prints what was restored as JSON."""
     from tasks.data_pull import pull_version
+    from tasks.service_checks import preflight
 
+    preflight(("mlflow", "dvc") if run or as_of else ("dvc",), project_dir, tracking_uri, remote)
     result = pull_version(
         project_dir, as_of=as_of, run=run, version=version, out=out, force=force,
         tracking_uri=tracking_uri, remote=remote,

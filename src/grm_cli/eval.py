@@ -166,6 +166,10 @@ def eval_command(
 ) -> None:
     """Evaluate a generative RM (greedy, Voting@k, MetaRM@k) or a scalar RM's scores on real benchmarks."""
     ks = parse_ks(k)
+    if track:  # checked before the evaluation: a tracking server that is down fails now, not after it
+        from tasks.service_checks import preflight
+
+        preflight(("mlflow",))
     if tie_policy not in (*TIE_POLICIES, OFFICIAL):
         raise typer.BadParameter(
             f"{tie_policy!r}; choose {', '.join((*TIE_POLICIES, OFFICIAL))}", param_hint="--tie-policy"

@@ -26,6 +26,9 @@ def gc_command(
 
     if yes and dry_run:
         raise UserError("--yes and --dry-run contradict each other: pass one")
+    from tasks.service_checks import preflight
+
+    preflight(("mlflow",), project_dir, tracking_uri)  # a server down: exit 2 naming it, no hang
     plan = plan_gc(project_dir, keep_runs, keep_versions, tracking_uri)
     verb = "removing" if yes else "would remove"
     for r in plan.remove:

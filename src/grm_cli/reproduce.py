@@ -24,7 +24,9 @@ def reproduce(
     write reproduce/RUN_ID/config.yaml, which reruns it on that data; prints the rerun command (with the run's git
     commit) as JSON."""
     from tasks.reproduce import reproduce_command
+    from tasks.service_checks import preflight
 
+    preflight(("mlflow", "dvc"), project_dir, tracking_uri, remote)  # a server down: exit 2 naming it, no hang
     result = reproduce_command(
         run_id, project_dir=str(project_dir), tracking_uri=tracking_uri, force=force, remote=remote
     )

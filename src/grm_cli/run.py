@@ -46,6 +46,11 @@ def run_command(
     from tasks import prefect_env
 
     prefect_env.configure_defaults(project_dir)  # .prefect/ inside --project-dir, whatever the working directory
+    from tasks.service_checks import preflight
+
+    # a server that is down or refuses the credentials: exit 2 naming it now, not after minutes of retries
+    needs = ("mlflow", "prefect", "dvc") if cfg.tracking.enabled else ("prefect", "dvc")
+    preflight(needs, project_dir, cfg.tracking.tracking_uri)
     prefect_env.start_temporary_server()  # under a lock: two first runs at once raced on its database
     from flows.pipeline import spct_pipeline
 

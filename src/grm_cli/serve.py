@@ -34,8 +34,10 @@ def resolve_registry_model(
         name, alias = model.removeprefix("models:/").split("@", 1)
     else:
         return model, None
+    from tasks.service_checks import preflight
     from tasks.tracking import Tracker, resolve_tracking_uri
 
+    preflight(("mlflow",), project_dir, tracking_uri)  # a server down: exit 2 naming it, no hang
     tracker = Tracker(resolve_tracking_uri(tracking_uri, project_dir), "grm-serve")
 
     def fetch(reg_name: str) -> str | None:

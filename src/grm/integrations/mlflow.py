@@ -22,6 +22,7 @@ own registered model with the same alias.)
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -101,26 +102,33 @@ def log_grm_model(
         "pip_requirements": [],  # served with --env-manager local, where grm is installed
     }
     # mlflow.set_tracking_uri also exports MLFLOW_TRACKING_URI to the environment; mlflow's own context manager
-    # restores both exactly (set_tracking_uri(previous) would leave the default URI pinned in the environment).
+    # restores its in-process URI (set_tracking_uri(previous) would leave the default URI pinned in the environment)
+    # but, when that was never set, deletes the variable even where the user (or .grm/services.env) had set it: the
+    # rest of the run would fall back to the embedded store. The variable is put back as it was.
     from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
-    with _use_tracking_uri(tracking_uri or mlflow.get_tracking_uri()):
-        with warnings.catch_warnings():
-            # The signature is given explicitly (``signature()``), so mlflow's advice to add type hints or an input
-            # example for signature inference does not apply; everything else it warns about still shows.
-            warnings.filterwarnings(
-                "ignore", message=r".*Add type hints to the `predict` method", category=UserWarning
-            )
-            warnings.filterwarnings("ignore", message=r".*An input example was not provided", category=UserWarning)
-            if run_id is not None:
-                with mlflow.start_run(run_id=run_id):
+    env_uri = os.environ.get("MLFLOW_TRACKING_URI")
+    try:
+        with _use_tracking_uri(tracking_uri or mlflow.get_tracking_uri()):
+            with warnings.catch_warnings():
+                # The signature is given explicitly (``signature()``), so mlflow's advice to add type hints or an input
+                # example for signature inference does not apply; everything else it warns about still shows.
+                warnings.filterwarnings(
+                    "ignore", message=r".*Add type hints to the `predict` method", category=UserWarning
+                )
+                warnings.filterwarnings("ignore", message=r".*An input example was not provided", category=UserWarning)
+                if run_id is not None:
+                    with mlflow.start_run(run_id=run_id):
+                        info = mlflow.pyfunc.log_model(**kwargs)
+                else:
                     info = mlflow.pyfunc.log_model(**kwargs)
-            else:
-                info = mlflow.pyfunc.log_model(**kwargs)
-        if alias is not None and registered_model_name is not None:
-            version = info.registered_model_version
-            mlflow.MlflowClient().set_registered_model_alias(registered_model_name, alias, str(version))
-        return info
+            if alias is not None and registered_model_name is not None:
+                version = info.registered_model_version
+                mlflow.MlflowClient().set_registered_model_alias(registered_model_name, alias, str(version))
+            return info
+    finally:
+        if env_uri is not None:
+            os.environ["MLFLOW_TRACKING_URI"] = env_uri
 
 
 def _query(inputs: Any) -> Any:

@@ -339,6 +339,9 @@ def train_meta_rm(
             shutil.rmtree(work, ignore_errors=True)
         for step in range(len(metrics["loss_curve"])):
             _log_curve(log_fn, metrics["loss_curve"], step)
+        for step, auc in metrics.get("selection_curve", []):
+            if log_fn is not None and not math.isnan(auc):
+                log_fn({"meta_rm/val/within_item_auc": auc}, int(step))
         return metrics
     from transformers import AutoModelForSequenceClassification
 

@@ -60,6 +60,7 @@ VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
     "lr3e-4": ({}, {"learning_rate": 3e-4}, "self"),
     "lr3e-3": ({}, {"learning_rate": 3e-3}, "self"),
     "steps600": ({}, {"steps": 600}, "self"),
+    "seed1": ({}, {"seed": 1}, "self"),  # the same recipe, another init/batch order: the noise floor of one training
 }
 
 
@@ -86,6 +87,12 @@ def score_table(items: list[Item], scored: list[ItemJudgement], k: int, k_meta: 
                 ys.append(int(is_correct(s.scores, best=it.best, label=it.label)))
                 ids.append(it.id)
     within, mixed = meta_rm.within_item_auc(ps, ys, ids)
+    extra: dict[str, Any] = {}
+    for keep in sorted({k // 2, 3 * k // 4, k - 1} - {k_meta}):  # k_meta: how many of the k samples to keep
+        kept = [decide(r, k=k, method="metarm", k_meta=keep, seed=seed).credit for r in scored]
+        extra[f"gap_kmeta{keep}"] = [round(100 * x, 1) for x in paired_gap(kept, vote, seed=seed)]
+    weighted = [weighted_credit(it, r, k, seed) for it, r in zip(items, scored, strict=True)]
+    extra["gap_weighted"] = [round(100 * x, 1) for x in paired_gap(weighted, vote, seed=seed)]
     return {
         f"voting_k{k}": round(100 * float(np.mean(vote)), 1),
         f"metarm_k{k}": round(100 * float(np.mean(meta)), 1),
@@ -95,7 +102,25 @@ def score_table(items: list[Item], scored: list[ItemJudgement], k: int, k_meta: 
         "test_within_item_auc": round(within, 3),
         "test_mixed_items": mixed,
         "test_auc": round(roc_auc(ps, ys), 3),
+        **extra,
     }
+
+
+def weighted_credit(item: Item, res: ItemJudgement, k: int, seed: int) -> float:
+    """Meta-RM-weighted voting (a diagnostic beside the paper's top-k_meta filter): every parsed sample of the
+    first ``k`` votes with its scores times its meta score, so a constant meta RM gives Voting@k back."""
+    voters = [s for s in res.samples[:k] if s.scores is not None]
+    if not voters:
+        return 0.0
+    totals = np.sum([np.asarray(s.scores, dtype=float) * (s.meta_score or 0.0) for s in voters], axis=0)
+    weight = sum(s.meta_score or 0.0 for s in voters)
+    if item.n == 1:
+        low, high = (0, 1) if res.single_label else (1, 10)
+        mean = totals[0] / weight if weight else (low + high) / 2
+        mid = (low + high) / 2
+        return 0.5 if mean == mid else float((mean > mid) == bool(item.label))  # a tie: expected credit
+    winners = np.flatnonzero(totals == totals.max())
+    return float(item.best in winners) / len(winners)  # a tie at the top: the expected credit of a random pick
 
 
 def main() -> None:
@@ -107,6 +132,7 @@ def main() -> None:
     p.add_argument("--results", type=Path, default=Path("runs/meta_rm_variants/results.jsonl"))
     p.add_argument("--k", type=int, default=8)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--reuse", action="store_true", help="rescore a variant's meta RM trained by an earlier call")
     p.add_argument("--config", type=Path, default=Path("configs/default.yaml"), help="the run's config")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="the run's overrides")
     a = p.parse_args()
@@ -142,9 +168,14 @@ def main() -> None:
         backbone = models["base"] if train_over.get("backbone") == "base" else models[source]
         t0 = time.perf_counter()
         model_dir = a.out / f"meta_{tag}_{a.student}_{name}"
-        stats = meta_rm.train_meta_rm(
-            backbone, examples, model_dir, train_cfg, num_threads=a.threads, template=sampling.template
-        )
+        stats_file = model_dir.with_suffix(".json")
+        if a.reuse and stats_file.exists() and (model_dir / meta_rm.INFO_FILE).exists():
+            stats = json.loads(stats_file.read_text(encoding="utf-8"))
+        else:
+            stats = meta_rm.train_meta_rm(
+                backbone, examples, model_dir, train_cfg, num_threads=a.threads, template=sampling.template
+            )
+            stats_file.write_text(json.dumps({k: v for k, v in stats.items() if k != "loss_curve"}), encoding="utf-8")
         scorer = meta_rm.load_meta_scorer(model_dir, template=sampling.template)
         scored = copy.deepcopy(sampled)
         judging.attach_meta_scores(test, scored, scorer)

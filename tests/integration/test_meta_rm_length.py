@@ -6,6 +6,7 @@ import logging
 import math
 
 import pytest
+import typer
 
 from grm import meta_rm
 from grm.judging import ItemJudgement, SampleJudgement
@@ -130,3 +131,23 @@ def test_meta_config_refuses_unknown_grm_split_and_negative_select_every():
         MetaStageConfig(grm_split="test")
     with pytest.raises(ValueError, match="meta_rm.train.select_every=-1"):
         MetaRMConfig(select_every=-1)
+
+
+def test_grm_eval_refuses_a_meta_rm_of_another_template_with_exit_2(tmp_path):
+    from typer.testing import CliRunner
+
+    from grm.schemas import write_items
+    from grm_cli import eval as eval_cmd
+
+    meta = tmp_path / "meta"
+    meta.mkdir()
+    (meta / "model.safetensors").write_bytes(b"not read: the template is checked first")
+    meta_rm.write_info(meta, 192, "compact")
+    data = write_items(tmp_path / "toy.jsonl", [Item(f"t/{i}", f"q {i}", ("a", "b"), best=0) for i in range(2)])
+    app = typer.Typer()
+    app.command("eval")(eval_cmd.eval_command)
+    app.callback()(lambda: None)
+    args = ["eval", "--benchmark", str(data), "--model", str(tmp_path), "--meta-rm", str(meta)]
+    result = CliRunner().invoke(app, [*args, "--template", "deepseek-grm"])
+    assert result.exit_code == 2
+    assert "rates judgements of the 'compact' template, not 'deepseek-grm'" in " ".join(result.output.split())

@@ -183,7 +183,8 @@ def main() -> None:
         record |= {"overrides": {**stage_over, **train_over}}
         record |= score_table(test, scored, a.k, ev.k_meta or a.k // 2, ev.seed)
         record |= {
-            k: round(float(stats[k]), 3) for k in ("val_within_item_auc", "val_auc", "selected_step", "n_train")
+            k: round(float(stats.get(k, "nan")), 3)
+            for k in ("val_within_item_auc", "val_within_item_auc_all", "val_auc", "selected_step", "n_train")
         }
         record |= {"data": {k: round(v, 3) for k, v in counts.items()}, "truncated": scorer.truncated}
         record["train_and_score_seconds"] = round(time.perf_counter() - t0, 1)

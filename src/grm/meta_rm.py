@@ -59,7 +59,12 @@ def examples_from_trajectories(
         item = items[t.id]
         shown = [item.responses[o] for o in t.order]
         out.append(
-            {"text": prompts.render_meta_prompt(item.query, shown, t.completion), "label": int(t.correct), "id": t.id}
+            {
+                "text": prompts.render_meta_prompt(item.query, shown, t.completion),
+                "label": int(t.correct),
+                "id": t.id,
+                "source": "teacher",
+            }
         )
     return out
 
@@ -78,7 +83,8 @@ def examples_from_judgements(
                 continue
             shown = [item.responses[o] for o in s.order]
             label = int(is_correct(s.scores, best=item.best, label=item.label))
-            out.append({"text": prompts.render_meta_prompt(item.query, shown, s.text), "label": label, "id": item.id})
+            text = prompts.render_meta_prompt(item.query, shown, s.text)
+            out.append({"text": text, "label": label, "id": item.id, "source": "grm"})
     return out
 
 
@@ -308,12 +314,15 @@ def train_meta_rm(
             returned curve when the ranks are done).
         template: the GRM prompt template of the judgements it rates (recorded; ``load_meta_scorer`` checks it).
 
-    With ``cfg.select_every`` > 0 and a held-out split, the held-out within-item AUC is measured every that many
-    steps (and at the end) and the best checkpoint is the one saved (``selected_step``; the first on ties).
+    ``examples`` may carry ``source`` ("teacher" or "grm"). With ``cfg.select_every`` > 0 and a held-out split,
+    the held-out within-item AUC (``val_within_item_auc``) is measured every that many steps (and at the end) and
+    the best checkpoint is the one saved (``selected_step``; the first on ties).
 
     Returns:
-        ``train_loss`` (last 20 steps), ``val_within_item_auc`` (the headline: MetaRM@k ranks samples of one item),
-        ``val_mixed_items``, ``val_auc`` (global), ``val_accuracy``, ``n_train``, ``n_val``, ``n_truncated``
+        ``train_loss`` (last 20 steps), ``val_within_item_auc`` (the headline: MetaRM@k ranks samples of one item;
+        over the held-out examples of ``source`` "grm", the guided GRM's, when there are any, else all of them),
+        ``val_mixed_items`` (its items with both labels), ``val_within_item_auc_all`` (every held-out example, the
+        teacher's too), ``val_auc`` (global), ``val_accuracy``, ``n_train``, ``n_val``, ``n_truncated``
         (inputs longer than ``cfg.max_length``), ``positive_rate``, ``selected_step``, ``steps`` and
         ``loss_curve`` (every step's loss; a list, not a metric); launched, also ``world_size`` and ``backend``.
     """
@@ -378,6 +387,11 @@ def train_meta_rm(
             "meta RM: %d of %d training inputs are longer than meta_rm.train.max_length=%d and were left-truncated",
             cut + val_cut, len(examples), cfg.max_length,
         )  # fmt: skip
+    # the selection signal: the held-out samples of the guided GRM (``source`` "grm") when there are any, since the
+    # teacher's errors are easier to read than the policy's and would pick a checkpoint for the wrong model
+    guided = [i for i, e in enumerate(val) if e.get("source") == "grm"] or list(range(len(val)))
+    sel_ids = [val_ids[i] for i in guided]
+    sel_labels, sel_items = [val[i]["label"] for i in guided], [val[i]["id"] for i in guided]
     selecting = cfg.select_every > 0 and bool(val)
     best: tuple[float, int, dict | None] = (-1.0, 0, None)  # (within-item AUC, step, weights)
     curve: list[list[float]] = []
@@ -406,11 +420,7 @@ def train_meta_rm(
             _log_curve(log_fn, losses, step)
         if selecting and ((step + 1) % cfg.select_every == 0 or step + 1 == cfg.steps):
             model.eval()  # every rank scores the same held-out split with the same weights: one decision
-            auc, _ = within_item_auc(
-                _logits(model, tokenizer, val_ids, 64, progress=False),
-                [e["label"] for e in val],
-                [e["id"] for e in val],
-            )
+            auc, _ = within_item_auc(_logits(model, tokenizer, sel_ids, 64, progress=False), sel_labels, sel_items)
             model.train()
             curve.append([step + 1, auc])
             if rank == 0 and log_fn is not None and not math.isnan(auc):
@@ -428,6 +438,7 @@ def train_meta_rm(
         "n_truncated": float(cut + val_cut),
         "positive_rate": pos_rate,
         "val_within_item_auc": float("nan"),
+        "val_within_item_auc_all": float("nan"),
         "val_mixed_items": 0.0,
         "val_auc": float("nan"),
         "val_accuracy": float("nan"),
@@ -471,8 +482,13 @@ def _save_and_score(
     if val:
         probs = load_meta_scorer(tmp, template=template)([e["text"] for e in val])
         ys = [e["label"] for e in val]
-        metrics["val_within_item_auc"], mixed = within_item_auc(probs, ys, [e["id"] for e in val])
+        ids = [e["id"] for e in val]
+        guided = [i for i, e in enumerate(val) if e.get("source") == "grm"] or list(range(len(val)))
+        metrics["val_within_item_auc"], mixed = within_item_auc(
+            [probs[i] for i in guided], [ys[i] for i in guided], [ids[i] for i in guided]
+        )
         metrics["val_mixed_items"] = float(mixed)
+        metrics["val_within_item_auc_all"] = within_item_auc(probs, ys, ids)[0]
         metrics["val_auc"] = roc_auc(probs, ys) if len(set(ys)) == 2 else float("nan")
         metrics["val_accuracy"] = float(np.mean([(p > 0.5) == bool(y) for p, y in zip(probs, ys, strict=True)]))
     if out_dir.exists():

@@ -98,6 +98,21 @@ def test_the_saved_checkpoint_is_the_best_by_held_out_within_item_auc(tiny_model
     assert metrics["val_mixed_items"] == 12 and math.isfinite(metrics["val_auc"])
 
 
+@pytest.mark.slow
+def test_the_held_out_within_item_auc_is_measured_on_the_guided_grms_samples(tiny_model_dir, tmp_path):
+    examples = [{**e, "source": "grm" if int(e["id"][1:]) % 3 == 0 else "teacher"} for e in _examples()]
+    cfg = MetaRMConfig(steps=20, batch_size=8, learning_rate=5e-3, val_fraction=0.5, max_length=24, select_every=5)
+    metrics = meta_rm.train_meta_rm(tiny_model_dir, examples, tmp_path / "meta", cfg, num_threads=1)
+    _, val = meta_rm._split(examples, cfg.val_fraction, 0)  # the split training made (seed None -> 0)
+    probs = meta_rm.load_meta_scorer(tmp_path / "meta")([e["text"] for e in val])
+    guided = [(p, e["label"], e["id"]) for p, e in zip(probs, val, strict=True) if e["source"] == "grm"]
+    auc, mixed = meta_rm.within_item_auc(*zip(*guided, strict=True))
+    assert 0 < mixed < 12 and metrics["val_mixed_items"] == mixed
+    assert metrics["val_within_item_auc"] == pytest.approx(auc, abs=1e-6)
+    everyone = meta_rm.within_item_auc(probs, [e["label"] for e in val], [e["id"] for e in val])[0]
+    assert metrics["val_within_item_auc_all"] == pytest.approx(everyone, abs=1e-6)
+
+
 def test_within_item_auc_ignores_item_difficulty():
     # item a is easy (all its samples score high), item b hard; inside each item the wrong sample wins
     scores = [0.95, 0.99, 0.05, 0.10]

@@ -54,6 +54,8 @@ VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
     "fixed_self": ({}, {}, "self"),
     "val_pool": ({"grm_split": "val"}, {}, "self"),
     "val_pool_no_teacher": ({"grm_split": "val", "teacher": False}, {}, "self"),
+    "val_pool32": ({"grm_split": "val", "grm_samples": 32}, {}, "self"),
+    "val_pool32_no_teacher": ({"grm_split": "val", "grm_samples": 32, "teacher": False}, {}, "self"),
     "no_mixed": ({"mixed_only": False}, {}, "self"),
     "base": ({}, {"backbone": "base"}, "self"),
     "base_val_pool": ({"grm_split": "val"}, {"backbone": "base"}, "self"),

@@ -64,7 +64,11 @@ VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
     "steps600": ({}, {"steps": 600}, "self"),
     "seed1": ({}, {"seed": 1}, "self"),
     "seed2": ({}, {"seed": 2}, "self"),
-    "nrft3": ({"grm_samples": 3}, {}, "self"),  # the paper's N_RFT = 3 samples per item, mixed items kept  # the same recipe, another init/batch order: the noise floor of one training
+    "nrft3": (
+        {"grm_samples": 3},
+        {},
+        "self",
+    ),  # the paper's N_RFT = 3 samples per item, mixed items kept  # the same recipe, another init/batch order: the noise floor of one training
 }
 
 

@@ -62,13 +62,10 @@ VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
     "lr3e-4": ({}, {"learning_rate": 3e-4}, "self"),
     "lr3e-3": ({}, {"learning_rate": 3e-3}, "self"),
     "steps600": ({}, {"steps": 600}, "self"),
+    # the same recipe, another init and batch order: the noise floor of one training
     "seed1": ({}, {"seed": 1}, "self"),
     "seed2": ({}, {"seed": 2}, "self"),
-    "nrft3": (
-        {"grm_samples": 3},
-        {},
-        "self",
-    ),  # the paper's N_RFT = 3 samples per item, mixed items kept  # the same recipe, another init/batch order: the noise floor of one training
+    "nrft3": ({"grm_samples": 3}, {}, "self"),  # the paper's N_RFT = 3 samples per item, mixed items kept
 }
 
 

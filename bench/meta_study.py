@@ -178,7 +178,7 @@ def main() -> None:
         model_dir = a.out / f"meta_{a.variant}"
         train_cfg = meta_rm.MetaRMConfig(steps=a.steps, learning_rate=a.lr, max_length=a.max_length, seed=a.seed)
         train_stats |= meta_rm.train_meta_rm(backbone, examples, model_dir, train_cfg, num_threads=2)
-    scorer = meta_rm.load_meta_scorer(model_dir, max_length=a.max_length)
+    scorer = meta_rm.load_meta_scorer(model_dir)  # at the max_length it was trained with (meta_rm.json)
     items = [test[i] for i in scored_idx]
     scored = [copy.deepcopy(sampled[i]) for i in scored_idx]
     judging.attach_meta_scores(items, scored, scorer)

@@ -52,7 +52,7 @@ def spct_pipeline(
         }
         rl_model = training.rl_train(ctx, rft_model, dv)  # beside the variants
         final = rl_model or rft_model
-        meta = training.meta_rm_train(ctx, samples, final, dv)
+        meta = training.meta_rm_train(ctx, samples, final, dv, base)
         trained = (("rft", rft_model), ("rl", rl_model))
         bench_runs = [benchmarks.benchmark_model.submit(ctx, b, name, m, meta) for b in ctx.cfg.eval.benchmarks
                       for name, m in trained if m]  # fmt: skip

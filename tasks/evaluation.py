@@ -127,7 +127,7 @@ def evaluate_with(
     if meta_rm is not None:
         from grm.meta_rm import load_meta_scorer
 
-        meta_scorer = load_meta_scorer(meta_rm.output("model"))
+        meta_scorer = load_meta_scorer(meta_rm.output("model"), template=p.sampling.template)
     return evaluation.evaluate(
         items,
         sampler,

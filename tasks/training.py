@@ -345,26 +345,34 @@ def select_meta(cfg: PipelineConfig) -> MetaSlice | Skip:
 
 def meta_files(cfg: PipelineConfig) -> dict[str, FileInput]:
     backbone = cfg.meta_rm.train.backbone
-    if backbone == "grm":
+    if backbone in ("grm", "base"):
         return {}
-    return {"backbone": FileInput(backbone, "meta_rm.train.backbone", fix="use 'grm' or a local model folder")}
+    return {"backbone": FileInput(backbone, "meta_rm.train.backbone", fix="use 'grm', 'base' or a local model folder")}
 
 
 def build_meta(s: MetaSlice, b: BuildContext) -> StageOutput:
     """The meta RM on teacher samples + trained-GRM samples, BCE on Eq. 10 labels (SPEC §6)."""
     grm_dir = b.inputs["grm"].output("model")
     items = read_items(b.inputs["train"].path)
+    pool = read_items(b.inputs["val"].path) if s.meta_rm.grm_split == "val" else None
     examples, counts = spct.meta_rm_examples(
         items, _read_trajectories(b.inputs["samples"].output("samples")), spct.student_sampler(grm_dir, s.sampling),
-        s.meta_rm, s.sampling.template, s.sampling.max_new_tokens, s.seed,
+        s.meta_rm, s.sampling.template, s.sampling.max_new_tokens, s.seed, grm_pool=pool,
     )  # fmt: skip
-    backbone = grm_dir if s.meta_rm.train.backbone == "grm" else b.files["backbone"]
+    backbones = {"grm": grm_dir, "base": b.inputs["base"].output("model")}
+    backbone = backbones.get(s.meta_rm.train.backbone) or b.files["backbone"]
 
     def log_curve(values: dict[str, float], step: int) -> None:
         b.tracker.log_metrics(b.run_id, values, step=step)
 
     stats = meta_rm.train_meta_rm(
-        backbone, examples, b.out / "model", s.meta_rm.train, num_threads=s.sampling.num_threads, log_fn=log_curve
+        backbone,
+        examples,
+        b.out / "model",
+        s.meta_rm.train,
+        num_threads=s.sampling.num_threads,
+        log_fn=log_curve,
+        template=s.sampling.template,
     )
     metrics = {f"meta_rm/data/{k}": v for k, v in counts.items()}
     metrics |= {f"meta_rm/train/{k}": v for k, v in numeric(stats).items()}
@@ -372,13 +380,22 @@ def build_meta(s: MetaSlice, b: BuildContext) -> StageOutput:
 
 
 META_RM = register(
-    Stage("meta_rm.train", select_meta, build_meta, inputs=("samples", "grm", "train"), files=meta_files, process=True)
+    Stage(
+        "meta_rm.train",
+        select_meta,
+        build_meta,
+        inputs=("samples", "grm", "train", "val", "base"),
+        files=meta_files,
+        process=True,
+    )
 )
 
 
 @task(name="meta_rm.train", cache_policy=NO_CACHE, **TASK_OPTIONS)
 def meta_rm_train(
-    ctx: RunContext, samples: StageResult, grm_model: StageResult, dv: DataVersion
+    ctx: RunContext, samples: StageResult, grm_model: StageResult, dv: DataVersion, base: StageResult | None = None
 ) -> StageResult | None:
-    """The ``meta_rm.train`` stage (``build_meta``); None when ``meta_rm.enabled`` is false."""
-    return run_stage(ctx, META_RM, {"samples": samples, "grm": grm_model, "train": split(ctx, dv, "train")})
+    """The ``meta_rm.train`` stage (``build_meta``); None when ``meta_rm.enabled`` is false. ``base``: the
+    ``model.base`` result (``meta_rm.train.backbone: base``)."""
+    inputs = {"samples": samples, "grm": grm_model, "train": split(ctx, dv, "train"), "val": split(ctx, dv, "val")}
+    return run_stage(ctx, META_RM, inputs | {"base": base})

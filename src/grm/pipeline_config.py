@@ -645,7 +645,11 @@ class MetaRMConfig:
 
     backbone: str = field(
         default="grm",
-        metadata={"help": "'grm' initialises from the GRM checkpoint (shares its tokenizer); or any HF model dir"},
+        metadata={
+            "help": "'grm' initialises from the GRM checkpoint it guides, 'base' from the pretrained base model "
+            "(model.base; the paper trains its meta RM from a base model), or any HF model dir (its tokenizer must "
+            "read the GRM's text)"
+        },
     )
     learning_rate: float = field(default=1e-3, metadata={"help": "AdamW learning rate (paper: 1e-5 at 27B)"})
     steps: int = field(default=200, metadata={"help": "optimizer steps"})
@@ -659,6 +663,13 @@ class MetaRMConfig:
     )
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
     balance: bool = field(default=True, metadata={"help": "weight BCE so both labels count equally"})
+    select_every: int = field(
+        default=50,
+        metadata={
+            "help": "every N steps (and at the end) measure the held-out within-item AUC and keep the best "
+            "checkpoint: the ranking of one item's samples is all MetaRM@k uses; 0 keeps the last step"
+        },
+    )
     val_fraction: float = field(default=0.1, metadata={"help": "held-out share for the AUC report"})
     seed: int | None = _seed_field("the meta RM's init, data split and batches")
     launcher: str = _launcher_field(
@@ -679,6 +690,8 @@ class MetaRMConfig:
                 f"meta_rm.train.steps={self.steps}, meta_rm.train.batch_size={self.batch_size}: both must be >= 1"
             )
         _positive("meta_rm.train", self, ("max_length",))
+        if self.select_every < 0:
+            _fail("meta_rm.train.select_every", self.select_every, "must be >= 0 (0: keep the last step)")
         if not 0 <= self.val_fraction < 1:
             raise ValueError(f"meta_rm.train.val_fraction={self.val_fraction}: must be in [0, 1)")
         _at_least("meta_rm.train", self, ("learning_rate",), strict=True)
@@ -698,7 +711,26 @@ class MetaStageConfig:
             "teacher samples by default): its mistakes are what MetaRM@k must spot"
         },
     )
-    grm_items: int = field(default=1500, metadata={"help": "train items whose GRM samples join the meta-RM data"})
+    grm_items: int = field(
+        default=1500, metadata={"help": "items (of meta_rm.grm_split) whose GRM samples join the meta-RM data"}
+    )
+    grm_split: str = field(
+        default="train",
+        metadata={
+            "help": "where the guided GRM's samples are drawn: 'train' (items it was trained on, where it knows more "
+            "than at test time) or 'val' (held-out items RFT and RL never saw, as test items are)"
+        },
+    )
+    teacher: bool = field(
+        default=True, metadata={"help": "include the RFT-stage non-hinted teacher samples (the paper does)"}
+    )
+    keep_parse_failures: bool = field(
+        default=False,
+        metadata={
+            "help": "train on unparsable samples as label 0; off: they never take a slot at inference, so the "
+            "meta RM is never asked about them"
+        },
+    )
     temperature: float = field(
         default=0.5, metadata={"help": "temperature of those GRM samples (the voting temperature)"}
     )
@@ -720,6 +752,8 @@ class MetaStageConfig:
                 _fail(f"meta_rm.{name}", getattr(self, name), "must be >= 0 (0: teacher samples only)")
         if self.temperature < 0:
             _fail("meta_rm.temperature", self.temperature, "must be >= 0")
+        if self.grm_split not in ("train", "val"):
+            _fail("meta_rm.grm_split", self.grm_split, "use 'train' or 'val'")
 
 
 # ---- evaluation, tracking, registry ----------------------------------------------------------------------------

@@ -219,20 +219,27 @@ def meta_rm_examples(
     template: str,
     max_new_tokens: int,
     seed: int,
+    grm_pool: Sequence[Item] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, float]]:
-    """Meta-RM data: the RFT-stage non-hinted teacher samples plus ``cfg.grm_samples`` samples of the trained GRM
-    on ``cfg.grm_items`` train items (at the voting temperature, single-response items with the 0/1 template).
-
-    With ``cfg.mixed_only`` only the items whose judgements have both labels are kept (sample accuracies are
-    reported before that filter, counts after it).
+    """Meta-RM data: the RFT-stage non-hinted teacher samples (``cfg.teacher``) plus ``cfg.grm_samples`` samples
+    of the guided GRM on the first ``cfg.grm_items`` items of ``grm_pool`` (default ``items``, the train split; the
+    stage passes the val split for ``cfg.grm_split='val'``) at the voting temperature, single-response items with
+    the 0/1 template (``guided_samples``); assembled by ``assemble_meta_examples``.
 
     Returns:
-        The examples and counts (``from_teacher``, ``from_grm``, ``grm_sample_accuracy``).
+        The examples and counts (``from_teacher``, ``from_grm``, ``grm_sample_accuracy``,
+        ``teacher_sample_accuracy``, ``parse_failures_dropped``).
     """
-    by_id = {it.id: it for it in items}
-    teacher_ex = examples_from_trajectories(by_id, rft_samples)
-    subset = list(items)[: cfg.grm_items]
-    judgements = judging.judge_items(
+    subset = list(grm_pool if grm_pool is not None else items)[: cfg.grm_items]
+    judgements = guided_samples(subset, grm, cfg, template, max_new_tokens, seed)
+    return assemble_meta_examples(items, rft_samples, subset, judgements, cfg)
+
+
+def guided_samples(
+    subset: Sequence[Item], grm: Sampler, cfg: MetaStageConfig, template: str, max_new_tokens: int, seed: int
+) -> list[judging.ItemJudgement]:
+    """``cfg.grm_samples`` judgements of the guided GRM per item of ``subset`` (meta-RM data, seed ``seed + 31337``)."""
+    return judging.judge_items(
         subset,
         grm,
         k=cfg.grm_samples,
@@ -242,11 +249,30 @@ def meta_rm_examples(
         template=template,
         single_label=True,  # n = 1 items use the 0/1 training template, as in RFT and RL
     )
-    grm_ex = examples_from_judgements(subset, judgements)
+
+
+def assemble_meta_examples(
+    items: Sequence[Item],
+    rft_samples: Sequence[Trajectory],
+    subset: Sequence[Item],
+    judgements: Sequence[judging.ItemJudgement],
+    cfg: MetaStageConfig,
+) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """The teacher's RFT-stage samples of ``items`` (``cfg.teacher``) and the guided GRM's ``judgements`` of
+    ``subset`` as meta-RM examples. Parse failures are dropped unless ``cfg.keep_parse_failures``; with
+    ``cfg.mixed_only`` only the items whose judgements have both labels are kept (sample accuracies are reported
+    before both filters, counts after them)."""
+    by_id = {it.id: it for it in items}
+    keep_fail = cfg.keep_parse_failures
+    teacher_all = examples_from_trajectories(by_id, rft_samples, keep_parse_failures=True) if cfg.teacher else []
+    grm_all = examples_from_judgements(subset, judgements, keep_parse_failures=True)
     stats = {
-        "grm_sample_accuracy": sum(e["label"] for e in grm_ex) / max(1, len(grm_ex)),
-        "teacher_sample_accuracy": sum(e["label"] for e in teacher_ex) / max(1, len(teacher_ex)),
+        "grm_sample_accuracy": sum(e["label"] for e in grm_all) / max(1, len(grm_all)),
+        "teacher_sample_accuracy": sum(e["label"] for e in teacher_all) / max(1, len(teacher_all)),
     }
+    teacher_ex = examples_from_trajectories(by_id, rft_samples, keep_parse_failures=keep_fail) if cfg.teacher else []
+    grm_ex = examples_from_judgements(subset, judgements, keep_parse_failures=keep_fail)
+    stats["parse_failures_dropped"] = float(len(teacher_all) + len(grm_all) - len(teacher_ex) - len(grm_ex))
     if cfg.mixed_only:  # an item counts as mixed over all its judgements, the teacher's and the GRM's
         keep = mixed_item_ids(teacher_ex + grm_ex)
         teacher_ex = [e for e in teacher_ex if e["id"] in keep]

@@ -98,10 +98,13 @@ def load_targets(spec: str, benchdata: Path | None, limit: int | None) -> list[t
     return out
 
 
-def _load_meta_scorer(meta_rm: Path) -> Any:
+def _load_meta_scorer(meta_rm: Path, template: str) -> Any:
     from grm.meta_rm import load_meta_scorer
 
-    return load_meta_scorer(meta_rm)
+    try:
+        return load_meta_scorer(meta_rm, template=template)  # its trained max_length and template
+    except ValueError as exc:  # a meta RM of another template, or an unreadable meta_rm.json
+        raise typer.BadParameter(str(exc), param_hint="--meta-rm") from exc
 
 
 def _build_sampler(model: str, shard_size: int) -> Any:
@@ -245,7 +248,7 @@ def eval_command(
                 typer.echo(f"error: {exc}", err=True)
                 raise typer.Exit(2) from exc
     else:
-        meta_scorer = _load_meta_scorer(meta_rm) if meta_rm is not None else None
+        meta_scorer = _load_meta_scorer(meta_rm, template) if meta_rm is not None else None
         methods = [VOTING] + ([METARM] if meta_scorer is not None else [])
         with executors.using(_runtime(executor, workers, ray_address)):
             sampler = _build_sampler(model, shard_size)  # type: ignore[arg-type]

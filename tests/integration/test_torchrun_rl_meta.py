@@ -32,7 +32,7 @@ GRPO = GRPOStageConfig(max_steps=2, prompts_per_step=2, num_generations=4, max_c
                        learning_rate=1e-2, beta=0.04, general_coef=1.0, general_batch_size=2, launcher="torchrun",
                        nproc_per_node=2)  # fmt: skip
 META_EXAMPLES = [
-    {"text": f"Response: good {i}" if i % 2 else f"Response: bad {i}", "label": i % 2, "id": f"x{i % 20}"}
+    {"text": f"Response: good {i}" if i % 2 else f"Response: bad {i}", "label": i % 2, "id": f"x{i // 2 % 10}"}
     for i in range(40)
 ]
 META = meta_rm.MetaRMConfig(steps=20, batch_size=8, learning_rate=5e-3, val_fraction=0.25, max_length=16)
@@ -93,7 +93,11 @@ def test_meta_rm_on_two_processes_matches_one_process_with_the_same_global_batch
     assert ddp["loss_curve"] == pytest.approx(single["loss_curve"], rel=META_TOL)
     assert ddp["loss_curve"][-1] < ddp["loss_curve"][0]  # it trained
     assert ddp["val_auc"] == pytest.approx(single["val_auc"], abs=1e-9) and ddp["val_auc"] > 0.9
-    assert [s for s, _ in logged["ddp"]] == [s for s, _ in logged["single"]] == [10, 20]  # the curve, replayed
+    assert sorted((s, *m) for s, m in logged["ddp"]) == sorted((s, *m) for s, m in logged["single"])
+    loss_steps = [s for s, m in logged["ddp"] if "meta_rm/train/loss" in m]
+    auc_steps = [s for s, m in logged["ddp"] if "meta_rm/val/within_item_auc" in m]
+    assert loss_steps == [10, 20] and auc_steps == [20]  # the curves, replayed (held-out AUC at the last step)
+    assert ddp["val_within_item_auc"] == pytest.approx(single["val_within_item_auc"], abs=1e-9)
     a = AutoModelForSequenceClassification.from_pretrained(tmp_path / "single").state_dict()
     b = AutoModelForSequenceClassification.from_pretrained(tmp_path / "ddp").state_dict()
     assert set(a) == set(b)

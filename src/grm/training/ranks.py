@@ -62,7 +62,7 @@ def _rank_meta_rm(spec: dict[str, Any], data: dict[str, Any], objects: dict[str,
         dist.init_process_group(backend)
     return train_meta_rm(
         spec["model_dir"], data["examples"], spec["out_dir"], MetaRMConfig(**spec["cfg"]),
-        num_threads=spec["options"].get("num_threads"),
+        num_threads=spec["options"].get("num_threads"), template=spec["options"].get("template"),
     )  # fmt: skip
 
 

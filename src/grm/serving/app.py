@@ -265,6 +265,7 @@ def create_app(sampler: Sampler, config: AppConfig | None = None, meta: MetaScor
             notes["grm_truncated"].append(float(bool(cuts)))
         settings = resolve_settings(ScoreRequest(), config, meta is not None)
         members = await _score_samples(engine, pairs, settings, lim.max_items, lim.max_responses)
+        notes["grm_group_size"] = [float(m["group"]["size"]) for m in members]
         return openrlhf_response(members, notes, config.failed_reward)
 
     guard = GuardMiddleware(api, config, metrics, {r.path for r in api.routes})

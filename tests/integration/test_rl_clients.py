@@ -404,3 +404,49 @@ def test_failed_judgements_follow_the_policy(world_items):
             assert data["rewards"] == [reward] and data["extra_logs"]["grm_parse_failed"] == [1.0]
             one = httpx.post(f"{running.url}/v1/score", json={"prompt": it.query, "response": "x"}).json()
             assert one["reward_failed"] is True
+
+
+# TRL's GRPOTrainer itself, for 3 steps, with the remote GRM reward
+@pytest.mark.slow
+def test_trl_grpo_trainer_trains_three_steps_on_remote_grm_rewards(server, world_items, tiny_model_dir, tmp_path):
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import GRPOConfig, GRPOTrainer
+
+    from grm.rewards import GRMReward
+
+    reward = GRMReward(server.url, k=2)
+    seen: list[list] = []
+
+    async def recorded(prompts, completions, **kwargs):
+        out = await reward(prompts, completions, **kwargs)
+        seen.append(out)
+        return out
+
+    recorded.__name__ = "grm_reward"
+    args = GRPOConfig(
+        output_dir=str(tmp_path / "trainer"),
+        num_generations=2,
+        per_device_train_batch_size=4,
+        max_steps=3,
+        max_completion_length=6,
+        use_cpu=True,
+        bf16=False,
+        report_to=[],
+        save_strategy="no",
+        logging_steps=1,
+        dataloader_num_workers=0,
+    )
+    trainer = GRPOTrainer(
+        model=AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+        reward_funcs=[recorded],
+        args=args,
+        train_dataset=Dataset.from_list([{"prompt": it.query} for it in world_items[:8]]),
+        processing_class=AutoTokenizer.from_pretrained(tiny_model_dir),
+    )
+    trainer.train()
+    assert len(seen) == 3 and all(len(batch) == 4 for batch in seen)
+    assert all(r is None or 0 <= r <= 1 for batch in seen for r in batch)
+    assert any(r is not None for batch in seen for r in batch)
+    logged = [h for h in trainer.state.log_history if "rewards/grm_reward/mean" in h]
+    assert len(logged) == 3

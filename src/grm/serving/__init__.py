@@ -6,6 +6,7 @@
   ``/v1/models``, ``/metrics``, ``/docs``) and its limits.
 - ``grm.serving.server``: uvicorn with header timeouts, ``start_in_thread`` and ``serve``.
 - ``grm.serving.completions``: the OpenAI completions request parser and service.
+- ``grm.serving.texts``: what trainers send made judgeable (tolerant prompt/response split, stop tokens, cuts).
 
 Importing this package is cheap: FastAPI and uvicorn load only when a server is built.
 """

@@ -7,8 +7,10 @@ waiting for the whole huge one (bounded per-request work per cycle). The first j
 ``max_wait_ms`` for company. With ``batching=False`` a cycle serves exactly one whole request (the baseline).
 
 Identical requests (same items and settings) are answered from a bounded LRU cache, or share the computation still
-in flight. When more than ``max_pending_samples`` generations are queued a request gets ``429`` with a
-``Retry-After`` estimated from the measured throughput; a stopped engine answers ``503``.
+in flight. When more than ``max_pending_samples`` generations are queued a request waits for room within its
+deadline (``request_timeout_s``) and only then gets ``429`` with a ``Retry-After`` estimated from the measured
+throughput; a request whose callers all left (timeout, disconnect) has its queued units dropped; a stopped engine
+answers ``503``.
 
 **Group mode** (``group_window_ms > 0``): single-response requests with the same query (or the same ``group_id``)
 and settings that arrive within the window are judged together as one multi-response item (each sample shuffles

@@ -346,7 +346,7 @@ def test_row11_small_score_is_answered_while_a_huge_completion_runs_and_the_comp
                 return took
 
         took = asyncio.run(mix())
-        assert took < 1.0, took
+        assert took < 2.0, took  # the whole completion alone sleeps 4 s
         time.sleep(0.5)
         calls = len(sampler.calls)
         time.sleep(0.6)

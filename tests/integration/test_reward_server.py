@@ -346,11 +346,13 @@ def test_back_pressure_queues_within_the_deadline_then_429_with_retry_after(worl
     try:
         responses = asyncio.run(burst(server.url))
         codes = [r.status_code for r in responses]
-        assert codes.count(200) >= 2 and codes.count(429) >= 4 and set(codes) <= {200, 429, 504}, codes
+        assert 200 in codes and 429 in codes and set(codes) <= {200, 429, 504}, codes
         rejected = next(r for r in responses if r.status_code == 429)
         assert int(rejected.headers["retry-after"]) >= 1 and "busy" in rejected.json()["error"]["message"]
         metrics = httpx.get(f"{server.url}/metrics").text
         assert f'grm_rejected_total{{status="429"}} {codes.count(429)}' in metrics
+        if 504 in codes:  # admitted but not finished by the deadline
+            assert f'grm_rejected_total{{status="504"}} {codes.count(504)}' in metrics
     finally:
         server.shutdown()
 

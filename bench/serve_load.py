@@ -260,13 +260,52 @@ async def _openrlhf_retries(url: str, items: list, count: int) -> dict:
         return {"requests": count, "rewards_returned": sum(ok), "wall_s": time.monotonic() - t0, "answers": statuses}
 
 
+SLOW_TEACHER = """
+import sys, time
+from grm.sampling import build_sampler
+from grm.serving.requests import AppConfig, ScoringDefaults
+from grm.serving.server import start_in_thread
+class Slow:
+    def __init__(self, delay):
+        self.inner, self.delay = build_sampler("world-teacher"), delay
+    def generate(self, prompts, n, temperature, max_new_tokens, seed):
+        time.sleep(self.delay * len(prompts) * n)
+        return self.inner.generate(prompts, n, temperature, max_new_tokens, seed)
+config = AppConfig(model_name="world-teacher", template="compact", defaults=ScoringDefaults(k=int(sys.argv[3])))
+server = start_in_thread(Slow(float(sys.argv[1]) / 1000), port=int(sys.argv[2]), config=config)
+time.sleep(10**6)
+"""
+
+
+def start_slow_teacher(delay_ms: float, k: int, root: Path) -> tuple[subprocess.Popen, str]:
+    """The world teacher at ``delay_ms`` per generated text (a real model's cost per sample), served by the
+    ``grm.serving`` of ``root`` with its default limits (``start_in_thread``: the same app as ``grm serve``)."""
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": f"{root / 'src'}{os.pathsep}{root}"}
+    cmd = [sys.executable, "-c", SLOW_TEACHER, str(delay_ms), str(port), str(k)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("the slow teacher server did not start")
+
+
 def run_cluster(args: argparse.Namespace) -> dict:
     from grm.world.generator import WorldConfig, generate_world
 
     items = [it for it in generate_world(WorldConfig())["test"]]
     root = args.server_root or ROOT
     out = {}
-    proc, url = start_server("world-teacher", ["--k", str(args.k)], args.threads, root)
+    if args.text_delay_ms > 0:
+        proc, url = start_slow_teacher(args.text_delay_ms, args.k, root)
+    else:
+        proc, url = start_server("world-teacher", ["--k", str(args.k)], args.threads, root)
     try:
         out["row11_mix"] = asyncio.run(_row11_mix(url, items))
         out["openrlhf_1536"] = asyncio.run(_openrlhf_retries(url, items, args.concurrent))
@@ -279,6 +318,7 @@ def run_cluster(args: argparse.Namespace) -> dict:
         proc.terminate()
         proc.wait(timeout=30)
     out["server_root"] = str(root)
+    out["text_delay_ms"] = args.text_delay_ms
     return out
 
 
@@ -318,6 +358,9 @@ def main() -> None:
     parser.add_argument("--cluster", action="store_true", help="only the RL-cluster checks (b) and (c)")
     parser.add_argument("--concurrent", type=int, default=1536, help="(c): concurrent OpenRLHF requests")
     parser.add_argument("--server-root", type=Path, default=None, help="run the server from this checkout")
+    parser.add_argument(
+        "--text-delay-ms", type=float, default=0.0, help="(b, c): the teacher at this cost per text (a real model)"
+    )
     args = parser.parse_args()
     if args.cluster:
         result = run_cluster(args)

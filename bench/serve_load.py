@@ -14,9 +14,16 @@ sampler cycle (from ``/metrics``). Group mode: the world teacher (a real judge, 
 pointwise (each response alone, ``k`` samples each) and in group mode (the responses of one query judged together,
 ``k * n`` samples, the same generation budget) through per-sample requests; accuracy = the best response wins.
 
+RL-cluster checks (``--cluster``, the world teacher, issue 27): (b) the row-11 mix: one ``/v1/completions`` request
+of 32 prompts x n = 256 x 500 tokens while a client sends 1-item ``/v1/score`` requests one after another: their p50 /
+p99 latency and the completion's own time; (c) OpenRLHF's retry policy (5 tries, 1 s apart, ``Retry-After``
+ignored) at 1,536 concurrent one-sample ``/get_reward`` requests: rewards returned, 429/503 answers, wall time.
+``--server-root DIR`` runs the server from another checkout (e.g. the main branch) for a before/after.
+
 Usage::
 
     .venv/bin/python bench/serve_load.py [--seconds 8] [--clients 1,8,32] [--k 4] [--max-new-tokens 24]
+    .venv/bin/python bench/serve_load.py --cluster [--server-root /path/to/other/checkout]
 """
 
 from __future__ import annotations
@@ -45,11 +52,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(model: str, extra: list[str], threads: int) -> tuple[subprocess.Popen, str]:
+def start_server(model: str, extra: list[str], threads: int, root: Path = ROOT) -> tuple[subprocess.Popen, str]:
     port = free_port()
     cmd = [sys.executable, "-m", "grm_cli.app", "serve", "--model", model, "--port", str(port)]
     cmd += ["--template", "compact", "--cache-size", "0", "--num-threads", str(threads), "--batch-size", "64", *extra]
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"}
+    env = {**os.environ, "PYTHONPATH": f"{root / 'src'}{os.pathsep}{root}"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -192,6 +199,129 @@ def run_group(args: argparse.Namespace) -> dict:
     return out
 
 
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+async def _row11_mix(url: str, items: list) -> dict:
+    """One huge completion + sequential small scores; latencies of the small ones while the huge one runs."""
+    from grm.prompts import render_prompt
+
+    prompts = [render_prompt(it.query, [it.responses[0]], template="compact") for it in items[:32]]
+    big = {"prompt": prompts, "n": 256, "max_tokens": 500, "temperature": 1.0}
+    async with httpx.AsyncClient(base_url=url, timeout=900) as http:
+        t0 = time.monotonic()
+        huge = asyncio.ensure_future(http.post("/v1/completions", json=big))
+        await asyncio.sleep(0.3)
+        small: list[float] = []
+        codes: list[int] = []
+        i = 0
+        while not huge.done() and time.monotonic() - t0 < 600:
+            it = items[i % len(items)]
+            i += 1
+            s0 = time.monotonic()
+            r = await http.post("/v1/score", json={"prompt": it.query, "response": it.responses[0], "seed": i})
+            small.append(time.monotonic() - s0)
+            codes.append(r.status_code)
+        big_status = (await huge).status_code
+        return {
+            "completion_s": time.monotonic() - t0,
+            "completion_status": big_status,
+            "small_requests": len(small),
+            "small_ok": codes.count(200),
+            "small_p50_s": _pct(small, 0.5),
+            "small_p99_s": _pct(small, 0.99),
+            "small_max_s": max(small) if small else float("nan"),
+        }
+
+
+async def _openrlhf_retries(url: str, items: list, count: int) -> dict:
+    """``count`` concurrent one-sample /get_reward requests, each with OpenRLHF's retry policy."""
+    statuses: dict[str, int] = {}
+
+    async def one(http: httpx.AsyncClient, it) -> bool:
+        body = {"query": [f"{it.query} {it.responses[0]}"], "prompts": [it.query], "labels": [""]}
+        for _ in range(5):
+            try:
+                r = await http.post("/get_reward", json=body)
+                statuses[str(r.status_code)] = statuses.get(str(r.status_code), 0) + 1
+                if r.status_code == 200 and "rewards" in r.json():
+                    return True
+            except httpx.HTTPError as exc:
+                statuses[type(exc).__name__] = statuses.get(type(exc).__name__, 0) + 1
+            await asyncio.sleep(1.0)
+        return False
+
+    limits = httpx.Limits(max_connections=count, max_keepalive_connections=count)
+    async with httpx.AsyncClient(base_url=url, timeout=180, limits=limits) as http:
+        t0 = time.monotonic()
+        ok = await asyncio.gather(*(one(http, items[i % len(items)]) for i in range(count)))
+        return {"requests": count, "rewards_returned": sum(ok), "wall_s": time.monotonic() - t0, "answers": statuses}
+
+
+SLOW_TEACHER = """
+import sys, time
+from grm.sampling import build_sampler
+from grm.serving.requests import AppConfig, ScoringDefaults
+from grm.serving.server import start_in_thread
+class Slow:
+    def __init__(self, delay):
+        self.inner, self.delay = build_sampler("world-teacher"), delay
+    def generate(self, prompts, n, temperature, max_new_tokens, seed):
+        time.sleep(self.delay * len(prompts) * n)
+        return self.inner.generate(prompts, n, temperature, max_new_tokens, seed)
+config = AppConfig(model_name="world-teacher", template="compact", defaults=ScoringDefaults(k=int(sys.argv[3])))
+server = start_in_thread(Slow(float(sys.argv[1]) / 1000), port=int(sys.argv[2]), config=config)
+time.sleep(10**6)
+"""
+
+
+def start_slow_teacher(delay_ms: float, k: int, root: Path) -> tuple[subprocess.Popen, str]:
+    """The world teacher at ``delay_ms`` per generated text (a real model's cost per sample), served by the
+    ``grm.serving`` of ``root`` with its default limits (``start_in_thread``: the same app as ``grm serve``)."""
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": f"{root / 'src'}{os.pathsep}{root}"}
+    cmd = [sys.executable, "-c", SLOW_TEACHER, str(delay_ms), str(port), str(k)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("the slow teacher server did not start")
+
+
+def run_cluster(args: argparse.Namespace) -> dict:
+    from grm.world.generator import WorldConfig, generate_world
+
+    items = [it for it in generate_world(WorldConfig())["test"]]
+    root = args.server_root or ROOT
+    out = {}
+    if args.text_delay_ms > 0:
+        proc, url = start_slow_teacher(args.text_delay_ms, args.k, root)
+    else:
+        proc, url = start_server("world-teacher", ["--k", str(args.k)], args.threads, root)
+    try:
+        out["row11_mix"] = asyncio.run(_row11_mix(url, items))
+        out["openrlhf_1536"] = asyncio.run(_openrlhf_retries(url, items, args.concurrent))
+        out["rejected"] = {
+            line.split()[0]: float(line.split()[-1])
+            for line in httpx.get(f"{url}/metrics").text.splitlines()
+            if line.startswith("grm_rejected_total{")
+        }
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    out["server_root"] = str(root)
+    out["text_delay_ms"] = args.text_delay_ms
+    return out
+
+
 def table(rows: list[dict], group: dict | None) -> str:
     lines = [
         "| server | clients | judgements/s | p50 (s) | p99 (s) | requests / cycle | generations / cycle |",
@@ -225,7 +355,19 @@ def main() -> None:
     parser.add_argument("--group-window-ms", type=float, default=50.0)
     parser.add_argument("--skip-load", action="store_true")
     parser.add_argument("--out", type=Path, default=None, help="write the rows as JSON here")
+    parser.add_argument("--cluster", action="store_true", help="only the RL-cluster checks (b) and (c)")
+    parser.add_argument("--concurrent", type=int, default=1536, help="(c): concurrent OpenRLHF requests")
+    parser.add_argument("--server-root", type=Path, default=None, help="run the server from this checkout")
+    parser.add_argument(
+        "--text-delay-ms", type=float, default=0.0, help="(b, c): the teacher at this cost per text (a real model)"
+    )
     args = parser.parse_args()
+    if args.cluster:
+        result = run_cluster(args)
+        print(json.dumps(result, indent=1))
+        if args.out:
+            args.out.write_text(json.dumps(result, indent=1))
+        return
     rows = [] if args.skip_load else run_load(args)
     group = run_group(args)
     print(table(rows, group))

@@ -17,10 +17,12 @@ def resolve_registry_model(
     tracking_uri: str | None = None,
     model_name: str = "grm",
     meta_model_name: str = "grm-meta-rm",
-) -> tuple[str, str | None]:
+    with_template: bool = False,
+) -> tuple:
     """``champion``/``challenger``/``models:/NAME@ALIAS`` -> (local GRM dir, local meta-RM dir or None) downloaded
     from the MLflow registry into ``PROJECT/artifacts/models/`` (the meta RM registered with the same alias, if
-    any); any other spec is returned as is with no meta RM.
+    any); any other spec is returned as is with no meta RM. With ``with_template`` a third element: the prompt
+    template the registered version's run was trained with (its ``sampling.template`` param; None if unrecorded).
 
     Raises:
         LookupError: no such registered model or alias.
@@ -33,7 +35,7 @@ def resolve_registry_model(
     elif model.startswith("models:/") and "@" in model:
         name, alias = model.removeprefix("models:/").split("@", 1)
     else:
-        return model, None
+        return (model, None, None) if with_template else (model, None)
     from tasks.service_checks import preflight
     from tasks.tracking import Tracker, resolve_tracking_uri
 
@@ -60,7 +62,18 @@ def resolve_registry_model(
             "pass a model folder, world-teacher or an http:// upstream as --model"
         )
     meta_name = meta_model_name if name == model_name else f"{name}-meta-rm"
-    return grm_dir, fetch(meta_name)
+    if not with_template:
+        return grm_dir, fetch(meta_name)
+    return grm_dir, fetch(meta_name), registered_template(tracker, name, alias)
+
+
+def registered_template(tracker: object, name: str, alias: str) -> str | None:
+    """The ``sampling.template`` param of the run that registered ``name@alias`` (None when not recorded)."""
+    version = tracker.alias_version(name, alias)  # type: ignore[attr-defined]
+    if version is None or not version.run_id:
+        return None
+    params = tracker.client().get_run(version.run_id).data.params  # type: ignore[attr-defined]
+    return params.get("sampling.template")
 
 
 def serve(
@@ -75,12 +88,37 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
     served_model_name: Annotated[str | None, typer.Option(help="name reported by /v1/models")] = None,
     meta_rm: Annotated[str | None, typer.Option(help="trained meta-RM dir: enables MetaRM@k (k_meta)")] = None,
-    template: Annotated[str, typer.Option(help="prompt template: deepseek-grm, or compact for world models")] = (
-        "deepseek-grm"
-    ),
-    api_key: Annotated[
-        str | None, typer.Option(help="bearer token required on every route but /health (default: $GRM_API_KEY)")
+    template: Annotated[
+        str | None,
+        typer.Option(
+            help="prompt template (deepseek-grm, compact); default: the one the registry recorded for champion/"
+            "challenger, compact for world-teacher, else deepseek-grm"
+        ),
     ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            help="the key required on every route but /health; prefer $GRM_API_KEY or --api-key-file (a command "
+            "line is readable by local users). Clients send it as a Bearer header, a /key/KEY/ path prefix or "
+            "?api_key=KEY"
+        ),
+    ] = None,
+    api_key_file: Annotated[str | None, typer.Option(help="read the key from this file's first line")] = None,
+    trust_network: Annotated[
+        list[str] | None,
+        typer.Option(help="serve clients in this CIDR without a key (repeatable; e.g. 10.0.0.0/8 for the cluster)"),
+    ] = None,
+    allowed_host: Annotated[
+        list[str] | None, typer.Option(help="extra Host name a key-less loopback server answers (repeatable)")
+    ] = None,
+    stop_token: Annotated[
+        list[str] | None,
+        typer.Option(help="control token stripped from responses, besides common ones and the model's (repeatable)"),
+    ] = None,
+    failed_reward: Annotated[
+        str,
+        typer.Option(help="reward of a sample with no parsed judgement: mid (0), null, or a number in [-1, 1]"),
+    ] = "mid",
     k: Annotated[int, typer.Option(help="default samples per item (Voting@k)")] = 4,
     k_meta: Annotated[int | None, typer.Option(help="default MetaRM@k kept samples (needs --meta-rm)")] = None,
     temperature: Annotated[float, typer.Option(help="default sampling temperature")] = 0.5,
@@ -105,13 +143,28 @@ def serve(
     ] = 8192,
     request_timeout_s: Annotated[float, typer.Option(help="504 after this long", rich_help_panel=LIMITS)] = 300.0,
     max_body_bytes: Annotated[int, typer.Option(help="request body limit (413)", rich_help_panel=LIMITS)] = 4 << 20,
-    max_items: Annotated[int, typer.Option(help="items per /v1/score batch", rich_help_panel=LIMITS)] = 64,
+    max_items: Annotated[
+        int,
+        typer.Option(help="items per /v1/score batch (and per job of a /get_reward batch)", rich_help_panel=LIMITS),
+    ] = 64,
+    max_reward_batch: Annotated[
+        int,
+        typer.Option(help="samples per /get_reward request (a whole OpenRLHF rollout)", rich_help_panel=LIMITS),
+    ] = 8192,
+    long_texts: Annotated[
+        str, typer.Option(help="over --max-text-chars: truncate (reported) or refuse (400)", rich_help_panel=LIMITS)
+    ] = "truncate",
+    keep_alive_s: Annotated[
+        float, typer.Option(help="idle keep-alive connection timeout (seconds)", rich_help_panel=LIMITS)
+    ] = 600.0,
     max_responses: Annotated[int, typer.Option(help="responses per item", rich_help_panel=LIMITS)] = 16,
     max_k: Annotated[int, typer.Option(help="largest k a request may ask for", rich_help_panel=LIMITS)] = 32,
     max_text_chars: Annotated[int, typer.Option(help="characters per query/response", rich_help_panel=LIMITS)] = 32000,
     header_timeout_s: Annotated[float, typer.Option(help="request head deadline", rich_help_panel=LIMITS)] = 10.0,
     body_timeout_s: Annotated[float, typer.Option(help="request body deadline (408)", rich_help_panel=LIMITS)] = 30.0,
-    max_connections: Annotated[int, typer.Option(help="open connections (503 beyond)", rich_help_panel=LIMITS)] = 512,
+    max_connections: Annotated[
+        int, typer.Option(help="requests in flight (503 + Retry-After beyond)", rich_help_panel=LIMITS)
+    ] = 8192,
     device: Annotated[str, typer.Option(help="torch device for a local model")] = "cpu",
     num_threads: Annotated[int | None, typer.Option(help="torch CPU threads")] = None,
     batch_size: Annotated[int, typer.Option(help="prompts per forward batch (local model)")] = 16,
@@ -132,10 +185,11 @@ def serve(
     from grm.serving import serve_command
 
     spec = model
-    model, registered_meta = resolve_registry_model(
-        model, project_dir, tracking_uri, registry_model_name, registry_meta_name
+    model, registered_meta, registered = resolve_registry_model(
+        model, project_dir, tracking_uri, registry_model_name, registry_meta_name, with_template=True
     )
     meta_rm = meta_rm or registered_meta
+    template = template or registered
 
     options = {
         "device": device,
@@ -152,6 +206,14 @@ def serve(
         meta_rm=meta_rm,
         template=template,
         api_key=api_key,
+        api_key_file=api_key_file,
+        trust_networks=tuple(trust_network or ()),
+        allowed_hosts=tuple(allowed_host or ()),
+        stop_tokens=tuple(stop_token or ()),
+        failed_reward=failed_reward,
+        max_reward_batch=max_reward_batch,
+        long_texts=long_texts,
+        keep_alive_s=keep_alive_s,
         k=k,
         k_meta=k_meta,
         temperature=temperature,

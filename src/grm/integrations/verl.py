@@ -2,10 +2,14 @@
 
 verl calls ``compute_score(data_source, solution_str, ground_truth, extra_info)`` once per sample; the GRM needs
 the query, so the dataset must carry it in ``extra_info`` (``prompt``, ``question`` or ``query``: a string or chat
-messages). Put ``group_id`` (e.g. verl's ``uid``) and ``group_size`` (``rollout.n``) there too and start the server
-with ``--group-window-ms`` to have the n responses of one prompt judged together.
+messages). verl does not pass its group ``uid`` to the reward function, so groups are formed by the query itself:
+set ``GRM_GROUP_SIZE`` to ``actor_rollout_ref.rollout.n`` (or put ``group_size`` in ``extra_info``) and start the
+server with ``--group-window-ms`` to have the n responses of one prompt judged together (at most
+``--max-responses`` per judgement; a larger group is judged in sub-groups). A ``group_id`` in ``extra_info``, if
+your dataset has one, is used instead of the query.
 
-Environment: ``GRM_URL`` (default ``http://127.0.0.1:8000``), ``GRM_API_KEY``, ``GRM_K`` (samples per judgement).
+Environment: ``GRM_URL`` (default ``http://127.0.0.1:8000``; a key-protected server also takes
+``http://HOST:PORT/key/KEY``), ``GRM_API_KEY``, ``GRM_K`` (samples per judgement), ``GRM_GROUP_SIZE``.
 ``compute_score`` is synchronous; ``compute_score_async`` is for verl's async reward loop (set
 ``custom_reward_function.name=compute_score_async``).
 
@@ -42,8 +46,9 @@ def _request(solution_str: str, extra_info: dict[str, Any] | None) -> dict[str, 
     body: dict[str, Any] = {"prompt": query, "response": solution_str}
     if info.get("group_id") is not None:
         body["group_id"] = str(info["group_id"])
-    if info.get("group_size") is not None:
-        body["group_size"] = int(info["group_size"])
+    size = info.get("group_size") or os.environ.get("GRM_GROUP_SIZE")
+    if size:
+        body["group_size"] = int(size)
     if os.environ.get("GRM_K"):
         body["k"] = int(os.environ["GRM_K"])
     return body
@@ -52,7 +57,7 @@ def _request(solution_str: str, extra_info: dict[str, Any] | None) -> dict[str, 
 def _result(answer: dict[str, Any]) -> dict[str, Any]:
     reward = answer.get("reward")
     return {
-        "score": 0.5 if reward is None else float(reward),
+        "score": 0.5 if reward is None else float(reward),  # the mask is grm_parse_failed
         "grm_score": -1.0 if answer.get("score") is None else float(answer["score"]),
         "grm_parse_failed": float(reward is None),
         "grm_grouped": float(answer.get("group", {}).get("mode") == "group"),

@@ -14,8 +14,10 @@ field (``items[0].responses``, ``k``, ``temperature``, ``body``, ...).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import math
 from collections import defaultdict
 from http import HTTPStatus
 from typing import Annotated, Any
@@ -42,6 +44,7 @@ from grm.serving.requests import (
     resolve_settings,
 )
 from grm.serving.scoring import MetaScorer, ScoreSettings
+from grm.serving.texts import SPLIT_CODES, split_query, strip_stop_tokens
 
 __all__ = ["AppConfig", "ScoringDefaults", "ServerLimits", "create_app"]
 
@@ -143,6 +146,9 @@ def create_app(sampler: Sampler, config: AppConfig | None = None, meta: MetaScor
         return JSONResponse(error_body(f"{type(exc).__name__}: {exc}", status), status_code=500)
 
     api.add_exception_handler(Exception, _internal)
+    api.add_exception_handler(
+        ClientGone, lambda r, e: JSONResponse(error_body("The client left.", HTTPStatus.BAD_REQUEST), status_code=499)
+    )
 
     @api.get("/health", summary="Liveness and queue depth")
     async def health() -> dict[str, Any]:
@@ -159,21 +165,21 @@ def create_app(sampler: Sampler, config: AppConfig | None = None, meta: MetaScor
         return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     @api.post("/v1/completions", summary="OpenAI-compatible completions over the GRM's sampler")
-    async def complete(body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+    async def complete(body: Annotated[dict[str, Any], Body()], request: Request) -> dict[str, Any]:
         req = parse_completion_request(body, config.model_name)
         if len(req["prompts"]) * req["n"] > config.engine.max_pending_samples:
             raise RequestError("Too many prompts x n for one request.", param="n")
-        try:
-            return await engine.run_sync(completions.complete, body)
-        except (RequestError, EngineError):
-            raise
-        except ValueError as exc:  # the sampler rejected the input (e.g. a prompt it cannot read): not retryable
-            raise RequestError(f"{type(exc).__name__}: {exc}", param="prompt") from exc
+        return await until_disconnect(request, _complete_in_chunks(engine, completions, body, req))
 
     @api.post("/v1/score", summary="Score one item, a batch of items or one sample (slime)")
-    async def score(req: ScoreRequest) -> dict[str, Any]:
+    async def score(req: ScoreRequest, request: Request) -> dict[str, Any]:
+        return await until_disconnect(request, _score(req))
+
+    async def _score(req: ScoreRequest) -> dict[str, Any]:
         settings = resolve_settings(req, config, meta is not None)
         lim = config.limits
+        stops = config.stop_tokens
+        cuts: list[str] = []
         forms = [req.items is not None, req.query is not None or req.responses is not None, req.prompt is not None]
         if sum(forms) != 1:
             raise RequestError(
@@ -191,19 +197,19 @@ def create_app(sampler: Sampler, config: AppConfig | None = None, meta: MetaScor
                 )
             items = [
                 (
-                    check_query(it.query, f"items[{i}].query", lim),
-                    check_responses(it.responses, f"items[{i}].responses", lim),
+                    check_query(it.query, f"items[{i}].query", lim, cuts),
+                    check_responses(it.responses, f"items[{i}].responses", lim, cuts, stops),
                 )
                 for i, it in enumerate(req.items)
             ]
             results = await engine.score(items, [it.id for it in req.items], settings)
-            return {"model": config.model_name, "results": results}
+            return {"model": config.model_name, "results": results, "truncated": cuts}
         if req.prompt is not None:
             if req.response is None:
                 raise RequestError("`prompt` needs `response` (one sample).", param="response")
             query, responses = (
-                check_query(req.prompt, "prompt", lim),
-                check_responses([req.response], "response", lim),
+                check_query(req.prompt, "prompt", lim, cuts),
+                check_responses([req.response], "response", lim, cuts, stops),
             )
         else:
             if req.query is None or req.responses is None:
@@ -212,21 +218,26 @@ def create_app(sampler: Sampler, config: AppConfig | None = None, meta: MetaScor
                 )
             if not req.responses:
                 raise RequestError("`responses` is empty; send at least one response.", param="responses")
-            query, responses = check_query(req.query, "query", lim), check_responses(req.responses, "responses", lim)
-        if req.group_size is not None and req.group_size > lim.max_responses:
-            raise RequestError(f"`group_size` must be <= {lim.max_responses} (--max-responses).", param="group_size")
+            query = check_query(req.query, "query", lim, cuts)
+            responses = check_responses(req.responses, "responses", lim, cuts, stops)
         if req.prompt is not None or (len(responses) == 1 and (req.group_id or req.group_size)):
-            member = await engine.score_in_group(query, responses[0], req.id, settings, req.group_id, req.group_size)
-            return {"model": config.model_name, **member}
+            member = await engine.score_in_group(
+                query, responses[0], req.id, settings, req.group_id, req.group_size, lim.max_responses
+            )
+            return {"model": config.model_name, **failed_policy(member, config.failed_reward), "truncated": cuts}
         (result,) = await engine.score([(query, responses)], [req.id], settings)
-        return {"model": config.model_name, **result}
+        return {"model": config.model_name, **result, "truncated": cuts}
 
     @api.post("/get_reward", summary="OpenRLHF remote reward (--reward.remote_url / --remote_rm_url)")
-    async def get_reward(req: GetRewardRequest) -> dict[str, Any]:
+    async def get_reward(req: GetRewardRequest, request: Request) -> dict[str, Any]:
+        return await until_disconnect(request, _get_reward(req))
+
+    async def _get_reward(req: GetRewardRequest) -> dict[str, Any]:
         lim = config.limits
-        if len(req.query) > lim.max_items:
+        if len(req.query) > lim.max_reward_batch:
             raise RequestError(
-                f"`query` has {len(req.query)} samples; at most {lim.max_items} (--max-items).", param="query"
+                f"`query` has {len(req.query)} samples; at most {lim.max_reward_batch} (--max-reward-batch).",
+                param="query",
             )
         if req.prompts is None:
             raise RequestError("`prompts` is required: it splits each query (prompt + response).", param="prompts")
@@ -236,32 +247,113 @@ def create_app(sampler: Sampler, config: AppConfig | None = None, meta: MetaScor
                 param="prompts",
             )
         pairs = []
+        notes: dict[str, list[float]] = {"grm_split": [], "grm_stop_stripped": [], "grm_truncated": []}
         for i, (q, p) in enumerate(zip(req.query, req.prompts, strict=True)):
-            if not q.startswith(p):
+            split = split_query(q, p)
+            if split is None:
                 raise RequestError(
-                    f"`query[{i}]` does not start with `prompts[{i}]`; query = prompt + response.", param=f"query[{i}]"
+                    f"`query[{i}]` does not contain `prompts[{i}]` (not even with whitespace ignored or the prompt "
+                    "cut short); query = prompt + response.",
+                    param=f"query[{i}]",
                 )
-            prompt, response = p.strip(), q[len(p) :].strip()  # chat-template whitespace is not content
-            pairs.append(
-                (check_query(prompt, f"prompts[{i}]", lim), check_responses([response], f"query[{i}]", lim)[0])
-            )
+            response, stripped = strip_stop_tokens(split.response, config.stop_tokens)
+            cuts: list[str] = []
+            prompt = check_query(strip_stop_tokens(split.prompt, config.stop_tokens)[0], f"prompts[{i}]", lim, cuts)
+            pairs.append((prompt, check_responses([response], f"query[{i}]", lim, cuts)[0]))
+            notes["grm_split"].append(SPLIT_CODES[split.how])
+            notes["grm_stop_stripped"].append(float(stripped))
+            notes["grm_truncated"].append(float(bool(cuts)))
         settings = resolve_settings(ScoreRequest(), config, meta is not None)
-        members = await _score_samples(engine, pairs, settings)
-        return openrlhf_response(members)
+        members = await _score_samples(engine, pairs, settings, lim.max_items, lim.max_responses)
+        notes["grm_group_size"] = [float(m["group"]["size"]) for m in members]
+        return openrlhf_response(members, notes, config.failed_reward)
 
     guard = GuardMiddleware(api, config, metrics, {r.path for r in api.routes})
     guard.api = api
     return guard
 
 
+async def until_disconnect(request: Request, work: Any) -> Any:
+    """Await ``work`` unless the client leaves first: then it is cancelled (the engine drops the request's queued
+    units, a completion stops between chunks) and nothing is answered (status 499 in the metrics)."""
+    task = asyncio.ensure_future(work)
+
+    async def gone() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    watcher = asyncio.ensure_future(gone())
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    finally:
+        watcher.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+    raise ClientGone()
+
+
+class ClientGone(Exception):
+    """The client disconnected before its answer was ready."""
+
+
+async def _complete_in_chunks(engine: Engine, completions: CompletionService, body: dict, req: dict) -> dict:
+    """A completion request in chunks of at most ``max_batch_size`` samples (at least one prompt each) on the sampler
+    thread: scoring cycles queued meanwhile run between the chunks (a 32-prompt x n = 256 request does not hold the
+    sampler for its whole length), and a cancelled request stops at the next chunk. The answer is the same as one
+    call on backends whose samples depend only on (seed, prompt, index)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + engine.settings.request_timeout_s
+    step = max(1, engine.settings.max_batch_size // req["n"])
+    parts = []
+    for at in range(0, len(req["prompts"]), step):
+        prompt = req["prompts"][at : at + step]
+        if loop.time() > deadline:
+            engine.metrics.count("rejected", "504")
+            raise EngineError(
+                f"The completion took longer than the request timeout ({engine.settings.request_timeout_s:g} s).", 504
+            )
+        try:
+            parts.append(await engine.run_sync(completions.complete, {**body, "prompt": prompt}))
+        except (RequestError, EngineError):
+            raise
+        except ValueError as exc:  # the sampler rejected the input (e.g. a prompt it cannot read): not retryable
+            raise RequestError(f"{type(exc).__name__}: {exc}", param="prompt") from exc
+    out = parts[0]
+    if len(parts) > 1:
+        n = req["n"]
+        out["choices"] = [{**c, "index": i * n + c["index"]} for i, part in enumerate(parts) for c in part["choices"]]
+        if "usage" in out:
+            out["usage"] = {k: sum(part["usage"][k] for part in parts) for k in out["usage"]}
+    return out
+
+
+def failed_policy(member: dict[str, Any], failed: str | float) -> dict[str, Any]:
+    """A per-sample answer under ``--failed-reward``: ``reward`` stays null (``mid``/``null``) or gets the fixed
+    value mapped to [0, 1]; ``reward_failed`` is the mask either way."""
+    out = {**member, "reward_failed": member["reward"] is None}
+    if member["reward"] is None and not isinstance(failed, str):
+        out["reward"] = (float(failed) + 1) / 2
+    return out
+
+
 async def _score_samples(
-    engine: Engine, pairs: list[tuple[Any, str]], settings: ScoreSettings
+    engine: Engine, pairs: list[tuple[Any, str]], settings: ScoreSettings, max_items: int, max_responses: int
 ) -> list[dict[str, Any]]:
-    """Per-sample results for ``(prompt, response)`` pairs: with group mode, the samples of one prompt in this
-    request are one item (no waiting), lone ones join the cross-request window; otherwise one pointwise job."""
+    """Per-sample results for ``(prompt, response)`` pairs, split server-side into jobs the engine schedules fairly:
+    pointwise, jobs of ``max_items`` samples; with group mode, the samples of one prompt in this request are judged
+    together in items of at most ``max_responses`` (no waiting), lone ones join the cross-request window."""
     if engine.settings.group_window_ms <= 0:
-        results = await engine.score([(p, [r]) for p, r in pairs], [None] * len(pairs), settings)
-        return [member_view(res, 0, None, "pointwise") for res in results]
+        chunks = [pairs[i : i + max_items] for i in range(0, len(pairs), max_items)]
+        done = await asyncio.gather(
+            *(engine.score([(p, [r]) for p, r in chunk], [None] * len(chunk), settings) for chunk in chunks)
+        )
+        return [member_view(res, 0, None, "pointwise") for results in done for res in results]
     by_prompt: dict[str, list[int]] = defaultdict(list)
     for i, (p, _) in enumerate(pairs):
         by_prompt[json.dumps(p)].append(i)
@@ -276,5 +368,9 @@ async def _score_samples(
         for pos, i in enumerate(idxs):
             out[i] = member_view(res, pos, None, "group")
 
-    await asyncio.gather(*(run(idxs) for idxs in by_prompt.values()))
+    groups = []
+    for idxs in by_prompt.values():
+        size = math.ceil(len(idxs) / math.ceil(len(idxs) / max_responses))  # even chunks: 20 -> 10 + 10, not 16 + 4
+        groups += [idxs[j : j + size] for j in range(0, len(idxs), size)]
+    await asyncio.gather(*(run(idxs) for idxs in groups))
     return [o for o in out if o is not None]

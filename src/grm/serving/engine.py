@@ -7,8 +7,10 @@ waiting for the whole huge one (bounded per-request work per cycle). The first j
 ``max_wait_ms`` for company. With ``batching=False`` a cycle serves exactly one whole request (the baseline).
 
 Identical requests (same items and settings) are answered from a bounded LRU cache, or share the computation still
-in flight. When more than ``max_pending_samples`` generations are queued a request gets ``429`` with a
-``Retry-After`` estimated from the measured throughput; a stopped engine answers ``503``.
+in flight. When more than ``max_pending_samples`` generations are queued a request waits for room within its
+deadline (``request_timeout_s``) and only then gets ``429`` with a ``Retry-After`` estimated from the measured
+throughput; a request whose callers all left (timeout, disconnect) has its queued units dropped; a stopped engine
+answers ``503``.
 
 **Group mode** (``group_window_ms > 0``): single-response requests with the same query (or the same ``group_id``)
 and settings that arrive within the window are judged together as one multi-response item (each sample shuffles
@@ -111,6 +113,7 @@ class Engine:
         self._cache: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
         self._groups: dict[str, _Group] = {}
         self._wake: asyncio.Event | None = None
+        self._freed: asyncio.Event | None = None  # set after every cycle (queued requests re-check for room)
         self._task: asyncio.Task | None = None
         self._rate = 0.0  # EWMA generations per second
         self._stopping = False
@@ -121,6 +124,7 @@ class Engine:
 
     async def start(self) -> None:
         self._wake = asyncio.Event()
+        self._freed = asyncio.Event()
         self._task = asyncio.create_task(self._loop(), name="grm-engine")
 
     async def stop(self) -> None:
@@ -132,6 +136,7 @@ class Engine:
         for entry in self._entries:
             if not entry.future.done():
                 entry.future.set_exception(EngineError("The server is shutting down; retry.", 503, 1))
+                entry.future.exception()  # retrieved: its callers may have left (no "never retrieved" noise)
         self._entries.clear()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
@@ -167,17 +172,14 @@ class Engine:
             self._cache.move_to_end(key)
             self._hit()
             return _with_ids(cached, ids)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.request_timeout_s
         entry = self._inflight.get(key)
         if entry is None:
             job = Job([make_item(q, r) for q, r in items], [None] * len(items), settings, self.template)
-            if self.pending_samples + job.samples > self.settings.max_pending_samples:
-                self.metrics.count("rejected", "429")
-                raise EngineError(
-                    f"The server is busy ({self.pending_samples} generations queued); retry later.",
-                    429,
-                    self._retry_after(job.samples),
-                )
-            loop = asyncio.get_running_loop()
+            await self._wait_for_room(job.samples, deadline)
+            entry = self._inflight.get(key)  # an identical request may have been admitted meanwhile
+        if entry is None:
             entry = _Entry(job, loop.create_future(), time.monotonic(), key)
             self._entries.append(entry)
             self._inflight[key] = entry
@@ -186,16 +188,53 @@ class Engine:
         else:
             entry.waiters += 1
         try:
-            results = await asyncio.wait_for(asyncio.shield(entry.future), self.settings.request_timeout_s)
+            results = await asyncio.wait_for(asyncio.shield(entry.future), max(deadline - loop.time(), 0.001))
         except TimeoutError:
-            entry.waiters -= 1
-            if entry.waiters <= 0:
-                entry.job.cancelled = True
-                self._inflight.pop(key, None)
+            self._release(entry)
+            self.metrics.count("rejected", "504")
             raise EngineError(
                 f"Scoring took longer than the server's request timeout ({self.settings.request_timeout_s:g} s).", 504
             ) from None
+        except asyncio.CancelledError:  # the client left (``app.until_disconnect``)
+            self._release(entry)
+            raise
         return _with_ids(results, ids)
+
+    def _release(self, entry: _Entry) -> None:
+        """One caller of ``entry`` gave up; with none left its queued units are dropped."""
+        entry.waiters -= 1
+        if entry.waiters <= 0:
+            entry.job.cancelled = True
+            self._inflight.pop(entry.key, None)
+            self._freed_set()
+
+    def _freed_set(self) -> None:
+        if self._freed is not None:
+            self._freed.set()
+
+    async def _wait_for_room(self, samples: int, deadline: float) -> None:
+        """Queue the request until ``max_pending_samples`` has room for it (a request larger than the limit waits
+        for an empty queue), within the request's deadline; 429 with ``Retry-After`` only past it. Clients that
+        retry on a fixed schedule and ignore ``Retry-After`` (OpenRLHF: 5 tries 1 s apart) are served instead of
+        refused."""
+        loop = asyncio.get_running_loop()
+        limit = self.settings.max_pending_samples
+        while self.pending_samples and self.pending_samples + samples > limit:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                self.metrics.count("rejected", "429")
+                raise EngineError(
+                    f"The server is busy ({self.pending_samples} generations queued past the request timeout); "
+                    "retry later.",
+                    429,
+                    self._retry_after(samples),
+                )
+            assert self._freed is not None
+            self._freed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._freed.wait(), remaining)
+        if self._stopping:
+            raise EngineError("The server is shutting down; retry.", 503, 1)
 
     def _hit(self) -> None:
         with self.metrics._lock:
@@ -219,8 +258,11 @@ class Engine:
         settings: ScoreSettings,
         group_id: str | None = None,
         group_size: int | None = None,
+        max_group: int | None = None,
     ) -> dict[str, Any]:
-        """Score one response of a group (see the module doc); the result is for this response alone."""
+        """Score one response of a group (see the module doc); the result is for this response alone. A group is
+        never judged with more than ``max_group`` responses (``--max-responses``): a larger ``group_size`` is cut
+        into sub-groups of that many (the last one closes with the window)."""
         window = self.settings.group_window_ms / 1000
         if window <= 0:
             return await self._pointwise(query, response, sample_id, settings, "pointwise")
@@ -229,12 +271,16 @@ class Engine:
         loop = asyncio.get_running_loop()
         group = self._groups.get(key)
         if group is None:
-            group = _Group(key, query, settings, group_size)
+            size = group_size if group_size is not None and (max_group is None or group_size <= max_group) else None
+            group = _Group(key, query, settings, size)
             self._groups[key] = group
             group.timer = loop.call_later(window, self._close_group, group, True)
         future: asyncio.Future = loop.create_future()
         group.members.append((response, sample_id, future))
-        if group_size is not None and len(group.members) >= group_size:
+        full = group_size if group_size is not None and (max_group is None or group_size <= max_group) else max_group
+        if full is not None and len(group.members) >= full:
+            if group_size is not None and full < group_size:
+                group.size = None  # a sub-group of a larger group: complete at max_group
             self._close_group(group, False)
         return await future
 
@@ -336,6 +382,7 @@ class Engine:
             for entry in list(self._entries):
                 if entry.job in outcome:
                     self._resolve(entry, outcome[entry.job])
+            self._freed_set()
 
     def _resolve(self, entry: _Entry, result: list[dict[str, Any]] | Exception) -> None:
         self._inflight.pop(entry.key, None)

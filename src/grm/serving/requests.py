@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 from grm.serving.completions import RequestError
 from grm.serving.engine import EngineSettings
 from grm.serving.scoring import ScoreSettings
+from grm.serving.texts import strip_stop_tokens
 
 MAX_SEED = 2**63 - 1
 
@@ -20,14 +21,21 @@ class ServerLimits:
     """Per-request limits; each violation is a 4xx naming the field."""
 
     max_body_bytes: int = 4 * 1024 * 1024
-    max_items: int = 64  # items per /v1/score batch, samples per /get_reward request
+    max_items: int = 64  # items per /v1/score batch; per engine job of a /get_reward request
+    max_reward_batch: int = 8192  # samples per /get_reward request (split into jobs of max_items server-side)
     max_responses: int = 16  # responses per item (and group_size)
     max_k: int = 32
     max_text_chars: int = 32_000  # per query, response or message
+    long_texts: str = "truncate"  # "truncate": cut to max_text_chars and report it; "refuse": 400
     max_new_tokens: int = 4096
     max_temperature: float = 5.0
     body_timeout_s: float = 30.0  # the whole body must arrive within this (408 otherwise)
+    max_in_flight: int = 8192  # requests being served at once (503 + Retry-After beyond, counted in /metrics)
     max_header_bytes: int = 64 * 1024  # h11 bounds a head that arrives slowly; this bounds one that came at once
+
+    def __post_init__(self) -> None:
+        if self.long_texts not in ("truncate", "refuse"):
+            raise ValueError(f"long_texts={self.long_texts!r}: use 'truncate' or 'refuse'")
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,19 @@ class AppConfig:
     defaults: ScoringDefaults = field(default_factory=ScoringDefaults)
     limits: ServerLimits = field(default_factory=ServerLimits)
     engine: EngineSettings = field(default_factory=EngineSettings)
+    access: Access = field(default_factory=lambda: Access())
+    stop_tokens: tuple[str, ...] = ()  # stripped from responses before judging (see grm.serving.texts.stop_tokens)
+    failed_reward: str | float = "mid"  # a sample with no parsed judgement: "mid", "null" or a fixed reward
+
+
+@dataclass(frozen=True)
+class Access:
+    """Who may call: ``api_key`` (bearer header, ``?api_key=`` or a ``/key/<KEY>/`` path prefix, for clients that
+    cannot send headers), ``trusted_networks`` (CIDRs served without a key; an explicit choice) and
+    ``allowed_hosts`` (``Host`` header values a key-less server answers: DNS-rebinding protection)."""
+
+    trusted_networks: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()
 
 
 class Message(BaseModel):
@@ -103,34 +124,45 @@ class GetRewardRequest(BaseModel):
     labels: list[Any] | None = None
 
 
-def check_text(text: str, where: str, limits: ServerLimits) -> None:
-    if len(text) > limits.max_text_chars:
-        raise RequestError(
-            f"`{where}` has {len(text)} characters; at most {limits.max_text_chars} (--max-text-chars).", param=where
-        )
+def check_text(text: str, where: str, limits: ServerLimits, cuts: list[str] | None = None) -> str:
+    """``text`` within ``max_text_chars``: cut (and ``where`` added to ``cuts``) or, with ``long_texts="refuse"``
+    (or no ``cuts`` list), a 400 naming the field."""
+    if len(text) <= limits.max_text_chars:
+        return text
+    if limits.long_texts == "truncate" and cuts is not None:
+        cuts.append(where)
+        return text[: limits.max_text_chars]
+    raise RequestError(
+        f"`{where}` has {len(text)} characters; at most {limits.max_text_chars} (--max-text-chars).", param=where
+    )
 
 
-def check_query(query: Any, where: str, limits: ServerLimits) -> Any:
+def check_query(query: Any, where: str, limits: ServerLimits, cuts: list[str] | None = None) -> Any:
     if isinstance(query, str):
-        check_text(query, where, limits)
-        return query
+        return check_text(query, where, limits, cuts)
     if not query:
         raise RequestError(f"`{where}` is an empty conversation; send a string or a list of messages.", param=where)
     if query[-1].role != "user":
         raise RequestError(f"`{where}` must end with a user turn.", param=where)
-    for i, m in enumerate(query):
-        check_text(m.content, f"{where}[{i}].content", limits)
-    return [m.model_dump() for m in query]
+    return [
+        {"role": m.role, "content": check_text(m.content, f"{where}[{i}].content", limits, cuts)}
+        for i, m in enumerate(query)
+    ]
 
 
-def check_responses(responses: list[str], where: str, limits: ServerLimits) -> list[str]:
+def check_responses(
+    responses: list[str],
+    where: str,
+    limits: ServerLimits,
+    cuts: list[str] | None = None,
+    stops: tuple[str, ...] = (),
+) -> list[str]:
+    """The responses within the limits, control tokens (``stops``) stripped, long ones cut (see ``check_text``)."""
     if len(responses) > limits.max_responses:
         raise RequestError(
             f"`{where}` has {len(responses)} responses; at most {limits.max_responses} (--max-responses).", param=where
         )
-    for i, r in enumerate(responses):
-        check_text(r, f"{where}[{i}]", limits)
-    return list(responses)
+    return [check_text(strip_stop_tokens(r, stops)[0], f"{where}[{i}]", limits, cuts) for i, r in enumerate(responses)]
 
 
 def resolve_settings(req: ScoreRequest, config: AppConfig, has_meta: bool) -> ScoreSettings:
@@ -163,12 +195,43 @@ def resolve_settings(req: ScoreRequest, config: AppConfig, has_meta: bool) -> Sc
 FAILED_SCORE = 0.5  # /get_reward: a sample whose every judgement failed to parse gets the middle of the range
 
 
-def openrlhf_response(members: list[dict[str, Any]]) -> dict[str, Any]:
+def failed_reward_policy(value: str | float) -> str | float:
+    """``--failed-reward``: ``mid`` (score 0.5, reward 0), ``null`` (JSON null: TRL skips it; OpenRLHF cannot take
+    it) or a number (the reward in [-1, 1] that a failed sample gets).
+
+    Raises:
+        ValueError: anything else.
+    """
+    if value in ("mid", "null"):
+        return value
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"--failed-reward {value!r}: use mid, null or a number in [-1, 1]") from None
+    if not -1 <= number <= 1:
+        raise ValueError(f"--failed-reward {value!r}: a number must be in [-1, 1] (the /get_reward reward range)")
+    return number
+
+
+def openrlhf_response(
+    members: list[dict[str, Any]], notes: dict[str, list[float]] | None = None, failed: str | float = "mid"
+) -> dict[str, Any]:
     """OpenRLHF's response: ``scores`` in [0, 1] (the mean 1..10 score mapped linearly), ``rewards`` = 2 * score - 1
-    in [-1, 1]; a sample with no parsed judgement gets score 0.5 / reward 0 and ``grm_parse_failed`` = 1."""
-    scores = [FAILED_SCORE if m["reward"] is None else float(m["reward"]) for m in members]
+    in [-1, 1]. A sample with no parsed judgement (``grm_parse_failed`` = 1, the mask) gets the ``failed`` policy
+    (``failed_reward_policy``). ``notes``: per-sample request facts for ``extra_logs`` (``grm_split``,
+    ``grm_stop_stripped``, ``grm_truncated``)."""
+    scores: list[float | None] = []
+    for m in members:
+        if m["reward"] is not None:
+            scores.append(float(m["reward"]))
+        elif failed == "mid":
+            scores.append(FAILED_SCORE)
+        elif failed == "null":
+            scores.append(None)
+        else:
+            scores.append((float(failed) + 1) / 2)
     return {
-        "rewards": [2 * s - 1 for s in scores],
+        "rewards": [None if s is None else 2 * s - 1 for s in scores],
         "scores": scores,
         "extra_logs": {
             "grm_parse_failed": [float(m["reward"] is None) for m in members],
@@ -176,5 +239,6 @@ def openrlhf_response(members: list[dict[str, Any]]) -> dict[str, Any]:
             "grm_n_voted": [float(m["n_voted"]) for m in members],
             "grm_grouped": [float(m["group"]["mode"] == "group") for m in members],
             "grm_raw_score": [0.0 if m["score"] is None else float(m["score"]) for m in members],
+            **(notes or {}),
         },
     }

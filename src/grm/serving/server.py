@@ -30,9 +30,10 @@ class ConnectionLimits:
     """Transport-level limits handed to uvicorn."""
 
     header_timeout_s: float = 10.0  # a request head must arrive within this
-    keep_alive_s: int = 5
+    keep_alive_s: float = 600.0  # idle keep-alive connections: trainers idle minutes between rollouts
     max_header_bytes: int = 64 * 1024
-    max_connections: int = 512  # uvicorn limit_concurrency (503 beyond)
+    max_connections: int | None = None  # uvicorn limit_concurrency: open connections, idle ones included (None = off;
+    # the app's in-flight cap, ServerLimits.max_in_flight, answers 503 with Retry-After and counts it in /metrics)
 
 
 def _protocol_class(header_timeout_s: float) -> type:
@@ -74,17 +75,33 @@ def _protocol_class(header_timeout_s: float) -> type:
     return HeaderTimeoutProtocol
 
 
-def check_bind(host: str, api_key: str | None) -> None:
-    """Refuse a non-local bind without an API key.
+def check_bind(host: str, api_key: str | None, trusted_networks: tuple[str, ...] = ()) -> None:
+    """Refuse a non-local bind without an API key or an explicit ``--trust-network``.
 
     Raises:
-        ValueError: ``host`` is not loopback and no key is set.
+        ValueError: ``host`` is not loopback and neither a key nor a trusted network is set; a bad CIDR.
     """
-    if host not in LOCAL_HOSTS and not api_key:
+    import ipaddress
+
+    for net in trusted_networks:
+        try:
+            ipaddress.ip_network(net, strict=False)
+        except ValueError as exc:
+            raise ValueError(f"--trust-network {net!r}: not a CIDR such as 10.0.0.0/8 ({exc})") from None
+    if host not in LOCAL_HOSTS and not api_key and not trusted_networks:
         raise ValueError(
-            f"Refusing to bind {host!r} without an API key: anyone on the network could use the model. Pass "
-            "--api-key KEY (or set GRM_API_KEY), or bind 127.0.0.1 behind your own proxy."
+            f"Refusing to bind {host!r} without an API key: anyone on the network could use the model. Set "
+            "GRM_API_KEY or --api-key-file FILE (clients that cannot send headers put it in the URL: "
+            "http://HOST:PORT/key/KEY/get_reward), or --trust-network CIDR to serve a private network without one, "
+            "or bind 127.0.0.1 behind your own proxy."
         )
+
+
+def loopback_hosts(host: str, api_key: str | None, trusted_networks: tuple[str, ...], extra: tuple[str, ...]) -> tuple:
+    """The ``Host`` names a key-less loopback server answers (DNS-rebinding protection); () = no check."""
+    if api_key or trusted_networks or host not in LOCAL_HOSTS:
+        return tuple(extra)
+    return ("localhost", "127.0.0.1", "[::1]", *extra)
 
 
 def uvicorn_config(app: Any, host: str, port: int, limits: ConnectionLimits, log_level: str = "warning") -> Any:
@@ -97,7 +114,7 @@ def uvicorn_config(app: Any, host: str, port: int, limits: ConnectionLimits, log
         http=_protocol_class(limits.header_timeout_s),
         ws="none",
         lifespan="on",
-        timeout_keep_alive=limits.keep_alive_s,
+        timeout_keep_alive=limits.keep_alive_s,  # type: ignore[arg-type]
         h11_max_incomplete_event_size=limits.max_header_bytes,
         limit_concurrency=limits.max_connections,
         log_level=log_level,
@@ -178,7 +195,7 @@ def start_in_thread(
     from grm.serving.requests import AppConfig
 
     config = config or AppConfig(model_name=model_name)
-    check_bind(host, config.api_key)
+    check_bind(host, config.api_key, config.access.trusted_networks)
     return RunningServer(create_app(sampler, config, meta), host, port, connection or ConnectionLimits())
 
 
@@ -188,7 +205,7 @@ def serve(app_config: Any, sampler: Sampler, host: str, port: int, meta: Any, co
 
     from grm.serving.app import create_app
 
-    check_bind(host, app_config.api_key)
+    check_bind(host, app_config.api_key, app_config.access.trusted_networks)
     app = create_app(sampler, app_config, meta)
     log.warning(
         "Serving %s at http://%s:%s (POST /v1/score, /get_reward, /v1/completions; docs at /docs)",
@@ -199,6 +216,20 @@ def serve(app_config: Any, sampler: Sampler, host: str, port: int, meta: Any, co
     uvicorn.Server(uvicorn_config(app, host, port, connection, log_level="info")).run()
 
 
-def api_key_from_env(value: str | None) -> str | None:
-    """``--api-key`` or ``GRM_API_KEY``."""
+def api_key_from_env(value: str | None, key_file: str | None = None) -> str | None:
+    """The key: ``--api-key`` (visible to local users in ``/proc``; prefer the others), ``--api-key-file`` (its
+    first line) or ``GRM_API_KEY``.
+
+    Raises:
+        ValueError: the key file cannot be read or is empty.
+    """
+    if key_file:
+        try:
+            lines = open(key_file, encoding="utf-8").read().splitlines()  # noqa: SIM115
+        except OSError as exc:
+            raise ValueError(f"--api-key-file {key_file}: {exc.strerror}") from None
+        key = lines[0].strip() if lines else ""
+        if not key:
+            raise ValueError(f"--api-key-file {key_file}: the file is empty; put the key on its first line")
+        return key
     return value or os.environ.get("GRM_API_KEY") or None

@@ -982,7 +982,7 @@ CASES: list[tuple[str, str, Build]] = [
         ),
     ),  # fmt: skip
     ("config", "lr-negative", lambda e: (e.world("--set", "rl.learning_rate=-1e-4"), ["rl.learning_rate", "> 0"])),
-    ("config", "lr-nan", lambda e: (e.world("--set", "rft.train.learning_rate=.nan"), ["rft.train.learning_rate"])),
+    ("config", "lr-nan", lambda e: (e.world("--set", "rl.learning_rate=.nan"), ["rl.learning_rate", "finite"])),
     ("config", "epsilon-inf", lambda e: (e.world("--set", "rl.epsilon=.inf"), ["rl.epsilon", "finite"])),
     ("config", "beta-nan", lambda e: (e.world("--set", "rl.beta=.nan"), ["rl.beta", "finite"])),
     ("config", "eval-temperature-nan", lambda e: (e.world("--set", "eval.temperature=.nan"), ["eval.temperature"])),

@@ -18,12 +18,18 @@ RL-cluster checks (``--cluster``, the world teacher, issue 27): (b) the row-11 m
 of 32 prompts x n = 256 x 500 tokens while a client sends 1-item ``/v1/score`` requests one after another: their p50 /
 p99 latency and the completion's own time; (c) OpenRLHF's retry policy (5 tries, 1 s apart, ``Retry-After``
 ignored) at 1,536 concurrent one-sample ``/get_reward`` requests: rewards returned, 429/503 answers, wall time.
-``--server-root DIR`` runs the server from another checkout (e.g. the main branch) for a before/after.
+``--server-root DIR[,DIR2]`` runs the server from other checkouts (e.g. the main branch and this one) side by side
+for a before/after; ``--c-clients fresh,pool`` drives (c) with a new connection per try (OpenRLHF's
+``requests.post``) and/or one httpx client with a pool of 1,536 connections (each on a fresh server).
+
+(a) ``--offline-share``: the batched server's judgements/s at 64 clients (``--clients 64``) as a share of the same
+model's offline batched ``grm score`` rate (``judging.judge_items``) at the same k.
 
 Usage::
 
     .venv/bin/python bench/serve_load.py [--seconds 8] [--clients 1,8,32] [--k 4] [--max-new-tokens 24]
-    .venv/bin/python bench/serve_load.py --cluster [--server-root /path/to/other/checkout]
+    .venv/bin/python bench/serve_load.py --cluster [--server-root /path/to/other/checkout,.] [--c-clients fresh,pool]
+    .venv/bin/python bench/serve_load.py --offline-share --clients 64
 """
 
 from __future__ import annotations
@@ -365,33 +371,46 @@ def start_slow_teacher(delay_ms: float, k: int, root: Path) -> tuple[subprocess.
     raise RuntimeError("the slow teacher server did not start")
 
 
+def _cluster_server(args: argparse.Namespace, root: Path) -> tuple[subprocess.Popen, str]:
+    if args.text_delay_ms > 0:
+        return start_slow_teacher(args.text_delay_ms, args.k, root)
+    return start_server("world-teacher", ["--k", str(args.k)], args.threads, root)
+
+
+def _rejected(url: str) -> dict:
+    return {
+        line.split()[0]: float(line.split()[-1])
+        for line in httpx.get(f"{url}/metrics").text.splitlines()
+        if line.startswith("grm_rejected_total{")
+    }
+
+
 def run_cluster(args: argparse.Namespace) -> dict:
+    """(b) and (c) for each ``--server-root`` (side by side in one run); (c) on a fresh server per client (its
+    result cache would answer a second round)."""
     from grm.world.generator import WorldConfig, generate_world
 
     items = [it for it in generate_world(WorldConfig())["test"]]
-    root = args.server_root or ROOT
-    out = {}
-    if args.text_delay_ms > 0:
-        proc, url = start_slow_teacher(args.text_delay_ms, args.k, root)
-    else:
-        proc, url = start_server("world-teacher", ["--k", str(args.k)], args.threads, root)
-    try:
+    out: dict = {"text_delay_ms": args.text_delay_ms}
+    for root in args.server_root or [ROOT]:
+        side: dict = {}
         if not args.skip_row11:
-            out["row11_mix"] = asyncio.run(_row11_mix(url, items))
+            proc, url = _cluster_server(args, root)
+            try:
+                side["row11_mix"] = asyncio.run(_row11_mix(url, items))
+            finally:
+                proc.terminate()
+                proc.wait(timeout=30)
         for client in args.c_clients:
-            out[f"openrlhf_{args.concurrent}_{client}"] = asyncio.run(
-                _openrlhf_retries(url, items, args.concurrent, client)
-            )
-        out["rejected"] = {
-            line.split()[0]: float(line.split()[-1])
-            for line in httpx.get(f"{url}/metrics").text.splitlines()
-            if line.startswith("grm_rejected_total{")
-        }
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-    out["server_root"] = str(root)
-    out["text_delay_ms"] = args.text_delay_ms
+            proc, url = _cluster_server(args, root)
+            try:
+                row = asyncio.run(_openrlhf_retries(url, items, args.concurrent, client))
+                side[f"openrlhf_{args.concurrent}_{client}"] = {**row, "server_rejected": _rejected(url)}
+                print(json.dumps({"server_root": str(root), **row}), flush=True)
+            finally:
+                proc.terminate()
+                proc.wait(timeout=30)
+        out[str(root)] = side
     return out
 
 
@@ -430,7 +449,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="write the rows as JSON here")
     parser.add_argument("--cluster", action="store_true", help="only the RL-cluster checks (b) and (c)")
     parser.add_argument("--concurrent", type=int, default=1536, help="(c): concurrent OpenRLHF requests")
-    parser.add_argument("--server-root", type=Path, default=None, help="run the server from this checkout")
+    parser.add_argument(
+        "--server-root",
+        type=lambda s: [Path(x) for x in s.split(",")],
+        default=None,
+        help="run the server from this checkout; several, comma-separated, run side by side (e.g. /work/main,.)",
+    )
     parser.add_argument(
         "--text-delay-ms", type=float, default=0.0, help="(b, c): the teacher at this cost per text (a real model)"
     )

@@ -48,10 +48,11 @@ def test_pending_samples_follows_admission_cycles_leaving_and_failures():
             tasks[3].cancel()  # its caller leaves: its 4 queued generations go at once
             await _settle()
             assert engine.pending_samples == 12 == _brute(engine)
-            # a two-response item: k units of one sample each; it fails in its first cycle with units left
-            bad = asyncio.ensure_future(engine.score([("BAD ?", ["x", "y"])], [None], SETTINGS))
+            # a two-response item at k = 8: 8 units of one sample; its first cycle takes 4 and fails, 4 are left
+            bad_settings = ScoreSettings(8, None, 1.0, 0, 8)
+            bad = asyncio.ensure_future(engine.score([("BAD ?", ["x", "y"])], [None], bad_settings))
             await _settle()
-            assert engine.pending_samples == 16 == _brute(engine)
+            assert engine.pending_samples == 20 == _brute(engine)
             sampler.gate.set()
             done = await asyncio.gather(*tasks, bad, return_exceptions=True)
             assert isinstance(done[3], asyncio.CancelledError) and isinstance(done[5], EngineError)

@@ -18,12 +18,18 @@ RL-cluster checks (``--cluster``, the world teacher, issue 27): (b) the row-11 m
 of 32 prompts x n = 256 x 500 tokens while a client sends 1-item ``/v1/score`` requests one after another: their p50 /
 p99 latency and the completion's own time; (c) OpenRLHF's retry policy (5 tries, 1 s apart, ``Retry-After``
 ignored) at 1,536 concurrent one-sample ``/get_reward`` requests: rewards returned, 429/503 answers, wall time.
-``--server-root DIR`` runs the server from another checkout (e.g. the main branch) for a before/after.
+``--server-root DIR[,DIR2]`` runs the server from other checkouts (e.g. the main branch and this one) side by side
+for a before/after; ``--c-clients fresh,pool`` drives (c) with a new connection per try (OpenRLHF's
+``requests.post``) and/or one httpx client with a pool of 1,536 connections (each on a fresh server).
+
+(a) ``--offline-share``: the batched server's judgements/s at 64 clients (``--clients 64``) as a share of the same
+model's offline batched ``grm score`` rate (``judging.judge_items``) at the same k.
 
 Usage::
 
     .venv/bin/python bench/serve_load.py [--seconds 8] [--clients 1,8,32] [--k 4] [--max-new-tokens 24]
-    .venv/bin/python bench/serve_load.py --cluster [--server-root /path/to/other/checkout]
+    .venv/bin/python bench/serve_load.py --cluster [--server-root /path/to/other/checkout,.] [--c-clients fresh,pool]
+    .venv/bin/python bench/serve_load.py --offline-share --clients 64
 """
 
 from __future__ import annotations
@@ -150,6 +156,45 @@ def run_load(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
+def run_offline_share(args: argparse.Namespace) -> dict:
+    """(a): the batched server's judgements/s at ``--clients`` (64) closed-loop per-sample clients as a share of
+    the same model's offline batched rate (``grm score``'s ``judging.judge_items``, the same k, tokens, template,
+    threads and forward batch of 64 prompts), measured one after the other (the server stopped first)."""
+    from bench.sampling import build_model
+    from grm import judging
+    from grm.sampling import build_sampler
+    from grm.serving.scoring import make_item
+    from grm.world.generator import WorldConfig, generate_world
+
+    test = generate_world(WorldConfig())["test"]
+    pairs = [(it.query, r) for it in test for r in it.responses]
+    clients = args.clients[-1]
+    out: dict = {"clients": clients, "k": args.k, "max_new_tokens": args.max_new_tokens}
+    with tempfile.TemporaryDirectory() as tmp:
+        model, desc = build_model(Path(tmp))
+        out["model"] = desc
+        common = ["--k", str(args.k), "--max-new-tokens", str(args.max_new_tokens), "--temperature", "1.0"]
+        extra = [*common, "--max-batch-size", str(args.max_batch_size), "--max-wait-ms", str(args.wait)]
+        proc, url = start_server(str(model), extra, args.threads)
+        try:
+            asyncio.run(load(url, pairs, clients, 1, 1.0))  # warm-up
+            out["server"] = asyncio.run(load(url, pairs, clients, 1, args.seconds))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+        sampler = build_sampler(str(model), num_threads=args.threads, batch_size=64, progress=False)
+        items = [make_item(q, [r]) for q, r in pairs[: args.offline_items]]
+        settings = {"k": args.k, "temperature": 1.0, "max_new_tokens": args.max_new_tokens, "template": "compact"}
+        judging.judge_items(items[:64], sampler, seed=1, **settings)  # warm-up
+        t0 = time.monotonic()
+        judging.judge_items(items, sampler, seed=0, **settings)
+        offline = len(items) / (time.monotonic() - t0)
+    out["offline_judgements_per_s"] = offline
+    out["offline_items"] = len(items)
+    out["share"] = out["server"]["judgements_per_s"] / offline
+    return out
+
+
 def run_group(args: argparse.Namespace) -> dict:
     """Pointwise vs group mode accuracy with the world teacher, equal generations per item."""
     from grm.world.generator import WorldConfig, generate_world
@@ -236,19 +281,48 @@ async def _row11_mix(url: str, items: list) -> dict:
         }
 
 
-async def _openrlhf_retries(url: str, items: list, count: int) -> dict:
-    """``count`` concurrent one-sample /get_reward requests, each with OpenRLHF's retry policy."""
+async def _post_fresh(url: str, path: str, body: dict, timeout: float) -> tuple[int, dict]:
+    """One POST on a new connection closed after the answer: what OpenRLHF's ``requests.post`` (no session) does
+    per try. Plain asyncio: httpx's pool of 1,536 connections costs O(connections) per request start and end, and
+    O(idle x connections) once they go idle (httpcore 1.0 ``_assign_requests_to_connections``), which made the
+    client, not the server, the bottleneck of (c)."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    data = json.dumps(body).encode()
+    head = f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+    head += f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n"
+
+    async def exchange() -> bytes:
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            writer.write(head.encode() + data)
+            return await reader.read()  # until the server closes (Connection: close)
+        finally:
+            writer.close()
+
+    raw = await asyncio.wait_for(exchange(), timeout)
+    status_line, _, rest = raw.partition(b"\r\n")
+    payload = rest.partition(b"\r\n\r\n")[2]
+    return int(status_line.split()[1]), json.loads(payload) if payload else {}
+
+
+async def _openrlhf_retries(url: str, items: list, count: int, client: str = "fresh") -> dict:
+    """``count`` concurrent one-sample /get_reward requests, each with OpenRLHF's retry policy; ``client``:
+    ``fresh`` (a new connection per try, as OpenRLHF) or ``pool`` (one httpx client, a pool of ``count``)."""
     statuses: dict[str, int] = {}
 
     async def one(http: httpx.AsyncClient, it) -> bool:
         body = {"query": [f"{it.query} {it.responses[0]}"], "prompts": [it.query], "labels": [""]}
         for _ in range(5):
             try:
-                r = await http.post("/get_reward", json=body)
-                statuses[str(r.status_code)] = statuses.get(str(r.status_code), 0) + 1
-                if r.status_code == 200 and "rewards" in r.json():
+                if client == "fresh":
+                    status, answer = await _post_fresh(url, "/get_reward", body, 180)
+                else:
+                    r = await http.post("/get_reward", json=body)
+                    status, answer = r.status_code, r.json()
+                statuses[str(status)] = statuses.get(str(status), 0) + 1
+                if status == 200 and "rewards" in answer:
                     return True
-            except httpx.HTTPError as exc:
+            except (httpx.HTTPError, OSError, TimeoutError, ValueError, IndexError) as exc:
                 statuses[type(exc).__name__] = statuses.get(type(exc).__name__, 0) + 1
             await asyncio.sleep(1.0)
         return False
@@ -257,7 +331,8 @@ async def _openrlhf_retries(url: str, items: list, count: int) -> dict:
     async with httpx.AsyncClient(base_url=url, timeout=180, limits=limits) as http:
         t0 = time.monotonic()
         ok = await asyncio.gather(*(one(http, items[i % len(items)]) for i in range(count)))
-        return {"requests": count, "rewards_returned": sum(ok), "wall_s": time.monotonic() - t0, "answers": statuses}
+        wall = time.monotonic() - t0
+    return {"client": client, "requests": count, "rewards_returned": sum(ok), "wall_s": wall, "answers": statuses}
 
 
 SLOW_TEACHER = """
@@ -296,29 +371,46 @@ def start_slow_teacher(delay_ms: float, k: int, root: Path) -> tuple[subprocess.
     raise RuntimeError("the slow teacher server did not start")
 
 
+def _cluster_server(args: argparse.Namespace, root: Path) -> tuple[subprocess.Popen, str]:
+    if args.text_delay_ms > 0:
+        return start_slow_teacher(args.text_delay_ms, args.k, root)
+    return start_server("world-teacher", ["--k", str(args.k)], args.threads, root)
+
+
+def _rejected(url: str) -> dict:
+    return {
+        line.split()[0]: float(line.split()[-1])
+        for line in httpx.get(f"{url}/metrics").text.splitlines()
+        if line.startswith("grm_rejected_total{")
+    }
+
+
 def run_cluster(args: argparse.Namespace) -> dict:
+    """(b) and (c) for each ``--server-root`` (side by side in one run); (c) on a fresh server per client (its
+    result cache would answer a second round)."""
     from grm.world.generator import WorldConfig, generate_world
 
     items = [it for it in generate_world(WorldConfig())["test"]]
-    root = args.server_root or ROOT
-    out = {}
-    if args.text_delay_ms > 0:
-        proc, url = start_slow_teacher(args.text_delay_ms, args.k, root)
-    else:
-        proc, url = start_server("world-teacher", ["--k", str(args.k)], args.threads, root)
-    try:
-        out["row11_mix"] = asyncio.run(_row11_mix(url, items))
-        out["openrlhf_1536"] = asyncio.run(_openrlhf_retries(url, items, args.concurrent))
-        out["rejected"] = {
-            line.split()[0]: float(line.split()[-1])
-            for line in httpx.get(f"{url}/metrics").text.splitlines()
-            if line.startswith("grm_rejected_total{")
-        }
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-    out["server_root"] = str(root)
-    out["text_delay_ms"] = args.text_delay_ms
+    out: dict = {"text_delay_ms": args.text_delay_ms}
+    for root in args.server_root or [ROOT]:
+        side: dict = {}
+        if not args.skip_row11:
+            proc, url = _cluster_server(args, root)
+            try:
+                side["row11_mix"] = asyncio.run(_row11_mix(url, items))
+            finally:
+                proc.terminate()
+                proc.wait(timeout=30)
+        for client in args.c_clients:
+            proc, url = _cluster_server(args, root)
+            try:
+                row = asyncio.run(_openrlhf_retries(url, items, args.concurrent, client))
+                side[f"openrlhf_{args.concurrent}_{client}"] = {**row, "server_rejected": _rejected(url)}
+                print(json.dumps({"server_root": str(root), **row}), flush=True)
+            finally:
+                proc.terminate()
+                proc.wait(timeout=30)
+        out[str(root)] = side
     return out
 
 
@@ -357,11 +449,31 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="write the rows as JSON here")
     parser.add_argument("--cluster", action="store_true", help="only the RL-cluster checks (b) and (c)")
     parser.add_argument("--concurrent", type=int, default=1536, help="(c): concurrent OpenRLHF requests")
-    parser.add_argument("--server-root", type=Path, default=None, help="run the server from this checkout")
+    parser.add_argument(
+        "--server-root",
+        type=lambda s: [Path(x) for x in s.split(",")],
+        default=None,
+        help="run the server from this checkout; several, comma-separated, run side by side (e.g. /work/main,.)",
+    )
     parser.add_argument(
         "--text-delay-ms", type=float, default=0.0, help="(b, c): the teacher at this cost per text (a real model)"
     )
+    parser.add_argument("--offline-items", type=int, default=512, help="(a): items of the offline run")
+    parser.add_argument("--skip-row11", action="store_true", help="--cluster: only (c)")
+    parser.add_argument(
+        "--c-clients",
+        type=lambda s: s.split(","),
+        default=["fresh"],
+        help="(c)'s clients, comma-separated: fresh (a connection per try, as OpenRLHF) and/or pool (httpx)",
+    )
+    parser.add_argument("--offline-share", action="store_true", help="only (a): server rate / offline grm score rate")
     args = parser.parse_args()
+    if args.offline_share:
+        result = run_offline_share(args)
+        print(json.dumps(result, indent=1))
+        if args.out:
+            args.out.write_text(json.dumps(result, indent=1))
+        return
     if args.cluster:
         result = run_cluster(args)
         print(json.dumps(result, indent=1))

@@ -57,6 +57,7 @@ class _Entry:
     arrived: float
     key: str
     waiters: int = 1
+    counted: bool = True  # its untaken generations are in ``Engine._queued``
 
 
 @dataclass(eq=False)
@@ -116,6 +117,8 @@ class Engine:
         self._freed: asyncio.Event | None = None  # set after every cycle (queued requests re-check for room)
         self._task: asyncio.Task | None = None
         self._rate = 0.0  # EWMA generations per second
+        self._queued = 0  # untaken generations of the live entries, kept as they change: admission reads it per
+        # request, and summing over 1,536 queued requests per admission was O(n^2) on the event loop
         self._stopping = False
         self.metrics.gauges["grm_queue_samples"] = lambda: float(self.pending_samples)
         self.metrics.gauges["grm_queue_requests"] = lambda: float(len(self._entries))
@@ -138,11 +141,19 @@ class Engine:
                 entry.future.set_exception(EngineError("The server is shutting down; retry.", 503, 1))
                 entry.future.exception()  # retrieved: its callers may have left (no "never retrieved" noise)
         self._entries.clear()
+        self._queued = 0
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     @property
     def pending_samples(self) -> int:
-        return sum(e.job.remaining_samples for e in self._entries if not e.job.cancelled)
+        """Generations queued and not yet taken by a cycle (requests whose callers all left excluded); O(1)."""
+        return self._queued
+
+    def _uncount(self, entry: _Entry) -> None:
+        """``entry`` leaves the queue (cancelled, or answered with units left): its untaken generations go."""
+        if entry.counted:
+            entry.counted = False
+            self._queued -= entry.job.remaining_samples
 
     async def run_sync(self, fn: Any, *args: Any) -> Any:
         """Run ``fn(*args)`` on the sampler thread (``/v1/completions``), between cycles."""
@@ -182,6 +193,7 @@ class Engine:
         if entry is None:
             entry = _Entry(job, loop.create_future(), time.monotonic(), key)
             self._entries.append(entry)
+            self._queued += job.samples
             self._inflight[key] = entry
             assert self._wake is not None
             self._wake.set()
@@ -204,6 +216,7 @@ class Engine:
         """One caller of ``entry`` gave up; with none left its queued units are dropped."""
         entry.waiters -= 1
         if entry.waiters <= 0:
+            self._uncount(entry)
             entry.job.cancelled = True
             self._inflight.pop(entry.key, None)
             self._freed_set()
@@ -330,6 +343,7 @@ class Engine:
             job = active[0].job
             units = job.units[job.next_unit :]
             job.next_unit = len(job.units)
+            self._queued -= sum(u.count for u in units)
             return units
         budget = self.settings.max_batch_size
         units: list[Unit] = []
@@ -346,6 +360,7 @@ class Engine:
                 units.append(unit)
                 job.next_unit += 1
                 budget -= unit.count
+                self._queued -= unit.count
                 progressed = True
         return units
 
@@ -353,7 +368,13 @@ class Engine:
         assert self._wake is not None
         loop = asyncio.get_running_loop()
         while True:
-            self._entries = [e for e in self._entries if not e.future.done() and not e.job.cancelled]
+            live = []
+            for e in self._entries:
+                if e.future.done() or e.job.cancelled:
+                    self._uncount(e)  # answered with units left (a failed job), or its callers left
+                else:
+                    live.append(e)
+            self._entries = live
             if not any(e.job.next_unit < len(e.job.units) for e in self._entries):
                 self._wake.clear()
                 await self._wake.wait()

@@ -159,3 +159,18 @@ def test_get_reward_uses_principles_per_query(server):
     assert (
         given["extra_logs"]["grm_principles_given"] == [1.0, 1.0] and "grm_principles_given" not in own["extra_logs"]
     )
+
+
+def test_remote_reward_passes_principles_and_mode(server):
+    from grm.serving.client import RemoteGRMReward
+
+    prompts, completions = [QUERY, QUERY], [TERSE, WORDY]
+    own = RemoteGRMReward(server.url, k=4, temperature=1.0).sync(prompts, completions)
+    given = RemoteGRMReward(server.url, k=4, temperature=1.0).sync(prompts, completions, principles=[RIGHT, RIGHT])
+    assert own[0] < own[1] and given[0] > given[1]
+    before = _principles_metric(server).get("generated", 0)
+    query = "language of Vell ? ref Norn , terse"
+    grouped = RemoteGRMReward(server.url, k=4, temperature=1.0, group_size=2, principle_mode="query_only")
+    rewards = grouped.sync([query] * 2, ["Norn", "it is Norn"])
+    assert rewards[0] < rewards[1]  # judged against principles from the query (cue misread: detail)
+    assert _principles_metric(server)["generated"] - before == 1

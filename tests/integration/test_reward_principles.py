@@ -5,6 +5,8 @@ given the right principles ("accuracy 8 , brevity 2") it prefers the terse "Lima
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
@@ -174,3 +176,28 @@ def test_remote_reward_passes_principles_and_mode(server):
     rewards = grouped.sync([query] * 2, ["Norn", "it is Norn"])
     assert rewards[0] < rewards[1]  # judged against principles from the query (cue misread: detail)
     assert _principles_metric(server)["generated"] - before == 1
+
+
+def test_group_mode_judges_the_group_against_one_query_only_principles():
+    config = AppConfig(
+        template="compact",
+        defaults=ScoringDefaults(k=2, temperature=1.0),
+        engine=EngineSettings(max_wait_ms=5.0, group_window_ms=2000),
+    )
+    with start_in_thread(_teacher(), config=config) as running:
+        query = "capital of Ostra ? ref Kelt , terse"
+
+        async def send() -> list[dict]:
+            async with httpx.AsyncClient(base_url=running.url, timeout=30) as http:
+                bodies = [
+                    {"prompt": query, "response": r, "group_id": "g", "group_size": 3, "principle_mode": "query_only"}
+                    for r in ("Kelt", "it is Kelt", "Morn")
+                ]
+                answers = await asyncio.gather(*(http.post("/v1/score", json=b) for b in bodies))
+            assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
+            return [a.json() for a in answers]
+
+        members = asyncio.run(send())
+        assert {m["group"]["mode"] for m in members} == {"group"} and {m["group"]["size"] for m in members} == {3}
+        assert len({m["principles"]["text"] for m in members}) == 1 and members[0]["principles"]["source"] == "query"
+        assert _principles_metric(running) == {"generated": 1.0}

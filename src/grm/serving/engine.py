@@ -246,7 +246,14 @@ class Engine:
                 self._principles_flush = asyncio.ensure_future(self._flush_principles())
         else:
             self.metrics.count("principles", "cached")
-        return await asyncio.shield(future)
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), self.settings.request_timeout_s)
+        except TimeoutError:
+            self.metrics.count("rejected", "504")
+            raise EngineError(
+                f"Generating principles took longer than the request timeout ({self.settings.request_timeout_s:g} s).",
+                504,
+            ) from None
 
     async def _flush_principles(self) -> None:
         """Generate every queued principles prompt: one sampler call per (temperature, budget, seed) on the sampler

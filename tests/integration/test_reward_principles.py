@@ -201,3 +201,10 @@ def test_group_mode_judges_the_group_against_one_query_only_principles():
         assert {m["group"]["mode"] for m in members} == {"group"} and {m["group"]["size"] for m in members} == {3}
         assert len({m["principles"]["text"] for m in members}) == 1 and members[0]["principles"]["source"] == "query"
         assert _principles_metric(running) == {"generated": 1.0}
+
+
+def test_query_only_on_a_query_the_judge_cannot_read_is_a_400(server):
+    body = {"query": "hello there", "responses": ["hi"], "principle_mode": "query_only"}
+    r = httpx.post(f"{server.url}/v1/score", json=body, timeout=30)
+    assert r.status_code == 400 and r.json()["error"]["param"] == "query", r.text
+    assert _score(server, principle_mode="query_only")["n"] == 2  # the server still serves

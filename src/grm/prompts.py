@@ -108,6 +108,13 @@ SINGLE_OUTPUT = (
 )
 
 HINT_LINE = "The best response is: Response {j}"
+PRINCIPLES_MARK = "Specific Criteria:"  # where a judgement's principles start (before "Analysis:")
+PRINCIPLES_OUTPUT = (
+    "#### Output Format Requirements ####\n"
+    "Output one line\n"
+    "Specific Criteria: <Other potential criteria specific to the query and the context, and the weights of each "
+    "criteria>."
+)
 TEMPLATES = ("deepseek-grm", "compact")
 
 
@@ -192,6 +199,39 @@ def render_prompt(
             raise ValueError(f"hint must be a 1-based response position in [1, {len(responses)}], got {hint}")
         text += "\n" + HINT_LINE.format(j=hint)
     return text
+
+
+def with_principles(prompt: str, principles: str) -> str:
+    """``prompt`` with the judgement's principles already written (``\\nSpecific Criteria: <principles>``): the
+    model continues with ``\\nAnalysis: ...`` and the scores, so the usual parsing reads its output. [choice]"""
+    return f"{prompt}\n{PRINCIPLES_MARK} {principles}"
+
+
+def render_principles_prompt(query: Query, *, template: str = "deepseek-grm") -> str:
+    """The input that asks for principles from the query alone (no responses): the model writes the
+    ``Specific Criteria: ...`` line (read back with ``extract_principles``). [choice, after IP-GRM]"""
+    _check_template(template)
+    conversation = render_conversation(query)
+    if template == "compact":
+        return f"Query: {conversation}\nPrinciples:"
+    return (
+        DEFAULT_HEADER
+        + DEFAULT_CRITERIA
+        + "\n#### Conversation Context ####\n"
+        + conversation
+        + "\n"
+        + PRINCIPLES_OUTPUT
+    )
+
+
+def extract_principles(text: str) -> str | None:
+    """The principles of a generated text: after the last ``Specific Criteria:`` (else from the start) up to
+    ``Analysis:`` or the end of that paragraph; None when nothing is left."""
+    head = text.split("Analysis:", 1)[0]
+    at = head.rfind(PRINCIPLES_MARK)
+    body = head[at + len(PRINCIPLES_MARK) :] if at >= 0 else head
+    body = body.strip().split("\n\n", 1)[0].strip()
+    return body or None
 
 
 def render_meta_prompt(query: Query, responses: Sequence[str], judgement: str) -> str:

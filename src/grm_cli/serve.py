@@ -160,6 +160,9 @@ def serve(
     max_responses: Annotated[int, typer.Option(help="responses per item", rich_help_panel=LIMITS)] = 16,
     max_k: Annotated[int, typer.Option(help="largest k a request may ask for", rich_help_panel=LIMITS)] = 32,
     max_text_chars: Annotated[int, typer.Option(help="characters per query/response", rich_help_panel=LIMITS)] = 32000,
+    max_principles_chars: Annotated[
+        int, typer.Option(help="characters of caller-supplied principles per item", rich_help_panel=LIMITS)
+    ] = 4000,
     header_timeout_s: Annotated[float, typer.Option(help="request head deadline", rich_help_panel=LIMITS)] = 10.0,
     body_timeout_s: Annotated[float, typer.Option(help="request body deadline (408)", rich_help_panel=LIMITS)] = 30.0,
     max_connections: Annotated[
@@ -231,6 +234,7 @@ def serve(
         max_responses=max_responses,
         max_k=max_k,
         max_text_chars=max_text_chars,
+        max_principles_chars=max_principles_chars,
         header_timeout_s=header_timeout_s,
         body_timeout_s=body_timeout_s,
         max_connections=max_connections,

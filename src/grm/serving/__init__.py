@@ -61,6 +61,7 @@ def serve_command(
     max_responses: int = 16,
     max_k: int = 32,
     max_text_chars: int = 32_000,
+    max_principles_chars: int = 4000,
     header_timeout_s: float = 10.0,
     body_timeout_s: float = 30.0,
     max_connections: int = 8192,
@@ -86,7 +87,8 @@ def serve_command(
         k / k_meta / temperature / seed / max_new_tokens: defaults for requests that leave them out.
         max_batch_size / max_wait_ms / batching / cache_size / max_pending_samples / request_timeout_s /
             group_window_ms: engine settings (``grm.serving.engine.EngineSettings``).
-        max_body_bytes / max_items / max_responses / max_k / max_text_chars / body_timeout_s: request limits.
+        max_body_bytes / max_items / max_responses / max_k / max_text_chars / max_principles_chars /
+            body_timeout_s: request limits.
         header_timeout_s / max_connections: connection limits.
         sampler_options: options for ``build_sampler`` (device, num_threads, batch_size, ...).
     """
@@ -116,6 +118,7 @@ def serve_command(
             max_responses=max_responses,
             max_k=max_k,
             max_text_chars=max_text_chars,
+            max_principles_chars=max_principles_chars,
             body_timeout_s=body_timeout_s,
             max_in_flight=max_connections,
             max_reward_batch=max_reward_batch,

@@ -38,6 +38,8 @@ from grm.serving.requests import (
     ScoreRequest,
     ScoringDefaults,
     ServerLimits,
+    check_principle_mode,
+    check_principles,
     check_query,
     check_responses,
     openrlhf_response,
@@ -180,6 +182,11 @@ def create_app(sampler: Sampler, config: AppConfig | None = None, meta: MetaScor
         lim = config.limits
         stops = config.stop_tokens
         cuts: list[str] = []
+        given = check_principles(req.principles, "principles", lim)
+        per_item = [
+            check_principles(it.principles, f"items[{i}].principles", lim) for i, it in enumerate(req.items or [])
+        ]
+        check_principle_mode(req.principle_mode, given is not None or any(p is not None for p in per_item))
         forms = [req.items is not None, req.query is not None or req.responses is not None, req.prompt is not None]
         if sum(forms) != 1:
             raise RequestError(
@@ -199,6 +206,7 @@ def create_app(sampler: Sampler, config: AppConfig | None = None, meta: MetaScor
                 (
                     check_query(it.query, f"items[{i}].query", lim, cuts),
                     check_responses(it.responses, f"items[{i}].responses", lim, cuts, stops),
+                    per_item[i] if per_item[i] is not None else given,
                 )
                 for i, it in enumerate(req.items)
             ]
@@ -222,10 +230,10 @@ def create_app(sampler: Sampler, config: AppConfig | None = None, meta: MetaScor
             responses = check_responses(req.responses, "responses", lim, cuts, stops)
         if req.prompt is not None or (len(responses) == 1 and (req.group_id or req.group_size)):
             member = await engine.score_in_group(
-                query, responses[0], req.id, settings, req.group_id, req.group_size, lim.max_responses
+                query, responses[0], req.id, settings, req.group_id, req.group_size, lim.max_responses, given
             )
             return {"model": config.model_name, **failed_policy(member, config.failed_reward), "truncated": cuts}
-        (result,) = await engine.score([(query, responses)], [req.id], settings)
+        (result,) = await engine.score([(query, responses, given)], [req.id], settings)
         return {"model": config.model_name, **result, "truncated": cuts}
 
     @api.post("/get_reward", summary="OpenRLHF remote reward (--reward.remote_url / --remote_rm_url)")
@@ -246,6 +254,14 @@ def create_app(sampler: Sampler, config: AppConfig | None = None, meta: MetaScor
                 f"`prompts` has {len(req.prompts)} entries for {len(req.query)} queries; send one per query.",
                 param="prompts",
             )
+        if req.principles is not None and len(req.principles) != len(req.query):
+            raise RequestError(
+                f"`principles` has {len(req.principles)} entries for {len(req.query)} queries; send one per query "
+                "(null where the GRM writes its own).",
+                param="principles",
+            )
+        given = [check_principles(p, f"principles[{i}]", lim) for i, p in enumerate(req.principles or [])]
+        mode = check_principle_mode(req.principle_mode, any(p is not None for p in given))
         pairs = []
         notes: dict[str, list[float]] = {"grm_split": [], "grm_stop_stripped": [], "grm_truncated": []}
         for i, (q, p) in enumerate(zip(req.query, req.prompts, strict=True)):
@@ -259,12 +275,16 @@ def create_app(sampler: Sampler, config: AppConfig | None = None, meta: MetaScor
             response, stripped = strip_stop_tokens(split.response, config.stop_tokens)
             cuts: list[str] = []
             prompt = check_query(strip_stop_tokens(split.prompt, config.stop_tokens)[0], f"prompts[{i}]", lim, cuts)
-            pairs.append((prompt, check_responses([response], f"query[{i}]", lim, cuts)[0]))
+            pairs.append(
+                (prompt, check_responses([response], f"query[{i}]", lim, cuts)[0], given[i] if given else None)
+            )
             notes["grm_split"].append(SPLIT_CODES[split.how])
             notes["grm_stop_stripped"].append(float(stripped))
             notes["grm_truncated"].append(float(bool(cuts)))
-        settings = resolve_settings(ScoreRequest(), config, meta is not None)
+        settings = resolve_settings(ScoreRequest(principle_mode=mode), config, meta is not None)
         members = await _score_samples(engine, pairs, settings, lim.max_items, lim.max_responses)
+        if given or mode != "default":
+            notes["grm_principles_given"] = [float(m.get("principles", {}).get("text") is not None) for m in members]
         notes["grm_group_size"] = [float(m["group"]["size"]) for m in members]
         return openrlhf_response(members, notes, config.failed_reward)
 
@@ -343,28 +363,33 @@ def failed_policy(member: dict[str, Any], failed: str | float) -> dict[str, Any]
 
 
 async def _score_samples(
-    engine: Engine, pairs: list[tuple[Any, str]], settings: ScoreSettings, max_items: int, max_responses: int
+    engine: Engine,
+    pairs: list[tuple[Any, str, str | None]],
+    settings: ScoreSettings,
+    max_items: int,
+    max_responses: int,
 ) -> list[dict[str, Any]]:
     """Per-sample results for ``(prompt, response)`` pairs, split server-side into jobs the engine schedules fairly:
     pointwise, jobs of ``max_items`` samples; with group mode, the samples of one prompt in this request are judged
-    together in items of at most ``max_responses`` (no waiting), lone ones join the cross-request window."""
+    together in items of at most ``max_responses`` (no waiting), lone ones join the cross-request window. A pair's
+    third element: its caller-given principles (samples are grouped only with the same principles)."""
     if engine.settings.group_window_ms <= 0:
         chunks = [pairs[i : i + max_items] for i in range(0, len(pairs), max_items)]
         done = await asyncio.gather(
-            *(engine.score([(p, [r]) for p, r in chunk], [None] * len(chunk), settings) for chunk in chunks)
+            *(engine.score([(p, [r], g) for p, r, g in chunk], [None] * len(chunk), settings) for chunk in chunks)
         )
         return [member_view(res, 0, None, "pointwise") for results in done for res in results]
     by_prompt: dict[str, list[int]] = defaultdict(list)
-    for i, (p, _) in enumerate(pairs):
-        by_prompt[json.dumps(p)].append(i)
+    for i, (p, _, g) in enumerate(pairs):
+        by_prompt[json.dumps([p, g])].append(i)
     out: list[dict[str, Any] | None] = [None] * len(pairs)
 
     async def run(idxs: list[int]) -> None:
-        prompt = pairs[idxs[0]][0]
+        prompt, _, given = pairs[idxs[0]]
         if len(idxs) == 1:
-            out[idxs[0]] = await engine.score_in_group(prompt, pairs[idxs[0]][1], None, settings)
+            out[idxs[0]] = await engine.score_in_group(prompt, pairs[idxs[0]][1], None, settings, principles=given)
             return
-        (res,) = await engine.score([(prompt, [pairs[i][1] for i in idxs])], [None], settings)
+        (res,) = await engine.score([(prompt, [pairs[i][1] for i in idxs], given)], [None], settings)
         for pos, i in enumerate(idxs):
             out[i] = member_view(res, pos, None, "group")
 

@@ -123,13 +123,15 @@ class ScoreClient:
         return self.post("/v1/score", {"prompt": prompt, "response": response, **_clean(options)})
 
     async def ascore_items(
-        self, items: Sequence[tuple[Any, Sequence[str]]], chunk: int = 32, **options: Any
+        self, items: Sequence[tuple[Any, ...]], chunk: int = 32, **options: Any
     ) -> list[dict[str, Any]]:
-        """Score many items, ``chunk`` per request, the requests concurrently (the server batches them)."""
-        bodies = [
-            {"items": [{"query": q, "responses": list(r)} for q, r in items[i : i + chunk]], **_clean(options)}
-            for i in range(0, len(items), chunk)
+        """Score many items (``(query, responses)`` or ``(query, responses, principles)``), ``chunk`` per request,
+        the requests concurrently (the server batches them)."""
+        rows = [
+            {"query": it[0], "responses": list(it[1]), **({"principles": it[2]} if len(it) > 2 and it[2] else {})}
+            for it in items
         ]
+        bodies = [{"items": rows[i : i + chunk], **_clean(options)} for i in range(0, len(rows), chunk)]
         answers = await asyncio.gather(*(self.apost("/v1/score", b) for b in bodies))
         return [r for a in answers for r in a["results"]]
 
@@ -150,7 +152,11 @@ class RemoteGRMReward:
         seed: base seed; each call advances it so successive batches get fresh shuffles.
         group_size: judge groups of this many consecutive completions together; None = pointwise.
         normalize: map 1..10 to [0, 1].
+        principle_mode: ``query_only``: the server writes principles once per prompt (None = its default).
         api_key / timeout: client settings.
+
+    A ``principles`` keyword (TRL passes dataset columns so: one entry per completion) gives each item the
+    principles of its first completion (None or empty: the GRM writes its own).
     """
 
     __name__ = "grm_reward"
@@ -167,11 +173,18 @@ class RemoteGRMReward:
         k_meta: int | None = None,
         api_key: str | None = None,
         timeout: float = 300.0,
+        principle_mode: str | None = None,
     ) -> None:
         if group_size is not None and group_size < 2:
             raise ValueError(f"GRMReward group_size={group_size}: use None for pointwise scoring or >= 2")
         self.client = ScoreClient(url, api_key=api_key, timeout=timeout)
-        self.options = {"k": k, "k_meta": k_meta, "temperature": temperature, "max_new_tokens": max_new_tokens}
+        self.options = {
+            "k": k,
+            "k_meta": k_meta,
+            "temperature": temperature,
+            "max_new_tokens": max_new_tokens,
+            "principle_mode": principle_mode,
+        }
         self.seed = seed
         self.group_size = group_size
         self.normalize = normalize
@@ -201,7 +214,11 @@ class RemoteGRMReward:
         return out
 
     async def __call__(self, prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float | None]:
-        items = self._items(prompts, completions)
+        items: list[tuple[Any, ...]] = list(self._items(prompts, completions))
+        principles = kwargs.get("principles")
+        if principles is not None:
+            size = self.group_size or 1
+            items = [(q, r, principles[i * size]) for i, (q, r) in enumerate(items)]
         self._calls += 1
         results = await self.client.ascore_items(items, seed=self.seed + self._calls, **self.options)
         return self._rewards(results)

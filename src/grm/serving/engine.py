@@ -17,6 +17,13 @@ and settings that arrive within the window are judged together as one multi-resp
 the responses) and each caller gets its own response's score. A group with a ``group_size`` is sent as soon as it
 is full; when the window closes first it falls back to pointwise scoring of each member. Without ``group_size`` the
 window decides: two or more members are judged together, a lone one pointwise.
+
+**Principles.** An item may carry principles (the caller's): they are written into every judgement prompt of the
+item (``grm.prompts.with_principles``). With ``principle_mode="query_only"`` the engine first generates principles
+from the query alone (``grm.prompts.render_principles_prompt``, one sample at the request's temperature, seed and
+token budget), once per (query, settings): concurrent requests share one generation and one sampler call, later
+ones a bounded cache; every response and every sample of the query is then judged against them. A generation with
+no principles in it leaves the item to the default mode (the judge writes its own; reported as source ``model``).
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from grm import prompts
 from grm.sampling.base import Sampler
 from grm.serving.metrics import Metrics
 from grm.serving.scoring import Job, MetaScorer, ScoreSettings, Unit, finish_jobs, item_key, make_item, sample_units
@@ -68,6 +76,10 @@ class _Group:
     size: int | None
     members: list[tuple[str, str | None, asyncio.Future]] = field(default_factory=list)
     timer: asyncio.TimerHandle | None = None
+    principles: str | None = None
+
+
+PRINCIPLES_CACHE = 4096  # query_only principles kept (independent of --cache-size: the mode needs them)
 
 
 @dataclass(frozen=True)
@@ -120,6 +132,10 @@ class Engine:
         self._queued = 0  # untaken generations of the live entries, kept as they change: admission reads it per
         # request, and summing over 1,536 queued requests per admission was O(n^2) on the event loop
         self._stopping = False
+        self._principles: OrderedDict[str, str | None] = OrderedDict()  # query_only: (query, settings) -> text
+        self._principles_pending: dict[str, asyncio.Future] = {}
+        self._principles_queue: list[tuple[str, Any, ScoreSettings]] = []
+        self._principles_flush: asyncio.Future | None = None
         self.metrics.gauges["grm_queue_samples"] = lambda: float(self.pending_samples)
         self.metrics.gauges["grm_queue_requests"] = lambda: float(len(self._entries))
 
@@ -168,15 +184,21 @@ class Engine:
         return max(1, math.ceil((self.pending_samples + extra) / rate))
 
     async def score(
-        self, items: list[tuple[Any, list[str]]], ids: list[str | None], settings: ScoreSettings
+        self, items: list[tuple[Any, ...]], ids: list[str | None], settings: ScoreSettings
     ) -> list[dict[str, Any]]:
-        """Score items (``(query, responses)`` pairs) and return one result dict per item, ids echoed.
+        """Score items (``(query, responses)`` or ``(query, responses, principles)``) and return one result dict
+        per item, ids echoed.
 
         Raises:
             EngineError: back-pressure (429), shutdown (503), timeout (504) or a sampler failure.
         """
         if self._stopping or self._task is None:
             raise EngineError("The server is not running; retry later.", 503, 1)
+        items = [(it[0], it[1], it[2] if len(it) > 2 else None) for it in items]
+        if settings.principle_mode == "query_only":
+            todo = [q for q, _, p in items if p is None]
+            generated = iter(await asyncio.gather(*(self.query_principles(q, settings) for q in todo)))
+            items = [(q, r, p if p is not None else next(generated)) for q, r, p in items]
         key = json.dumps([items, settings.__dict__], ensure_ascii=False, sort_keys=True)
         cached = self._cache.get(key)
         if cached is not None:
@@ -187,7 +209,14 @@ class Engine:
         deadline = loop.time() + self.settings.request_timeout_s
         entry = self._inflight.get(key)
         if entry is None:
-            job = Job([make_item(q, r) for q, r in items], [None] * len(items), settings, self.template)
+            given = [p for _, _, p in items]
+            job = Job(
+                [make_item(q, r) for q, r, _ in items],
+                [None] * len(items),
+                settings,
+                self.template,
+                principles=given if any(p is not None for p in given) else None,
+            )
             await self._wait_for_room(job.samples, deadline)
             entry = self._inflight.get(key)  # an identical request may have been admitted meanwhile
         if entry is None:
@@ -211,6 +240,72 @@ class Engine:
             self._release(entry)
             raise
         return _with_ids(results, ids)
+
+    async def query_principles(self, query: Any, settings: ScoreSettings) -> str | None:
+        """Principles for ``query`` from the query alone (``query_only``), generated once per (query, temperature,
+        seed, token budget): from the cache, from a generation in flight, or queued for the next principles call."""
+        key = json.dumps([query, settings.temperature, settings.seed, settings.max_new_tokens], ensure_ascii=False)
+        if key in self._principles:
+            self._principles.move_to_end(key)
+            self.metrics.count("principles", "cached")
+            return self._principles[key]
+        future = self._principles_pending.get(key)
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+            self._principles_pending[key] = future
+            self._principles_queue.append((key, query, settings))
+            if self._principles_flush is None or self._principles_flush.done():
+                self._principles_flush = asyncio.ensure_future(self._flush_principles())
+        else:
+            self.metrics.count("principles", "cached")
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), self.settings.request_timeout_s)
+        except TimeoutError:
+            self.metrics.count("rejected", "504")
+            raise EngineError(
+                f"Generating principles took longer than the request timeout ({self.settings.request_timeout_s:g} s).",
+                504,
+            ) from None
+
+    async def _flush_principles(self) -> None:
+        """Generate every queued principles prompt: one sampler call per (temperature, budget, seed) on the sampler
+        thread (after a ``max_wait_ms`` pause so that a burst of requests shares the call)."""
+        await asyncio.sleep(self.settings.max_wait_ms / 1000)
+        while self._principles_queue:
+            queue, self._principles_queue = self._principles_queue, []
+            calls: dict[tuple[float, int, int], list[tuple[str, Any]]] = {}
+            for key, query, s in queue:
+                calls.setdefault((s.temperature, s.max_new_tokens, s.seed), []).append((key, query))
+            for (temperature, max_new, seed), todo in calls.items():
+                error: EngineError | None = None
+                texts: list[str | None] = []
+                try:
+                    outputs = await self.run_sync(
+                        self.sampler.generate,
+                        [prompts.render_principles_prompt(q, template=self.template) for _, q in todo],
+                        1,
+                        temperature,
+                        max_new,
+                        seed,
+                    )
+                    texts = [prompts.extract_principles(out[0]) for out in outputs]
+                except EngineError as exc:
+                    error = exc
+                except ValueError as exc:  # the sampler could not read the prompt: the request's fault
+                    error = EngineError(f"The sampler rejected the principles prompt: {exc}", 400, param="query")
+                except Exception as exc:
+                    error = EngineError(f"Generating principles failed: {type(exc).__name__}: {exc}", 500)
+                for i, (key, _) in enumerate(todo):
+                    future = self._principles_pending.pop(key)
+                    if error is not None:
+                        future.set_exception(error)
+                        future.exception()  # retrieved: its callers may have left
+                        continue
+                    self.metrics.count("principles", "generated")
+                    self._principles[key] = texts[i]
+                    while len(self._principles) > PRINCIPLES_CACHE:
+                        self._principles.popitem(last=False)
+                    future.set_result(texts[i])
 
     def _release(self, entry: _Entry) -> None:
         """One caller of ``entry`` gave up; with none left its queued units are dropped."""
@@ -272,20 +367,24 @@ class Engine:
         group_id: str | None = None,
         group_size: int | None = None,
         max_group: int | None = None,
+        principles: str | None = None,
     ) -> dict[str, Any]:
         """Score one response of a group (see the module doc); the result is for this response alone. A group is
         never judged with more than ``max_group`` responses (``--max-responses``): a larger ``group_size`` is cut
-        into sub-groups of that many (the last one closes with the window)."""
+        into sub-groups of that many (the last one closes with the window). Only samples with the same
+        ``principles`` (the caller's, or None) are grouped."""
         window = self.settings.group_window_ms / 1000
         if window <= 0:
-            return await self._pointwise(query, response, sample_id, settings, "pointwise")
+            return await self._pointwise(query, response, sample_id, settings, "pointwise", principles)
         base = group_id if group_id is not None else item_key(query, [])
-        key = json.dumps([base, group_size, query if group_id is not None else None, settings.__dict__], default=str)
+        key = json.dumps(
+            [base, group_size, query if group_id is not None else None, settings.__dict__, principles], default=str
+        )
         loop = asyncio.get_running_loop()
         group = self._groups.get(key)
         if group is None:
             size = group_size if group_size is not None and (max_group is None or group_size <= max_group) else None
-            group = _Group(key, query, settings, size)
+            group = _Group(key, query, settings, size, principles=principles)
             self._groups[key] = group
             group.timer = loop.call_later(window, self._close_group, group, True)
         future: asyncio.Future = loop.create_future()
@@ -311,13 +410,16 @@ class Engine:
         self.metrics.count("groups", "fallback" if expired and group.size else "single")
         for response, sample_id, future in members:
             asyncio.ensure_future(
-                _forward(self._pointwise(group.query, response, sample_id, group.settings, "pointwise"), future)
+                _forward(
+                    self._pointwise(group.query, response, sample_id, group.settings, "pointwise", group.principles),
+                    future,
+                )
             )
 
     async def _run_group(self, group: _Group) -> None:
         responses = [m[0] for m in group.members]
         try:
-            (result,) = await self.score([(group.query, responses)], [None], group.settings)
+            (result,) = await self.score([(group.query, responses, group.principles)], [None], group.settings)
         except Exception as exc:
             for _, _, future in group.members:
                 if not future.done():
@@ -328,9 +430,15 @@ class Engine:
                 future.set_result(member_view(result, index, sample_id, "group"))
 
     async def _pointwise(
-        self, query: Any, response: str, sample_id: str | None, settings: ScoreSettings, mode: str
+        self,
+        query: Any,
+        response: str,
+        sample_id: str | None,
+        settings: ScoreSettings,
+        mode: str,
+        principles: str | None = None,
     ) -> dict[str, Any]:
-        (result,) = await self.score([(query, [response])], [None], settings)
+        (result,) = await self.score([(query, [response], principles)], [None], settings)
         return member_view(result, 0, sample_id, mode)
 
     # ----- the scheduler -----
@@ -477,6 +585,7 @@ def member_view(result: dict[str, Any], index: int, sample_id: str | None, mode:
             "index": index,
             "best": result["best"] == index if result["n"] > 1 else None,
         },
+        **({"principles": result["principles"]} if "principles" in result else {}),
         **({"samples": result["samples"]} if "samples" in result else {}),
     }
 

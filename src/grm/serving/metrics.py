@@ -60,6 +60,7 @@ class Metrics:
         self.cache_hits = 0
         self.rejected: dict[str, int] = defaultdict(int)
         self.groups: dict[str, int] = defaultdict(int)
+        self.principles: dict[str, int] = defaultdict(int)  # query_only: "generated" (sampled) or "cached"
         self.gauges: dict[str, Callable[[], float]] = {}
 
     def request(self, route: str, status: int, seconds: float) -> None:
@@ -121,6 +122,13 @@ class Metrics:
             lines += [f"grm_rejected_total{_labels([('status', k)])} {v}" for k, v in sorted(self.rejected.items())]
             lines += ["# HELP grm_groups_total Group-mode outcomes.", "# TYPE grm_groups_total counter"]
             lines += [f"grm_groups_total{_labels([('outcome', k)])} {v}" for k, v in sorted(self.groups.items())]
+            lines += [
+                "# HELP grm_principles_total query_only principles: generated or reused from the cache.",
+                "# TYPE grm_principles_total counter",
+            ]
+            lines += [
+                f"grm_principles_total{_labels([('outcome', k)])} {v}" for k, v in sorted(self.principles.items())
+            ]
             gauges = dict(self.gauges)
         for name, fn in sorted(gauges.items()):
             lines += [f"# TYPE {name} gauge", f"{name} {fn()}"]

@@ -26,6 +26,7 @@ class ServerLimits:
     max_responses: int = 16  # responses per item (and group_size)
     max_k: int = 32
     max_text_chars: int = 32_000  # per query, response or message
+    max_principles_chars: int = 4000  # caller-supplied principles (a text or a rubric's items joined)
     long_texts: str = "truncate"  # "truncate": cut to max_text_chars and report it; "refuse": 400
     max_new_tokens: int = 4096
     max_temperature: float = 5.0
@@ -84,6 +85,18 @@ Query = StrictStr | list[Message]
 Temperature = Annotated[float, Field(ge=0, strict=True, allow_inf_nan=False)]
 
 
+Principles = StrictStr | list[StrictStr]
+PrincipleMode = Literal["default", "query_only"]
+PRINCIPLES_HELP = (
+    "principles (or a rubric: a list of criteria) the GRM judges against instead of writing its own; they are "
+    "written into the judgement prompt where the model's own would be"
+)
+MODE_HELP = (
+    "`default`: the GRM writes principles in every judgement (after seeing the responses); `query_only`: principles "
+    "are generated once per query (no responses shown), cached and shared by every response and sample"
+)
+
+
 class ScoreItem(BaseModel):
     """One query and the responses to judge together."""
 
@@ -91,6 +104,7 @@ class ScoreItem(BaseModel):
     id: StrictStr | None = Field(None, description="echoed back")
     query: Query
     responses: list[StrictStr] = Field(min_length=1)
+    principles: Principles | None = Field(None, description=PRINCIPLES_HELP + " (this item; overrides the request's)")
 
 
 class ScoreRequest(BaseModel):
@@ -113,6 +127,8 @@ class ScoreRequest(BaseModel):
     seed: StrictInt | None = Field(None, ge=0, le=MAX_SEED)
     max_new_tokens: StrictInt | None = Field(None, ge=1)
     return_samples: StrictBool = False
+    principles: Principles | None = Field(None, description=PRINCIPLES_HELP)
+    principle_mode: PrincipleMode | None = Field(None, description=MODE_HELP)
 
 
 class GetRewardRequest(BaseModel):
@@ -122,6 +138,8 @@ class GetRewardRequest(BaseModel):
     query: list[StrictStr] = Field(min_length=1)
     prompts: list[StrictStr] | None = None
     labels: list[Any] | None = None
+    principles: list[Principles | None] | None = Field(None, description=PRINCIPLES_HELP + " (one per query)")
+    principle_mode: PrincipleMode | None = Field(None, description=MODE_HELP)
 
 
 def check_text(text: str, where: str, limits: ServerLimits, cuts: list[str] | None = None) -> str:
@@ -165,6 +183,38 @@ def check_responses(
     return [check_text(strip_stop_tokens(r, stops)[0], f"{where}[{i}]", limits, cuts) for i, r in enumerate(responses)]
 
 
+def check_principles(principles: str | list[str] | None, where: str, limits: ServerLimits) -> str | None:
+    """Caller-supplied principles as the one text written into the prompt (a rubric's items joined with `` ; ``),
+    or None; a 400 naming ``where`` when empty or longer than ``max_principles_chars``."""
+    if principles is None:
+        return None
+    parts = [principles] if isinstance(principles, str) else principles
+    for i, part in enumerate(parts):
+        if not part.strip():
+            name = where if isinstance(principles, str) else f"{where}[{i}]"
+            raise RequestError(f"`{name}` is empty; send the principles' text or leave the field out.", param=name)
+    if not parts:
+        raise RequestError(f"`{where}` is an empty list; send at least one criterion or leave it out.", param=where)
+    text = " ; ".join(part.strip() for part in parts)
+    if len(text) > limits.max_principles_chars:
+        raise RequestError(
+            f"`{where}` has {len(text)} characters; at most {limits.max_principles_chars} (--max-principles-chars).",
+            param=where,
+        )
+    return text
+
+
+def check_principle_mode(mode: str | None, has_principles: bool) -> str:
+    """The request's principle mode (default ``default``); ``query_only`` with given principles is a 400."""
+    if mode == "query_only" and has_principles:
+        raise RequestError(
+            "`principle_mode` is query_only but the request also gives `principles`: the GRM either uses yours or "
+            "generates them from the query; send one of the two.",
+            param="principle_mode",
+        )
+    return mode or "default"
+
+
 def resolve_settings(req: ScoreRequest, config: AppConfig, has_meta: bool) -> ScoreSettings:
     """The request's settings with the server's defaults filled in, checked against the limits."""
     d, lim = config.defaults, config.limits
@@ -189,7 +239,9 @@ def resolve_settings(req: ScoreRequest, config: AppConfig, has_meta: bool) -> Sc
             param="max_new_tokens",
         )
     seed = req.seed if req.seed is not None else d.seed
-    return ScoreSettings(k, k_meta, float(temperature), seed, max_new, req.return_samples)
+    return ScoreSettings(
+        k, k_meta, float(temperature), seed, max_new, req.return_samples, req.principle_mode or "default"
+    )
 
 
 FAILED_SCORE = 0.5  # /get_reward: a sample whose every judgement failed to parse gets the middle of the range

@@ -19,7 +19,7 @@ import hashlib
 import json
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from grm import judging, prompts, voting
@@ -41,6 +41,7 @@ class ScoreSettings:
     seed: int
     max_new_tokens: int
     return_samples: bool = False
+    principle_mode: str = "default"  # "default" or "query_only" (principles generated once per query)
 
     @property
     def method(self) -> str:
@@ -88,10 +89,19 @@ class Job:
     texts: list[str | None] = field(default_factory=list)
     next_unit: int = 0
     cancelled: bool = False
+    principles: list[str | None] | None = None  # per item: written into its prompts (``prompts.with_principles``)
 
     def __post_init__(self) -> None:
         s = self.settings
         self.requests = judging.build_requests(self.items, s.k, s.seed, self.template, shuffle=True)
+        if self.principles is not None:
+            given = self.principles
+            self.requests = [
+                r
+                if given[r.item_index] is None
+                else replace(r, prompt=prompts.with_principles(r.prompt, given[r.item_index]))
+                for r in self.requests
+            ]
         self.texts = [None] * len(self.requests)
         groups: dict[str, list[int]] = defaultdict(list)
         for idx, req in enumerate(self.requests):
@@ -170,9 +180,14 @@ def attach_meta(jobs: Sequence[Job], parsed: Sequence[list[list[SampleJudgement]
 
 
 def item_result(
-    item: Item, item_id: str | None, samples: Sequence[SampleJudgement], settings: ScoreSettings
+    item: Item,
+    item_id: str | None,
+    samples: Sequence[SampleJudgement],
+    settings: ScoreSettings,
+    principles: str | None = None,
 ) -> dict[str, Any]:
-    """The ``/v1/score`` result of one item (see the module doc for the meaning of each field)."""
+    """The ``/v1/score`` result of one item (see the module doc for the meaning of each field); ``principles``:
+    the text written into its prompts (caller's or generated from the query), reported with its source."""
     scores_in = [s.scores for s in samples]
     if settings.k_meta is not None:
         voters = voting.meta_voters(scores_in, [s.meta_score for s in samples], settings.k_meta)
@@ -194,6 +209,9 @@ def item_result(
         "n_voted": len(voters),
         "parse_failures": {"count": sum(failures.values()), "reasons": dict(sorted(failures.items()))},
     }
+    if principles is not None or settings.principle_mode != "default":
+        source = "query" if settings.principle_mode == "query_only" else "caller"
+        out["principles"] = {"text": principles, "source": source if principles is not None else "model"}
     if totals is not None and item.n > 1:
         pick = voting.pick_best(totals, settings.seed, item.id)
         out["best"], out["tied"] = pick.index, pick.tied
@@ -203,12 +221,12 @@ def item_result(
         voted = set(voters)
         rows = []
         for j, s in enumerate(samples):
-            principles, critique = split_judgement(s.text)
+            written, critique = split_judgement(s.text)
             rows.append(
                 {
                     "shown_order": s.order,
                     "text": s.text,
-                    "principles": principles,
+                    "principles": written if principles is None else principles,
                     "critique": critique,
                     "scores": s.scores,
                     "status": s.status,
@@ -227,8 +245,10 @@ def finish_jobs(jobs: Sequence[Job], meta: MetaScorer | None) -> list[list[dict[
         attach_meta(jobs, parsed, meta)
     return [
         [
-            item_result(item, item_id, samples, job.settings)
-            for item, item_id, samples in zip(job.items, job.ids, per_item, strict=True)
+            item_result(item, item_id, samples, job.settings, given)
+            for item, item_id, samples, given in zip(
+                job.items, job.ids, per_item, job.principles or [None] * len(job.items), strict=True
+            )
         ]
         for job, per_item in zip(jobs, parsed, strict=True)
     ]

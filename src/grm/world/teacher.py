@@ -30,6 +30,12 @@ Noise (all seeded, deterministic in (seed, prompt, sample index)):
 
 A hint line (``The best response is: Response j``) makes it follow the hint with probability ``hint_strength``
 (then no bias applies); otherwise it judges as usual, so hinted samples are more accurate but not perfect.
+
+Principles written for it (``grm.prompts.with_principles``: the prompt ends ``Specific Criteria: ...``) it follows
+instead of writing its own: the criterion names it knows (``accuracy``, ``brevity``, ``detail``, ...) and their
+weights (no cue misread, no weight noise), continuing with the analysis; text naming none of them it ignores (it
+writes its own). A principles-only prompt (``grm.prompts.render_principles_prompt``) gets just the principles line,
+written from the query as in a judgement (cue misread and weight noise included).
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from grm.prompts import PRINCIPLES_MARK
 from grm.world.generator import (
     ARITH_RE,
     COMMON_CUES,
@@ -71,6 +78,8 @@ class ParsedPrompt:
     responses: tuple[str, ...]
     hint: int | None  # 1-based
     single_label: bool
+    principles: str | None = None  # written in the prompt (the judge continues after them)
+    principles_only: bool = False  # a principles-only prompt (query, no responses)
 
 
 def parse_compact_prompt(prompt: str) -> ParsedPrompt:
@@ -85,6 +94,10 @@ def parse_compact_prompt(prompt: str) -> ParsedPrompt:
     Raises:
         ValueError: the text is not a compact world prompt.
     """
+    if prompt.startswith("Query: ") and prompt.endswith("\nPrinciples:") and prompt.count("\n") == 1:
+        return ParsedPrompt(prompt[len("Query: ") : -len("\nPrinciples:")], (), None, False, None, True)
+    prompt, sep, given = prompt.partition("\n" + PRINCIPLES_MARK + " ")  # every other line starts Query/R<i>/Judge
+    principles_given = given if sep else None
     hint = None
     m = HINT_RE.search(prompt)
     if m:
@@ -97,7 +110,7 @@ def parse_compact_prompt(prompt: str) -> ParsedPrompt:
     if lines[-1] == "Judge 0 or 1:":
         if len(lines) != 3 or not lines[1].startswith("Response: "):
             raise ValueError(f"bad single-response compact prompt: {prompt[:120]!r}")
-        return ParsedPrompt(query, (lines[1][len("Response: ") :],), hint, True)
+        return ParsedPrompt(query, (lines[1][len("Response: ") :],), hint, True, principles_given)
     if lines[-1] != "Judge:":
         raise ValueError(f"compact prompt must end with 'Judge:' or 'Judge 0 or 1:': {prompt[-80:]!r}")
     responses = []
@@ -106,7 +119,44 @@ def parse_compact_prompt(prompt: str) -> ParsedPrompt:
         if not rm or int(rm.group(1)) != i:
             raise ValueError(f"expected 'R{i}: ...', got {line!r}")
         responses.append(rm.group(2))
-    return ParsedPrompt(query, tuple(responses), hint, False)
+    return ParsedPrompt(query, tuple(responses), hint, False, principles_given)
+
+
+PRINCIPLE_WORD_RE = re.compile(r"([A-Za-z]+)\s*(?:[:=(]\s*)?(\d+)?")
+
+
+def read_principles(family: str, query: str, text: str) -> tuple[tuple[str, int], tuple[str, int]] | None:
+    """The ``((main, weight), (second, weight))`` principles a written principles text gives for a ``family`` query:
+    the family's criterion names (for facts, the first of ``brevity``/``detail`` named decides the style) with the
+    weights written after them (one weight given: the other is 10 minus it; none: the family's); None when the text
+    names none of them (the teacher then writes its own).
+
+    Example:
+        >>> read_principles("facts", "capital of Zorvia ? ref Lima , terse", "accuracy 6 , brevity 4")
+        (('accuracy', 6), ('brevity', 4))
+    """
+    (n1, w1), (n2, _) = principles(family, query)
+    seconds = STYLE_PRINCIPLES if family == "facts" else (n2,)
+    weights: dict[str, int] = {}
+    second = None
+    named = False
+    for word, weight in PRINCIPLE_WORD_RE.findall(text):
+        name = word.lower()
+        if name != n1 and name not in seconds:
+            continue
+        named = True
+        if name in seconds and second is None:
+            second = name
+        if weight and name not in weights and name in (n1, second):
+            weights[name] = min(10, int(weight))
+    if not named:
+        return None
+    second = second or n2
+    if n1 in weights:
+        w1 = weights[n1]
+    elif second in weights:
+        w1 = 10 - weights[second]
+    return (n1, w1), (second, 10 - w1)
 
 
 def item_problem(item: Item) -> str | None:
@@ -256,6 +306,11 @@ class TeacherSampler:
         p = parse_compact_prompt(prompt)
         family = family_of(p.query)
         cfg = self.config
+        if p.principles_only:
+            (n1, w1), (n2, _) = self._own_principles(family, p.query, rng)
+            w1 = min(9, max(5, w1 + rng.choice((-1, 0, 0, 1))))
+            return f"\n{PRINCIPLES_MARK} {n1} {w1} , {n2} {10 - w1}"
+        given = read_principles(family, p.query, p.principles) if p.principles is not None else None
         truth = self._truth(family, p.query)
         values = [self._value(family, r) for r in p.responses]
         belief = truth
@@ -286,17 +341,14 @@ class TeacherSampler:
         # the principles: a facts cue decides the style criterion; a rare cue word it misreads as the opposite
         # style, hinted or not (a hint names the best response, not the criterion, so on an item that states the
         # reference in both styles a misread cue still scores the wrong one highest)
-        (n1, w1), (n2, _) = principles(family, p.query)
-        if family == "facts":
-            cue = facts_cue(p.query)
-            if cue is not None and cue not in COMMON_CUES and rng.random() < cfg.cue_misread:
-                n2 = STYLE_PRINCIPLES[1 - STYLE_PRINCIPLES.index(n2)]
+        (n1, w1), (n2, _) = given if given is not None else self._own_principles(family, p.query, rng)
         verdicts = [self._verdict(family, p.query, r, v, belief, n2) for r, v in zip(p.responses, values, strict=True)]
         if favoured is not None:
             verdicts[favoured].second = 1.0
-        w1 = min(9, max(5, w1 + rng.choice((-1, 0, 0, 1))))
+        if given is None:
+            w1 = min(9, max(5, w1 + rng.choice((-1, 0, 0, 1))))
         w2 = 10 - w1
-        lines = [f"Specific Criteria: {n1} {w1} , {n2} {w2}"]
+        lines = [] if p.principles is not None else [f"{PRINCIPLES_MARK} {n1} {w1} , {n2} {w2}"]
         # each response is checked against the believed answer written beside its value ("R2 Morn = Kelt wrong")
         steps = []
         scores = []
@@ -314,6 +366,15 @@ class TeacherSampler:
         return "\n" + "\n".join(lines)
 
     # ---- helpers ----------------------------------------------------------------------------------------------
+    def _own_principles(self, family: str, query: str, rng: random.Random) -> tuple[tuple[str, int], tuple[str, int]]:
+        """The principles it writes from the query; a rare facts cue it misreads as the opposite style."""
+        (n1, w1), (n2, w2) = principles(family, query)
+        if family == "facts":
+            cue = facts_cue(query)
+            if cue is not None and cue not in COMMON_CUES and rng.random() < self.config.cue_misread:
+                n2 = STYLE_PRINCIPLES[1 - STYLE_PRINCIPLES.index(n2)]
+        return (n1, w1), (n2, w2)
+
     def _truth(self, family: str, query: str) -> str:
         if family == "repeat":
             m = REPEAT_RE.match(query)

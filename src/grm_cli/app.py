@@ -51,7 +51,10 @@ def _service_error(exc: BaseException) -> UserError | None:
 
     if "tasks" not in sys.modules:  # no command that talks to a service has run
         return None
-    from tasks.service_errors import explain
+    try:
+        from tasks.service_errors import explain
+    except ImportError:  # a stand-in ``tasks`` (tests) or a broken install: keep the original error
+        return None
 
     return explain(exc)
 
@@ -62,6 +65,8 @@ class GrmGroup(TyperGroup):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise  # click's own exits (a command's `typer.Exit(2)` after its message, usage errors): not failures
         except Exception as exc:
             if _debug(ctx):
                 raise

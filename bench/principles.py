@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -35,7 +34,7 @@ sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
 import httpx  # noqa: E402
 
-from bench.serve_load import free_port, metric, start_server  # noqa: E402
+from bench.serve_load import free_port, metric, spawn_until_healthy, start_server  # noqa: E402
 
 MODES = ("default", "query_only", "caller")
 
@@ -61,19 +60,8 @@ time.sleep(10**6)
 
 def start_slow(char_ms: float, k: int) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"}
     cmd = [sys.executable, "-c", SLOW_SERVER, str(char_ms), str(port), str(k)]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("the slowed teacher server did not start")
+    return spawn_until_healthy(cmd, port, ROOT, "the slowed teacher server did not start")
 
 
 def oracle_principles(query: str) -> str:

@@ -62,6 +62,12 @@ def start_server(model: str, extra: list[str], threads: int, root: Path = ROOT) 
     port = free_port()
     cmd = [sys.executable, "-m", "grm_cli.app", "serve", "--model", model, "--port", str(port)]
     cmd += ["--template", "compact", "--cache-size", "0", "--num-threads", str(threads), "--batch-size", "64", *extra]
+    return spawn_until_healthy(cmd, port, root, f"grm serve did not start: {' '.join(cmd)}")
+
+
+def spawn_until_healthy(cmd: list[str], port: int, root: Path, failure: str) -> tuple[subprocess.Popen, str]:
+    """Start ``cmd`` with ``root``'s code first on the path; return it and its URL once ``/health`` answers 200
+    (killed and ``RuntimeError(failure)`` after 120 s)."""
     env = {**os.environ, "PYTHONPATH": f"{root / 'src'}{os.pathsep}{root}"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
@@ -73,7 +79,7 @@ def start_server(model: str, extra: list[str], threads: int, root: Path = ROOT) 
         except httpx.HTTPError:
             time.sleep(0.2)
     proc.kill()
-    raise RuntimeError(f"grm serve did not start: {' '.join(cmd)}")
+    raise RuntimeError(failure)
 
 
 def metric(text: str, name: str) -> float:
@@ -356,19 +362,8 @@ def start_slow_teacher(delay_ms: float, k: int, root: Path) -> tuple[subprocess.
     """The world teacher at ``delay_ms`` per generated text (a real model's cost per sample), served by the
     ``grm.serving`` of ``root`` with its default limits (``start_in_thread``: the same app as ``grm serve``)."""
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": f"{root / 'src'}{os.pathsep}{root}"}
     cmd = [sys.executable, "-c", SLOW_TEACHER, str(delay_ms), str(port), str(k)]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("the slow teacher server did not start")
+    return spawn_until_healthy(cmd, port, root, "the slow teacher server did not start")
 
 
 def _cluster_server(args: argparse.Namespace, root: Path) -> tuple[subprocess.Popen, str]:

@@ -18,6 +18,7 @@ from grm.serving.engine import EngineSettings
 from grm.serving.scoring import ScoreSettings, make_item, score_alone
 from grm.serving.server import ConnectionLimits, check_bind, start_in_thread
 from grm.world.generator import WorldConfig, generate_world
+from tests.helpers.timed_sampler import SlowSampler
 
 
 @pytest.fixture(scope="module")
@@ -42,20 +43,6 @@ def teacher_server():
     )
     yield server
     server.shutdown()
-
-
-class SlowSampler:
-    """The teacher, ``delay`` seconds per generated text (to make queueing observable); records call sizes."""
-
-    def __init__(self, delay: float) -> None:
-        self.inner = build_sampler("world-teacher")
-        self.delay = delay
-        self.calls: list[int] = []
-
-    def generate(self, prompts, n, temperature, max_new_tokens, seed):
-        self.calls.append(len(prompts) * n)
-        time.sleep(self.delay * len(prompts) * n)
-        return self.inner.generate(prompts, n, temperature, max_new_tokens, seed)
 
 
 def _body(item, **extra) -> dict:

@@ -22,6 +22,7 @@ from grm.serving.server import ConnectionLimits, check_bind, loopback_hosts, sta
 from grm.serving.texts import stop_tokens
 from grm.world.generator import WorldConfig, generate_world
 from tests.helpers.rl_clients import openrlhf_remote_rm, slime_remote_rm
+from tests.helpers.timed_sampler import SlowSampler
 
 KEY = "s3cret-key"
 
@@ -41,20 +42,6 @@ def _config(limits: dict | None = None, engine: dict | None = None, **kw) -> App
         stop_tokens=stop_tokens(),
         **kw,
     )
-
-
-class SlowTeacher:
-    """The world teacher at ``delay`` seconds per generated text; records the prompts x n of each call."""
-
-    def __init__(self, delay: float) -> None:
-        self.inner = build_sampler("world-teacher")
-        self.delay = delay
-        self.calls: list[int] = []
-
-    def generate(self, prompts, n, temperature, max_new_tokens, seed):
-        self.calls.append(len(prompts) * n)
-        time.sleep(self.delay * len(prompts) * n)
-        return self.inner.generate(prompts, n, temperature, max_new_tokens, seed)
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +122,7 @@ def test_row1_key_from_a_file_or_the_environment(tmp_path, monkeypatch):
 def test_row2_openrlhf_retries_get_every_reward_when_the_queue_is_full(world_items):
     """96 concurrent one-sample requests (192 generations at 50 ms: ~10 s) through a 16-generation queue: today's
     early 429 leaves about half of them None after OpenRLHF's ~5 s of retries; queued, every one is answered."""
-    sampler = SlowTeacher(0.05)
+    sampler = SlowSampler(0.05)
     config = _config(engine={"max_pending_samples": 16, "max_batch_size": 16})
     with start_in_thread(sampler, config=config) as running:
         results: list = [None] * 96
@@ -159,7 +146,7 @@ def test_row2_openrlhf_retries_get_every_reward_when_the_queue_is_full(world_ite
 
 def test_row2_503_past_the_in_flight_cap_is_counted(world_items):
     config = _config(limits={"max_in_flight": 2})
-    with start_in_thread(SlowTeacher(0.01), config=config) as running:
+    with start_in_thread(SlowSampler(0.01), config=config) as running:
 
         async def burst() -> list[int]:
             async with httpx.AsyncClient(base_url=running.url, timeout=30) as client:
@@ -330,7 +317,7 @@ def test_row10_registry_template_is_read_from_the_registered_run(tmp_path):
 
 # row 11: a huge completion must not block a small score; it stops when its client leaves
 def test_row11_small_score_is_answered_while_a_huge_completion_runs_and_the_completion_stops(world_items):
-    sampler = SlowTeacher(0.0005)  # 32 x 256 = 8192 texts: ~4 s in all, 0.13 s per 256-text chunk
+    sampler = SlowSampler(0.0005)  # 32 x 256 = 8192 texts: ~4 s in all, 0.13 s per 256-text chunk
     with start_in_thread(sampler, config=_config(engine={"request_timeout_s": 60.0})) as running:
         big = {"prompt": [it.query for it in world_items[:32]], "n": 256, "max_tokens": 500, "temperature": 1.0}
 

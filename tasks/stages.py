@@ -136,13 +136,10 @@ def stage_key(stage: str, *, config: Any, inputs: Mapping[str, Any], code: str, 
     return hashlib.sha256(blob).hexdigest()[:KEY_CHARS]
 
 
-def file_md5(path: str | Path, chunk: int = 1 << 20) -> str:
+def file_md5(path: str | Path) -> str:
     """MD5 of a file (the hash DVC uses, so run tags and ``data.dvc`` speak the same language)."""
-    h = hashlib.md5()
     with Path(path).open("rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, "md5").hexdigest()
 
 
 def tree_md5(root: str | Path) -> str:
@@ -154,12 +151,10 @@ def tree_md5(root: str | Path) -> str:
     return h.hexdigest()
 
 
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file (the stage manifest's check of a published output)."""
     with Path(path).open("rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def build_manifest(folder: Path) -> dict[str, dict[str, Any]]:

@@ -14,6 +14,7 @@ from pathlib import Path
 from grm import spct
 from grm.pipeline_config import PipelineConfig, SamplingConfig
 from grm.sampling.base import Sampler
+from grm.sampling.spec import is_world_teacher
 from grm.world.generator import WorldConfig
 from tasks.stages import FileInput
 
@@ -43,7 +44,7 @@ class TeacherSlice:
 
 def teacher_kind(spec: str) -> str:
     spec = spec.strip()
-    if spct.is_world_teacher(spec):
+    if is_world_teacher(spec):
         return "world"
     if spec.startswith(("http://", "https://")):
         return "http"

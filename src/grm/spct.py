@@ -19,6 +19,7 @@ from grm.meta_rm import examples_from_judgements, examples_from_trajectories, mi
 from grm.pipeline_config import MetaStageConfig, SamplingConfig
 from grm.rft import Trajectory, to_sft_examples
 from grm.sampling.base import Sampler
+from grm.sampling.spec import is_world_teacher
 from grm.schemas import Item
 from grm.voting import derive_seed
 from grm.world.generator import WorldConfig
@@ -51,12 +52,6 @@ def build_base_model(
     out = Path(out_dir)
     tok_dir = build_tokenizer(world, out / "tokenizer")
     return build_tiny_model(tok_dir, out / "model", tiny, seed=seed)
-
-
-def is_world_teacher(spec: str) -> bool:
-    """``world-teacher`` or ``world-teacher:ERROR_RATE``."""
-    spec = spec.strip()
-    return spec == "world-teacher" or spec.startswith("world-teacher:")
 
 
 def teacher_sampler(

@@ -111,8 +111,9 @@ def _build_sampler(model: str, shard_size: int) -> Any:
     """The model's sampler, sampled in fixed shards on the current executor (``grm.executors``): the same
     judgements with ``--executor local`` and ``ray``, and the same as the pipeline's eval stage."""
     from grm.executors import make_sampler
+    from grm_cli.models import resolve_model
 
-    return make_sampler(model, {}, shard_size)
+    return make_sampler(resolve_model(model).model, {}, shard_size)  # champion/models:/N@A: the registry's folder
 
 
 def eval_command(

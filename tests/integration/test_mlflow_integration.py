@@ -118,7 +118,7 @@ def test_grm_scorer_gives_feedback_with_the_critique():
 @pytest.mark.slow
 def test_grm_serve_resolves_registry_aliases(tmp_path):
     """`grm serve --model champion` downloads the champion GRM and the meta RM registered with the same alias."""
-    from grm_cli.serve import resolve_registry_model
+    from grm_cli.models import ResolvedModel, resolve_model
     from tasks.tracking import Tracker, resolve_tracking_uri
 
     grm_dir, meta_dir = tmp_path / "g", tmp_path / "m"
@@ -130,9 +130,10 @@ def test_grm_serve_resolves_registry_aliases(tmp_path):
     client = tracker.client()
     client.set_registered_model_alias("grm", "champion", tracker.register(run, grm_dir, "grm"))
     client.set_registered_model_alias("grm-meta-rm", "champion", tracker.register(run, meta_dir, "grm-meta-rm"))
-    got_grm, got_meta = resolve_registry_model("champion", str(tmp_path))
+    got = resolve_model("champion", str(tmp_path))
+    got_grm, got_meta = got.model, got.meta_rm
     assert (Path(got_grm) / "model.safetensors").read_text() == "grm weights"
     assert (Path(got_meta) / "model.safetensors").read_text() == "meta weights"
-    assert resolve_registry_model("world-teacher", str(tmp_path)) == ("world-teacher", None)
+    assert resolve_model("world-teacher", str(tmp_path)) == ResolvedModel("world-teacher")
     with pytest.raises(LookupError, match="challenger"):
-        resolve_registry_model("challenger", str(tmp_path))
+        resolve_model("challenger", str(tmp_path))

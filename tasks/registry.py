@@ -8,7 +8,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from grm.sampling.spec import parse_model_spec
+from grm.sampling.spec import REGISTRY, parse_model_spec, spec_kind
 from tasks import model_fetch, timings
 from tasks.runtime import TASK_OPTIONS, RunContext, logger
 from tasks.stages import StageResult
@@ -94,9 +94,9 @@ def resolve_model(ctx: RunContext, model: str) -> str:
     ``tasks.model_fetch``, the path ``grm serve/score/eval`` take too); anything else is a local model folder."""
     if model == "teacher":
         return model
-    spec = parse_model_spec(model, field_name="model")
-    if not spec.is_registry:
+    if spec_kind(model) != REGISTRY:
         return model
+    spec = parse_model_spec(model, field_name="model")
     with timings.LEDGER.measure("registry.resolve", "tracking"):
         dest = Path(ctx.store_root).parent / "models"
         fetched = model_fetch.fetch_registered(ctx.tracker, ctx.cfg.registry, spec, dest, warn=logger().warning)

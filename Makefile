@@ -6,6 +6,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 CONFIG ?= configs/default.yaml
 PYTEST_ARGS ?=
+# `make test` runs the suite on every core (pytest-xdist); tests sharing a module- or session-level fixture stay on
+# one worker (tests/helpers/xdist_groups.py). PYTEST_WORKERS=0 runs it in one process.
+PYTEST_WORKERS ?= auto
+XDIST := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadgroup)
 # GPU tests run in the vLLM venv when there is one (requirements-gpu.txt: vLLM's pins clash with Prefect's)
 GPU_PY ?= $(if $(wildcard .venv-gpu/bin/python),.venv-gpu/bin/python,$(PY))
 
@@ -25,7 +29,7 @@ run: $(STAMP)  ## run the default SPCT pipeline on the embedded world and print 
 pipeline: run
 
 test: $(STAMP)  ## the whole CPU test suite (unit, integration, e2e); GPU tests are skipped
-	$(PY) -m pytest -m "not gpu" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not gpu" $(XDIST) $(PYTEST_ARGS)
 
 test-fast: $(STAMP)  ## unit tests only (seconds)
 	$(PY) -m pytest -m "not slow and not gpu and not e2e" $(PYTEST_ARGS)

@@ -32,10 +32,14 @@ def shared_group(item: pytest.Item) -> str | None:
     return None
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook turns the marks into node id suffixes
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if not config.pluginmanager.hasplugin("xdist") or config.getoption("dist", "no") != "loadgroup":
-        return
+@pytest.hookimpl(wrapper=True)  # a wrapper runs before every plain hook, xdist's (marks -> node id suffixes) too
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]):
+    if getattr(config.option, "loadgroup", False):  # set on xdist's workers (where collection runs) by loadgroup
+        _mark_groups(items)
+    return (yield)
+
+
+def _mark_groups(items: list[pytest.Item]) -> None:
     groups = {item.nodeid: shared_group(item) for item in items}
     joined = {_module(item) for item in items if groups[item.nodeid] == SHARED_RUN}
     for item in items:
@@ -44,3 +48,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             group = SHARED_RUN
         if group is not None:
             item.add_marker(pytest.mark.xdist_group(group))
+            _suffix(item, group)
+
+
+def _suffix(item: pytest.Item, group: str) -> None:
+    """xdist's loadgroup schedules by a ``@group`` suffix of the node id, which pytest-xdist 3.8 writes into
+    ``item._nodeid``; pytest 9 reads the id from ``item._id``, so that suffix is lost and the groups with it. Set it
+    where pytest 9 reads it (xdist's own write, where it still works, finds it already there)."""
+    if "@" in item.nodeid.rsplit("::", 1)[-1] or not hasattr(item, "_id"):
+        return
+    from _pytest.nodeid import coerce_node_id
+
+    item._id = coerce_node_id(f"{item.nodeid}@{group}")

@@ -165,4 +165,5 @@ def test_grm_eval_refuses_a_meta_rm_of_another_template_with_exit_2(tmp_path):
     args = ["eval", "--benchmark", str(data), "--model", str(tmp_path), "--meta-rm", str(meta)]
     result = CliRunner().invoke(app, [*args, "--template", "deepseek-grm"])
     assert result.exit_code == 2
-    assert "rates judgements of the 'compact' template, not 'deepseek-grm'" in " ".join(result.output.split())
+    text = " ".join(result.output.replace("│", " ").split())  # the message, whatever width its panel wraps at
+    assert "rates judgements of the 'compact' template, not 'deepseek-grm'" in text

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from grm.evaluation import metric_name
+from grm.eval.metric_key import metric_name
 from grm.gate import Comparison, GateMetric, paired_gate_gap, parse_gate_metric
 from grm.pipeline_config import PipelineConfig, heldout_name
 from tasks.runtime import RunContext

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from grm.metrics import paired_gap
+from grm.eval.metrics import paired_gap
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 

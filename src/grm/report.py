@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from grm.ablations import ABLATIONS, UNFILTERED, UNFILTERED_LABEL, model_name
-from grm.metrics import paired_gap
+from grm.eval.metrics import paired_gap
 
 if TYPE_CHECKING:
     from grm.pipeline_config import PipelineConfig
@@ -204,7 +204,7 @@ def benchmark_table(
         >>> print(benchmark_table(m, ["rmb"], [1, 4]).splitlines()[2])
         | rmb | RL | overall | 50.0 | 25.0 | – | 20 (18 cut, 0 refused) |
     """
-    from grm.evaluation import metric_name
+    from grm.eval.metric_key import metric_name
 
     show = [k for k in ks if k > 1]
     header = ["benchmark", "model", "metric", "greedy"] + [f"Voting@{k}" for k in show]
@@ -275,7 +275,7 @@ def results_report(
         gaps: ``gaps_table`` of the run (None/empty: left out).
         models: the table's rows (``evaluate`` passes the model it evaluated).
     """
-    from grm.evaluation import heldout_benchmark
+    from grm.eval.metric_key import heldout_benchmark
 
     bench = heldout_benchmark(cfg.data.source)
     parts = [

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from grm.evaluation import EvalReport, metric_name
+from grm.eval.metric_key import metric_name
+from grm.eval.spec import EvalReport
 
 HEADLINE_BY_SCORER = {
     "rewardbench": "overall",

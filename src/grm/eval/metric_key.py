@@ -83,7 +83,7 @@ class Cell:
 
 @dataclass(frozen=True)
 class MetricKey:
-    """``eval/{benchmark}/{model}/{group}/{name}``: ``group`` is a cell (``voting_k8``) or another group
+    """``eval/{benchmark}/{model}/{cell}/{name}``: ``cell`` is an evaluation cell (``voting_k8``) or another group
     (``context``, ``gap_rl_vs_rft``); ``name`` may hold ``/``. Segments are made safe with ``metric_name`` when
     built (``of``), never when parsed.
 
@@ -91,7 +91,7 @@ class MetricKey:
         >>> key = MetricKey.of("rewardbench", "runs/rl", Cell(VOTING, 8), "subset/chat")
         >>> str(key)
         'eval/rewardbench/runs_rl/voting_k8/subset/chat'
-        >>> MetricKey.parse(str(key)) == key, key.cell
+        >>> MetricKey.parse(str(key)) == key, key.parsed_cell
         (True, Cell(method='voting', k=8))
         >>> MetricKey.parse("loss/train") is None
         True
@@ -99,29 +99,29 @@ class MetricKey:
 
     benchmark: str
     model: str
-    group: str
+    cell: str
     name: str
 
     @classmethod
-    def of(cls, benchmark: str, model: str, group: Cell | str, name: str) -> MetricKey:
+    def of(cls, benchmark: str, model: str, cell: Cell | str, name: str) -> MetricKey:
         """A key with ``benchmark`` and ``model`` made safe segments (``metric_name``)."""
-        return cls(metric_name(benchmark), metric_name(model), str(group), name)
+        return cls(metric_name(benchmark), metric_name(model), str(cell), name)
 
     def __str__(self) -> str:
-        return f"{PREFIX}/{self.benchmark}/{self.model}/{self.group}/{self.name}"
+        return f"{PREFIX}/{self.benchmark}/{self.model}/{self.cell}/{self.name}"
 
     @property
-    def cell(self) -> Cell | None:
-        """The group as a cell; None for other groups (``context``, gaps)."""
-        return Cell.parse(self.group)
+    def parsed_cell(self) -> Cell | None:
+        """``cell`` as a ``Cell``; None for other groups (``context``, gaps)."""
+        return Cell.parse(self.cell)
 
     def for_model(self, model: str) -> MetricKey:
         """The same metric of another evaluated model (the gate's ``champion``)."""
-        return MetricKey(self.benchmark, model, self.group, self.name)
+        return MetricKey(self.benchmark, model, self.cell, self.name)
 
     @classmethod
     def parse(cls, metric: str, *, nested: bool = True) -> MetricKey | None:
-        """Split ``eval/{benchmark}/{model}/{group}/{name}``; None for any other shape (or an empty segment).
+        """Split ``eval/{benchmark}/{model}/{cell}/{name}``; None for any other shape (or an empty segment).
         ``nested=False`` also refuses a ``name`` holding ``/`` (a gate metric names one value of a cell)."""
         parts = metric.split("/", 4) if nested else metric.split("/")
         if len(parts) != 5 or parts[0] != PREFIX or not all(parts):

@@ -71,14 +71,14 @@ class Cell:
 
     @classmethod
     def parse(cls, text: str) -> Cell | None:
-        """The cell named ``text``; None when ``text`` is not ``{method}_k{k}``."""
+        """The cell named ``text``; None when ``text`` is not ``{method}_k{k}`` with a method of ``METHODS``
+        (``gap_greedy_k1`` is a gap group, not a cell)."""
         m = _CELL_RE.match(text)
-        return cls(m["method"], int(m["k"])) if m else None
+        return cls(m["method"], int(m["k"])) if m and m["method"] in METHODS else None
 
     def sort_key(self) -> tuple[int, int]:
         """Table order: greedy, greedy_swap, voting, metarm, scalar (others last), then k."""
-        order = METHODS.index(self.method) if self.method in METHODS else len(METHODS)
-        return (order, self.k)
+        return (METHODS.index(self.method) if self.method in METHODS else len(METHODS), self.k)
 
 
 @dataclass(frozen=True)

@@ -182,4 +182,10 @@ PROTOCOL = Protocol(
     score_two_game,
     swap_cell=False,
     description="JudgeBench: each pair judged in both orders, counter > 0",
-)
+    cell_names=(
+        "accuracy", "accuracy_ci_low", "accuracy_ci_high", "single_game_accuracy", "parse_fail_rate",
+        "item_fail_rate", "tie_rate", "position_flip_rate", "position_n_decided", "counter_zero_rate", "n_items",
+    ),  # two_game_cell's names, in every cell
+    hygiene_names=(),
+    seed_agreement=False,
+)  # fmt: skip

@@ -123,7 +123,7 @@ def build_bench(s: BenchSlice, b: BuildContext) -> StageOutput:
 
 def report_markdown(result: StageResult) -> str:
     """The ``grm eval`` table of a bench stage's report, headed by its context-fit counts."""
-    from grm.benchmarks.report import markdown_table
+    from grm.eval.report.benchmark import markdown_table
 
     data = json.loads(result.output("report").read_text(encoding="utf-8"))
     head = (

@@ -4,7 +4,7 @@ Registered in ``grm_cli.app`` as ``app.command("eval")(eval_command)``. Writes `
 ``params.json``, ``accuracy_vs_k.png`` (headline score vs k, when sampled at two or more k) and
 ``items_<benchmark>.jsonl`` under ``--output`` and prints one table per benchmark (plus the per-subset table when the
 benchmark's items fall into subsets, e.g. a custom JSONL whose items carry ``subset``), then, with two or more
-benchmarks, the cross-benchmark table (``grm.benchmarks.table``; also in ``metrics.json`` and MLflow as
+benchmarks, the cross-benchmark table (``grm.eval.report.cross_table``; also in ``metrics.json`` and MLflow as
 ``eval/table/{model}/{cell}/{benchmark}``).
 With ``--scores-file`` the sampling options (``GENERATIVE_OPTIONS``) are rejected when given and left out of the
 parameters: a scalar RM's scores are not sampled.
@@ -22,9 +22,9 @@ import typer
 from grm import executors
 from grm.benchmarks import available, get_benchmark, load_benchmark, resolve_benchdata
 from grm.benchmarks.registry import BENCHDATA_ENV
-from grm.benchmarks.report import all_metrics, markdown_table, write_reports
-from grm.benchmarks.table import cross_markdown, cross_table
 from grm.eval.metric_key import METARM, VOTING, model_label
+from grm.eval.report.benchmark import all_metrics, markdown_table, write_reports
+from grm.eval.report.cross_table import cross_markdown, cross_table
 from grm.eval.run import evaluate, evaluate_scores
 from grm.eval.scores_file import read_scores_file
 from grm.eval.spec import GREEDY_ORDERS, OFFICIAL, EvalReport, EvalSpec

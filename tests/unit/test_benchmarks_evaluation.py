@@ -9,7 +9,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from grm.benchmarks.report import markdown_table, write_reports
+from grm.eval.report.benchmark import markdown_table, write_reports
 from grm.eval.run import evaluate, evaluate_scores
 from grm.eval.scores_file import read_scores_file
 from grm.eval.spec import EvalSpec

@@ -8,11 +8,11 @@ import itertools
 import pytest
 
 from grm.benchmarks import registry, scoring
-from grm.benchmarks.table import headline_metric
 from grm.eval import protocols
 from grm.eval.expected import expected_metrics
 from grm.eval.metric_key import METARM, VOTING, Cell, MetricKey, metric_name, table_key
 from grm.eval.protocols.base import Protocol
+from grm.eval.report.cross_table import headline_metric
 from grm.eval.run import evaluate, evaluate_scores
 from grm.eval.spec import EvalReport, EvalSpec
 from grm.schemas import Item

@@ -428,7 +428,7 @@ class Scorer:
     Attributes:
         name: the key a benchmark's spec names.
         score: ``(items, credits, *, scores, score_midpoint, totals) -> metrics`` beyond plain accuracy.
-        headline: the metric of the cross-benchmark table (``grm.benchmarks.table``).
+        headline: the metric of the cross-benchmark table (``grm.eval.report.cross_table``).
         needs_scores: reads per-item scores, not only credits (then the order-averaged greedy cell, which has
             credits only, keeps plain accuracy).
     """

@@ -11,7 +11,7 @@ from grm.benchmarks import registry, scoring
 from grm.eval import protocols
 from grm.eval.expected import expected_metrics
 from grm.eval.metric_key import METARM, VOTING, Cell, MetricKey, metric_name, table_key
-from grm.eval.protocols.base import Protocol
+from grm.eval.protocols.base import EvalProtocol
 from grm.eval.report.cross_table import headline_metric
 from grm.eval.run import evaluate, evaluate_scores
 from grm.eval.spec import EvalReport, EvalSpec
@@ -108,7 +108,7 @@ def test_evaluate_runs_the_registered_protocol_of_the_spec(monkeypatch):
         calls.append(("scores", source))
         return EvalReport(spec.benchmark, spec.model_name, "strict", None, {}, {}, len(items))
 
-    fake = Protocol("standard", run, score, swap_cell=False, description="a fake standard")
+    fake = EvalProtocol("standard", run, score, swap_cell=False, description="a fake standard")
     monkeypatch.setitem(protocols.PROTOCOLS, "standard", fake)
     evaluate(pairs(2), QualitySampler(), EvalSpec("toy", "m"))
     evaluate_scores(pairs(2), {}, EvalSpec("toy", "m"), source="s.jsonl")

@@ -21,7 +21,7 @@ ScoreScalar = Callable[[Sequence[Item], Mapping[str, Sequence[float]], EvalSpec,
 
 
 @dataclass(frozen=True)
-class Protocol:
+class EvalProtocol:
     """One evaluation protocol, registered by ``name`` in ``grm.eval.protocols.PROTOCOLS``.
 
     Attributes:

@@ -32,7 +32,7 @@ from grm.benchmarks import scoring
 from grm.eval.judge import GENERATIVE_ONLY, cell_metrics, check_scores, decided, judge_in_order
 from grm.eval.metric_key import GREEDY, GREEDY_SWAP, METARM, VOTING, Cell
 from grm.eval.metrics import bootstrap_ci
-from grm.eval.protocols.base import SCALAR_CELL, MetaScorer, Protocol
+from grm.eval.protocols.base import SCALAR_CELL, EvalProtocol, MetaScorer
 from grm.eval.spec import EvalReport, EvalSpec
 from grm.sampling.base import Sampler
 from grm.schemas import Item
@@ -207,7 +207,7 @@ def score_standard(
     return EvalReport(spec.benchmark, spec.model_name, policy, official, settings, cells, len(items), per_item)
 
 
-PROTOCOL = Protocol(
+PROTOCOL = EvalProtocol(
     "standard",
     evaluate_standard,
     score_standard,

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 
 from grm.benchmarks.rmbench import style_pairs
 from grm.eval.judge import check_scores
-from grm.eval.protocols.base import MetaScorer, Protocol
+from grm.eval.protocols.base import EvalProtocol, MetaScorer
 from grm.eval.protocols.standard import evaluate_standard, score_standard
 from grm.eval.spec import STANDARD, EvalReport, EvalSpec
 from grm.sampling.base import Sampler
@@ -62,7 +62,7 @@ def score_style_matrix(
     return report
 
 
-PROTOCOL = Protocol(
+PROTOCOL = EvalProtocol(
     "style_matrix",
     evaluate_style_matrix,
     score_style_matrix,

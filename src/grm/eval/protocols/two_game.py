@@ -19,7 +19,7 @@ from grm.benchmarks import scoring
 from grm.eval.judge import GENERATIVE_ONLY, check_scores, judge_in_order
 from grm.eval.metric_key import GREEDY, METARM, VOTING, Cell
 from grm.eval.metrics import bootstrap_ci
-from grm.eval.protocols.base import SCALAR_CELL, MetaScorer, Protocol
+from grm.eval.protocols.base import SCALAR_CELL, EvalProtocol, MetaScorer
 from grm.eval.spec import EvalReport, EvalSpec
 from grm.judging import ItemJudgement
 from grm.sampling.base import Sampler
@@ -176,7 +176,7 @@ def score_two_game(
     )
 
 
-PROTOCOL = Protocol(
+PROTOCOL = EvalProtocol(
     "two_game",
     evaluate_two_game,
     score_two_game,

@@ -155,6 +155,18 @@ def eval_spec(p: Protocol, benchmark: str, model_name: str, meta: bool) -> EvalS
     )
 
 
+def expected_eval_metrics(cfg: PipelineConfig) -> set[str]:
+    """The metric names the held-out evaluations of the enabled stages log, from their ``EvalSpec``s alone (no
+    probe evaluation): the same set as ``grm.pipeline_config.expected_metrics`` (a test compares them), for the
+    plan step that checks a gate metric before any compute."""
+    from grm.eval.expected import expected_metrics
+    from grm.pipeline_config import evaluated_models
+
+    p, benchmark = select_protocol(cfg), benchmark_of(cfg.data.source)
+    specs = [eval_spec(p, benchmark, model, cfg.meta_rm.enabled) for model in evaluated_models(cfg)]
+    return set().union(*(expected_metrics(spec) for spec in specs))
+
+
 def build_eval(s: EvalSlice, b: BuildContext) -> StageOutput:
     """Score one GRM on the test split with greedy + Voting@k (+ MetaRM@k when a meta RM is given)."""
     items = read_items(b.inputs["test"].path)

@@ -159,3 +159,22 @@ def test_expected_metrics_of_the_two_game_protocol(ks):
     spec = EvalSpec("toy", "m", ks=ks, protocol="two_game")
     report = evaluate(pairs(3), SeededRandomSampler(), spec)
     assert expected_metrics(spec) == set(report.metrics())
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [],
+        ["eval.ks=[1,4]", "eval.hygiene=false", "rl.max_steps=0"],
+        ["meta_rm.enabled=false", "eval.seed_agreement=true", "data.source=data/x"],
+        ["eval.ks=[3]", "rft.sft_unfiltered=true", "eval.seed_agreement=false"],
+    ],
+)
+def test_the_pipelines_expected_metrics_from_eval_specs_equal_the_configs_probe(overrides):
+    from grm.config import load_config
+    from grm.pipeline_config import PipelineConfig
+    from grm.pipeline_config import expected_metrics as probed
+    from tasks.evaluation import expected_eval_metrics
+
+    cfg = load_config(PipelineConfig, [], overrides)
+    assert expected_eval_metrics(cfg) == probed(cfg)

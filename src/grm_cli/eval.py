@@ -207,9 +207,10 @@ def eval_command(
     if scores is not None:
         reports = _score_targets(targets, scores, spec, str(scores_file), params)
     else:
+        meta_scorer = _load_meta_scorer(meta_rm, template) if meta_rm is not None else None
         with executors.using(_runtime(executor, workers, ray_address)):
             sampler = _build_sampler(model, shard_size)  # type: ignore[arg-type]
-            reports = _evaluate_targets(targets, sampler, spec, meta_rm, params)
+            reports = _evaluate_targets(targets, sampler, spec, meta_scorer, params)
     _finish(reports, out_dir, params, track)
 
 
@@ -305,10 +306,9 @@ def _evaluate_targets(
     targets: list[tuple[str, list[Item], list[str]]],
     sampler: Any,
     spec: EvalSpec,
-    meta_rm: Path | None,
+    meta_scorer: Any,
     params: dict[str, Any],
 ) -> list[EvalReport]:
-    meta_scorer = _load_meta_scorer(meta_rm, spec.template) if meta_rm is not None else None
     spec = spec.replace(methods=(VOTING, METARM) if meta_scorer is not None else (VOTING,))
     reports = []
     for bench, items, skipped in targets:

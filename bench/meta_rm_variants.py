@@ -38,8 +38,8 @@ from grm import judging, meta_rm, spct
 from grm.benchmarks.scoring import roc_auc
 from grm.config import load_config
 from grm.correctness import is_correct
+from grm.eval.metrics import paired_gap
 from grm.judging import ItemJudgement
-from grm.metrics import paired_gap
 from grm.pipeline_config import PipelineConfig
 from grm.rft import Trajectory
 from grm.sampling.hf import HFSampler

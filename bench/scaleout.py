@@ -1,7 +1,7 @@
 """Benchmark: evaluation on the local executor vs Ray at 1 and 2 workers, and SFT in 1 vs 2 DDP processes.
 
 Evaluation: the world's test split (``--limit`` items) judged by the embedded tiny model (default ``TinyModelConfig``,
-random init: the sampling cost of a trained one) with greedy + Voting@k through ``grm.evaluation.evaluate``, one
+random init: the sampling cost of a trained one) with greedy + Voting@k through ``grm.eval.run.evaluate``, one
 torch thread per worker. Reported per executor: wall time, Ray actor start-up (process + model load), the per-shard
 Ray overhead (driver round trip minus the time inside the actor's ``generate``: scheduling and serialisation),
 resident memory per worker, and whether the report equals the local one. Then an extrapolation to N workers from
@@ -36,12 +36,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def eval_report(sampler: Any, items: list, ks: tuple[int, ...]) -> dict[str, Any]:
-    from grm import evaluation
+    from grm.eval.run import evaluate
+    from grm.eval.spec import EvalSpec
 
-    rep = evaluation.evaluate(
-        items, sampler, benchmark="world", model_name="tiny", ks=ks, temperature=0.5, max_new_tokens=50, seed=0,
-        template="compact",
-    )  # fmt: skip
+    rep = evaluate(items, sampler, EvalSpec(benchmark="world", model_name="tiny", ks=ks, temperature=0.5, max_new_tokens=50, seed=0, template="compact"))  # fmt: skip
     out = dataclasses.asdict(rep)
     return {"cells": json.dumps(out["cells"], sort_keys=True), "per_item": out["per_item"]}
 

@@ -1,6 +1,6 @@
 """Evaluation stages: ``eval.{model}`` scores one GRM on the held-out test split (benchmark ``world``, or
 ``heldout`` for a data folder) with greedy + Voting@k (+ MetaRM@k when a meta RM is given) via
-``grm.evaluation.evaluate``.
+``grm.eval.run.evaluate``.
 
 Metrics: ``eval/{benchmark}/{model}/{method}_k{k}/{metric}``; artifacts: ``eval/report.json``, the judgement table
 ``tables/judgements.json`` (``mlflow.log_table``) and ``figures/accuracy_vs_k.png``.
@@ -16,7 +16,10 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from grm import evaluation, spct
+from grm import spct
+from grm.eval.metric_key import GREEDY, METARM, VOTING, Cell, heldout_benchmark
+from grm.eval.run import evaluate
+from grm.eval.spec import EvalReport, EvalSpec
 from grm.files import write_json_atomic
 from grm.pipeline_config import PipelineConfig, SamplingConfig
 from grm.schemas import read_items
@@ -31,8 +34,8 @@ TEACHER = "teacher"
 
 
 def benchmark_of(source: str) -> str:
-    """``world`` for the embedded world, else ``heldout`` (never the folder's name: ``grm.evaluation.HELDOUT``)."""
-    return evaluation.heldout_benchmark(source)
+    """``world`` for the embedded world, else ``heldout`` (never the folder's name: ``grm.eval.metric_key.HELDOUT``)."""
+    return heldout_benchmark(source)
 
 
 def benchmark_name(ctx: RunContext) -> str:
@@ -48,12 +51,14 @@ def accuracy_figure(cells: dict[str, dict[str, float]], title: str):  # -> matpl
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(4.5, 3.2))
-    for method in ("voting", "metarm"):
-        pts = sorted((int(c.split("_k")[1]), v["accuracy"]) for c, v in cells.items() if c.startswith(f"{method}_k"))
+    parsed = {c: cell for c in cells if (cell := Cell.parse(c)) is not None}
+    for method in (VOTING, METARM):
+        pts = sorted((cell.k, cells[c]["accuracy"]) for c, cell in parsed.items() if cell.method == method)
         if pts:
             ax.plot([k for k, _ in pts], [a for _, a in pts], marker="o", label=method)
-    if "greedy_k1" in cells:
-        ax.axhline(cells["greedy_k1"]["accuracy"], linestyle="--", color="grey", label="greedy")
+    greedy = str(Cell(GREEDY, 1))
+    if greedy in cells:
+        ax.axhline(cells[greedy]["accuracy"], linestyle="--", color="grey", label=GREEDY)
     ax.set_xscale("log", base=2)
     ax.set_xlabel("k")
     ax.set_ylabel("accuracy")
@@ -120,22 +125,25 @@ def eval_files(cfg: PipelineConfig, name: str, target: str, model_dir: str | Non
 
 def evaluate_with(
     p: Protocol, benchmark: str, model_name: str, items: list, sampler: Any, meta_rm: StageResult | None
-) -> evaluation.EvalReport:
-    """``grm.evaluation.evaluate`` under protocol ``p``: greedy + Voting@k, and MetaRM@k when ``meta_rm`` (a stage
+) -> EvalReport:
+    """``grm.eval.run.evaluate`` under protocol ``p``: greedy + Voting@k, and MetaRM@k when ``meta_rm`` (a stage
     result with a ``model`` output) is given. Shared by ``eval.{model}`` and ``bench.{benchmark}.{model}``."""
     meta_scorer = None
     if meta_rm is not None:
         from grm.meta_rm import load_meta_scorer
 
         meta_scorer = load_meta_scorer(meta_rm.output("model"), template=p.sampling.template)
-    return evaluation.evaluate(
-        items,
-        sampler,
+    return evaluate(items, sampler, eval_spec(p, benchmark, model_name, meta_scorer is not None), meta_scorer)
+
+
+def eval_spec(p: Protocol, benchmark: str, model_name: str, meta: bool) -> EvalSpec:
+    """The ``EvalSpec`` of one pipeline evaluation: protocol ``p`` on ``benchmark`` for ``model_name``, with
+    MetaRM@k when ``meta``; the spec ``grm.eval.expected.expected_metrics`` names the metrics of."""
+    return EvalSpec(
         benchmark=benchmark,
         model_name=model_name,
         ks=p.ks,
-        methods=("voting", "metarm") if meta_scorer is not None else ("voting",),
-        meta_scorer=meta_scorer,
+        methods=(VOTING, METARM) if meta else (VOTING,),
         k_meta=p.k_meta,
         temperature=p.temperature,
         max_new_tokens=p.sampling.max_new_tokens,
@@ -145,6 +153,18 @@ def evaluate_with(
         hygiene=p.hygiene,
         seed_agreement=p.seed_agreement,
     )
+
+
+def expected_eval_metrics(cfg: PipelineConfig) -> set[str]:
+    """The metric names the held-out evaluations of the enabled stages log, from their ``EvalSpec``s alone (no
+    probe evaluation): the same set as ``grm.pipeline_config.expected_metrics`` (a test compares them), for the
+    plan step that checks a gate metric before any compute."""
+    from grm.eval.expected import expected_metrics
+    from grm.pipeline_config import evaluated_models
+
+    p, benchmark = select_protocol(cfg), benchmark_of(cfg.data.source)
+    specs = [eval_spec(p, benchmark, model, cfg.meta_rm.enabled) for model in evaluated_models(cfg)]
+    return set().union(*(expected_metrics(spec) for spec in specs))
 
 
 def build_eval(s: EvalSlice, b: BuildContext) -> StageOutput:

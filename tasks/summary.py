@@ -196,7 +196,7 @@ def publish_results(
     Returns:
         The results markdown.
     """
-    from grm.evaluation import heldout_benchmark
+    from grm.eval.metric_key import heldout_benchmark
 
     text = report.results_report(metrics, ctx.cfg, gaps, models)
     if decision:

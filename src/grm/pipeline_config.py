@@ -994,7 +994,7 @@ def stage_seeds(cfg: PipelineConfig) -> dict[str, int]:
 # ---- what the enabled stages produce ---------------------------------------------------------------------------
 def heldout_name(cfg: PipelineConfig) -> str:
     """The benchmark segment of the held-out split's metric names: ``world``, or ``heldout`` for a data folder."""
-    from grm.evaluation import heldout_benchmark
+    from grm.eval.metric_key import heldout_benchmark
 
     return heldout_benchmark(cfg.data.source)
 
@@ -1018,7 +1018,7 @@ def final_model(cfg: PipelineConfig) -> str:
 
 def default_gate_metric(cfg: PipelineConfig) -> str:
     """The final model's Voting@k_max accuracy on the held-out split."""
-    from grm.evaluation import VOTING, metric_name
+    from grm.eval.metric_key import VOTING, metric_name
 
     return f"eval/{heldout_name(cfg)}/{metric_name(final_model(cfg))}/{VOTING}_k{cfg.eval.k_max}/accuracy"
 
@@ -1033,7 +1033,7 @@ class _ProbeSampler:
 def expected_metrics(cfg: PipelineConfig) -> set[str]:
     """The exact metric names the held-out evaluations of the enabled stages log.
 
-    Built by the evaluation code itself: ``grm.evaluation.evaluate`` runs on one two-response probe item with a
+    Built by the evaluation code itself: ``grm.eval.run.evaluate`` runs on one two-response probe item with a
     stub sampler (milliseconds), once per evaluated model, with the run's ks, methods, hygiene and seed-agreement
     settings, and ``EvalReport.metrics`` names the results. Benchmarks of ``eval.benchmarks`` are not included
     (their metrics depend on the benchmark's subsets): ``gate_metric_problem`` accepts their prefixes.
@@ -1061,21 +1061,20 @@ def _probe_metrics(
 ) -> frozenset[str]:
     """``expected_metrics`` of one combination of the settings metric names depend on (memoised: every config
     build checks its gate metric, and the probe evaluation costs ~20 ms)."""
-    from grm.evaluation import METARM, VOTING, evaluate
+    from grm.eval.metric_key import METARM, VOTING
+    from grm.eval.run import evaluate
+    from grm.eval.spec import EvalSpec
     from grm.schemas import Item
 
     probe = [Item(id="probe", query="q", responses=("a", "b"), best=0)]
     methods = (VOTING, METARM) if meta else (VOTING,)
     names: set[str] = set()
     for model in models:
-        report = evaluate(
-            probe,
-            _ProbeSampler(),  # type: ignore[arg-type]
+        spec = EvalSpec(
             benchmark=benchmark,
             model_name=model,
             ks=ks,
             methods=methods,
-            meta_scorer=(lambda texts: [0.5] * len(texts)) if meta else None,
             k_meta=k_meta,
             temperature=temperature,
             max_new_tokens=1,
@@ -1085,6 +1084,8 @@ def _probe_metrics(
             hygiene=hygiene,
             seed_agreement=seed_agreement,
         )
+        meta_scorer = (lambda texts: [0.5] * len(texts)) if meta else None
+        report = evaluate(probe, _ProbeSampler(), spec, meta_scorer)  # type: ignore[arg-type]
         names |= set(report.metrics())
     return frozenset(names)
 
@@ -1096,7 +1097,7 @@ def benchmark_metric_prefixes(cfg: PipelineConfig) -> set[str]:
     position-swap hygiene cell, Voting@k, MetaRM@k): the bench stages run the same ``evaluate`` with the same
     settings; only the metrics inside a cell depend on the benchmark's scorer.
     """
-    from grm.evaluation import metric_name
+    from grm.eval.metric_key import metric_name
 
     models = [m for m in evaluated_models(cfg) if m in ("rft", "rl")]
     cells = {name.split("/")[3] for name in expected_metrics(cfg) if name.split("/")[2] in models}
@@ -1104,7 +1105,7 @@ def benchmark_metric_prefixes(cfg: PipelineConfig) -> set[str]:
 
 
 def _why_missing(cfg: PipelineConfig, metric: str) -> str:
-    from grm.evaluation import METARM
+    from grm.eval.metric_key import METARM
 
     parts = metric.split("/")
     notes = []

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from grm import evaluation, judging
+from grm import judging
 from grm.benchmarks import bundled
+from grm.eval.run import evaluate
+from grm.eval.spec import EvalSpec
 from grm.executors import LocalExecutor, RayExecutor, SamplerSpec, ShardedSampler, local_runtime_env
 from grm.world.generator import WorldConfig, generate_world
 
@@ -35,10 +37,7 @@ def ray_cluster():
 
 def _report(sampler, items) -> dict:
     """The evaluation report (as JSON text in ``cells``: NaN == NaN) plus the raw sampled texts."""
-    rep = evaluation.evaluate(
-        items, sampler, benchmark="world", model_name="teacher", ks=(1, 4), temperature=0.5, max_new_tokens=50,
-        seed=3, template="compact",
-    )  # fmt: skip
+    rep = evaluate(items, sampler, EvalSpec(benchmark="world", model_name="teacher", ks=(1, 4), temperature=0.5, max_new_tokens=50, seed=3, template="compact"))  # fmt: skip
     texts = judging.judge_items(items, sampler, k=3, temperature=1.0, max_new_tokens=50, seed=5, template="compact")
     out = dataclasses.asdict(rep)
     out["cells"] = json.dumps(out["cells"], sort_keys=True)

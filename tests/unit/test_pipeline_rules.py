@@ -6,7 +6,7 @@ import itertools
 import pytest
 
 from grm.config import ConfigError, load_config
-from grm.evaluation import heldout_benchmark
+from grm.eval.metric_key import heldout_benchmark
 from grm.pipeline_config import (
     SEED_KEYS,
     PipelineConfig,

@@ -17,8 +17,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from grm import evaluation, spct
+from grm.config import PipelineConfig, SamplingConfig
 from grm.files import write_json_atomic
-from grm.pipeline_config import PipelineConfig, SamplingConfig
 from grm.schemas import read_items
 from tasks.data import split
 from tasks.runtime import TASK_OPTIONS, RunContext, logger, run_stage

@@ -11,7 +11,7 @@ from grm.ablations import ABLATIONS, UNFILTERED, UNFILTERED_LABEL, model_name
 from grm.metrics import paired_gap
 
 if TYPE_CHECKING:
-    from grm.pipeline_config import PipelineConfig
+    from grm.config import PipelineConfig
 
 ABLATION_MODELS = tuple(model_name(a) for a in ABLATIONS)
 MODELS = ("teacher", UNFILTERED, *ABLATION_MODELS, "rft", "rl")

@@ -279,7 +279,7 @@ def eval_command(
 
 
 def _runtime(executor: str, workers: int, ray_address: str | None) -> Any:
-    from grm.pipeline_config import RuntimeConfig
+    from grm.config import RuntimeConfig
 
     try:
         return RuntimeConfig(executor=executor, workers=workers, ray_address=ray_address)

@@ -48,9 +48,15 @@ def resolve_config(cfg: PipelineConfig) -> PipelineConfig:
     Raises:
         ConfigError: ``PipelineConfig: <the problems, one a line>``, as a rule of the config itself reads.
     """
+    from grm.drops import parse_window
+
+    try:
+        parse_window(cfg.data.window)
+    except ValueError as exc:  # a rule of the data section, named as the section's own rules are
+        raise ConfigError(f"data: {exc}") from None
     problems = pipeline_problems(cfg)
     if problems:
-        raise ConfigError(f"PipelineConfig: {chr(10).join(problems)}")
+        raise ConfigError("PipelineConfig: " + "\n".join(problems))
     if cfg.registry.gate_metric is None:
         registry = dataclasses.replace(cfg.registry, gate_metric=default_gate_metric(cfg))
         cfg = dataclasses.replace(cfg, registry=registry)
@@ -58,16 +64,11 @@ def resolve_config(cfg: PipelineConfig) -> PipelineConfig:
 
 
 def pipeline_problems(cfg: PipelineConfig) -> list[str]:
-    """Every rule of the plan step as messages naming the keys, their values and the fix: ``data.window``'s form,
+    """The plan step's rules across sections as messages naming the keys, their values and the fix:
     ``eval.benchmarks`` registered, the gate metric produced by the enabled stages."""
     from grm.benchmarks import available
-    from grm.drops import parse_window
 
     problems = []
-    try:
-        parse_window(cfg.data.window)
-    except ValueError as exc:
-        problems.append(str(exc))
     for name in cfg.eval.benchmarks:
         if name not in available("benchmark"):
             problems.append(

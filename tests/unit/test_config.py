@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from grm.config import ConfigError, PipelineConfig, flatten, read_yaml, save_config
+from grm.config import ConfigError, PipelineConfig, flatten, load_config, read_yaml, save_config
 from grm.plan import load_pipeline
 
 CONFIGS = Path(__file__).parents[2] / "configs"
@@ -63,7 +63,7 @@ def _leaves(data, prefix=""):
 
 
 def test_default_yaml_is_the_dataclass_defaults():
-    assert load_pipeline([CONFIGS / "default.yaml"]) == PipelineConfig()
+    assert load_config(PipelineConfig, [CONFIGS / "default.yaml"]) == PipelineConfig()
     assert set(read_yaml(CONFIGS / "default.yaml")) == {"name"}  # the defaults live in grm.config only
 
 

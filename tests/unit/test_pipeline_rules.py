@@ -298,3 +298,27 @@ def test_expected_metrics_is_memoised_per_setting_and_returns_a_fresh_set():
     without = expected_metrics(load("eval.hygiene=false"))
     assert with_hygiene != without and "eval/world/rl/greedy_swap_k1/accuracy" in with_hygiene - without
     assert expected_metrics(load("eval.ks=[1,4]")) != expected_metrics(load("eval.ks=[1,2]"))
+
+
+# ---- the plan step: what the config (a leaf) leaves to grm.plan ----------------------------------------------------
+def test_the_plan_step_derives_the_gate_metric_the_config_leaves_null():
+    from grm.config import load_config
+    from grm.plan import resolve_config
+
+    cfg = load_config(PipelineConfig, [], ["rl.max_steps=0", "eval.ks=[1,4]"])
+    assert cfg.registry.gate_metric is None  # the config alone names no metric: it cannot import the evaluation
+    assert resolve_config(cfg).registry.gate_metric == "eval/world/rft/voting_k4/accuracy"
+    pinned = load_config(PipelineConfig, [], ["registry.gate_metric=eval/world/rft/greedy_k1/accuracy"])
+    assert resolve_config(pinned).registry == pinned.registry  # an explicit metric the run produces is kept
+
+
+def test_the_plan_step_refuses_what_only_other_modules_can_check():
+    from grm.config import load_config
+    from grm.plan import resolve_config
+
+    unknown = load_config(PipelineConfig, [], ["eval.benchmarks=[nope]"])  # the config alone cannot know
+    with pytest.raises(ConfigError, match=r"^PipelineConfig: eval.benchmarks has 'nope', which is not a registered"):
+        resolve_config(unknown)
+    window = load_config(PipelineConfig, [], ["data.window=last:0"])
+    with pytest.raises(ConfigError, match=r"^data: data.window='last:0': use 'all'"):
+        resolve_config(window)

@@ -7,7 +7,7 @@ Before sampling, every item's prompt is fitted into the model's context (``grm.c
 refused), counted in ``eval/{benchmark}/{model}/context/{n_fit,n_truncated,n_refused}``. On the embedded tiny model
 (128 positions, a world vocabulary) English benchmark text is cut and mostly ``<unk>``: the numbers are a protocol
 check (the path runs end to end), not a measure of quality. Metrics: ``eval/{benchmark}/{model}/{cell}/{metric}``
-(what ``grm.pipeline_config.benchmark_metric_prefixes`` accepts as a gate); artifacts: ``eval/report.json`` and
+(what ``grm.plan.benchmark_metric_prefixes`` accepts as a gate); artifacts: ``eval/report.json`` and
 ``eval/report.md`` on the stage run, the markdown table on the pipeline run (``eval/benchmarks/``).
 """
 
@@ -25,10 +25,10 @@ from prefect.cache_policies import NO_CACHE
 
 from grm import context_fit, spct
 from grm.benchmarks import bundled, get_benchmark, load_benchmark
+from grm.config import PipelineConfig
 from grm.eval.metric_key import CONTEXT, MetricKey
 from grm.eval.spec import EvalReport
 from grm.files import write_json_atomic
-from grm.pipeline_config import PipelineConfig
 from tasks.evaluation import Protocol, evaluate_with, select_protocol
 from tasks.runtime import TASK_OPTIONS, RunContext, logger, run_stage
 from tasks.stages import BuildContext, FileInput, Skip, Stage, StageOutput, StageResult, register

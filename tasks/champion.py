@@ -22,7 +22,7 @@ from prefect.cache_policies import NO_CACHE
 
 from grm.eval.metric_key import METARM
 from grm.gate import parse_gate_metric
-from grm.pipeline_config import heldout_name
+from grm.plan import heldout_name
 from tasks import benchmarks, evaluation, registry
 from tasks.gate_inputs import CHAMPION_EVAL, gate_benchmark, identity
 from tasks.runtime import TASK_OPTIONS, RunContext, logger

@@ -17,11 +17,11 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from grm import spct
+from grm.config import PipelineConfig, SamplingConfig
 from grm.eval.metric_key import GREEDY, METARM, VOTING, Cell, heldout_benchmark
 from grm.eval.run import evaluate
 from grm.eval.spec import EvalReport, EvalSpec
 from grm.files import write_json_atomic
-from grm.pipeline_config import PipelineConfig, SamplingConfig
 from grm.schemas import read_items
 from tasks.data import split
 from tasks.runtime import TASK_OPTIONS, RunContext, logger, run_stage
@@ -157,10 +157,10 @@ def eval_spec(p: Protocol, benchmark: str, model_name: str, meta: bool) -> EvalS
 
 def expected_eval_metrics(cfg: PipelineConfig) -> set[str]:
     """The metric names the held-out evaluations of the enabled stages log, from their ``EvalSpec``s alone (no
-    probe evaluation): the same set as ``grm.pipeline_config.expected_metrics`` (a test compares them), for the
+    probe evaluation): the same set as ``grm.plan.expected_metrics`` (a test compares them), for the
     plan step that checks a gate metric before any compute."""
+    from grm.config import evaluated_models
     from grm.eval.expected import expected_metrics
-    from grm.pipeline_config import evaluated_models
 
     p, benchmark = select_protocol(cfg), benchmark_of(cfg.data.source)
     specs = [eval_spec(p, benchmark, model, cfg.meta_rm.enabled) for model in evaluated_models(cfg)]

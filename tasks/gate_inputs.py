@@ -7,9 +7,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from grm.config import PipelineConfig
 from grm.eval.metric_key import MetricKey, metric_name
 from grm.gate import Comparison, paired_gate_gap, parse_gate_metric
-from grm.pipeline_config import PipelineConfig, heldout_name
+from grm.plan import heldout_name
 from tasks.runtime import RunContext
 from tasks.stages import StageResult
 from tasks.versioning import DataVersion

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grm import spct
-from grm.pipeline_config import PipelineConfig, SamplingConfig
+from grm.config import PipelineConfig, SamplingConfig
 from grm.sampling.base import Sampler
 from grm.sampling.spec import FOLDER, HTTP, VLLM, is_world_teacher, parse_model_spec, spec_kind
 from grm.world.generator import WorldConfig

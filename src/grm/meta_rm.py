@@ -26,9 +26,9 @@ from typing import Any
 
 from grm import prompts
 from grm.benchmarks.scoring import roc_auc  # one ROC-AUC (Mann-Whitney, ties 1/2) for the project
+from grm.config import MetaRMTrainConfig, seed_or_zero
 from grm.judging import ItemJudgement
 from grm.model_files import check_model_dir, load_pretrained
-from grm.pipeline_config import MetaRMConfig, seed_or_zero
 from grm.progress import Progress
 from grm.rft import Trajectory
 from grm.schemas import Item
@@ -289,7 +289,7 @@ def train_meta_rm(
     backbone_dir: str | Path,
     examples: Sequence[dict[str, Any]],
     out_dir: str | Path,
-    cfg: MetaRMConfig,
+    cfg: MetaRMTrainConfig,
     num_threads: int | None = None,
     log_fn: Any = None,
     template: str | None = None,
@@ -467,7 +467,7 @@ def _save_and_score(
     tokenizer: Any,
     val: Sequence[dict[str, Any]],
     out_dir: Path,
-    cfg: MetaRMConfig,
+    cfg: MetaRMTrainConfig,
     metrics: dict,
     template: str | None,
 ) -> None:

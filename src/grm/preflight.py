@@ -11,11 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from grm.config import ConfigError
+from grm.config import ConfigError, general_data_needed
+from grm.drops import GENERAL_FILE
 from grm.files import project_path
 from grm.general_data import read_general
 from grm.model_files import check_model_dir
-from grm.pipeline_config import GENERAL_FILE, check_benchdata, check_data_files, general_data_needed
+from grm.plan import check_benchdata, check_data_files
 from grm.sampling.spec import FOLDER, REGISTRY, SamplerSpecError, parse_model_spec
 from grm.schemas import DataError
 from grm.source_check import check_source

@@ -23,7 +23,7 @@ from grm.eval.metric_key import (
 from grm.eval.metrics import paired_gap
 
 if TYPE_CHECKING:
-    from grm.pipeline_config import PipelineConfig
+    from grm.config import PipelineConfig
 
 ABLATION_MODELS = tuple(model_name(a) for a in ABLATIONS)
 MODELS = ("teacher", UNFILTERED, *ABLATION_MODELS, "rft", "rl")

@@ -63,8 +63,8 @@ def check_source(cfg: Any, project_dir: str | Path = ".", *, training: bool = Tr
     Raises:
         UserError: layout (``grm.drops``), rows (``DataError``), general data, or ``TeacherCannotJudgeError``.
     """
+    from grm.config import general_data_needed
     from grm.general_data import read_general
-    from grm.pipeline_config import general_data_needed
 
     if cfg.data.source == "world":
         return None

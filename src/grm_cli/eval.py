@@ -339,7 +339,7 @@ def _finish(reports: list[EvalReport], out_dir: Path, params: dict[str, Any], tr
 
 
 def _runtime(executor: str, workers: int, ray_address: str | None) -> Any:
-    from grm.pipeline_config import RuntimeConfig
+    from grm.config import RuntimeConfig
 
     try:
         return RuntimeConfig(executor=executor, workers=workers, ray_address=ray_address)

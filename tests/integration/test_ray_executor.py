@@ -133,9 +133,9 @@ def test_a_shard_that_fails_for_good_fails_the_stage_and_publishes_nothing(ray_c
 @pytest.mark.slow
 def test_tiny_world_model_eval_equals_local_at_1_and_2_workers(ray_cluster, tmp_path: Path) -> None:
     from grm import spct
-    from grm.pipeline_config import SamplingConfig, TinyModelConfig
+    from grm.config import ModelTinyConfig, SamplingConfig
 
-    tiny = TinyModelConfig(hidden_size=32, num_layers=1, intermediate_size=64, max_position_embeddings=256)
+    tiny = ModelTinyConfig(hidden_size=32, num_layers=1, intermediate_size=64, max_position_embeddings=256)
     model = spct.build_base_model("embedded", tiny, WORLD, tmp_path / "base", seed=0)
     items = generate_world(WORLD)["test"][:12]
     sampling = SamplingConfig(max_new_tokens=12, batch_size=4, num_threads=1, shard_size=5)

@@ -170,11 +170,10 @@ def test_expected_metrics_of_the_two_game_protocol(ks):
         ["eval.ks=[3]", "rft.sft_unfiltered=true", "eval.seed_agreement=false"],
     ],
 )
-def test_the_pipelines_expected_metrics_from_eval_specs_equal_the_configs_probe(overrides):
-    from grm.config import load_config
-    from grm.pipeline_config import PipelineConfig
-    from grm.pipeline_config import expected_metrics as probed
+def test_the_stages_eval_specs_name_the_metrics_the_plan_step_expects(overrides):
+    from grm.config import PipelineConfig, load_config
+    from grm.plan import expected_metrics as planned
     from tasks.evaluation import expected_eval_metrics
 
     cfg = load_config(PipelineConfig, [], overrides)
-    assert expected_eval_metrics(cfg) == probed(cfg)
+    assert expected_eval_metrics(cfg) == planned(cfg)

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from grm import judging, prompts, voting
+from grm.config import RLConfig, seed_or_zero
 from grm.correctness import is_correct
 from grm.model_files import load_pretrained
-from grm.pipeline_config import GRPOStageConfig, seed_or_zero
 from grm.progress import use_progress_callback
 from grm.rewards import CorrectnessReward
 from grm.sampling.base import Sampler
@@ -58,7 +58,7 @@ def build_rl_rows(items: Sequence[Item], template: str, seed: int) -> list[dict[
     return rows
 
 
-def drop_too_easy(items: Sequence[Item], sampler: Sampler, cfg: GRPOStageConfig) -> tuple[list[Item], float]:
+def drop_too_easy(items: Sequence[Item], sampler: Sampler, cfg: RLConfig) -> tuple[list[Item], float]:
     """Remove items the current model judges correctly in all ``cfg.too_easy_samples`` samples (after drawing a
     seeded subset of ``cfg.max_items`` items when set).
 
@@ -103,7 +103,7 @@ def train_grpo(
     model_dir: str | Path,
     rows: Sequence[dict[str, Any]],
     out_dir: str | Path,
-    cfg: GRPOStageConfig,
+    cfg: RLConfig,
     num_threads: int | None = None,
     callbacks: list[Any] | None = None,
     reward_funcs: list[Any] | None = None,
@@ -175,7 +175,7 @@ def train_grpo(
 
 
 def _trainer_class(
-    base: type, tokenizer: Any, cfg: GRPOStageConfig, general: Sequence[dict[str, str]] | None, rank: int, world: int
+    base: type, tokenizer: Any, cfg: RLConfig, general: Sequence[dict[str, str]] | None, rank: int, world: int
 ) -> type:
     """TRL's ``GRPOTrainer``, with the ``cfg.general_coef`` loss on this rank's general batches when it is > 0."""
     if cfg.general_coef <= 0:
@@ -185,7 +185,7 @@ def _trainer_class(
     return _with_general_loss(base, batches, cfg.general_coef)
 
 
-def _check_inputs(rows: Sequence[dict[str, Any]], cfg: GRPOStageConfig, general: Any) -> None:
+def _check_inputs(rows: Sequence[dict[str, Any]], cfg: RLConfig, general: Any) -> None:
     if not rows:
         raise ValueError("train_grpo got no RL rows (every item was too easy?); lower rl.too_easy_samples or add data")
     if cfg.general_coef > 0 and not general:
@@ -198,7 +198,7 @@ def _train_launched(
     model_dir: str | Path,
     rows: Sequence[dict[str, Any]],
     out_dir: Path,
-    cfg: GRPOStageConfig,
+    cfg: RLConfig,
     num_threads: int | None,
     callbacks: list[Any] | None,
     reward_funcs: list[Any] | None,
@@ -222,7 +222,7 @@ def _train_launched(
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _grpo_args(cfg: GRPOStageConfig, output_dir: Path, rollouts: int, activation_checkpointing: bool) -> Any:
+def _grpo_args(cfg: RLConfig, output_dir: Path, rollouts: int, activation_checkpointing: bool) -> Any:
     """TRL's ``GRPOConfig`` for one process generating ``rollouts`` completions per step."""
     import torch
     from trl import GRPOConfig
@@ -254,15 +254,15 @@ def _grpo_args(cfg: GRPOStageConfig, output_dir: Path, rollouts: int, activation
     )
 
 
-def per_rank_batches(cfg: GRPOStageConfig, world_size: int) -> tuple[int, int]:
+def per_rank_batches(cfg: RLConfig, world_size: int) -> tuple[int, int]:
     """``(rollouts, general examples)`` of one of ``world_size`` ranks per GRPO step.
 
     The step is global: ``prompts_per_step * num_generations`` rollouts (TRL's generation batch: per-rank batch x
     ranks x ``steps_per_generation`` = 1, which TRL requires to hold whole groups of ``num_generations``) and
-    ``general_batch_size`` general examples; each rank takes ``1 / world_size`` of both. ``GRPOStageConfig``
+    ``general_batch_size`` general examples; each rank takes ``1 / world_size`` of both. ``RLConfig``
     checks the divisibility at load for its own launcher; this checks it for any caller.
 
-    >>> per_rank_batches(GRPOStageConfig(prompts_per_step=2, num_generations=4, general_batch_size=4), 2)
+    >>> per_rank_batches(RLConfig(prompts_per_step=2, num_generations=4, general_batch_size=4), 2)
     (4, 2)
     """
     rollouts = cfg.prompts_per_step * cfg.num_generations

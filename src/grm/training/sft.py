@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from grm.config import RFTTrainConfig, seed_or_zero
 from grm.model_files import load_pretrained
-from grm.pipeline_config import SFTStageConfig, seed_or_zero
 from grm.progress import use_progress_callback
 from grm.threads import set_torch_threads
 from grm.training.padding import is_right_padded, plan_groups, split_batch
@@ -59,7 +59,7 @@ def _length_grouped_trainer(base: type, max_groups: int) -> type:
 
 
 def train_sft(
-    model_dir: str | Path, examples: Sequence[dict[str, str]], out_dir: str | Path, cfg: SFTStageConfig
+    model_dir: str | Path, examples: Sequence[dict[str, str]], out_dir: str | Path, cfg: RFTTrainConfig
 ) -> dict[str, Any]:
     """Fine-tune the causal LM in ``model_dir`` on ``examples`` and save it (with its tokenizer) to ``out_dir``.
 
@@ -127,7 +127,7 @@ def train_sft(
     return metrics
 
 
-def _sft_args(cfg: SFTStageConfig, output_dir: Path, use_cpu: bool) -> Any:
+def _sft_args(cfg: RFTTrainConfig, output_dir: Path, use_cpu: bool) -> Any:
     """TRL's ``SFTConfig`` for ``cfg`` (loss on the completion only, no checkpoints, no tqdm)."""
     from trl import SFTConfig
 

@@ -400,9 +400,9 @@ def test_trl_grpo_trainer_trains_three_steps_on_remote_grm_rewards(server, world
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
 
-    from grm.rewards import GRMReward
+    from grm.integrations.trl import grm_reward
 
-    reward = GRMReward(server.url, k=2)
+    reward = grm_reward(server.url, k=2)
     seen: list[list] = []
 
     async def recorded(prompts, completions, **kwargs):

@@ -72,8 +72,6 @@ PACKAGES = {"grm": "src/grm", "grm_cli": "src/grm_cli", "tasks": "tasks", "flows
 ALLOWED_CYCLES = {
     # evaluate() dispatches to the protocols, which run the standard protocol: a protocol registry (issue 26, item 1)
     frozenset({"grm.evaluation", "grm.protocols"}),
-    # GRMReward.__new__ returns the remote client, which reuses the reward's text helper (the serving work, item 8)
-    frozenset({"grm.rewards", "grm.serving.client"}),
 }
 
 

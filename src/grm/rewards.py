@@ -16,7 +16,6 @@ from grm.parsing import extract_scores
 from grm.prompts import score_range
 
 
-
 def _opt(value: Any) -> int | None:
     return None if value is None or int(value) < 0 else int(value)
 

@@ -43,6 +43,7 @@ from grm import prompts
 from grm.sampling.base import Sampler
 from grm.serving.metrics import Metrics
 from grm.serving.scoring import Job, MetaScorer, ScoreSettings, Unit, finish_jobs, item_key, make_item, sample_units
+from grm.serving.serve_config import DEFAULTS
 
 log = logging.getLogger(__name__)
 
@@ -86,13 +87,13 @@ PRINCIPLES_CACHE = 4096  # query_only principles kept (independent of --cache-si
 class EngineSettings:
     """Throughput and back-pressure knobs (CLI flags of ``grm serve``)."""
 
-    max_batch_size: int = 64  # generations per sampler cycle
-    max_wait_ms: float = 10.0  # how long the first request of an idle engine waits for company
-    batching: bool = True
-    max_pending_samples: int = 8192  # queued generations before 429
-    cache_size: int = 1024  # cached results (0 = off)
-    request_timeout_s: float = 300.0  # 504 after this long
-    group_window_ms: float = 0.0  # group mode window (0 = off)
+    max_batch_size: int = DEFAULTS["max_batch_size"]  # generations per sampler cycle
+    max_wait_ms: float = DEFAULTS["max_wait_ms"]  # how long the first request of an idle engine waits for company
+    batching: bool = DEFAULTS["batching"]
+    max_pending_samples: int = DEFAULTS["max_pending_samples"]  # queued generations before requests wait
+    cache_size: int = DEFAULTS["cache_size"]  # cached results (0 = off)
+    request_timeout_s: float = DEFAULTS["request_timeout_s"]  # 504 after this long
+    group_window_ms: float = DEFAULTS["group_window_ms"]  # group mode window (0 = off)
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 1:
@@ -236,7 +237,7 @@ class Engine:
             raise EngineError(
                 f"Scoring took longer than the server's request timeout ({self.settings.request_timeout_s:g} s).", 504
             ) from None
-        except asyncio.CancelledError:  # the client left (``app.until_disconnect``)
+        except asyncio.CancelledError:  # the client left (``routes.state.until_disconnect``)
             self._release(entry)
             raise
         return _with_ids(results, ids)

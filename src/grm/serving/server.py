@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from grm.sampling.base import Sampler
+from grm.serving.serve_config import DEFAULTS, ServeConfigError
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +30,10 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 class ConnectionLimits:
     """Transport-level limits handed to uvicorn."""
 
-    header_timeout_s: float = 10.0  # a request head must arrive within this
-    keep_alive_s: float = 600.0  # idle keep-alive connections: trainers idle minutes between rollouts
+    header_timeout_s: float = DEFAULTS["header_timeout_s"]  # a request head must arrive within this
+    keep_alive_s: float = DEFAULTS[
+        "keep_alive_s"
+    ]  # idle keep-alive connections: trainers idle minutes between rollouts
     max_header_bytes: int = 64 * 1024
     max_connections: int | None = None  # uvicorn limit_concurrency: open connections, idle ones included (None = off;
     # the app's in-flight cap, ServerLimits.max_in_flight, answers 503 with Retry-After and counts it in /metrics)
@@ -79,7 +82,7 @@ def check_bind(host: str, api_key: str | None, trusted_networks: tuple[str, ...]
     """Refuse a non-local bind without an API key or an explicit ``--trust-network``.
 
     Raises:
-        ValueError: ``host`` is not loopback and neither a key nor a trusted network is set; a bad CIDR.
+        ServeConfigError: (a ValueError) ``host`` is not loopback and neither a key nor a trusted network is set; a bad CIDR.
     """
     import ipaddress
 
@@ -87,13 +90,16 @@ def check_bind(host: str, api_key: str | None, trusted_networks: tuple[str, ...]
         try:
             ipaddress.ip_network(net, strict=False)
         except ValueError as exc:
-            raise ValueError(f"--trust-network {net!r}: not a CIDR such as 10.0.0.0/8 ({exc})") from None
+            raise ServeConfigError(
+                f"{net!r}: not a CIDR such as 10.0.0.0/8 ({exc})", field="--trust-network"
+            ) from None
     if host not in LOCAL_HOSTS and not api_key and not trusted_networks:
-        raise ValueError(
+        raise ServeConfigError(
             f"Refusing to bind {host!r} without an API key: anyone on the network could use the model. Set "
             "GRM_API_KEY or --api-key-file FILE (clients that cannot send headers put it in the URL: "
             "http://HOST:PORT/key/KEY/get_reward), or --trust-network CIDR to serve a private network without one, "
-            "or bind 127.0.0.1 behind your own proxy."
+            "or bind 127.0.0.1 behind your own proxy.",
+            field="--host",
         )
 
 
@@ -221,15 +227,17 @@ def api_key_from_env(value: str | None, key_file: str | None = None) -> str | No
     first line) or ``GRM_API_KEY``.
 
     Raises:
-        ValueError: the key file cannot be read or is empty.
+        ServeConfigError: (a ValueError) the key file cannot be read or is empty.
     """
     if key_file:
         try:
             lines = open(key_file, encoding="utf-8").read().splitlines()  # noqa: SIM115
         except OSError as exc:
-            raise ValueError(f"--api-key-file {key_file}: {exc.strerror}") from None
+            raise ServeConfigError(f"{key_file}: {exc.strerror}", field="--api-key-file") from None
         key = lines[0].strip() if lines else ""
         if not key:
-            raise ValueError(f"--api-key-file {key_file}: the file is empty; put the key on its first line")
+            raise ServeConfigError(
+                f"{key_file}: the file is empty; put the key on its first line", field="--api-key-file"
+            )
         return key
     return value or os.environ.get("GRM_API_KEY") or None

@@ -13,7 +13,7 @@ from grm import prompts
 from grm.serving.engine import EngineSettings
 from grm.serving.requests import AppConfig, ScoringDefaults, ServerLimits
 from grm.serving.serve_config import DEFAULTS, TEMPLATES, ServeConfig, ServeConfigError, option
-from grm.serving.server import ConnectionLimits
+from grm.serving.server import ConnectionLimits, connection_limits
 from grm_cli.app import app
 from grm_cli.serve import serve
 
@@ -39,7 +39,7 @@ def test_every_cli_option_is_a_knob_with_its_default_and_help():
 
 
 def test_the_components_take_their_defaults_from_the_knobs():
-    from grm.serving.assemble import app_config, connection_limits
+    from grm.serving.assemble import app_config
 
     built = app_config(ServeConfig(model="m"), None, ())
     assert built.limits == ServerLimits() and built.defaults == ScoringDefaults() and built.engine == EngineSettings()

@@ -50,8 +50,9 @@ def serve_command(config: ServeConfig) -> None:
         ServeConfigError: a bind, key file or ``--k-meta`` the server cannot use (before a model is loaded).
     """
     from grm.sampling import build_sampler
-    from grm.serving.assemble import app_config, connection_limits
-    from grm.serving.server import api_key_from_env, check_bind, serve
+    from grm.serving.access import api_key_from_env, check_bind
+    from grm.serving.assemble import app_config
+    from grm.serving.server import connection_limits, serve
     from grm.serving.texts import stop_tokens
 
     key = api_key_from_env(config.api_key, config.api_key_file)

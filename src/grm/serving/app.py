@@ -27,7 +27,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from grm.sampling.base import Sampler
 from grm.serving.assemble import app_config
 from grm.serving.completions import CompletionService, RequestError, error_body
-from grm.serving.engine import Engine, EngineError
+from grm.serving.engine import Engine
+from grm.serving.errors import EngineError
 from grm.serving.guard import GuardMiddleware
 from grm.serving.metrics import Metrics
 from grm.serving.requests import AppConfig, ScoringDefaults, ServerLimits
@@ -130,7 +131,8 @@ def create_app(sampler: Sampler, config: AppConfig | ServeConfig | None = None, 
         api.add_exception_handler(exc_type, handler)
     for router in ROUTERS:
         api.include_router(router)
-    guard = GuardMiddleware(api, config, metrics, {r.path for r in api.routes})
+    paths = {r.path for r in api.routes if hasattr(r, "path")} | {r.path for router in ROUTERS for r in router.routes}
+    guard = GuardMiddleware(api, config, metrics, paths)
     guard.api = api
     return guard
 

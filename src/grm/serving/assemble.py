@@ -1,18 +1,18 @@
-"""A ``ServeConfig`` turned into the settings each part of the server takes: the app's ``AppConfig`` (defaults,
-limits, engine, access) and uvicorn's ``ConnectionLimits``. One mapping, so a knob reaches its part by one path."""
+"""A ``ServeConfig`` turned into the app's settings (``AppConfig``: defaults, limits, engine, access); one mapping,
+so a knob reaches its part by one path (uvicorn's are ``grm.serving.server.connection_limits``)."""
 
 from __future__ import annotations
 
+from grm.serving.access import loopback_hosts
 from grm.serving.engine import EngineSettings
 from grm.serving.requests import Access, AppConfig, ScoringDefaults, ServerLimits
 from grm.serving.serve_config import ServeConfig, failed_reward_policy
-from grm.serving.server import ConnectionLimits, loopback_hosts
 
 
 def app_config(
     cfg: ServeConfig, api_key: str | None, stop_tokens: tuple[str, ...], template: str | None = None
 ) -> AppConfig:
-    """The app's settings: ``api_key`` as resolved (``grm.serving.server.api_key_from_env``), ``stop_tokens`` with
+    """The app's settings: ``api_key`` as resolved (``grm.serving.access.api_key_from_env``), ``stop_tokens`` with
     the model's own (``grm.serving.texts.stop_tokens``), ``template`` (default ``cfg.template`` or deepseek-grm)."""
     nets = tuple(cfg.trust_network)
     return AppConfig(
@@ -46,8 +46,3 @@ def app_config(
         ),
         stop_tokens=stop_tokens,
     )
-
-
-def connection_limits(cfg: ServeConfig) -> ConnectionLimits:
-    """uvicorn's transport limits."""
-    return ConnectionLimits(cfg.header_timeout_s, keep_alive_s=cfg.keep_alive_s)

@@ -8,7 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Request
 
 from grm.serving.completions import CompletionService, RequestError, parse_completion_request
-from grm.serving.engine import Engine, EngineError
+from grm.serving.engine import Engine
+from grm.serving.errors import EngineError
 from grm.serving.routes.state import State, until_disconnect
 
 router = APIRouter()

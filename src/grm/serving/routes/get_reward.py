@@ -12,7 +12,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from grm.serving.completions import RequestError
-from grm.serving.engine import Engine, member_view
+from grm.serving.engine import Engine
+from grm.serving.groups import member_view
 from grm.serving.requests import (
     AppConfig,
     GetRewardRequest,

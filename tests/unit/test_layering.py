@@ -164,3 +164,17 @@ def test_no_new_import_cycle_counting_imports_inside_functions() -> None:
     assert not new, f"import cycles (move the shared part into a module both import): {new}"
     gone = sorted(sorted(c) for c in ALLOWED_CYCLES - found)
     assert not gone, f"these cycles are broken: remove them from ALLOWED_CYCLES so they stay broken: {gone}"
+
+
+def test_training_does_not_import_the_serving_client() -> None:
+    """The in-process reward (grm.rewards, imported by GRPO training) shares only grm.completion_text with the remote
+    one: the serving client (httpx) stays out of training's import closure, function-level imports counted."""
+    graph = import_graph()
+    seen, todo = set(), ["grm.training.grpo"]
+    while todo:
+        mod = todo.pop()
+        if mod not in seen:
+            seen.add(mod)
+            todo += graph.get(mod, ())
+    assert "grm.rewards" in seen and "grm.completion_text" in seen
+    assert not {m for m in seen if m.startswith("grm.serving")}, sorted(m for m in seen if m.startswith("grm.serving"))

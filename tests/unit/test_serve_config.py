@@ -107,3 +107,21 @@ def test_the_cli_passes_every_knob_to_the_core(monkeypatch):
     assert cfg.max_items == 5 and cfg.trust_network == ("10.0.0.0/8", "192.168.0.0/16") and cfg.batching is False
     assert cfg.served_model_name == "world-teacher" and cfg.k == DEFAULTS["k"]
     assert serve.__name__ == "serve"
+
+
+def test_a_server_started_from_a_serve_config_applies_its_knobs():
+    import httpx
+
+    from grm.sampling import build_sampler
+    from grm.serving.server import start_in_thread
+
+    cfg = ServeConfig(model="world-teacher", template="compact", max_items=1, k=2, served_model_name="teacher")
+    server = start_in_thread(build_sampler("world-teacher"), config=cfg)
+    try:
+        item = {"query": "3 + 18 ?", "responses": ["21", "31"]}
+        one = httpx.post(f"{server.url}/v1/score", json={"items": [item]}, timeout=30).json()
+        assert one["model"] == "teacher" and one["results"][0]["k"] == 2 and one["results"][0]["best"] == 0
+        two = httpx.post(f"{server.url}/v1/score", json={"items": [item, item]}, timeout=30)
+        assert two.status_code == 400 and two.json()["error"]["param"] == "items" and "--max-items" in two.text
+    finally:
+        server.shutdown()

@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from grm.sampling.base import Sampler
-from grm.serving.assemble import app_config
+from grm.serving.assemble import as_app_config
 from grm.serving.completions import CompletionService, RequestError, error_body
 from grm.serving.engine import Engine
 from grm.serving.errors import EngineError
@@ -36,7 +36,6 @@ from grm.serving.routes import ROUTERS
 from grm.serving.routes.state import ClientGone, ServerState
 from grm.serving.scoring import MetaScorer
 from grm.serving.serve_config import ServeConfig
-from grm.serving.texts import stop_tokens
 
 __all__ = ["AppConfig", "ScoringDefaults", "ServerLimits", "create_app"]
 
@@ -103,9 +102,7 @@ def create_app(sampler: Sampler, config: AppConfig | ServeConfig | None = None, 
         The ASGI app (the guard middleware); ``app.api`` is the FastAPI app, ``app.api.state.engine`` the scoring
         engine (started and stopped by the lifespan), ``app.api.state.server`` the routes' ``ServerState``.
     """
-    if isinstance(config, ServeConfig):
-        config = app_config(config, config.api_key, stop_tokens(tuple(config.stop_token), sampler))
-    config = config or AppConfig()
+    config = as_app_config(config, sampler)
     metrics = Metrics()
     engine = Engine(sampler, template=config.template, meta=meta, settings=config.engine, metrics=metrics)
     state = ServerState(config, engine, metrics, CompletionService(sampler, config.model_name), meta)

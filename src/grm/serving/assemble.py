@@ -3,10 +3,13 @@ so a knob reaches its part by one path (uvicorn's are ``grm.serving.server.conne
 
 from __future__ import annotations
 
+from typing import Any
+
 from grm.serving.access import loopback_hosts
 from grm.serving.engine import EngineSettings
 from grm.serving.requests import Access, AppConfig, ScoringDefaults, ServerLimits
 from grm.serving.serve_config import ServeConfig, failed_reward_policy
+from grm.serving.texts import stop_tokens
 
 
 def app_config(
@@ -46,3 +49,11 @@ def app_config(
         ),
         stop_tokens=stop_tokens,
     )
+
+
+def as_app_config(config: AppConfig | ServeConfig | None, sampler: Any) -> AppConfig:
+    """``config`` as the app's settings: an ``AppConfig`` as is, a ``ServeConfig`` through ``app_config`` (its key as
+    given, the model's own stop tokens added), None = the defaults."""
+    if isinstance(config, ServeConfig):
+        return app_config(config, config.api_key, stop_tokens(tuple(config.stop_token), sampler))
+    return config or AppConfig()

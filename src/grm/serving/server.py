@@ -156,7 +156,7 @@ def start_in_thread(
         host: bind address (non-local needs ``config.api_key``).
         port: TCP port (0 = a free one; read ``.port`` / ``.url``).
         model_name: served model name (used when ``config`` is None).
-        config: an ``AppConfig``.
+        config: an ``AppConfig`` or a ``ServeConfig`` (``grm.serving.assemble.as_app_config``).
         meta: meta RM scorer for MetaRM@k.
         connection: transport limits.
 
@@ -164,9 +164,10 @@ def start_in_thread(
         The running server; stop it with ``.shutdown()`` (or use it as a context manager).
     """
     from grm.serving.app import create_app
+    from grm.serving.assemble import as_app_config
     from grm.serving.requests import AppConfig
 
-    config = config or AppConfig(model_name=model_name)
+    config = as_app_config(config or AppConfig(model_name=model_name), sampler)
     check_bind(host, config.api_key, config.access.trusted_networks)
     return RunningServer(create_app(sampler, config, meta), host, port, connection or ConnectionLimits())
 

@@ -9,19 +9,14 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from grm import prompts
 from grm.serving.engine import EngineSettings
 from grm.serving.requests import AppConfig, ScoringDefaults, ServerLimits
-from grm.serving.serve_config import DEFAULTS, TEMPLATES, ServeConfig, ServeConfigError, option
+from grm.serving.serve_config import DEFAULTS, ServeConfig, ServeConfigError, option
 from grm.serving.server import ConnectionLimits, connection_limits
 from grm_cli.app import app
 from grm_cli.serve import serve
 
 runner = CliRunner()
-
-
-def test_the_template_choices_are_the_prompts_templates():
-    assert set(TEMPLATES) == set(prompts.TEMPLATES)
 
 
 def test_every_cli_option_is_a_knob_with_its_default_and_help():

@@ -7,7 +7,7 @@ settings (``ServerLimits``, ``ScoringDefaults``, ``EngineSettings``, ``Connectio
 ``DEFAULTS``, so a default is stated once. A value that fails its check raises ``ServeConfigError`` (a
 ``UserError``: the CLI prints it and exits 2) naming the option.
 
-This module is a leaf of ``grm.serving``: it imports nothing of it.
+This module is a leaf of ``grm.serving``: it imports nothing of it (only ``grm.errors`` and ``grm.prompts``).
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
 from grm.errors import UserError
+from grm.prompts import TEMPLATES
 
 PERF = "Throughput"
 LIMITS = "Limits"
 REGISTRY = "Registry"
 MODEL = "Model"
-TEMPLATES = ("deepseek-grm", "compact")  # grm.prompts.TEMPLATES (checked equal by a test)
 Check = Callable[[Any], str | None]
 
 

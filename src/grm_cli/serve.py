@@ -94,10 +94,7 @@ def serve(**options: Any) -> None:
     """Serve a GRM as a reward: POST /v1/score (Voting@k, MetaRM@k), /get_reward (OpenRLHF), /v1/completions."""
     from grm.serving import ServeConfig, serve_command
 
-    options = {
-        name: tuple(v or ()) if isinstance(v, list | type(None)) and name in _REPEATED else v
-        for name, v in options.items()
-    }
+    options = {name: tuple(v or ()) if name in _REPEATED else v for name, v in options.items()}  # lists -> tuples
     config = ServeConfig(**options)  # every knob checked here: a bad value exits 2 naming its option
     model, registered_meta, registered = resolve_registry_model(
         config.model,

@@ -10,19 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from grm.completion_text import completion_text
 from grm.correctness import is_correct
 from grm.parsing import extract_scores
 from grm.prompts import score_range
-from grm.sampling.spec import HTTP, spec_kind
-
-
-def _text(completion: Any) -> str:
-    # TRL passes plain strings for standard datasets and [{"role": "assistant", "content": ...}] for chat ones.
-    if isinstance(completion, str):
-        return completion
-    if isinstance(completion, list) and completion and isinstance(completion[-1], dict):
-        return str(completion[-1].get("content", ""))
-    raise TypeError(f"unsupported completion type {type(completion).__name__}")
 
 
 def _opt(value: Any) -> int | None:
@@ -62,7 +53,7 @@ class CorrectnessReward:
             size = int(size)
             b, lab = _opt(b), _opt(lab)
             low, high = score_range(single_label=size == 1 and lab is not None)
-            parsed = extract_scores(_text(completion), size, low, high)
+            parsed = extract_scores(completion_text(completion), size, low, high)
             ok = is_correct(parsed.scores, best=b, label=lab)
             out.append(self.correct if ok else self.incorrect)
         return out
@@ -81,8 +72,9 @@ class GRMReward:
     sample failed to parse.
 
     Args:
-        grm: a ``Sampler`` or a sampler spec (model dir, vllm:PATH), built lazily on first call; an ``http(s)://``
-            URL of a running ``grm serve`` gives the remote, async reward (``grm.serving.client.RemoteGRMReward``).
+        grm: a ``Sampler`` or a sampler spec (model dir, vllm:PATH), built lazily on first call. A running
+            ``grm serve`` is a different class, ``grm.serving.client.RemoteGRMReward`` (async); the factory
+            ``grm.integrations.trl.grm_reward(url_or_spec)`` picks between the two.
         k: samples per judgement (Voting@k).
         temperature: sampling temperature (paper: 0.5).
         max_new_tokens: generation budget per judgement.
@@ -90,31 +82,18 @@ class GRMReward:
         seed: base seed; each call advances it so successive batches get fresh shuffles.
         group_size: judge groups of this many consecutive completions together; None = pointwise.
         normalize: map the 1..10 scale to [0, 1].
-        remote: True: ``grm`` is a ``grm serve`` URL (the default for URLs); False: an OpenAI-compatible sampler URL.
+        remote: must be False for an ``http(s)://`` ``grm``: an OpenAI-compatible sampler URL (a ``grm serve`` URL is
+            ``RemoteGRMReward``; the default refuses a URL rather than guess which one it is).
 
     Example::
 
         from trl import GRPOConfig, GRPOTrainer
         from grm.rewards import GRMReward
-        reward = GRMReward("outputs/default/rl/model", k=4, group_size=4)
+        reward = GRMReward("outputs/default/rl/model", k=4, group_size=4)  # or grm_reward("http://...", ...)
         trainer = GRPOTrainer(model=policy, reward_funcs=[reward], args=GRPOConfig(num_generations=4), ...)
     """
 
     __name__ = "grm_reward"
-
-    def __new__(cls, grm: Any = None, *args: Any, remote: bool | None = None, **kwargs: Any) -> Any:
-        """``GRMReward("http://...")`` (a running ``grm serve``) is the remote, async reward
-        ``grm.serving.client.RemoteGRMReward``; pass ``remote=False`` for an OpenAI-compatible sampler URL."""
-        is_url = isinstance(grm, str) and spec_kind(grm) == HTTP
-        if remote or (remote is None and is_url):
-            from grm.serving.client import RemoteGRMReward
-
-            if len(args) > 3:
-                raise TypeError("GRMReward(url, ...): pass options after max_new_tokens by keyword in remote mode")
-            kwargs.pop("template", None)
-            kwargs.pop("sampler_options", None)
-            return RemoteGRMReward(grm, *args, **kwargs)
-        return super().__new__(cls)
 
     def __init__(
         self,
@@ -129,6 +108,12 @@ class GRMReward:
         sampler_options: dict[str, Any] | None = None,
         remote: bool | None = None,
     ):
+        if isinstance(grm, str) and grm.startswith(("http://", "https://")) and remote is not False:
+            raise ValueError(
+                f"GRMReward({grm!r}): a running grm serve is judged by RemoteGRMReward; call "
+                "grm.integrations.trl.grm_reward(url, ...) (or grm.serving.client.RemoteGRMReward(url, ...)), or pass "
+                "remote=False for an OpenAI-compatible sampler URL"
+            )
         if k < 1:
             raise ValueError(f"GRMReward k={k}: must be >= 1")
         if group_size is not None and group_size < 2:
@@ -155,7 +140,7 @@ class GRMReward:
         from grm import judging
         from grm.schemas import Item
 
-        texts = [_text(c) for c in completions]
+        texts = [completion_text(c) for c in completions]
         queries = [p if isinstance(p, str) else tuple(p) for p in prompts]
         size = self.group_size or 1
         if len(texts) % size:

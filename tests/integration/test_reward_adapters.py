@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from grm.integrations.trl import grm_reward
 from grm.rewards import GRMReward
 from grm.sampling import build_sampler
 from grm.serving.app import AppConfig, ScoringDefaults
@@ -43,7 +44,7 @@ def grm_env(server, monkeypatch):
 
 
 def test_trl_remote_reward_is_async_and_matches_the_server(server, items):
-    reward = GRMReward(server.url, k=4, temperature=1.0, group_size=2)
+    reward = grm_reward(server.url, k=4, temperature=1.0, group_size=2)
     # TRL's is_async_callable reads the coroutine flag off a callable instance's __call__ (trl.trainer.utils)
     assert isinstance(reward, RemoteGRMReward) and inspect.iscoroutinefunction(type(reward).__call__)
     prompts = [it.query for it in items[:3] for _ in it.responses]
@@ -56,11 +57,13 @@ def test_trl_remote_reward_is_async_and_matches_the_server(server, items):
         ).json()
         assert got[2 * g : 2 * g + 2] == [pytest.approx((s - 1) / 9) for s in direct["scores"]]
     # pointwise, chat-form completions (TRL's conversational datasets), sync wrapper
-    point = GRMReward(server.url, k=2).sync(
+    point = grm_reward(server.url, k=2).sync(
         prompts=[items[0].query], completions=[[{"role": "assistant", "content": items[0].responses[1]}]]
     )
     assert len(point) == 1 and 0 <= point[0] <= 1
-    assert not isinstance(GRMReward(build_sampler("world-teacher")), RemoteGRMReward)
+    assert isinstance(grm_reward(build_sampler("world-teacher"), template="compact"), GRMReward)
+    with pytest.raises(ValueError, match="grm_reward"):  # a plain class: a server URL is not silently another type
+        GRMReward(server.url)
 
 
 def test_remote_errors_name_the_field(server):

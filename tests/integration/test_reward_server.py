@@ -13,10 +13,11 @@ import httpx
 import pytest
 
 from grm.sampling import build_sampler
+from grm.serving.access import check_bind
 from grm.serving.app import AppConfig, ScoringDefaults, ServerLimits
 from grm.serving.engine import EngineSettings
 from grm.serving.scoring import ScoreSettings, make_item, score_alone
-from grm.serving.server import ConnectionLimits, check_bind, start_in_thread
+from grm.serving.server import ConnectionLimits, start_in_thread
 from grm.world.generator import WorldConfig, generate_world
 from tests.helpers.timed_sampler import SlowSampler
 

@@ -15,10 +15,11 @@ import pytest
 
 from grm.sampling import build_sampler
 from grm.serving import default_template
+from grm.serving.access import check_bind, loopback_hosts
 from grm.serving.app import AppConfig, ScoringDefaults, ServerLimits
 from grm.serving.engine import EngineSettings
 from grm.serving.requests import Access
-from grm.serving.server import ConnectionLimits, check_bind, loopback_hosts, start_in_thread
+from grm.serving.server import ConnectionLimits, start_in_thread
 from grm.serving.texts import stop_tokens
 from grm.world.generator import WorldConfig, generate_world
 from tests.helpers.rl_clients import openrlhf_remote_rm, slime_remote_rm
@@ -105,7 +106,7 @@ def test_row1_trusted_network_and_host_check(world_items):
 
 
 def test_row1_key_from_a_file_or_the_environment(tmp_path, monkeypatch):
-    from grm.serving.server import api_key_from_env
+    from grm.serving.access import api_key_from_env
 
     path = tmp_path / "key"
     path.write_text(KEY + "\n")
@@ -401,9 +402,9 @@ def test_trl_grpo_trainer_trains_three_steps_on_remote_grm_rewards(server, world
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
 
-    from grm.rewards import GRMReward
+    from grm.integrations.trl import grm_reward
 
-    reward = GRMReward(server.url, k=2)
+    reward = grm_reward(server.url, k=2)
     seen: list[list] = []
 
     async def recorded(prompts, completions, **kwargs):

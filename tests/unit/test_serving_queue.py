@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from grm.serving.engine import Engine, EngineError, EngineSettings
+from grm.serving.engine import Engine, EngineSettings
+from grm.serving.errors import EngineError
 from grm.serving.scoring import ScoreSettings
 
 SETTINGS = ScoreSettings(4, None, 1.0, 0, 8)

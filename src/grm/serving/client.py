@@ -1,5 +1,5 @@
 """A client for a running ``grm serve`` (httpx only): ``ScoreClient`` (sync and async ``/v1/score``) and
-``RemoteGRMReward``, the TRL reward function in remote mode (``GRMReward("http://...")``; async, so TRL runs it
+``RemoteGRMReward``, the TRL reward function in remote mode (``grm.integrations.trl.grm_reward("http://...")``; async, so TRL runs it
 concurrently with its other async rewards).
 
 429/503 answers are retried after their ``Retry-After`` (back-pressure); 4xx errors are raised at once with the
@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import httpx
+
+from grm.completion_text import completion_text
 
 RETRYABLE = (429, 502, 503, 504)
 
@@ -191,9 +193,7 @@ class RemoteGRMReward:
         self._calls = 0
 
     def _items(self, prompts: Sequence[Any], completions: Sequence[Any]) -> list[tuple[Any, list[str]]]:
-        from grm.rewards import _text
-
-        texts = [_text(c) for c in completions]
+        texts = [completion_text(c) for c in completions]
         queries = [p if isinstance(p, str) else list(p) for p in prompts]
         size = self.group_size or 1
         if len(texts) % size:

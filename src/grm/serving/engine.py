@@ -24,6 +24,9 @@ from the query alone (``grm.prompts.render_principles_prompt``, one sample at th
 token budget), once per (query, settings): concurrent requests share one generation and one sampler call, later
 ones a bounded cache; every response and every sample of the query is then judged against them. A generation with
 no principles in it leaves the item to the default mode (the judge writes its own; reported as source ``model``).
+
+The group window is ``grm.serving.groups``, the query-only principles ``grm.serving.query_principles``, the error
+every refusal raises ``grm.serving.errors.EngineError``; this module is the scheduler.
 """
 
 from __future__ import annotations
@@ -36,26 +39,18 @@ import math
 import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from grm import prompts
 from grm.sampling.base import Sampler
+from grm.serving.errors import EngineError
+from grm.serving.groups import GroupWindow
 from grm.serving.metrics import Metrics
-from grm.serving.scoring import Job, MetaScorer, ScoreSettings, Unit, finish_jobs, item_key, make_item, sample_units
+from grm.serving.query_principles import QueryPrinciples
+from grm.serving.scoring import Job, MetaScorer, ScoreSettings, Unit, finish_jobs, make_item, sample_units
+from grm.serving.serve_config import DEFAULTS
 
 log = logging.getLogger(__name__)
-
-
-class EngineError(Exception):
-    """A request the engine refuses or could not finish: ``status`` (429, 503, 504, 400, 500) and
-    ``retry_after`` seconds when retrying later can help."""
-
-    def __init__(self, message: str, status: int, retry_after: int | None = None, param: str | None = None):
-        super().__init__(message)
-        self.status = status
-        self.retry_after = retry_after
-        self.param = param
 
 
 @dataclass(eq=False)
@@ -68,31 +63,17 @@ class _Entry:
     counted: bool = True  # its untaken generations are in ``Engine._queued``
 
 
-@dataclass(eq=False)
-class _Group:
-    key: str
-    query: Any
-    settings: ScoreSettings
-    size: int | None
-    members: list[tuple[str, str | None, asyncio.Future]] = field(default_factory=list)
-    timer: asyncio.TimerHandle | None = None
-    principles: str | None = None
-
-
-PRINCIPLES_CACHE = 4096  # query_only principles kept (independent of --cache-size: the mode needs them)
-
-
 @dataclass(frozen=True)
 class EngineSettings:
     """Throughput and back-pressure knobs (CLI flags of ``grm serve``)."""
 
-    max_batch_size: int = 64  # generations per sampler cycle
-    max_wait_ms: float = 10.0  # how long the first request of an idle engine waits for company
-    batching: bool = True
-    max_pending_samples: int = 8192  # queued generations before 429
-    cache_size: int = 1024  # cached results (0 = off)
-    request_timeout_s: float = 300.0  # 504 after this long
-    group_window_ms: float = 0.0  # group mode window (0 = off)
+    max_batch_size: int = DEFAULTS["max_batch_size"]  # generations per sampler cycle
+    max_wait_ms: float = DEFAULTS["max_wait_ms"]  # how long the first request of an idle engine waits for company
+    batching: bool = DEFAULTS["batching"]
+    max_pending_samples: int = DEFAULTS["max_pending_samples"]  # queued generations before requests wait
+    cache_size: int = DEFAULTS["cache_size"]  # cached results (0 = off)
+    request_timeout_s: float = DEFAULTS["request_timeout_s"]  # 504 after this long
+    group_window_ms: float = DEFAULTS["group_window_ms"]  # group mode window (0 = off)
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 1:
@@ -124,7 +105,7 @@ class Engine:
         self._entries: list[_Entry] = []
         self._inflight: dict[str, _Entry] = {}
         self._cache: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
-        self._groups: dict[str, _Group] = {}
+        self.groups = GroupWindow(self.score, self.settings.group_window_ms / 1000, self.metrics)
         self._wake: asyncio.Event | None = None
         self._freed: asyncio.Event | None = None  # set after every cycle (queued requests re-check for room)
         self._task: asyncio.Task | None = None
@@ -132,10 +113,9 @@ class Engine:
         self._queued = 0  # untaken generations of the live entries, kept as they change: admission reads it per
         # request, and summing over 1,536 queued requests per admission was O(n^2) on the event loop
         self._stopping = False
-        self._principles: OrderedDict[str, str | None] = OrderedDict()  # query_only: (query, settings) -> text
-        self._principles_pending: dict[str, asyncio.Future] = {}
-        self._principles_queue: list[tuple[str, Any, ScoreSettings]] = []
-        self._principles_flush: asyncio.Future | None = None
+        wait_s, timeout_s = self.settings.max_wait_ms / 1000, self.settings.request_timeout_s
+        generate = lambda *args: self.sampler.generate(*args)  # noqa: E731 - read late: a stand-in sampler may lack it
+        self.principles = QueryPrinciples(self.run_sync, generate, template, self.metrics, wait_s, timeout_s)
         self.metrics.gauges["grm_queue_samples"] = lambda: float(self.pending_samples)
         self.metrics.gauges["grm_queue_requests"] = lambda: float(len(self._entries))
 
@@ -197,7 +177,7 @@ class Engine:
         items = [(it[0], it[1], it[2] if len(it) > 2 else None) for it in items]
         if settings.principle_mode == "query_only":
             todo = [q for q, _, p in items if p is None]
-            generated = iter(await asyncio.gather(*(self.query_principles(q, settings) for q in todo)))
+            generated = iter(await asyncio.gather(*(self.principles.get(q, settings) for q in todo)))
             items = [(q, r, p if p is not None else next(generated)) for q, r, p in items]
         key = json.dumps([items, settings.__dict__], ensure_ascii=False, sort_keys=True)
         cached = self._cache.get(key)
@@ -236,76 +216,10 @@ class Engine:
             raise EngineError(
                 f"Scoring took longer than the server's request timeout ({self.settings.request_timeout_s:g} s).", 504
             ) from None
-        except asyncio.CancelledError:  # the client left (``app.until_disconnect``)
+        except asyncio.CancelledError:  # the client left (``routes.state.until_disconnect``)
             self._release(entry)
             raise
         return _with_ids(results, ids)
-
-    async def query_principles(self, query: Any, settings: ScoreSettings) -> str | None:
-        """Principles for ``query`` from the query alone (``query_only``), generated once per (query, temperature,
-        seed, token budget): from the cache, from a generation in flight, or queued for the next principles call."""
-        key = json.dumps([query, settings.temperature, settings.seed, settings.max_new_tokens], ensure_ascii=False)
-        if key in self._principles:
-            self._principles.move_to_end(key)
-            self.metrics.count("principles", "cached")
-            return self._principles[key]
-        future = self._principles_pending.get(key)
-        if future is None:
-            future = asyncio.get_running_loop().create_future()
-            self._principles_pending[key] = future
-            self._principles_queue.append((key, query, settings))
-            if self._principles_flush is None or self._principles_flush.done():
-                self._principles_flush = asyncio.ensure_future(self._flush_principles())
-        else:
-            self.metrics.count("principles", "cached")
-        try:
-            return await asyncio.wait_for(asyncio.shield(future), self.settings.request_timeout_s)
-        except TimeoutError:
-            self.metrics.count("rejected", "504")
-            raise EngineError(
-                f"Generating principles took longer than the request timeout ({self.settings.request_timeout_s:g} s).",
-                504,
-            ) from None
-
-    async def _flush_principles(self) -> None:
-        """Generate every queued principles prompt: one sampler call per (temperature, budget, seed) on the sampler
-        thread (after a ``max_wait_ms`` pause so that a burst of requests shares the call)."""
-        await asyncio.sleep(self.settings.max_wait_ms / 1000)
-        while self._principles_queue:
-            queue, self._principles_queue = self._principles_queue, []
-            calls: dict[tuple[float, int, int], list[tuple[str, Any]]] = {}
-            for key, query, s in queue:
-                calls.setdefault((s.temperature, s.max_new_tokens, s.seed), []).append((key, query))
-            for (temperature, max_new, seed), todo in calls.items():
-                error: EngineError | None = None
-                texts: list[str | None] = []
-                try:
-                    outputs = await self.run_sync(
-                        self.sampler.generate,
-                        [prompts.render_principles_prompt(q, template=self.template) for _, q in todo],
-                        1,
-                        temperature,
-                        max_new,
-                        seed,
-                    )
-                    texts = [prompts.extract_principles(out[0]) for out in outputs]
-                except EngineError as exc:
-                    error = exc
-                except ValueError as exc:  # the sampler could not read the prompt: the request's fault
-                    error = EngineError(f"The sampler rejected the principles prompt: {exc}", 400, param="query")
-                except Exception as exc:
-                    error = EngineError(f"Generating principles failed: {type(exc).__name__}: {exc}", 500)
-                for i, (key, _) in enumerate(todo):
-                    future = self._principles_pending.pop(key)
-                    if error is not None:
-                        future.set_exception(error)
-                        future.exception()  # retrieved: its callers may have left
-                        continue
-                    self.metrics.count("principles", "generated")
-                    self._principles[key] = texts[i]
-                    while len(self._principles) > PRINCIPLES_CACHE:
-                        self._principles.popitem(last=False)
-                    future.set_result(texts[i])
 
     def _release(self, entry: _Entry) -> None:
         """One caller of ``entry`` gave up; with none left its queued units are dropped."""
@@ -356,90 +270,13 @@ class Engine:
         while len(self._cache) > self.settings.cache_size:
             self._cache.popitem(last=False)
 
-    # ----- group mode -----
+    async def score_in_group(self, query: Any, response: str, sample_id: str | None, *args: Any, **kw: Any) -> dict:
+        """One response of a group (``grm.serving.groups.GroupWindow.score``)."""
+        return await self.groups.score(query, response, sample_id, *args, **kw)
 
-    async def score_in_group(
-        self,
-        query: Any,
-        response: str,
-        sample_id: str | None,
-        settings: ScoreSettings,
-        group_id: str | None = None,
-        group_size: int | None = None,
-        max_group: int | None = None,
-        principles: str | None = None,
-    ) -> dict[str, Any]:
-        """Score one response of a group (see the module doc); the result is for this response alone. A group is
-        never judged with more than ``max_group`` responses (``--max-responses``): a larger ``group_size`` is cut
-        into sub-groups of that many (the last one closes with the window). Only samples with the same
-        ``principles`` (the caller's, or None) are grouped."""
-        window = self.settings.group_window_ms / 1000
-        if window <= 0:
-            return await self._pointwise(query, response, sample_id, settings, "pointwise", principles)
-        base = group_id if group_id is not None else item_key(query, [])
-        key = json.dumps(
-            [base, group_size, query if group_id is not None else None, settings.__dict__, principles], default=str
-        )
-        loop = asyncio.get_running_loop()
-        group = self._groups.get(key)
-        if group is None:
-            size = group_size if group_size is not None and (max_group is None or group_size <= max_group) else None
-            group = _Group(key, query, settings, size, principles=principles)
-            self._groups[key] = group
-            group.timer = loop.call_later(window, self._close_group, group, True)
-        future: asyncio.Future = loop.create_future()
-        group.members.append((response, sample_id, future))
-        full = group_size if group_size is not None and (max_group is None or group_size <= max_group) else max_group
-        if full is not None and len(group.members) >= full:
-            if group_size is not None and full < group_size:
-                group.size = None  # a sub-group of a larger group: complete at max_group
-            self._close_group(group, False)
-        return await future
-
-    def _close_group(self, group: _Group, expired: bool) -> None:
-        if self._groups.get(group.key) is group:
-            del self._groups[group.key]
-        if group.timer is not None:
-            group.timer.cancel()
-        members = group.members
-        together = len(members) >= 2 and (group.size is None or len(members) >= group.size)
-        if together:
-            self.metrics.count("groups", "grouped")
-            asyncio.ensure_future(self._run_group(group))
-            return
-        self.metrics.count("groups", "fallback" if expired and group.size else "single")
-        for response, sample_id, future in members:
-            asyncio.ensure_future(
-                _forward(
-                    self._pointwise(group.query, response, sample_id, group.settings, "pointwise", group.principles),
-                    future,
-                )
-            )
-
-    async def _run_group(self, group: _Group) -> None:
-        responses = [m[0] for m in group.members]
-        try:
-            (result,) = await self.score([(group.query, responses, group.principles)], [None], group.settings)
-        except Exception as exc:
-            for _, _, future in group.members:
-                if not future.done():
-                    future.set_exception(exc)
-            return
-        for index, (_, sample_id, future) in enumerate(group.members):
-            if not future.done():
-                future.set_result(member_view(result, index, sample_id, "group"))
-
-    async def _pointwise(
-        self,
-        query: Any,
-        response: str,
-        sample_id: str | None,
-        settings: ScoreSettings,
-        mode: str,
-        principles: str | None = None,
-    ) -> dict[str, Any]:
-        (result,) = await self.score([(query, [response], principles)], [None], settings)
-        return member_view(result, 0, sample_id, mode)
+    async def query_principles(self, query: Any, settings: ScoreSettings) -> str | None:
+        """Query-only principles (``grm.serving.query_principles.QueryPrinciples.get``)."""
+        return await self.principles.get(query, settings)
 
     # ----- the scheduler -----
 
@@ -561,41 +398,3 @@ class Engine:
 
 def _with_ids(results: list[dict[str, Any]], ids: list[str | None]) -> list[dict[str, Any]]:
     return [{**r, "id": i} for r, i in zip(results, ids, strict=True)]
-
-
-def member_view(result: dict[str, Any], index: int, sample_id: str | None, mode: str) -> dict[str, Any]:
-    """One response's view of an item result (group mode and per-sample requests)."""
-    scores, votes = result["scores"], result["votes"]
-    score = None if scores is None else scores[index]
-    low, high = 1, 10
-    return {
-        "id": sample_id,
-        "score": score,
-        "reward": None if score is None else (score - low) / (high - low),
-        "vote": None if votes is None else votes[index],
-        "k": result["k"],
-        "k_meta": result["k_meta"],
-        "method": result["method"],
-        "n_parsed": result["n_parsed"],
-        "n_voted": result["n_voted"],
-        "parse_failures": result["parse_failures"],
-        "group": {
-            "mode": mode,
-            "size": result["n"],
-            "index": index,
-            "best": result["best"] == index if result["n"] > 1 else None,
-        },
-        **({"principles": result["principles"]} if "principles" in result else {}),
-        **({"samples": result["samples"]} if "samples" in result else {}),
-    }
-
-
-async def _forward(coro: Any, future: asyncio.Future) -> None:
-    try:
-        value = await coro
-    except Exception as exc:
-        if not future.done():
-            future.set_exception(exc)
-    else:
-        if not future.done():
-            future.set_result(value)

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 from grm.serving.completions import RequestError
 from grm.serving.engine import EngineSettings
 from grm.serving.scoring import ScoreSettings
+from grm.serving.serve_config import DEFAULTS
 from grm.serving.texts import strip_stop_tokens
 
 MAX_SEED = 2**63 - 1
@@ -20,18 +21,18 @@ MAX_SEED = 2**63 - 1
 class ServerLimits:
     """Per-request limits; each violation is a 4xx naming the field."""
 
-    max_body_bytes: int = 4 * 1024 * 1024
-    max_items: int = 64  # items per /v1/score batch; per engine job of a /get_reward request
-    max_reward_batch: int = 8192  # samples per /get_reward request (split into jobs of max_items server-side)
-    max_responses: int = 16  # responses per item (and group_size)
-    max_k: int = 32
-    max_text_chars: int = 32_000  # per query, response or message
-    max_principles_chars: int = 4000  # caller-supplied principles (a text or a rubric's items joined)
-    long_texts: str = "truncate"  # "truncate": cut to max_text_chars and report it; "refuse": 400
-    max_new_tokens: int = 4096
+    max_body_bytes: int = DEFAULTS["max_body_bytes"]
+    max_items: int = DEFAULTS["max_items"]  # items per /v1/score batch; per engine job of a /get_reward request
+    max_reward_batch: int = DEFAULTS["max_reward_batch"]  # samples per /get_reward request (split into jobs)
+    max_responses: int = DEFAULTS["max_responses"]  # responses per item (and group_size)
+    max_k: int = DEFAULTS["max_k"]
+    max_text_chars: int = DEFAULTS["max_text_chars"]  # per query, response or message
+    max_principles_chars: int = DEFAULTS["max_principles_chars"]  # caller-supplied principles (a rubric joined)
+    long_texts: str = DEFAULTS["long_texts"]  # "truncate": cut to max_text_chars and report it; "refuse": 400
+    max_new_tokens: int = DEFAULTS["max_new_tokens_limit"]
     max_temperature: float = 5.0
-    body_timeout_s: float = 30.0  # the whole body must arrive within this (408 otherwise)
-    max_in_flight: int = 8192  # requests being served at once (503 + Retry-After beyond, counted in /metrics)
+    body_timeout_s: float = DEFAULTS["body_timeout_s"]  # the whole body must arrive within this (408 otherwise)
+    max_in_flight: int = DEFAULTS["max_connections"]  # requests served at once (503 + Retry-After beyond)
     max_header_bytes: int = 64 * 1024  # h11 bounds a head that arrives slowly; this bounds one that came at once
 
     def __post_init__(self) -> None:
@@ -43,11 +44,11 @@ class ServerLimits:
 class ScoringDefaults:
     """What a request gets for the settings it leaves out."""
 
-    k: int = 4
-    k_meta: int | None = None  # set (with a meta RM) to make MetaRM@k the default
-    temperature: float = 0.5
-    seed: int = 0
-    max_new_tokens: int = 512
+    k: int = DEFAULTS["k"]
+    k_meta: int | None = DEFAULTS["k_meta"]  # set (with a meta RM) to make MetaRM@k the default
+    temperature: float = DEFAULTS["temperature"]
+    seed: int = DEFAULTS["seed"]
+    max_new_tokens: int = DEFAULTS["max_new_tokens"]
 
 
 @dataclass
@@ -62,7 +63,9 @@ class AppConfig:
     engine: EngineSettings = field(default_factory=EngineSettings)
     access: Access = field(default_factory=lambda: Access())
     stop_tokens: tuple[str, ...] = ()  # stripped from responses before judging (see grm.serving.texts.stop_tokens)
-    failed_reward: str | float = "mid"  # a sample with no parsed judgement: "mid", "null" or a fixed reward
+    failed_reward: str | float = DEFAULTS[
+        "failed_reward"
+    ]  # a sample with no parsed judgement: "mid", "null" or a fixed reward
 
 
 @dataclass(frozen=True)
@@ -245,24 +248,6 @@ def resolve_settings(req: ScoreRequest, config: AppConfig, has_meta: bool) -> Sc
 
 
 FAILED_SCORE = 0.5  # /get_reward: a sample whose every judgement failed to parse gets the middle of the range
-
-
-def failed_reward_policy(value: str | float) -> str | float:
-    """``--failed-reward``: ``mid`` (score 0.5, reward 0), ``null`` (JSON null: TRL skips it; OpenRLHF cannot take
-    it) or a number (the reward in [-1, 1] that a failed sample gets).
-
-    Raises:
-        ValueError: anything else.
-    """
-    if value in ("mid", "null"):
-        return value
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"--failed-reward {value!r}: use mid, null or a number in [-1, 1]") from None
-    if not -1 <= number <= 1:
-        raise ValueError(f"--failed-reward {value!r}: a number must be in [-1, 1] (the /get_reward reward range)")
-    return number
 
 
 def openrlhf_response(

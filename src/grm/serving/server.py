@@ -11,7 +11,6 @@ guard middleware.
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import threading
 import time
@@ -19,18 +18,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from grm.sampling.base import Sampler
+from grm.serving.access import check_bind
+from grm.serving.serve_config import DEFAULTS, ServeConfig
 
 log = logging.getLogger(__name__)
-
-LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 @dataclass(frozen=True)
 class ConnectionLimits:
     """Transport-level limits handed to uvicorn."""
 
-    header_timeout_s: float = 10.0  # a request head must arrive within this
-    keep_alive_s: float = 600.0  # idle keep-alive connections: trainers idle minutes between rollouts
+    header_timeout_s: float = DEFAULTS["header_timeout_s"]  # a request head must arrive within this
+    keep_alive_s: float = DEFAULTS[
+        "keep_alive_s"
+    ]  # idle keep-alive connections: trainers idle minutes between rollouts
     max_header_bytes: int = 64 * 1024
     max_connections: int | None = None  # uvicorn limit_concurrency: open connections, idle ones included (None = off;
     # the app's in-flight cap, ServerLimits.max_in_flight, answers 503 with Retry-After and counts it in /metrics)
@@ -73,35 +74,6 @@ def _protocol_class(header_timeout_s: float) -> type:
             super().connection_lost(exc)
 
     return HeaderTimeoutProtocol
-
-
-def check_bind(host: str, api_key: str | None, trusted_networks: tuple[str, ...] = ()) -> None:
-    """Refuse a non-local bind without an API key or an explicit ``--trust-network``.
-
-    Raises:
-        ValueError: ``host`` is not loopback and neither a key nor a trusted network is set; a bad CIDR.
-    """
-    import ipaddress
-
-    for net in trusted_networks:
-        try:
-            ipaddress.ip_network(net, strict=False)
-        except ValueError as exc:
-            raise ValueError(f"--trust-network {net!r}: not a CIDR such as 10.0.0.0/8 ({exc})") from None
-    if host not in LOCAL_HOSTS and not api_key and not trusted_networks:
-        raise ValueError(
-            f"Refusing to bind {host!r} without an API key: anyone on the network could use the model. Set "
-            "GRM_API_KEY or --api-key-file FILE (clients that cannot send headers put it in the URL: "
-            "http://HOST:PORT/key/KEY/get_reward), or --trust-network CIDR to serve a private network without one, "
-            "or bind 127.0.0.1 behind your own proxy."
-        )
-
-
-def loopback_hosts(host: str, api_key: str | None, trusted_networks: tuple[str, ...], extra: tuple[str, ...]) -> tuple:
-    """The ``Host`` names a key-less loopback server answers (DNS-rebinding protection); () = no check."""
-    if api_key or trusted_networks or host not in LOCAL_HOSTS:
-        return tuple(extra)
-    return ("localhost", "127.0.0.1", "[::1]", *extra)
 
 
 def uvicorn_config(app: Any, host: str, port: int, limits: ConnectionLimits, log_level: str = "warning") -> Any:
@@ -184,7 +156,7 @@ def start_in_thread(
         host: bind address (non-local needs ``config.api_key``).
         port: TCP port (0 = a free one; read ``.port`` / ``.url``).
         model_name: served model name (used when ``config`` is None).
-        config: an ``AppConfig``.
+        config: an ``AppConfig`` or a ``ServeConfig`` (``grm.serving.assemble.as_app_config``).
         meta: meta RM scorer for MetaRM@k.
         connection: transport limits.
 
@@ -192,9 +164,10 @@ def start_in_thread(
         The running server; stop it with ``.shutdown()`` (or use it as a context manager).
     """
     from grm.serving.app import create_app
+    from grm.serving.assemble import as_app_config
     from grm.serving.requests import AppConfig
 
-    config = config or AppConfig(model_name=model_name)
+    config = as_app_config(config or AppConfig(model_name=model_name), sampler)
     check_bind(host, config.api_key, config.access.trusted_networks)
     return RunningServer(create_app(sampler, config, meta), host, port, connection or ConnectionLimits())
 
@@ -216,20 +189,6 @@ def serve(app_config: Any, sampler: Sampler, host: str, port: int, meta: Any, co
     uvicorn.Server(uvicorn_config(app, host, port, connection, log_level="info")).run()
 
 
-def api_key_from_env(value: str | None, key_file: str | None = None) -> str | None:
-    """The key: ``--api-key`` (visible to local users in ``/proc``; prefer the others), ``--api-key-file`` (its
-    first line) or ``GRM_API_KEY``.
-
-    Raises:
-        ValueError: the key file cannot be read or is empty.
-    """
-    if key_file:
-        try:
-            lines = open(key_file, encoding="utf-8").read().splitlines()  # noqa: SIM115
-        except OSError as exc:
-            raise ValueError(f"--api-key-file {key_file}: {exc.strerror}") from None
-        key = lines[0].strip() if lines else ""
-        if not key:
-            raise ValueError(f"--api-key-file {key_file}: the file is empty; put the key on its first line")
-        return key
-    return value or os.environ.get("GRM_API_KEY") or None
+def connection_limits(cfg: ServeConfig) -> ConnectionLimits:
+    """uvicorn's transport limits from the knobs."""
+    return ConnectionLimits(cfg.header_timeout_s, keep_alive_s=cfg.keep_alive_s)

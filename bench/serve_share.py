@@ -11,7 +11,9 @@ uses. Accounted over the load window:
 * the server's CPU per thread (``/proc/PID/task/*/stat``): its main thread (uvicorn's event loop: HTTP, JSON,
   validation, scheduling, scoring the parsed samples) and the others (the sampler worker: rendering, tokenising, the
   model's forward passes; torch's threads);
-* the sampler's cycles (``/metrics``: generations and requests per cycle) against the offline run's batches.
+* the sampler's cycles (``/metrics``: generations and requests per cycle) against the offline run's batches;
+* the offline rate before, between and after the served runs: each served run is compared with the mean of the two
+  offline runs around it, so a machine shared with other jobs drifts less into the share.
 
 Printed per client: judgements/s, share of offline, client CPU cores, server main-thread and sampler cores, CPU
 seconds per judgement of each part and of the offline run. ``--profile-server S`` also samples the server with
@@ -210,7 +212,8 @@ def offline_rate(model: str, pairs: list, args) -> dict:
 
 
 def run_offline_share(args, start_server) -> dict:
-    """(a) for each ``--load-client`` kind on a fresh server, then the offline rate; shares and CPU split."""
+    """(a): offline, then for each ``--load-client`` kind a fresh server followed by another offline run; each served
+    row's share is against the mean of the offline runs just before and after it (a shared machine drifts)."""
     from bench.sampling import build_model
     from grm.world.generator import WorldConfig, generate_world
 
@@ -220,6 +223,7 @@ def run_offline_share(args, start_server) -> dict:
     out: dict = {"clients": clients, "k": args.k, "max_new_tokens": args.max_new_tokens, "rows": []}
     with tempfile.TemporaryDirectory() as tmp:
         model, out["model"] = build_model(Path(tmp))
+        offline = [offline_rate(str(model), pairs, args)]
         common = ["--k", str(args.k), "--max-new-tokens", str(args.max_new_tokens), "--temperature", "1.0"]
         extra = [*common, "--max-batch-size", str(args.max_batch_size), "--max-wait-ms", str(args.wait)]
         for kind in args.load_client:
@@ -229,31 +233,34 @@ def run_offline_share(args, start_server) -> dict:
             finally:
                 proc.terminate()
                 proc.wait(timeout=30)
+            offline.append(offline_rate(str(model), pairs, args))
+            off = {k: (offline[-2][k] + offline[-1][k]) / 2 for k in offline[-1]}
+            row["offline_judgements_per_s"] = off["judgements_per_s"]
+            row["offline_cpu_ms_per_judgement"] = off["cpu_ms_per_judgement"]
+            row["share"] = row["judgements_per_s"] / off["judgements_per_s"]
+            row["sampler_cpu_vs_offline"] = row["server_other_cpu_ms_per_judgement"] / off["cpu_ms_per_judgement"]
             out["rows"].append(row)
             print(json.dumps({k: v for k, v in row.items() if k != "profile"}), flush=True)
-        out["offline"] = offline_rate(str(model), pairs, args)
-    off = out["offline"]
-    for row in out["rows"]:
-        row["share"] = row["judgements_per_s"] / off["judgements_per_s"]
-        row["sampler_cpu_vs_offline"] = row["server_other_cpu_ms_per_judgement"] / off["cpu_ms_per_judgement"]
+    out["offline_runs"] = offline
     return out
 
 
 def table(out: dict) -> str:
-    off = out["offline"]
+    runs = ", ".join(f"{r['judgements_per_s']:.1f}" for r in out["offline_runs"])
     lines = [
-        f"offline (judging.judge_items, {off['items']} items): {off['judgements_per_s']:.1f} judgements/s, "
-        f"{off['cpu_ms_per_judgement']:.2f} CPU ms / judgement",
-        "| client | judgements/s | share of offline | p50 (s) | p99 (s) | client cores | server main-thread cores | "
-        "server sampler cores | CPU ms/judgement: client / server main / sampler (offline) | gens/cycle |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|",
+        f"offline runs (judging.judge_items, {out['offline_runs'][0]['items']} items; before, between and after the "
+        f"served runs): {runs} judgements/s",
+        "| client | judgements/s | offline (runs around it) | share | p50 (s) | p99 (s) | client cores | "
+        "server main-thread cores | sampler cores | CPU ms / judgement: client / server main / sampler (offline) | "
+        "gens / cycle |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
     for r in out["rows"]:
         lines.append(
-            f"| {r['client']} | {r['judgements_per_s']:.1f} | {100 * r['share']:.0f}% | {r['p50_s']:.3f} | "
-            f"{r['p99_s']:.3f} | {r['client_cores']:.2f} | {r['server_main_cores']:.2f} | "
-            f"{r['server_other_cores']:.2f} | {r['client_cpu_ms_per_judgement']:.2f} / "
+            f"| {r['client']} | {r['judgements_per_s']:.1f} | {r['offline_judgements_per_s']:.1f} | "
+            f"{100 * r['share']:.0f}% | {r['p50_s']:.3f} | {r['p99_s']:.3f} | {r['client_cores']:.2f} | "
+            f"{r['server_main_cores']:.2f} | {r['server_other_cores']:.2f} | {r['client_cpu_ms_per_judgement']:.2f} / "
             f"{r['server_main_cpu_ms_per_judgement']:.2f} / {r['server_other_cpu_ms_per_judgement']:.2f} "
-            f"({off['cpu_ms_per_judgement']:.2f}) | {r['generations_per_cycle']:.1f} |"
+            f"({r['offline_cpu_ms_per_judgement']:.2f}) | {r['generations_per_cycle']:.1f} |"
         )
     return "\n".join(lines)

@@ -15,10 +15,11 @@ GPU_PY ?= $(if $(wildcard .venv-gpu/bin/python),.venv-gpu/bin/python,$(PY))
 
 .PHONY: setup run pipeline test test-services test-fast test-slow e2e test-team test-gpu lint fmt world bench mlflow-ui clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements-rl-clients.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet --no-deps --upgrade --target .rl-clients -r requirements-rl-clients.txt  # RL clients
 	@touch $(STAMP)
 
 setup: $(STAMP)  ## create .venv and install the project (CPU torch 2.13.0)

@@ -23,13 +23,14 @@ for a before/after; ``--c-clients fresh,pool`` drives (c) with a new connection 
 ``requests.post``) and/or one httpx client with a pool of 1,536 connections (each on a fresh server).
 
 (a) ``--offline-share``: the batched server's judgements/s at 64 clients (``--clients 64``) as a share of the same
-model's offline batched ``grm score`` rate (``judging.judge_items``) at the same k.
+model's offline batched ``grm score`` rate (``judging.judge_items``) at the same k, with the clients' and the server's
+CPU accounted separately (``bench/serve_share.py``).
 
 Usage::
 
     .venv/bin/python bench/serve_load.py [--seconds 8] [--clients 1,8,32] [--k 4] [--max-new-tokens 24]
     .venv/bin/python bench/serve_load.py --cluster [--server-root /path/to/other/checkout,.] [--c-clients fresh,pool]
-    .venv/bin/python bench/serve_load.py --offline-share --clients 64
+    .venv/bin/python bench/serve_load.py --offline-share --clients 64 [--load-client httpx,raw] [--profile-server 6]
 """
 
 from __future__ import annotations
@@ -160,45 +161,6 @@ def run_load(args: argparse.Namespace) -> list[dict]:
                 proc.terminate()
                 proc.wait(timeout=30)
     return rows
-
-
-def run_offline_share(args: argparse.Namespace) -> dict:
-    """(a): the batched server's judgements/s at ``--clients`` (64) closed-loop per-sample clients as a share of
-    the same model's offline batched rate (``grm score``'s ``judging.judge_items``, the same k, tokens, template,
-    threads and forward batch of 64 prompts), measured one after the other (the server stopped first)."""
-    from bench.sampling import build_model
-    from grm import judging
-    from grm.sampling import build_sampler
-    from grm.serving.scoring import make_item
-    from grm.world.generator import WorldConfig, generate_world
-
-    test = generate_world(WorldConfig())["test"]
-    pairs = [(it.query, r) for it in test for r in it.responses]
-    clients = args.clients[-1]
-    out: dict = {"clients": clients, "k": args.k, "max_new_tokens": args.max_new_tokens}
-    with tempfile.TemporaryDirectory() as tmp:
-        model, desc = build_model(Path(tmp))
-        out["model"] = desc
-        common = ["--k", str(args.k), "--max-new-tokens", str(args.max_new_tokens), "--temperature", "1.0"]
-        extra = [*common, "--max-batch-size", str(args.max_batch_size), "--max-wait-ms", str(args.wait)]
-        proc, url = start_server(str(model), extra, args.threads)
-        try:
-            asyncio.run(load(url, pairs, clients, 1, 1.0))  # warm-up
-            out["server"] = asyncio.run(load(url, pairs, clients, 1, args.seconds))
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
-        sampler = build_sampler(str(model), num_threads=args.threads, batch_size=64, progress=False)
-        items = [make_item(q, [r]) for q, r in pairs[: args.offline_items]]
-        settings = {"k": args.k, "temperature": 1.0, "max_new_tokens": args.max_new_tokens, "template": "compact"}
-        judging.judge_items(items[:64], sampler, seed=1, **settings)  # warm-up
-        t0 = time.monotonic()
-        judging.judge_items(items, sampler, seed=0, **settings)
-        offline = len(items) / (time.monotonic() - t0)
-    out["offline_judgements_per_s"] = offline
-    out["offline_items"] = len(items)
-    out["share"] = out["server"]["judgements_per_s"] / offline
-    return out
 
 
 def run_group(args: argparse.Namespace) -> dict:
@@ -462,10 +424,20 @@ def main() -> None:
         help="(c)'s clients, comma-separated: fresh (a connection per try, as OpenRLHF) and/or pool (httpx)",
     )
     parser.add_argument("--offline-share", action="store_true", help="only (a): server rate / offline grm score rate")
+    parser.add_argument(
+        "--load-client",
+        type=lambda s: s.split(","),
+        default=["httpx", "raw"],
+        help="(a)'s clients, comma-separated: httpx (an AsyncClient pool) and/or raw (asyncio streams, keep-alive)",
+    )
+    parser.add_argument("--profile-server", type=float, default=0.0, help="(a): py-spy the server for this long")
     args = parser.parse_args()
     if args.offline_share:
-        result = run_offline_share(args)
+        from bench.serve_share import run_offline_share, table
+
+        result = run_offline_share(args, start_server)
         print(json.dumps(result, indent=1))
+        print(table(result))
         if args.out:
             args.out.write_text(json.dumps(result, indent=1))
         return

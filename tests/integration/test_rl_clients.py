@@ -271,9 +271,11 @@ def test_row8_connections_idle_between_rollouts_are_kept(server, world_items):
     async def two_rollouts() -> list[int]:
         async with aiohttp.ClientSession() as session:
             url = f"{server.url}/v1/score"
-            first = await slime_remote_rm(session, url, world_items[0].query, world_items[0].responses[0])
-            await asyncio.sleep(6.0)  # past the old fixed 5 s
-            second = await slime_remote_rm(session, url, world_items[1].query, world_items[1].responses[0])
+            first = await slime_remote_rm(session, url, world_items[0].query, world_items[0].responses[0], None, 1)
+            await asyncio.sleep(
+                6.0
+            )  # past the old fixed 5 s; one try: slime's retries would hide a dropped connection
+            second = await slime_remote_rm(session, url, world_items[1].query, world_items[1].responses[0], None, 1)
             return [first["group"]["index"], second["group"]["index"]]
 
     assert asyncio.run(two_rollouts()) == [0, 0]

@@ -14,6 +14,9 @@ def test_split_exact_whitespace_truncated_found_and_none():
     assert (s.how, s.response.strip()) == ("prompt_truncated", "42")
     s = split_query("<|im_start|>user\n" + p + "<|im_end|>\n42", p)
     assert (s.how, s.response) == ("found", "<|im_end|>\n42")
+    s = split_query("7 + 25 ? Think . 42", p)  # the trainer kept the prompt's last tokens (OpenRLHF 0.11)
+    assert (s.how, s.response.strip()) == ("prompt_tail", "42")
+    assert split_query("Think . 42", p) is None  # too short a common tail to trust
     assert split_query("completely different text", p) is None
     assert split_query("Wh 42", p) is None  # too short a common prefix to trust
 

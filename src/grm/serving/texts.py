@@ -4,7 +4,8 @@ cutting over-long texts with the cut reported. Pure functions (no web framework)
 
 Why tolerant: OpenRLHF decodes ``query`` from token ids, so ``clean_up_tokenization_spaces`` may have removed the
 space before punctuation (``"17 + 25 ?"`` -> ``"17 + 25?"``) and ``prompt_max_len`` may have cut the prompt, while
-``prompts`` holds the original text; an exact ``startswith`` refuses both. Why strip: a response that ends properly
+``prompts`` holds the original text; an exact ``startswith`` refuses both. OpenRLHF 0.11 keeps the *last* tokens of a
+prompt too long for ``max_len``, so its query can also start inside the prompt. Why strip: a response that ends properly
 (``"42</s>"``, ``"42<|im_end|>"``) must not be judged on its control tokens.
 """
 
@@ -32,7 +33,7 @@ DEFAULT_STOP_TOKENS = (
     "[PAD]",
 )
 
-SPLIT_CODES = {"exact": 0.0, "whitespace": 1.0, "prompt_truncated": 2.0, "found": 3.0}
+SPLIT_CODES = {"exact": 0.0, "whitespace": 1.0, "prompt_truncated": 2.0, "found": 3.0, "prompt_tail": 4.0}
 
 
 @dataclass(frozen=True)
@@ -50,13 +51,26 @@ def _dense(text: str) -> tuple[str, list[int]]:
     return "".join(c for _, c in kept), [i for i, _ in kept]
 
 
+def _tail_overlap(dq: str, dp: str) -> int:
+    """The length of the longest suffix of ``dp`` that ``dq`` starts with (KMP prefix function, linear time)."""
+    s = dq[: len(dp)] + "\x00" + dp
+    pi = [0] * len(s)
+    for i in range(1, len(s)):
+        j = pi[i - 1]
+        while j and s[i] != s[j]:
+            j = pi[j - 1]
+        pi[i] = j + (s[i] == s[j])
+    return pi[-1]
+
+
 def split_query(query: str, prompt: str, min_prefix: int = 8) -> Split | None:
     """Cut ``query`` (= prompt + response as a trainer decoded it) after its prompt.
 
     In order: an exact prefix; the prompt as a prefix when whitespace is ignored (tokenizer clean-up); a prompt cut
     by the trainer's length limit (``query`` follows ``prompt`` for at least ``min_prefix`` non-space characters,
     then the response starts where they differ); the prompt found inside ``query`` (a template prefix the trainer
-    added). None when none of these holds.
+    added); ``query`` starting with the prompt's last ``min_prefix`` or more non-space characters (the trainer kept
+    the prompt's tail, as OpenRLHF 0.11 does). None when none of these holds.
     """
     if query.startswith(prompt):
         return Split(prompt, query[len(prompt) :], "exact")
@@ -76,6 +90,9 @@ def split_query(query: str, prompt: str, min_prefix: int = 8) -> Split | None:
     at = dq.find(dp)
     if at >= 0:
         return Split(prompt, query[qpos[at + len(dp) - 1] + 1 :], "found")
+    tail = _tail_overlap(dq, dp)
+    if tail >= min_prefix:
+        return Split(prompt, query[qpos[tail - 1] + 1 :], "prompt_tail")
     return None
 
 

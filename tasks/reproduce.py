@@ -69,7 +69,8 @@ def reproduce_command(
     """
     from mlflow.exceptions import MlflowException
 
-    from tasks.tracking import Tracker, resolve_tracking_uri
+    from tasks.mlflow_store import resolve_tracking_uri
+    from tasks.tracking import Tracker
 
     root = Path(project_dir).resolve()
     uri = resolve_tracking_uri(tracking_uri, root)

@@ -36,8 +36,9 @@ def resolve_registry_model(
         name, alias = model.removeprefix("models:/").split("@", 1)
     else:
         return (model, None, None) if with_template else (model, None)
+    from tasks.mlflow_store import resolve_tracking_uri
     from tasks.service_checks import preflight
-    from tasks.tracking import Tracker, resolve_tracking_uri
+    from tasks.tracking import Tracker
 
     preflight(("mlflow",), project_dir, tracking_uri)  # a server down: exit 2 naming it, no hang
     tracker = Tracker(resolve_tracking_uri(tracking_uri, project_dir), "grm-serve")

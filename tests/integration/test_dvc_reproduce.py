@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from grm_cli.app import app
-from tasks import data_store, tracking, versioning
+from tasks import data_store, mlflow_store, tracking, versioning
 from tasks.reproduce import reproduce_command
 
 pytestmark = pytest.mark.slow  # DVC + an MLflow SQLite store: ~10 s a test
@@ -22,7 +22,7 @@ runner = CliRunner()
 
 def _logged_run(project: Path, dv: versioning.DataVersion, config: str = "name: x\n") -> str:
     """An MLflow run tagged and logged as ``data.version`` does."""
-    tracker = tracking.Tracker(tracking.default_tracking_uri(project), "spct_pipeline")
+    tracker = tracking.Tracker(mlflow_store.default_tracking_uri(project), "spct_pipeline")
     run = tracker.start_run("p")
     tracker.set_tags(run, dv.tags())
     tracker.log_text(run, dv.dvc_file, "inputs/data.dvc")
@@ -207,5 +207,5 @@ def test_a_fresh_clone_can_dvc_pull_and_grm_data_pull_as_of(tmp_path: Path, monk
     assert code == 0, output
     assert (clone / "data" / "train.jsonl").read_text() == '{"v": 1}\n'
 
-    out = reproduce_command(run, project_dir=str(clone), tracking_uri=tracking.default_tracking_uri(orig))
+    out = reproduce_command(run, project_dir=str(clone), tracking_uri=mlflow_store.default_tracking_uri(orig))
     assert out["data_dvc_md5"] == v1.dvc_md5 and out["files"] == v1.files

@@ -95,6 +95,43 @@ def test_reproduce_and_pull_exit_2_with_one_message_for_unknown_ids(project: Pat
     assert code == 2 and "no run 'nope'" in output, output
 
 
+def _log_inputs(project: Path, dv: versioning.DataVersion, files: dict[str, str]) -> str:
+    tracker = tracking.Tracker(mlflow_store.default_tracking_uri(project), "spct_pipeline")
+    run = tracker.start_run("p")
+    tracker.set_tags(run, dv.tags())
+    for name, text in files.items():
+        tracker.log_text(run, text, f"inputs/{name}")
+    tracker.end_run(run)
+    return run
+
+
+def test_every_reproduce_error_is_exit_2_with_one_message_and_creates_nothing(project: Path, tmp_path: Path) -> None:
+    """Beyond the unknown id: a malformed id, a missing or non-folder --project-dir, a project without a store, a
+    run that logged no config (it used to be reproduced as a world run with an empty config) and a run whose
+    logged data.dvc is not YAML (a traceback)."""
+    (project / "data" / "train.jsonl").write_text('{"v": 1}\n')
+    v1 = versioning.version_data(project, "data")
+    no_config = _log_inputs(project, v1, {"data.dvc": v1.dvc_file})
+    bad_dvc = _log_inputs(project, v1, {"data.dvc": ": : not yaml [\n", "config.yaml": "name: x\n"})
+    empty, a_file = tmp_path / "empty", tmp_path / "a-file"
+    empty.mkdir()
+    a_file.write_text("x")
+    cases = [
+        (["../" * 40 + "etc/passwd", str(project)], "is not an MLflow run id (32 lowercase hexadecimal"),
+        ([no_config, str(tmp_path / "missing")], "is not a folder"),
+        ([no_config, str(a_file)], "is not a folder"),
+        ([no_config, str(empty)], f"no MLflow store at {empty}/mlruns/mlflow.db"),
+        ([no_config, str(project)], "did not log inputs/config.yaml"),
+        ([bad_dvc, str(project)], "its logged inputs/data.dvc cannot be read"),
+    ]
+    for (run_id, where), fragment in cases:
+        code, output = _cli("reproduce", run_id, "--project-dir", where)
+        assert code == 2 and fragment in output and "Traceback" not in output, (run_id, where, output)
+        assert output.count("error:") == 1 and len(output) < 1000, output
+    assert not (tmp_path / "missing").exists() and list(empty.iterdir()) == []  # no store created by the check
+    assert not (project / "reproduce").exists()  # no rerun config written for the run without one
+
+
 def test_reproduce_of_a_version_missing_from_the_remote_exits_2_and_changes_nothing(project: Path) -> None:
     (project / "data" / "train.jsonl").write_text('{"v": 1}\n')
     v1 = versioning.version_data(project, "data")

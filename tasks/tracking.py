@@ -1,5 +1,5 @@
 """MLflow runs, artifacts, tables and the registry (with ``tasks/eval_tracking.py``; the store itself, its location,
-creation and locks: ``tasks/mlflow_store.py``; the UI: ``tasks/mlflow_ui.py``).
+creation and locks: ``tasks/mlflow_store.py``; the UI: ``src/grm_cli/ui.py``).
 
 - One experiment per flow; one parent run per flow run; one nested run per stage (tag ``mlflow.parentRunId``).
 - Everything goes through ``MlflowClient`` with explicit run ids (no fluent active-run stack), so Prefect's worker

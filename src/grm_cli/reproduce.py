@@ -38,6 +38,6 @@ def ui(
     host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
 ) -> None:
     """Serve the embedded MLflow store (mlruns/) in the MLflow UI to compare runs."""
-    from tasks.mlflow_ui import ui_command
+    from grm_cli.ui import ui_command
 
     raise typer.Exit(ui_command(port=port, host=host))

@@ -22,7 +22,8 @@ from types import SimpleNamespace
 import pytest
 
 from grm.report import headline_metrics
-from tasks import mlflow_store, mlflow_ui, summary, tracking
+from grm_cli import ui as mlflow_ui
+from tasks import mlflow_store, summary, tracking
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [

@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from grm_cli.supervise import die_with_parent, grace_seconds, killpg
 from tasks import mlflow_store, tracking
 
 
@@ -30,8 +31,6 @@ def serve_ui(project_dir: str | Path = ".", host: str = "127.0.0.1", port: int =
     Equivalent to ``mlflow server --backend-store-uri sqlite:///mlruns/mlflow.db --default-artifact-root
     mlruns/artifacts --host 127.0.0.1``.
     """
-    from grm_cli.supervise import die_with_parent
-
     root = Path(project_dir).resolve()
     (root / "mlruns" / "artifacts").mkdir(parents=True, exist_ok=True)
     uri = mlflow_store.default_tracking_uri(root)
@@ -52,8 +51,6 @@ def serve_ui(project_dir: str | Path = ".", host: str = "127.0.0.1", port: int =
 
 def stop_group(proc: subprocess.Popen, grace: float | None = None) -> None:
     """SIGTERM the server's process group, SIGKILL what is left after ``grace`` seconds; reap the leader."""
-    from grm_cli.supervise import grace_seconds, killpg
-
     killpg(proc.pid, signal.SIGTERM)
     deadline = time.monotonic() + (grace_seconds() if grace is None else grace)
     while proc.poll() is None and time.monotonic() < deadline:

@@ -16,7 +16,8 @@ from tasks import data_store, data_versions, versioning
 def _run_tags(root: Path, run: str, tracking_uri: str | None) -> dict[str, str]:
     from mlflow.exceptions import MlflowException
 
-    from tasks.tracking import Tracker, resolve_tracking_uri
+    from tasks.mlflow_store import resolve_tracking_uri
+    from tasks.tracking import Tracker
 
     uri = resolve_tracking_uri(tracking_uri, root)
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():

@@ -68,7 +68,8 @@ def remote_versions(root: str | Path, remote: str | None = None) -> dict[str, Ve
 
 def run_versions(root: str | Path, tracking_uri: str | None = None) -> dict[str, VersionInfo]:
     """The versions MLflow runs were tagged with, with their run ids and the first run's start as the date."""
-    from tasks.tracking import Tracker, resolve_tracking_uri
+    from tasks.mlflow_store import resolve_tracking_uri
+    from tasks.tracking import Tracker
 
     uri = resolve_tracking_uri(tracking_uri, root)
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():

@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from grm.errors import UserError
-from tasks import tracking
+from tasks import mlflow_store, tracking
 from tasks.runtime import artifacts_root
 
 STAGE_TAG, KEY_TAG, PARENT_TAG = "grm.stage", "grm.stage_key", "mlflow.parentRunId"
@@ -193,7 +193,7 @@ def plan_gc(
     if keep_runs < 0 or keep_versions < 0:
         raise UserError(f"--keep-runs ({keep_runs}) and --keep-versions ({keep_versions}) must be >= 0")
     root = Path(project_dir).resolve()
-    uri = tracking.resolve_tracking_uri(tracking_uri, root)
+    uri = mlflow_store.resolve_tracking_uri(tracking_uri, root)
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
         raise UserError(
             f"no MLflow store at {uri.removeprefix('sqlite:///')}: it records which stages and models runs use, so "
@@ -293,7 +293,7 @@ def apply_gc(plan: GcPlan, project_dir: str | Path = ".", tracking_uri: str | No
     from mlflow.exceptions import MlflowException
 
     root = Path(project_dir).resolve()
-    tracker = tracking.Tracker(tracking.resolve_tracking_uri(tracking_uri, root), "gc")
+    tracker = tracking.Tracker(mlflow_store.resolve_tracking_uri(tracking_uri, root), "gc")
     done = []
     versions = [r for r in plan.remove if r.kind == "version"]
     if versions:

@@ -12,12 +12,14 @@ content-addressed copy (the folder's name is kept, so the run's metric names are
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from tasks.mlflow_store import resolve_tracking_uri, sqlite_path
 from tasks.versioning import ReproduceError, dvc_md5, restore, store_root
 
 
@@ -52,6 +54,62 @@ def rerun_config(config_text: str, root: Path, run_id: str, folder: Path) -> tup
     return config, cfg["data"]["source"]
 
 
+RUN_ID = re.compile(r"[0-9a-f]{32}")  # what MLflow makes (uuid4().hex)
+
+
+def _shown(text: str) -> str:
+    return repr(text if len(text) <= 80 else text[:77] + "...")
+
+
+def check_request(run_id: str, root: Path, uri: str) -> None:
+    """Refuse, before anything is opened or created, a run id MLflow cannot have made, a project folder that is not
+    one, and an embedded store that does not exist (opening it would create an empty one).
+
+    Raises:
+        ReproduceError: naming the id, folder or store and the fix.
+    """
+    if not RUN_ID.fullmatch(run_id):
+        raise ReproduceError(
+            f"{_shown(run_id)} is not an MLflow run id (32 lowercase hexadecimal characters)",
+            fix="copy the id from `grm data versions` or the run's page in `grm ui`",
+        )
+    if not root.is_dir():
+        raise ReproduceError(
+            f"--project-dir {root} is not a folder", fix="pass the project root (where data.dvc and mlruns/ are)"
+        )
+    db = sqlite_path(uri)
+    if db is not None and not db.is_file():
+        raise ReproduceError(
+            f"no MLflow store at {db}: there are no runs to reproduce in {root}",
+            fix="run from the project root, pass --project-dir, or --tracking-uri for the store the run is in",
+        )
+
+
+def _read_inputs(tracker: Any, run_id: str, uri: str, tags: dict[str, str]) -> tuple[str, str]:
+    """The run's logged ``inputs/data.dvc`` and ``inputs/config.yaml``, checked against its tags."""
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            inputs = tracker.download(f"runs:/{run_id}/inputs", tmp)
+        except Exception:
+            raise ReproduceError(f"run {run_id} has no inputs/ artifacts (data.dvc, config.yaml) in {uri}") from None
+        missing = [name for name in ("data.dvc", "config.yaml") if not (inputs / name).is_file()]
+        if missing:
+            raise ReproduceError(
+                f"run {run_id} did not log inputs/{' or inputs/'.join(missing)}: its "
+                f"{'data version' if 'data.dvc' in missing else 'config'} cannot be restored",
+                fix="reproduce a spct_pipeline or prepare_data run (`grm data versions` lists them)",
+            )
+        try:
+            recorded = dvc_md5(inputs / "data.dvc")
+        except ReproduceError:
+            raise
+        except Exception as err:  # not YAML, not a mapping
+            raise ReproduceError(f"run {run_id}: its logged inputs/data.dvc cannot be read ({err})") from None
+        if recorded != tags["grm.data.dvc_md5"]:
+            raise ReproduceError(f"run {run_id}: its logged data.dvc does not match its grm.data.dvc_md5 tag")
+        return (inputs / "data.dvc").read_text(encoding="utf-8"), (inputs / "config.yaml").read_text(encoding="utf-8")
+
+
 def reproduce_command(
     run_id: str,
     project_dir: str = ".",
@@ -65,14 +123,16 @@ def reproduce_command(
         ``{"run_id", "data_dvc_md5", "files", "data_dir", "config", "data_source", "git_commit", "rerun"}``.
 
     Raises:
-        ReproduceError: unknown run, a run without a data version, or a version the remote does not hold.
+        ReproduceError: a malformed or unknown run, a run without a data version or config, or a version the
+        remote does not hold.
     """
     from mlflow.exceptions import MlflowException
 
-    from tasks.tracking import Tracker, resolve_tracking_uri
+    from tasks.tracking import Tracker
 
     root = Path(project_dir).resolve()
     uri = resolve_tracking_uri(tracking_uri, root)
+    check_request(run_id, root, uri)
     tracker = Tracker(uri, "")
     try:
         run = tracker.client().get_run(run_id)
@@ -88,15 +148,7 @@ def reproduce_command(
             fix="reproduce a spct_pipeline or prepare_data run (`grm data versions` lists them)",
         )
     files = {k.removeprefix("grm.data.md5."): v for k, v in tags.items() if k.startswith("grm.data.md5.")}
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            inputs = tracker.download(f"runs:/{run_id}/inputs", tmp)
-        except Exception:
-            raise ReproduceError(f"run {run_id} has no inputs/ artifacts (data.dvc, config.yaml) in {uri}") from None
-        dvc_text = (inputs / "data.dvc").read_text(encoding="utf-8")
-        if dvc_md5(inputs / "data.dvc") != tags["grm.data.dvc_md5"]:
-            raise ReproduceError(f"run {run_id}: its logged data.dvc does not match its grm.data.dvc_md5 tag")
-        config_text = (inputs / "config.yaml").read_text(encoding="utf-8") if (inputs / "config.yaml").exists() else ""
+    dvc_text, config_text = _read_inputs(tracker, run_id, uri, tags)
     verified = restore(root, dvc_text, files, force=force, remote=remote)
     from tasks.data_store import version_dir
 

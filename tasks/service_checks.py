@@ -330,7 +330,7 @@ def run_checks(
     project_dir: str | Path = ".", tracking_uri: str | None = None, remote: str | None = None
 ) -> list[Check]:
     """Every check, in the order ``grm doctor`` prints them (the registry only when tracking is ok)."""
-    from tasks.tracking import resolve_tracking_uri
+    from tasks.mlflow_store import resolve_tracking_uri
 
     uri = resolve_tracking_uri(tracking_uri, project_dir)
     checks = [_guarded("tracking", uri, lambda: check_tracking(uri))]
@@ -375,7 +375,7 @@ def preflight(
     """
     env = os.environ
     if "mlflow" in services:
-        from tasks.tracking import resolve_tracking_uri
+        from tasks.mlflow_store import resolve_tracking_uri
 
         uri = resolve_tracking_uri(tracking_uri, project_dir)
         if uri.startswith(("http://", "https://")):

@@ -1,7 +1,6 @@
-"""The only module (with ``tasks/eval_tracking.py``) that calls ``mlflow``: runs, artifacts, tables, registry.
+"""MLflow runs, artifacts, tables and the registry (with ``tasks/eval_tracking.py``; the store itself, its location,
+creation and locks: ``tasks/mlflow_store.py``; the UI: ``src/grm_cli/ui.py``).
 
-- Store: ``tracking.tracking_uri`` > ``$MLFLOW_TRACKING_URI`` > the embedded ``sqlite:///{project}/mlruns/mlflow.db``
-  with artifacts under ``mlruns/artifacts/`` (MLflow refuses a plain ``file:./mlruns`` store).
 - One experiment per flow; one parent run per flow run; one nested run per stage (tag ``mlflow.parentRunId``).
 - Everything goes through ``MlflowClient`` with explicit run ids (no fluent active-run stack), so Prefect's worker
   threads cannot log into the wrong run. ``trainer_env`` hands a stage run to TRL/transformers (report_to="mlflow").
@@ -28,7 +27,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -36,8 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from grm.errors import UserError
 from grm.gate import Comparison, decide_alias  # noqa: F401 (decide_alias: the gate's rule, re-exported)
+from tasks import mlflow_store
 
 MAX_PARAM_CHARS = 6000  # MLflow's limit on one param value
 CHAMPION, CHALLENGER = "champion", "challenger"
@@ -51,81 +49,10 @@ TEST_MD5_TAG, RUN_TEST_MD5_TAG = "grm.data.md5.test", "grm.data.md5.test.jsonl" 
 SPLIT_CONTEXT = {"train": "training", "val": "validation", "test": "test"}
 
 
-def default_tracking_uri(project_dir: str | Path = ".") -> str:
-    """The embedded store of a project: ``sqlite:///{abs}/mlruns/mlflow.db``."""
-    db = Path(project_dir).resolve() / "mlruns" / "mlflow.db"
-    return f"sqlite:///{db}"
-
-
 # pyplot's state and matplotlib's mathtext parser (pyparsing) are not thread-safe, and with
 # runtime.parallel_stages the stages' tracking hooks run in the flow's threads at once: every figure is built and
 # rendered under this lock (seen without it: a ParseException from tight_layout in two concurrent eval stages)
 FIGURE_LOCK = threading.RLock()
-
-
-def resolve_tracking_uri(configured: str | None, project_dir: str | Path = ".") -> str:
-    """Config value > ``$MLFLOW_TRACKING_URI`` > the embedded SQLite store under ``project_dir``."""
-    return configured or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(project_dir)
-
-
-def artifact_root_for(uri: str) -> str | None:
-    """``mlruns/artifacts`` beside a local SQLite store; None lets a server decide."""
-    if uri.startswith("sqlite:///"):
-        db = Path(uri.removeprefix("sqlite:///"))
-        return (db.parent / "artifacts").resolve().as_uri()
-    return None
-
-
-def check_artifact_location(uri: str, experiment: str, location: str | None) -> None:
-    """Refuse an embedded store whose experiment keeps its artifacts outside this store's ``mlruns/artifacts``: a
-    copied project's ``mlflow.db`` still names the original folder (MLflow stores absolute locations), so every
-    run of the copy would write its models and reports into the other project.
-
-    Raises:
-        UserError: naming the store, the experiment, both folders and the fix.
-    """
-    root = artifact_root_for(uri)
-    if root is None or not location or not location.startswith("file:"):
-        return
-    from urllib.parse import unquote, urlparse
-
-    own = Path(unquote(urlparse(root).path)).resolve()
-    where = Path(unquote(urlparse(location).path)).resolve()
-    if where != own and own not in where.parents:
-        raise UserError(
-            f"experiment {experiment!r} of {uri.removeprefix('sqlite:///')} keeps its artifacts in {where}, outside "
-            f"this project's {own}: the store was copied from another project, whose folder every run would write "
-            "into",
-            field="tracking.experiment",
-            fix=f"use a new experiment in this store (--set tracking.experiment={experiment}-copy), or move "
-            "mlruns/ aside to start a fresh store",
-        )
-
-
-_READY_STORES: set[str] = set()  # SQLite stores this process has created/migrated (or found current)
-
-
-def init_store(uri: str) -> None:
-    """Create and migrate an embedded SQLite store once per process, under ``{db}.lock``.
-
-    MLflow creates the tables and runs its alembic migrations the first time a store is opened; two processes
-    doing that at once on a new file race (``alembic ... expected to match one row ... 0 found``: one dies). The
-    first process here migrates while holding the lock; the second waits, then finds the schema current. Tracking
-    and registry stores share the file; both are opened. Servers (``http://...``) migrate themselves.
-    """
-    if uri in _READY_STORES or not uri.startswith("sqlite:///"):
-        return
-    from mlflow import MlflowClient
-
-    from tasks.locks import file_lock
-
-    db = Path(uri.removeprefix("sqlite:///"))
-    db.parent.mkdir(parents=True, exist_ok=True)
-    with file_lock(db.with_name(db.name + ".lock"), f"the MLflow store {db} (first use: schema migration)"):
-        client = MlflowClient(uri)
-        client.search_experiments(max_results=1)
-        client.search_registered_models(max_results=1)
-    _READY_STORES.add(uri)
 
 
 def _param_value(value: Any) -> str:
@@ -193,22 +120,19 @@ class Tracker:
     def enabled(self) -> bool:
         return True
 
-    def client(self):  # -> mlflow.MlflowClient
-        from mlflow import MlflowClient
-
-        init_store(self.uri)
-        return MlflowClient(self.uri)
+    def client(self):  # -> mlflow.MlflowClient (waiting out another process's lock on a SQLite store)
+        return mlflow_store.retrying_client(self.uri)
 
     def experiment_id(self) -> str:
         """Get or create the experiment (artifacts beside a local SQLite store)."""
         client = self.client()
         exp = client.get_experiment_by_name(self.experiment)
         if exp is not None:
-            check_artifact_location(self.uri, self.experiment, exp.artifact_location)
+            mlflow_store.check_artifact_location(self.uri, self.experiment, exp.artifact_location)
             return exp.experiment_id
         if self.uri.startswith("sqlite:///"):
             Path(self.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        root = artifact_root_for(self.uri)
+        root = mlflow_store.artifact_root_for(self.uri)
         location = f"{root}/{self.experiment}" if root else None
         try:
             return client.create_experiment(
@@ -755,42 +679,4 @@ def make_tracker(tracking_cfg: Any, experiment: str, project_dir: str | Path = "
     """The tracker of a flow run from ``TrackingConfig`` (``enabled``, ``tracking_uri``)."""
     if not tracking_cfg.enabled:
         return NullTracker()
-    return Tracker(resolve_tracking_uri(tracking_cfg.tracking_uri, project_dir), experiment)
-
-
-def serve_ui(project_dir: str | Path = ".", host: str = "127.0.0.1", port: int = 5000) -> subprocess.Popen:
-    """Start ``mlflow server`` on the embedded store (SQLite + ``mlruns/artifacts``); returns the process.
-
-    Equivalent to ``mlflow server --backend-store-uri sqlite:///mlruns/mlflow.db --default-artifact-root
-    mlruns/artifacts --host 127.0.0.1``; the caller stops it (``proc.terminate()``).
-    """
-    root = Path(project_dir).resolve()
-    (root / "mlruns" / "artifacts").mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", default_tracking_uri(root)]
-    cmd += ["--default-artifact-root", str(root / "mlruns" / "artifacts"), "--host", host, "--port", str(port)]
-    cmd += ["--workers", "1"]
-    return subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def experiment_links(uri: str, base: str) -> dict[str, str]:
-    """Each experiment of store ``uri`` -> its runs table in the UI at ``base`` (model-training view)."""
-    from mlflow import MlflowClient
-
-    names = [e.name for e in MlflowClient(uri).search_experiments() if e.name != "Default"]
-    return {name: Tracker(uri, name).ui_url(base) for name in sorted(names)}
-
-
-def ui_command(port: int = 5000, host: str = "127.0.0.1") -> None:  # pragma: no cover - blocks until Ctrl-C
-    """``grm ui``: browse the embedded MLflow store at http://127.0.0.1:PORT (Ctrl-C stops it)."""
-    proc = serve_ui(".", host, port)
-    uri, base = default_tracking_uri("."), f"http://{host}:{port}"
-    print(f"MLflow UI on {base} (store: {uri}); Ctrl-C stops it")
-    if Path(uri.removeprefix("sqlite:///")).exists():
-        for name, url in experiment_links(uri, base).items():  # MLflow 3.17 opens the GenAI view without the link
-            print(f"  {name}: {url}")
-    try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            sys.stdout.write(line)
-    except KeyboardInterrupt:
-        proc.terminate()
+    return Tracker(mlflow_store.resolve_tracking_uri(tracking_cfg.tracking_uri, project_dir), experiment)

@@ -260,7 +260,7 @@ def read_items(path: str | Path, *, allow_empty: bool = False) -> list[Item]:
             same = (
                 ""
                 if first_id == record["id"]
-                else f" after Unicode NFKC and whitespace/invisible-character folding: {first_id!r}"
+                else f" after Unicode NFKC, look-alike letter and whitespace/invisible-character folding: {first_id!r}"
             )
             errors.append(f"{path}:{lineno}: id: duplicate {record['id']!r} (first on line {first}{same})")
             continue

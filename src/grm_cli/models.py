@@ -48,9 +48,10 @@ def resolve_model(
 def _from_registry(
     spec: ModelSpec, model: str, project_dir: str, tracking_uri: str | None, model_name: str, meta_model_name: str
 ) -> ResolvedModel:
+    from tasks.mlflow_store import resolve_tracking_uri
     from tasks.model_fetch import RegistryNames, fetch_registered
     from tasks.service_checks import preflight
-    from tasks.tracking import Tracker, resolve_tracking_uri
+    from tasks.tracking import Tracker
 
     preflight(("mlflow",), project_dir, tracking_uri)  # a server down: exit 2 naming it, no hang
     tracker = Tracker(resolve_tracking_uri(tracking_uri, project_dir), "grm-serve")

@@ -38,6 +38,6 @@ def ui(
     host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
 ) -> None:
     """Serve the embedded MLflow store (mlruns/) in the MLflow UI to compare runs."""
-    from tasks.tracking import ui_command
+    from grm_cli.ui import ui_command
 
-    ui_command(port=port, host=host)
+    raise typer.Exit(ui_command(port=port, host=host))

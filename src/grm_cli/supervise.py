@@ -36,7 +36,7 @@ def supervised() -> bool:
     return os.environ.get(SUPERVISED_ENV) == "1"
 
 
-def _grace() -> float:
+def grace_seconds() -> float:
     try:
         return max(0.0, float(os.environ.get(GRACE_ENV, DEFAULT_GRACE_S)))
     except ValueError:
@@ -51,12 +51,12 @@ def _root_debug() -> bool:
     return bool(ctx is not None and ctx.find_root().params.get("debug"))
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
+def die_with_parent() -> None:  # runs in the child between fork and exec
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def _killpg(pgid: int, sig: int) -> None:
+def killpg(pgid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
 
@@ -83,7 +83,7 @@ def run_supervised(
     env = {**os.environ, SUPERVISED_ENV: "1"}
     if _root_debug():
         env["GRM_DEBUG"] = "1"
-    proc = subprocess.Popen(cmd, env=env, start_new_session=True, preexec_fn=_die_with_parent)  # noqa: PLW1509
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True, preexec_fn=die_with_parent)  # noqa: PLW1509
     received: list[int] = []
     first_at = [0.0]
 
@@ -91,9 +91,9 @@ def run_supervised(
         received.append(signum)
         if len(received) == 1:
             first_at[0] = time.monotonic()
-            _killpg(proc.pid, signal.SIGINT)
+            killpg(proc.pid, signal.SIGINT)
         else:
-            _killpg(proc.pid, signal.SIGKILL)
+            killpg(proc.pid, signal.SIGKILL)
 
     previous = {s: signal.signal(s, on_signal) for s in STOP_SIGNALS}
     try:
@@ -102,14 +102,14 @@ def run_supervised(
                 rc = proc.wait(timeout=0.2)
                 break
             except subprocess.TimeoutExpired:
-                if received and time.monotonic() - first_at[0] > _grace():
-                    _killpg(proc.pid, signal.SIGKILL)
+                if received and time.monotonic() - first_at[0] > grace_seconds():
+                    killpg(proc.pid, signal.SIGKILL)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
     if not received:
         return rc
-    _killpg(proc.pid, signal.SIGKILL)  # whatever of the group outlived its leader (the Prefect server, workers)
+    killpg(proc.pid, signal.SIGKILL)  # whatever of the group outlived its leader (the Prefect server, workers)
     name = signal.Signals(received[0]).name
     echo(
         f"grm run: stopped by {name}; completed stages are kept, rerun the same command to resume",

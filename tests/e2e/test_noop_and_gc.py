@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from tasks import tracking
+from tasks import mlflow_store, tracking
 from tests.e2e.conftest import REPO, PrefectServer, make_project, run_flow
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]  # five tiny runs
@@ -37,7 +37,7 @@ def test_an_unchanged_run_is_a_noop_and_gc_keeps_what_the_champion_needs(
     prefect_server: PrefectServer, tmp_path: Path
 ) -> None:
     project = make_project(tmp_path / "project")
-    client = MlflowClient(tracking.default_tracking_uri(project))
+    client = MlflowClient(mlflow_store.default_tracking_uri(project))
     first = run_flow(prefect_server, "spct_pipeline", project)
     assert first["registry"]["alias"] == "champion" and first["registry"]["noop"] is False
     versions = len(client.search_model_versions("name='grm'"))

@@ -84,7 +84,7 @@ def _post(url: str, body: dict) -> dict:
 
 
 def test_mlflow_server_lists_both_pipeline_runs_and_compares_a_metric(resumed: dict) -> None:
-    from tasks.tracking import serve_ui
+    from grm_cli.ui import serve_ui, stop_group
 
     port = free_port()
     proc = serve_ui(resumed["project"], port=port)
@@ -111,7 +111,7 @@ def test_mlflow_server_lists_both_pipeline_runs_and_compares_a_metric(resumed: d
         assert None not in values, f"{metric} missing in a run: {values}"
         assert values[0] == pytest.approx(values[1])  # same stage output, reused by the rerun
     finally:
-        proc.terminate()
+        stop_group(proc)  # the server's own process group: its uvicorn worker too
         proc.wait(timeout=30)
 
 
@@ -146,7 +146,7 @@ def test_the_gate_registers_a_pyfunc_grm_that_scores_a_test_item(uninterrupted: 
 
     decision = uninterrupted["registry"]
     assert decision["pyfunc"] == f"models:/grm-pyfunc@{decision['alias']}"
-    from tasks.tracking import default_tracking_uri
+    from tasks.mlflow_store import default_tracking_uri
 
     project = uninterrupted["project"]
     from mlflow.tracking._tracking_service.utils import _use_tracking_uri  # restores MLFLOW_TRACKING_URI too

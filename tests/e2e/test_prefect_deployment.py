@@ -38,7 +38,7 @@ def test_nightly_evaluate_deployment_runs_the_champion_on_a_worker(
     """The champion is evaluated on the data version it was trained on (world seed 7 here), not on what the
     deployment's config would generate; ``data/`` and ``data.dvc`` are byte for byte untouched; the score is
     appended to the model's drift run."""
-    from tasks import data_store, tracking
+    from tasks import data_store, mlflow_store, tracking
 
     project = make_project(tmp_path / "project")
     for name in ("flows", "tasks"):
@@ -46,7 +46,7 @@ def test_nightly_evaluate_deployment_runs_the_champion_on_a_worker(
     shutil.copy(REPO / "prefect.yaml", project / "prefect.yaml")
     run_flow(prefect_server, "prepare_data", project, "--set", "world.seed=7")  # the champion's training data
     trained_md5 = yaml.safe_load((project / "data.dvc").read_text())["outs"][0]["md5"]
-    tracker = tracking.Tracker(tracking.default_tracking_uri(project), "models")
+    tracker = tracking.Tracker(mlflow_store.default_tracking_uri(project), "models")
     seed_run = tracker.start_run("seed-champion")
     tracker.set_tags(seed_run, {"grm.data.dvc_md5": trained_md5})  # as the training pipeline tags its run
     version = tracker.register(seed_run, tiny_model_dir, "grm")

@@ -45,9 +45,9 @@ def _sh(cmd: str | list[str], cwd: Path, timeout: float = 600) -> str:
 
 
 def _pipeline_runs(project: Path) -> list:
-    from tasks import tracking
+    from tasks import mlflow_store, tracking
 
-    client = tracking.Tracker(tracking.default_tracking_uri(project), "").client()
+    client = tracking.Tracker(mlflow_store.default_tracking_uri(project), "").client()
     exp = client.get_experiment_by_name("spct_pipeline")
     runs = client.search_runs([exp.experiment_id], "tags.`grm.flow` = 'spct_pipeline'", order_by=["start_time ASC"])
     return [r for r in runs if "mlflow.parentRunId" not in r.data.tags]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from tasks import summary, tracking
+from tasks import mlflow_store, summary, tracking
 
 from .conftest import PrefectServer, run_flow
 
@@ -31,7 +31,7 @@ def artifacts_of(server: PrefectServer, flow_run_id: str) -> dict[str, dict]:
 
 
 def test_the_parent_run_shows_the_results_first_and_keeps_timings_on_a_child(uninterrupted: dict, tmp_path) -> None:
-    store = MlflowClient(tracking.default_tracking_uri(uninterrupted["project"]))
+    store = MlflowClient(mlflow_store.default_tracking_uri(uninterrupted["project"]))
     run = store.get_run(uninterrupted["run_id"])
     keys = sorted(run.data.metrics)
     assert not any(k.startswith("bench/") for k in keys)  # no timing rows among what a user compares
@@ -51,7 +51,7 @@ def test_the_parent_run_shows_the_results_first_and_keeps_timings_on_a_child(uni
 def test_the_flow_run_has_the_results_and_a_link_to_its_mlflow_run(
     uninterrupted: dict, prefect_server: PrefectServer
 ) -> None:
-    run = MlflowClient(tracking.default_tracking_uri(uninterrupted["project"])).get_run(uninterrupted["run_id"])
+    run = MlflowClient(mlflow_store.default_tracking_uri(uninterrupted["project"])).get_run(uninterrupted["run_id"])
     found = artifacts_of(prefect_server, run.data.tags["prefect.flow_run_id"])
     assert set(found) >= {summary.RESULTS_KEY, summary.LINK_KEY}, found.keys()
     results = found[summary.RESULTS_KEY]["data"]
@@ -66,7 +66,7 @@ def test_a_run_with_one_override_is_named_after_it_and_links_the_previous_run(
     project = uninterrupted["project"]
     out = run_flow(prefect_server, "spct_pipeline", project, "--set", "rl.beta=0.02")
     assert out["run_name"] == "rl.beta=0.02"
-    tracker = tracking.Tracker(tracking.default_tracking_uri(project), "spct_pipeline")
+    tracker = tracking.Tracker(mlflow_store.default_tracking_uri(project), "spct_pipeline")
     run = tracker.client().get_run(out["run_id"])
     assert run.info.run_name == "rl.beta=0.02" and run.data.tags[summary.DIFF_TAG] == "rl.beta=0.02"
     links = summary.run_links(tracker, out["run_id"])

@@ -74,7 +74,7 @@ def prepare_folders(project: Path) -> set[str]:
 
 
 def test_three_weeks_of_drops_through_the_weekly_deployment(prefect_server: PrefectServer, tmp_path: Path) -> None:
-    from tasks import tracking
+    from tasks import mlflow_store, tracking
 
     project = make_project(tmp_path / "project")
     for name in ("flows", "tasks"):
@@ -85,7 +85,7 @@ def test_three_weeks_of_drops_through_the_weekly_deployment(prefect_server: Pref
     incoming.mkdir()
     (incoming / "general.jsonl").write_bytes((world / "general.jsonl").read_bytes())
     week1_counts = write_drop(world, incoming / "2026-12-07", slice(0, 2))
-    client = MlflowClient(tracking.default_tracking_uri(project))
+    client = MlflowClient(mlflow_store.default_tracking_uri(project))
     prefect_cli(["work-pool", "create", "grm-process", "--type", "process", "--overwrite"], prefect_server, project)
     prefect_cli(["--no-prompt", "deploy", "--name", "spct-weekly"], prefect_server, project)
 

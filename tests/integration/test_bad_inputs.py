@@ -1044,6 +1044,15 @@ CASES: list[tuple[str, str, Build]] = [
         "id-zero-width",
         lambda e: (e.score(e.items(GOOD, {**GOOD, "id": "w/\u200b1"})), ["items.jsonl:2:", "duplicate"]),
     ),
+    # an id with a Cyrillic letter for its Latin look-alike ("ԝ" U+051D, "о" U+043E) was a distinct item
+    (
+        "score",
+        "id-cyrillic-lookalike",
+        lambda e: (
+            e.score(e.items({**GOOD, "id": "w\u043erld/1"}, {**GOOD, "id": "\u051dorld/1"})),
+            ["items.jsonl:2:", "duplicate", "look-alike"],
+        ),
+    ),
     # a broken general.jsonl passed preflight, was published, then failed at rft.train
     (
         "run",

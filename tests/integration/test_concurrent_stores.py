@@ -18,7 +18,8 @@ pytestmark = pytest.mark.slow  # three processes importing MLflow: ~10 s
 MLFLOW_WORKER = r"""
 import sys, time
 from pathlib import Path
-from tasks.tracking import Tracker, default_tracking_uri
+from tasks.mlflow_store import default_tracking_uri
+from tasks.tracking import Tracker
 import mlflow  # imported before the start line so that the processes really start together
 
 project, go = Path(sys.argv[1]), Path(sys.argv[2])
@@ -55,7 +56,8 @@ def test_three_processes_creating_one_mlflow_store_at_once_all_succeed(tmp_path:
     outs = [p.communicate(timeout=120) for p in procs]
     for p, (_, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err[-3000:]
-    from tasks.tracking import Tracker, default_tracking_uri
+    from tasks.mlflow_store import default_tracking_uri
+    from tasks.tracking import Tracker
 
     t = Tracker(default_tracking_uri(tmp_path), "spct_pipeline")
     runs = t.client().search_runs([t.experiment_id()])

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from grm_cli.app import app
-from tasks import data_store, tracking, versioning
+from tasks import data_store, mlflow_store, tracking, versioning
 from tasks.reproduce import reproduce_command
 
 pytestmark = pytest.mark.slow  # DVC + an MLflow SQLite store: ~10 s a test
@@ -22,7 +22,7 @@ runner = CliRunner()
 
 def _logged_run(project: Path, dv: versioning.DataVersion, config: str = "name: x\n") -> str:
     """An MLflow run tagged and logged as ``data.version`` does."""
-    tracker = tracking.Tracker(tracking.default_tracking_uri(project), "spct_pipeline")
+    tracker = tracking.Tracker(mlflow_store.default_tracking_uri(project), "spct_pipeline")
     run = tracker.start_run("p")
     tracker.set_tags(run, dv.tags())
     tracker.log_text(run, dv.dvc_file, "inputs/data.dvc")
@@ -93,6 +93,43 @@ def test_reproduce_and_pull_exit_2_with_one_message_for_unknown_ids(project: Pat
     assert code == 2 and "on or before 2001-01-01" in output and v1.dvc_md5 in output, output
     code, output = _cli("data", "pull", "--run", "nope", "--project-dir", str(project))
     assert code == 2 and "no run 'nope'" in output, output
+
+
+def _log_inputs(project: Path, dv: versioning.DataVersion, files: dict[str, str]) -> str:
+    tracker = tracking.Tracker(mlflow_store.default_tracking_uri(project), "spct_pipeline")
+    run = tracker.start_run("p")
+    tracker.set_tags(run, dv.tags())
+    for name, text in files.items():
+        tracker.log_text(run, text, f"inputs/{name}")
+    tracker.end_run(run)
+    return run
+
+
+def test_every_reproduce_error_is_exit_2_with_one_message_and_creates_nothing(project: Path, tmp_path: Path) -> None:
+    """Beyond the unknown id: a malformed id, a missing or non-folder --project-dir, a project without a store, a
+    run that logged no config (it used to be reproduced as a world run with an empty config) and a run whose
+    logged data.dvc is not YAML (a traceback)."""
+    (project / "data" / "train.jsonl").write_text('{"v": 1}\n')
+    v1 = versioning.version_data(project, "data")
+    no_config = _log_inputs(project, v1, {"data.dvc": v1.dvc_file})
+    bad_dvc = _log_inputs(project, v1, {"data.dvc": ": : not yaml [\n", "config.yaml": "name: x\n"})
+    empty, a_file = tmp_path / "empty", tmp_path / "a-file"
+    empty.mkdir()
+    a_file.write_text("x")
+    cases = [
+        (["../" * 40 + "etc/passwd", str(project)], "is not an MLflow run id (32 lowercase hexadecimal"),
+        ([no_config, str(tmp_path / "missing")], "is not a folder"),
+        ([no_config, str(a_file)], "is not a folder"),
+        ([no_config, str(empty)], f"no MLflow store at {empty}/mlruns/mlflow.db"),
+        ([no_config, str(project)], "did not log inputs/config.yaml"),
+        ([bad_dvc, str(project)], "its logged inputs/data.dvc cannot be read"),
+    ]
+    for (run_id, where), fragment in cases:
+        code, output = _cli("reproduce", run_id, "--project-dir", where)
+        assert code == 2 and fragment in output and "Traceback" not in output, (run_id, where, output)
+        assert output.count("error:") == 1 and len(output) < 1000, output
+    assert not (tmp_path / "missing").exists() and list(empty.iterdir()) == []  # no store created by the check
+    assert not (project / "reproduce").exists()  # no rerun config written for the run without one
 
 
 def test_reproduce_of_a_version_missing_from_the_remote_exits_2_and_changes_nothing(project: Path) -> None:
@@ -207,5 +244,5 @@ def test_a_fresh_clone_can_dvc_pull_and_grm_data_pull_as_of(tmp_path: Path, monk
     assert code == 0, output
     assert (clone / "data" / "train.jsonl").read_text() == '{"v": 1}\n'
 
-    out = reproduce_command(run, project_dir=str(clone), tracking_uri=tracking.default_tracking_uri(orig))
+    out = reproduce_command(run, project_dir=str(clone), tracking_uri=mlflow_store.default_tracking_uri(orig))
     assert out["data_dvc_md5"] == v1.dvc_md5 and out["files"] == v1.files

@@ -19,7 +19,7 @@ import pytest
 from grm import spct
 from grm.plan import load_pipeline
 from grm.schemas import Item, write_items
-from tasks import champion, evaluation, registry, stages, tracking, workers
+from tasks import champion, evaluation, mlflow_store, registry, stages, tracking, workers
 from tasks.runtime import RunContext
 from tasks.stages import StageResult, file_md5
 from tests.helpers.scripted import ScriptedSampler, shown_responses
@@ -63,7 +63,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
     workers.configure(1)
     cfg = load_pipeline([TINY], ["registry.pyfunc_model_name=null", "eval.limit=null"])
     assert cfg.registry.gate_metric == METRIC
-    tracker = tracking.Tracker(tracking.default_tracking_uri(tmp_path), "gate")
+    tracker = tracking.Tracker(mlflow_store.default_tracking_uri(tmp_path), "gate")
     (tmp_path / "data").mkdir()
     return SimpleNamespace(root=tmp_path, cfg=cfg, tracker=tracker)
 
@@ -166,7 +166,7 @@ def test_a_benchmark_gate_evaluates_the_champion_on_the_same_benchmark_items(tmp
                  f"registry.gate_metric={metric}", "meta_rm.enabled=false"]  # fmt: skip
     cfg = load_pipeline([TINY], overrides)
     base = real_spct.build_base_model("embedded", cfg.model.tiny, cfg.world, tmp_path / "base", seed=0)
-    tracker = tracking.Tracker(tracking.default_tracking_uri(tmp_path), "gate")
+    tracker = tracking.Tracker(mlflow_store.default_tracking_uri(tmp_path), "gate")
     dv = SimpleNamespace(files={"test.jsonl": "t" * 32}, dvc_md5="d.dir")
     decisions, champs = [], []
     for key in ("first", "second"):  # the same weights under two keys: the gap is 0 on the same items

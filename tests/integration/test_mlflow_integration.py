@@ -120,7 +120,8 @@ def test_grm_serve_resolves_registry_aliases(tmp_path):
     """`grm serve --model champion` downloads the champion GRM and the meta RM registered with it (read after
     `repair_promotions`, under the registry lock, as the pipeline reads it: a stray meta-RM alias is removed)."""
     from grm_cli.models import ResolvedModel, resolve_model
-    from tasks.tracking import Tracker, resolve_tracking_uri
+    from tasks.mlflow_store import resolve_tracking_uri
+    from tasks.tracking import Tracker
 
     grm_dir, meta_dir = tmp_path / "g", tmp_path / "m"
     for d, text in ((grm_dir, "grm weights"), (meta_dir, "meta weights")):

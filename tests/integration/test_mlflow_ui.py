@@ -22,7 +22,8 @@ from types import SimpleNamespace
 import pytest
 
 from grm.report import headline_metrics
-from tasks import summary, tracking
+from grm_cli import ui as mlflow_ui
+from tasks import mlflow_store, summary, tracking
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [
@@ -58,7 +59,7 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
     (project / "data").mkdir()
     for split in tracking.SPLIT_CONTEXT:
         (project / "data" / f"{split}.jsonl").write_text("{}\n" * 4)
-    tracker = tracking.Tracker(tracking.default_tracking_uri(project), "spct_pipeline")
+    tracker = tracking.Tracker(mlflow_store.default_tracking_uri(project), "spct_pipeline")
     dv = SimpleNamespace(
         files={"train.jsonl": "0" * 31 + "a", "val.jsonl": "0" * 31 + "b", "test.jsonl": "0" * 31 + "c"},
         remote=str(project / "dvc-remote"),
@@ -105,7 +106,7 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
 
 def test_the_experiment_link_opens_the_runs_table_with_datasets(ui: SimpleNamespace) -> None:
     link = ui.tracker.ui_url(ui.base)
-    assert tracking.experiment_links(ui.tracker.uri, ui.base) == {"spct_pipeline": link}  # what `grm ui` prints
+    assert mlflow_ui.experiment_links(ui.tracker.uri, ui.base) == {"spct_pipeline": link}  # what `grm ui` prints
     text = render(link, ui.profile)
     assert "Runs - Experiment" in text and "Run Name" in text, text[:2000]
     assert "tiny-seed0" in text and "tiny-seed1" in text

@@ -17,7 +17,7 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from tasks import tracking
+from tasks import mlflow_store, tracking
 
 pytestmark = pytest.mark.slow  # one SQLite store for the module (~5 s of migrations), then ~1 s per test
 
@@ -43,7 +43,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def tracker(store: Path) -> tracking.Tracker:
-    return tracking.Tracker(tracking.default_tracking_uri(store), f"gate-{uuid.uuid4().hex[:6]}")
+    return tracking.Tracker(mlflow_store.default_tracking_uri(store), f"gate-{uuid.uuid4().hex[:6]}")
 
 
 @pytest.fixture
@@ -285,7 +285,7 @@ def test_grm_eval_experiments_are_marked_model_training(
     from tasks.eval_tracking import log_eval_report
 
     before = mlflow.get_tracking_uri()
-    uri = tracking.default_tracking_uri(store)
+    uri = mlflow_store.default_tracking_uri(store)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     (tmp_path / "report").mkdir()
     (tmp_path / "report" / "summary.md").write_text("x\n")

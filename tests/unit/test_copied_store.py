@@ -9,7 +9,8 @@ def test_a_copied_projects_store_is_refused_before_it_writes_into_the_original(t
     import shutil
 
     from grm.errors import UserError
-    from tasks.tracking import Tracker, default_tracking_uri
+    from tasks.mlflow_store import default_tracking_uri
+    from tasks.tracking import Tracker
 
     first = tmp_path / "first"
     Tracker(default_tracking_uri(first), "spct_pipeline").experiment_id()

@@ -12,7 +12,7 @@ from grm.config import PipelineConfig
 from grm.plan import load_pipeline
 from grm.report import headline_metrics, report_html, results_report
 from grm.run_label import config_diff, run_label
-from tasks import runtime, summary, timings, tracking
+from tasks import mlflow_store, runtime, summary, timings, tracking
 from tasks.stages import StageResult
 
 TINY = Path(__file__).resolve().parents[2] / "configs" / "tiny.yaml"
@@ -99,7 +99,7 @@ def test_long_diffs_are_cut_and_paths_keep_their_last_part() -> None:
 
 
 def test_a_taken_name_gets_the_next_free_number(tmp_path: Path) -> None:
-    tracker = tracking.Tracker(tracking.default_tracking_uri(tmp_path), "spct_pipeline")
+    tracker = tracking.Tracker(mlflow_store.default_tracking_uri(tmp_path), "spct_pipeline")
     assert summary.unique_name(tracker, "rl.beta=0.02") == "rl.beta=0.02"
     tracker.start_run("rl.beta=0.02")
     assert summary.unique_name(tracker, "rl.beta=0.02") == "rl.beta=0.02 #2"
@@ -160,7 +160,7 @@ def test_tracking_off_publishes_nothing_and_fails_nothing() -> None:
 
 # ---- links ---------------------------------------------------------------------------------------------------------
 def test_links_compare_a_run_with_the_previous_run_of_its_flow(tmp_path: Path) -> None:
-    tracker = tracking.Tracker(tracking.default_tracking_uri(tmp_path), "spct_pipeline")
+    tracker = tracking.Tracker(mlflow_store.default_tracking_uri(tmp_path), "spct_pipeline")
     first = tracker.start_run("a", tags={"grm.flow": "spct_pipeline"})
     tracker.start_run("rft.train", parent_id=first)  # a stage run is no "previous run"
     time.sleep(0.01)

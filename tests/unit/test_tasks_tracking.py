@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks import tracking
+from tasks import mlflow_store, tracking
 
 
 def test_registry_gate_decision_needs_a_strict_improvement_by_the_margin() -> None:
@@ -58,11 +58,11 @@ def test_ui_links_open_the_model_training_view() -> None:
 
 def test_tracking_uri_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    assert tracking.resolve_tracking_uri(None, tmp_path) == f"sqlite:///{tmp_path.resolve()}/mlruns/mlflow.db"
+    assert mlflow_store.resolve_tracking_uri(None, tmp_path) == f"sqlite:///{tmp_path.resolve()}/mlruns/mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
-    assert tracking.resolve_tracking_uri(None, tmp_path) == "http://127.0.0.1:5000"
-    assert tracking.resolve_tracking_uri("sqlite:///x.db", tmp_path) == "sqlite:///x.db"
-    assert tracking.artifact_root_for(f"sqlite:///{tmp_path}/mlruns/mlflow.db").endswith("/mlruns/artifacts")
+    assert mlflow_store.resolve_tracking_uri(None, tmp_path) == "http://127.0.0.1:5000"
+    assert mlflow_store.resolve_tracking_uri("sqlite:///x.db", tmp_path) == "sqlite:///x.db"
+    assert mlflow_store.artifact_root_for(f"sqlite:///{tmp_path}/mlruns/mlflow.db").endswith("/mlruns/artifacts")
 
 
 def test_null_tracker_is_silent_but_refuses_registry_calls() -> None:
@@ -103,7 +103,7 @@ class Registry:
 
 @pytest.mark.slow  # creates an MLflow SQLite store (~5 s of migrations)
 def test_promote_moves_champion_only_on_improvement(tmp_path: Path) -> None:
-    tracker = tracking.Tracker(tracking.default_tracking_uri(tmp_path), "unit")
+    tracker = tracking.Tracker(mlflow_store.default_tracking_uri(tmp_path), "unit")
     model = tmp_path / "model"
     model.mkdir()
     (model / "config.json").write_text("{}")

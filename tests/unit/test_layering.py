@@ -212,14 +212,6 @@ MAX_MODULE_LINES, MAX_FUNCTION_LINES = 500, 80
 SIZE_EXCEPTIONS = (
     "grm/meta_rm.py",  # train_meta_rm 167 lines: split into grm.meta_rm_train on the meta-rm branch (issue 29)
 )
-    "grm/protocols.py",  # within the limits, but the evaluation is being split into it (arch-eval)
-    "grm/serving/",  # engine.py 601 lines, create_app 191, serve_command 117: ServeConfig + routers (arch-serving)
-    "grm/sampling/hf.py",  # 630 lines, HFSampler.__init__ 85 (arch-sampling)
-    "grm/training/",  # train_grpo 121, train_sft 93 (arch-sampling)
-    "grm/meta_rm.py",  # train_meta_rm 167 (meta-rm)
-    "grm/schemas.py",  # validate_record 93
-    "grm_cli/",  # eval_command 161, serve 164, score 85: the CLI takes ServeConfig / EvalSpec whole (arch-*)
-)
 
 
 def _excepted(path: str) -> bool:

@@ -68,8 +68,9 @@ def test_the_cli_lives_outside_the_core_package():
 # --- no import cycle, counting the imports inside functions ------------------------------------------------------
 
 PACKAGES = {"grm": "src/grm", "grm_cli": "src/grm_cli", "tasks": "tasks", "flows": "flows"}
-# The cycles of today, each to be broken by the change named; nothing may join one, and no other may appear.
-ALLOWED_CYCLES = {}
+# No cycle is allowed (the last two, evaluation<->protocols and rewards<->serving.client, were broken by issue 26);
+# a new one fails the test below.
+ALLOWED_CYCLES: set[frozenset[str]] = set()
 
 
 def _module_files() -> dict[str, Path]:

@@ -166,10 +166,10 @@ def test_serve_resolves_champion_through_the_one_registry_path(spy_fetch, monkey
     from grm_cli.serve import serve
 
     served = {}
-    monkeypatch.setattr(grm.serving, "serve_command", lambda model, **kw: served.update(model=model, **kw))
+    monkeypatch.setattr(grm.serving, "serve_command", lambda config: served.update(config=config))
     serve(model="champion", project_dir=str(tmp_path), registry_model_name="mine")
     assert spy_fetch == [("champion", "mine", tmp_path / "artifacts" / "models")]
-    assert served["model"] == "world-teacher" and served["served_model_name"] == "champion"
+    assert served["config"].model == "world-teacher" and served["config"].served_model_name == "champion"
 
 
 def test_score_resolves_champion_through_the_one_registry_path(spy_fetch, tmp_path):

@@ -4,7 +4,7 @@ Reads a project directory written by `grm run` (splits, rejective-sampling sampl
 once and caches (under --out): each guided student's k judgements per test item, and the guided GRM's meta-RM data
 samples on the train items and on the val items (`grm.spct.guided_samples`, the stage's own call). Then, per
 variant, assembles the meta-RM data (`grm.spct.assemble_meta_examples`), trains a meta RM with the pipeline's code
-(`grm.meta_rm.train_meta_rm`) and scores the guided student's test samples with the one loader
+(`grm.meta_rm_train.train_meta_rm`) and scores the guided student's test samples with the one loader
 (`grm.meta_rm.load_meta_scorer`). Each variant is a set of `meta_rm.*` overrides on top of the defaults of this
 checkout, so the table says what each switch does on its own:
 
@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 from study_io import read_split, record_result, stage_file  # bench/ is the script's folder
 
-from grm import judging, meta_rm, spct
+from grm import judging, meta_rm, meta_rm_train, spct
 from grm.benchmarks.scoring import roc_auc
 from grm.config import load_config
 from grm.correctness import is_correct
@@ -177,7 +177,7 @@ def main() -> None:
         if a.reuse and stats_file.exists() and (model_dir / meta_rm.INFO_FILE).exists():
             stats = json.loads(stats_file.read_text(encoding="utf-8"))
         else:
-            stats = meta_rm.train_meta_rm(
+            stats = meta_rm_train.train_meta_rm(
                 backbone, examples, model_dir, train_cfg, num_threads=a.threads, template=sampling.template
             )
             stats_file.write_text(json.dumps({k: v for k, v in stats.items() if k != "loss_curve"}), encoding="utf-8")

@@ -77,13 +77,16 @@ class Protocol:
     seed: int
     hygiene: bool
     seed_agreement: bool
+    meta_vote: str = "top"  # eval.meta_vote
+    meta_min_auc: float | None = None  # eval.meta_min_auc: below it MetaRM@k falls back to Voting@k
 
 
 def select_protocol(cfg: PipelineConfig) -> Protocol:
     ev = cfg.eval
     return Protocol(
-        cfg.sampling, ev.ks, ev.temperature, ev.k_meta, ev.tie_policy, ev.seed, ev.hygiene, ev.seed_agreement
-    )
+        cfg.sampling, ev.ks, ev.temperature, ev.k_meta, ev.tie_policy, ev.seed, ev.hygiene, ev.seed_agreement,
+        ev.meta_vote, ev.meta_min_auc,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -123,11 +126,15 @@ def evaluate_with(
 ) -> evaluation.EvalReport:
     """``grm.evaluation.evaluate`` under protocol ``p``: greedy + Voting@k, and MetaRM@k when ``meta_rm`` (a stage
     result with a ``model`` output) is given. Shared by ``eval.{model}`` and ``bench.{benchmark}.{model}``."""
-    meta_scorer = None
+    meta_scorer, meta_vote = None, p.meta_vote
     if meta_rm is not None:
         from grm.meta_rm import load_meta_scorer
+        from grm.verdicts import meta_vote_for
 
         meta_scorer = load_meta_scorer(meta_rm.output("model"), template=p.sampling.template)
+        meta_vote, why = meta_vote_for(p.meta_vote, meta_scorer.info.get("val_within_item_auc"), p.meta_min_auc)
+        if why:
+            logger().warning("%s/%s: %s", benchmark, model_name, why)
     return evaluation.evaluate(
         items,
         sampler,
@@ -144,6 +151,7 @@ def evaluate_with(
         tie_policy=p.tie_policy,
         hygiene=p.hygiene,
         seed_agreement=p.seed_agreement,
+        meta_vote=meta_vote,
     )
 
 

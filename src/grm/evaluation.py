@@ -240,6 +240,7 @@ def evaluate(
     hygiene: bool = True,
     seed_agreement: bool | None = None,
     protocol: str | None = None,
+    meta_vote: str = "top",
 ) -> EvalReport:
     """Evaluate a sampler-backed GRM on ``items`` under the benchmark's protocol: the one entry point for every
     benchmark (CLI and pipeline). ``two_game`` (JudgeBench) and ``style_matrix`` (RM-Bench) run in
@@ -267,6 +268,9 @@ def evaluate(
         protocol: override the benchmark's protocol (``registry.PROTOCOLS``); None = the registered one. The
             two-game protocol ignores ``tie_policy``, ``greedy_order``, ``hygiene`` and ``seed_agreement`` (its two
             games are the order check; ties follow its own rule).
+        meta_vote: how MetaRM@k uses the meta scores (``grm.verdicts.META_VOTES``: ``top`` keeps ``k_meta``,
+            ``weighted``, ``fallback`` = Voting@k, marked by ``fell_back`` = 1 in every MetaRM@k cell); standard
+            protocol only.
 
     Returns:
         The report; ``report.metrics()`` gives the flat metric names.
@@ -354,8 +358,13 @@ def evaluate(
     credits: dict[str, list[float]] = {f"{GREEDY}_k1": [v.credit for v in greedy_v], **swap_credits}
     for method in [m for m in (VOTING, METARM) if m in methods]:
         for k in ks:
-            verdicts = [decide(j, k=k, method=method, k_meta=k_meta, seed=seed, tie_policy=policy) for j in sampled]
+            verdicts = [
+                decide(j, k=k, method=method, k_meta=k_meta, seed=seed, tie_policy=policy, meta_vote=meta_vote)
+                for j in sampled
+            ]
             cells[f"{method}_k{k}"] = _cell(items, verdicts, scorer, seed)
+            if method == METARM and meta_vote == "fallback":
+                cells[f"{method}_k{k}"]["fell_back"] = 1.0  # the marker: these MetaRM@k cells are Voting@k
             credits[f"{method}_k{k}"] = [v.credit for v in verdicts]
             if method == VOTING:
                 voting_v[k] = verdicts
@@ -382,6 +391,7 @@ def evaluate(
         "ks": list(ks),
         "methods": list(methods),
         "k_meta": k_meta,
+        **({"meta_vote": meta_vote} if METARM in methods else {}),
         "temperature": temperature,
         "max_new_tokens": max_new_tokens,
         "seed": seed,

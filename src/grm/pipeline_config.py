@@ -663,6 +663,14 @@ class MetaRMConfig:
     )
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
     balance: bool = field(default=True, metadata={"help": "weight BCE so both labels count equally"})
+    objective: Literal["pointwise", "pairwise"] = field(
+        default="pointwise",
+        metadata={
+            "help": "'pointwise': BCE on each judgement's Eq. 10 label (paper); 'pairwise': Bradley-Terry on a correct "
+            "and a wrong judgement of the same item (batch_size // 2 pairs per step; items with one label give no "
+            "pair), the only comparison MetaRM@k makes (docs/meta-rm.md)"
+        },
+    )
     select_every: int = field(
         default=50,
         metadata={
@@ -690,6 +698,8 @@ class MetaRMConfig:
                 f"meta_rm.train.steps={self.steps}, meta_rm.train.batch_size={self.batch_size}: both must be >= 1"
             )
         _positive("meta_rm.train", self, ("max_length",))
+        if self.objective not in ("pointwise", "pairwise"):
+            _fail("meta_rm.train.objective", self.objective, "use 'pointwise' (paper) or 'pairwise'")
         if self.select_every < 0:
             _fail("meta_rm.train.select_every", self.select_every, "must be >= 0 (0: keep the last step)")
         if not 0 <= self.val_fraction < 1:
@@ -769,6 +779,22 @@ class EvalConfig:
     k_meta: int | None = field(
         default=None, metadata={"help": "samples the meta RM keeps, <= max(ks); None = k // 2 (paper)"}
     )
+    meta_vote: Literal["top", "weighted"] = field(
+        default="top",
+        metadata={
+            "help": "how MetaRM@k uses the meta scores: 'top' keeps the k_meta best-rated samples and votes over them "
+            "(paper); 'weighted' lets every parsed sample vote with its scores times its meta score, so a meta RM "
+            "that cannot rank an item's samples gives Voting@k back instead of Voting@k_meta (docs/meta-rm.md)"
+        },
+    )
+    meta_min_auc: float | None = field(
+        default=None,
+        metadata={
+            "help": "fall back to plain voting when the meta RM's held-out within-item AUC "
+            "(meta_rm/train/val_within_item_auc, stored in its meta_rm.json) is below this (or not recorded): "
+            "MetaRM@k is then Voting@k, marked fell_back=1 in every MetaRM@k cell and logged; null never falls back"
+        },
+    )
     tie_policy: Literal["random", "strict", "half"] = field(
         default="random", metadata={"help": f"top-tie handling, one of {TIE_POLICIES} (paper: random)"}
     )
@@ -825,6 +851,10 @@ class EvalConfig:
                 f"must be in [1, max(eval.ks)={self.k_max}] (the meta RM keeps k_meta of the k samples; more than "
                 "k_max is plain voting), or null for k // 2",
             )
+        if self.meta_vote not in ("top", "weighted"):
+            _fail("eval.meta_vote", self.meta_vote, "use 'top' (paper) or 'weighted'")
+        if self.meta_min_auc is not None and not 0 <= self.meta_min_auc <= 1:
+            _fail("eval.meta_min_auc", self.meta_min_auc, "must be in [0, 1] (an AUC), or null never to fall back")
         for name in ("limit", "benchmark_limit"):
             value = getattr(self, name)
             if value is not None and value < 1:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from grm import meta_rm
+from grm import meta_rm, meta_rm_train
 from grm.schemas import Item
 from grm.training.grpo import GRPOStageConfig, build_rl_rows, train_grpo
 from grm.training.launch import LaunchError
@@ -83,10 +83,10 @@ def test_meta_rm_on_two_processes_matches_one_process_with_the_same_global_batch
     from transformers import AutoModelForSequenceClassification
 
     logged: dict[str, list] = {"single": [], "ddp": []}
-    single = meta_rm.train_meta_rm(tiny_model_dir, META_EXAMPLES, tmp_path / "single", META, num_threads=1,
+    single = meta_rm_train.train_meta_rm(tiny_model_dir, META_EXAMPLES, tmp_path / "single", META, num_threads=1,
                                    log_fn=lambda m, step: logged["single"].append((step, m)))  # fmt: skip
     ddp_cfg = dataclasses.replace(META, launcher="torchrun", nproc_per_node=2)
-    ddp = meta_rm.train_meta_rm(tiny_model_dir, META_EXAMPLES, tmp_path / "ddp", ddp_cfg, num_threads=1,
+    ddp = meta_rm_train.train_meta_rm(tiny_model_dir, META_EXAMPLES, tmp_path / "ddp", ddp_cfg, num_threads=1,
                                 log_fn=lambda m, step: logged["ddp"].append((step, m)))  # fmt: skip
     assert (ddp["world_size"], ddp["backend"], ddp["steps"]) == (2, "gloo", 20)
     assert len(ddp["loss_curve"]) == len(single["loss_curve"]) == 20
@@ -120,6 +120,6 @@ def test_a_crash_in_one_rank_fails_with_that_ranks_error(
             train_grpo(tiny_model_dir, build_rl_rows(ITEMS, "compact", 0), tmp_path / "model", GRPO, general=GENERAL)
         else:
             cfg = dataclasses.replace(META, launcher="torchrun", nproc_per_node=2)
-            meta_rm.train_meta_rm(tiny_model_dir, META_EXAMPLES, tmp_path / "model", cfg)
+            meta_rm_train.train_meta_rm(tiny_model_dir, META_EXAMPLES, tmp_path / "model", cfg)
     assert not (tmp_path / "model").exists()
     assert not list(tmp_path.glob(".*"))  # neither the work folder nor a half-written model

@@ -7,7 +7,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
-from grm import meta_rm
+from grm import meta_rm, meta_rm_train
 from grm.rft import Trajectory
 from grm.schemas import Item
 from grm.training.grpo import GRPOStageConfig, build_rl_rows, drop_too_easy, general_batches, train_grpo
@@ -197,7 +197,7 @@ def test_meta_rm_trains_with_bce_and_scores_in_unit_interval(tiny_model_dir, tmp
         for i in range(40)
     ]
     cfg = meta_rm.MetaRMConfig(steps=30, batch_size=8, learning_rate=5e-3, val_fraction=0.25, max_length=16)
-    metrics = meta_rm.train_meta_rm(tiny_model_dir, examples, tmp_path / "meta", cfg, num_threads=2)
+    metrics = meta_rm_train.train_meta_rm(tiny_model_dir, examples, tmp_path / "meta", cfg, num_threads=2)
     printed = "".join(capfd.readouterr())
     assert "LOAD REPORT" not in printed and "not sharded" not in printed  # the new head is expected, not reported
     assert math.isfinite(metrics["train_loss"]) and metrics["n_val"] > 0
@@ -218,6 +218,6 @@ def test_meta_rm_trains_with_bce_and_scores_in_unit_interval(tiny_model_dir, tmp
 @pytest.mark.slow
 def test_meta_rm_refuses_single_class_data(tiny_model_dir, tmp_path):
     with pytest.raises(ValueError, match="correct and incorrect"):
-        meta_rm.train_meta_rm(
+        meta_rm_train.train_meta_rm(
             tiny_model_dir, [{"text": "a", "label": 1, "id": "a"}], tmp_path / "m", meta_rm.MetaRMConfig()
         )

@@ -127,8 +127,6 @@ def train_meta_rm(
         (pairwise: training items with both labels), ``loss_curve`` and ``selection_curve`` (lists, not
         metrics); launched, also ``world_size`` and ``backend``.
     """
-    import numpy as np
-
     labels = [e["label"] for e in examples]
     if len(set(labels)) < 2:
         raise ValueError(f"meta-RM data has only label {set(labels)}: it needs correct and incorrect judgements")
@@ -143,6 +141,20 @@ def train_meta_rm(
     if best[2] is not None:
         run.model.load_state_dict(best[2])
     run.model.eval()
+    metrics = _metrics(run, cfg, best, curve, n_pairs)
+    if run.rank == 0:
+        _save_and_score(run.model.to("cpu"), run.tokenizer, run.val, out_dir, cfg, metrics, template)
+    if run.world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()  # the other ranks end once rank 0 has published the model
+    return metrics
+
+
+def _metrics(run: _Run, cfg: MetaRMConfig, best: tuple, curve: list, n_pairs: int) -> dict[str, Any]:
+    """``train_meta_rm``'s returned figures before the held-out scoring (``_save_and_score`` fills the val ones)."""
+    import numpy as np
+
     metrics: dict[str, Any] = {
         "train_loss": float(np.mean(run.losses[-20:])),
         "n_train": float(len(run.train)),
@@ -161,12 +173,6 @@ def train_meta_rm(
     }
     if cfg.objective == "pairwise":
         metrics["n_pairs"] = float(n_pairs)
-    if run.rank == 0:
-        _save_and_score(run.model.to("cpu"), run.tokenizer, run.val, out_dir, cfg, metrics, template)
-    if run.world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()  # the other ranks end once rank 0 has published the model
     return metrics
 
 

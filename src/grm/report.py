@@ -30,7 +30,8 @@ def _cell(metrics: Mapping[str, float], prefix: str) -> str:
         return "–"
     lo, hi = metrics.get(f"{prefix}/accuracy_ci_low"), metrics.get(f"{prefix}/accuracy_ci_high")
     ci = f" [{100 * lo:.1f}, {100 * hi:.1f}]" if lo is not None and hi is not None else ""
-    return f"{100 * acc:.1f}{ci}"
+    marker = " (fell back: Voting)" if metrics.get(f"{prefix}/fell_back") else ""  # eval.meta_min_auc
+    return f"{100 * acc:.1f}{ci}{marker}"
 
 
 def results_table(

@@ -25,6 +25,7 @@ from grm.judging import ItemJudgement
 TIE_POLICIES = ("random", "strict", "half")
 METHODS = ("voting", "metarm")
 META_VOTES = ("top", "weighted", "fallback")
+WEIGHTED_DIGITS = 9  # weighted totals are rounded to this many decimals: float noise must not split a tie
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,7 @@ def decide(
         mass = float(len(voters))
     else:
         totals = weighted_sum([scores[i] for i in voters], weights, judgement.n)  # type: ignore[misc]
-        mass = sum(weights)
+        mass = -sum(weights)  # negative: weighted (see _decide_single)
     if judgement.n == 1:
         return _decide_single(judgement, len(samples), totals, n_failed, (len(voters), mass), seed, tie_policy)
     if totals is None:  # nothing parsed: every response is "tied"
@@ -143,10 +144,13 @@ def _decide_single(
 ) -> Verdict:
     """n = 1: the mean over the ``n_voted`` voting samples against the midpoint of the score range decides the 0/1
     label (dividing by every parsed sample instead would shrink MetaRM@k's score by ~k_meta/k). ``voted`` =
-    (``n_voted``, their total weight: ``n_voted`` unweighted, the sum of meta scores when weighted)."""
+    (``n_voted``, their total weight: ``n_voted`` unweighted, minus the sum of meta scores when weighted, whose
+    mean is rounded like ``weighted_sum``'s totals)."""
     n_voted, mass = voted
     low, high = (0, 1) if judgement.single_label else (1, 10)
-    mean = totals[0] / mass if totals is not None and n_voted and mass > 0 else None
+    mean = totals[0] / abs(mass) if totals is not None and n_voted and mass != 0 else None
+    if mean is not None and mass < 0:
+        mean = round(mean, WEIGHTED_DIGITS)
     mid = (low + high) / 2
     winners = [0, 1] if mean is None or mean == mid else [1 if mean > mid else 0]
     credit, pick = tie_credit(winners, int(judgement.label), policy, seed, judgement.id)  # type: ignore[arg-type]
@@ -154,7 +158,9 @@ def _decide_single(
 
 
 def weighted_sum(samples: list[list[int]], weights: list[float], n: int) -> list[float] | None:
-    """S*_i = sum over samples of w_j * S_{i,j} (original order), summed in sample order; None when no sample.
+    """S*_i = sum over samples of w_j * S_{i,j} (original order), summed in sample order and rounded to
+    ``WEIGHTED_DIGITS`` decimals (equal weights then tie where plain voting ties: 0.01 * 8 + 0.01 * 9 and
+    0.01 * 7 + 0.01 * 10 differ in the last bit); None when no sample.
 
     Example:
         >>> weighted_sum([[8, 8], [5, 9], [7, 10]], [0.5, 1.0, 0.25], 2)
@@ -166,7 +172,7 @@ def weighted_sum(samples: list[list[int]], weights: list[float], n: int) -> list
     for sc, w in zip(samples, weights, strict=True):
         for i in range(n):
             totals[i] += w * sc[i]
-    return totals
+    return [round(t, WEIGHTED_DIGITS) for t in totals]
 
 
 def meta_vote_for(requested: str, val_within_item_auc: float | None, min_auc: float | None) -> tuple[str, str]:

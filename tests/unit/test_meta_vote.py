@@ -15,6 +15,7 @@ from grm import evaluation
 from grm.judging import ItemJudgement, SampleJudgement
 from grm.meta_rm_train import item_pairs, pairwise_loss
 from grm.pipeline_config import EvalConfig, MetaRMConfig
+from grm.report import results_table
 from grm.verdicts import decide, meta_vote_for, weighted_sum
 from tests.unit.test_benchmarks_evaluation import QualitySampler, pairs
 
@@ -46,6 +47,16 @@ def test_weighted_vote_with_equal_meta_scores_is_plain_voting(score_lists, weigh
     plain = decide(item, k=len(score_lists), method="voting", seed=3)
     weighted = decide(item, k=len(score_lists), method="metarm", meta_vote="weighted", seed=3)
     assert (weighted.predicted, weighted.credit, weighted.tied) == (plain.predicted, plain.credit, plain.tied)
+
+
+@given(st.lists(st.integers(1, 10), min_size=1, max_size=8), st.floats(0.01, 1.0), st.integers(0, 1))
+def test_weighted_single_response_with_equal_meta_scores_is_plain_voting(scores, weight, label):
+    samples = [SampleJudgement([0], "", [s], "ok", weight) for s in scores]
+    item = ItemJudgement("s", 1, None, label, False, samples)
+    plain = decide(item, k=len(scores), method="voting", seed=1)
+    weighted = decide(item, k=len(scores), method="metarm", meta_vote="weighted", seed=1)
+    assert (weighted.predicted, weighted.credit, weighted.tied) == (plain.predicted, plain.credit, plain.tied)
+    assert weighted.score == pytest.approx(plain.score)
 
 
 def test_weighted_vote_skips_parse_failures_and_needs_meta_scores():
@@ -104,6 +115,10 @@ def test_a_fallen_back_evaluation_marks_every_metarm_cell_and_reports_voting():
         assert marker_free == {m: v for m, v in fell.cells[f"voting_k{k}"].items() if m != "seed_agreement"}
     assert fell.settings["meta_vote"] == "fallback" and used.settings["meta_vote"] == "top"
     assert fell.metrics()["eval/toy/m/metarm_k2/fell_back"] == 1.0
+    row = results_table(fell.metrics(), "toy", [1, 2], models=["m"]).splitlines()[2]
+    assert row.endswith("(fell back: Voting) |") and "fell back" not in results_table(
+        used.metrics(), "toy", [2], ["m"]
+    )
 
 
 def test_the_switches_are_checked_with_the_key_named():

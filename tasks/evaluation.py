@@ -135,6 +135,14 @@ def evaluate_with(
         meta_vote, why = meta_vote_for(p.meta_vote, meta_scorer.info.get("val_within_item_auc"), p.meta_min_auc)
         if why:
             logger().warning("%s/%s: %s", benchmark, model_name, why)
+        if meta_vote != "top" and evaluation.resolve_protocol(benchmark, None) != "standard":
+            # the two-game and style-matrix protocols only know the top-k_meta filter: no cell may claim otherwise
+            logger().warning(
+                "%s/%s: its protocol keeps the top-k_meta filter only; %s", benchmark, model_name,
+                "no MetaRM@k cells (fell back to voting)" if meta_vote == "fallback" else "MetaRM@k uses 'top'",
+            )  # fmt: skip
+            meta_scorer = None if meta_vote == "fallback" else meta_scorer
+            meta_vote = "top"
     return evaluation.evaluate(
         items,
         sampler,

@@ -121,9 +121,10 @@ def decide(
         mass = float(len(voters))
     else:
         totals = weighted_sum([scores[i] for i in voters], weights, judgement.n)  # type: ignore[misc]
-        mass = -sum(weights)  # negative: weighted (see _decide_single)
+        mass = sum(weights)
     if judgement.n == 1:
-        return _decide_single(judgement, len(samples), totals, n_failed, (len(voters), mass), seed, tie_policy)
+        voted = (len(voters), mass, weights is not None)
+        return _decide_single(judgement, len(samples), totals, n_failed, voted, seed, tie_policy)
     if totals is None:  # nothing parsed: every response is "tied"
         winners = list(range(judgement.n))
     else:
@@ -138,18 +139,18 @@ def _decide_single(
     n_used: int,
     totals: list[float] | None,
     n_failed: int,
-    voted: tuple[int, float],
+    voted: tuple[int, float, bool],
     seed: int,
     policy: str,
 ) -> Verdict:
     """n = 1: the mean over the ``n_voted`` voting samples against the midpoint of the score range decides the 0/1
     label (dividing by every parsed sample instead would shrink MetaRM@k's score by ~k_meta/k). ``voted`` =
-    (``n_voted``, their total weight: ``n_voted`` unweighted, minus the sum of meta scores when weighted, whose
-    mean is rounded like ``weighted_sum``'s totals)."""
-    n_voted, mass = voted
+    (``n_voted``, their total weight: ``n_voted`` unweighted, the sum of meta scores when weighted, whether
+    weighted: a weighted mean is rounded like ``weighted_sum``'s totals)."""
+    n_voted, mass, weighted = voted
     low, high = (0, 1) if judgement.single_label else (1, 10)
-    mean = totals[0] / abs(mass) if totals is not None and n_voted and mass != 0 else None
-    if mean is not None and mass < 0:
+    mean = totals[0] / mass if totals is not None and n_voted and mass > 0 else None
+    if mean is not None and weighted:
         mean = round(mean, WEIGHTED_DIGITS)
     mid = (low + high) / 2
     winners = [0, 1] if mean is None or mean == mid else [1 if mean > mid else 0]

@@ -141,7 +141,7 @@ def test_pairwise_loss_is_bradley_terry_and_pushes_the_correct_sample_up():
     loss.backward()
     assert (correct.grad < 0).all() and (wrong.grad > 0).all()  # descent raises correct, lowers wrong
     # only the difference counts: an item-difficulty shift of both scores changes nothing
-    assert float(pairwise_loss(correct + 5, wrong + 5)) == pytest.approx(float(loss))
+    assert float(pairwise_loss(correct + 5, wrong + 5).detach()) == pytest.approx(float(loss.detach()))
     assert float(pairwise_loss(torch.tensor([9.0]), torch.tensor([0.0]))) < 1e-3
 
 

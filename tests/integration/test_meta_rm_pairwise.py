@@ -64,7 +64,9 @@ def test_the_evaluation_falls_back_to_voting_below_the_threshold_and_says_so(tin
 
     def run(min_auc: float | None, auc: float | None):
         info_file.write_text(json.dumps({**json.loads(info_file.read_text()), "val_within_item_auc": auc}))
-        p = Protocol(SamplingConfig(), (1, 2), 0.5, 1, "random", 0, False, False, "top", min_auc)
+        p = Protocol(
+            SamplingConfig(template="deepseek-grm"), (1, 2), 0.5, 1, "random", 0, False, False, "top", min_auc
+        )
         return evaluate_with(p, "toy", "m", pairs(), QualitySampler(), stage)
 
     with caplog.at_level(logging.WARNING):

@@ -47,7 +47,7 @@ from grm.benchmarks.scoring import roc_auc
 from grm.config import load_config
 from grm.correctness import is_correct
 from grm.judging import ItemJudgement
-from grm.pipeline_config import MetaStageConfig, PipelineConfig
+from grm.pipeline_config import MetaRMConfig, MetaStageConfig, PipelineConfig
 from grm.rft import Trajectory
 from grm.sampling.hf import HFSampler
 from grm.schemas import Item
@@ -176,7 +176,7 @@ def main() -> None:
             )  # fmt: skip
             train_stats |= counts
         model_dir = a.out / f"meta_{a.variant}"
-        train_cfg = meta_rm.MetaRMConfig(steps=a.steps, learning_rate=a.lr, max_length=a.max_length, seed=a.seed)
+        train_cfg = MetaRMConfig(steps=a.steps, learning_rate=a.lr, max_length=a.max_length, seed=a.seed)
         train_stats |= meta_rm_train.train_meta_rm(backbone, examples, model_dir, train_cfg, num_threads=2)
     scorer = meta_rm.load_meta_scorer(model_dir)  # at the max_length it was trained with (meta_rm.json)
     items = [test[i] for i in scored_idx]

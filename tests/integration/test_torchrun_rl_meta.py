@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from grm import meta_rm, meta_rm_train
+from grm.pipeline_config import MetaRMConfig
 from grm.schemas import Item
 from grm.training.grpo import GRPOStageConfig, build_rl_rows, train_grpo
 from grm.training.launch import LaunchError
@@ -35,7 +36,7 @@ META_EXAMPLES = [
     {"text": f"Response: good {i}" if i % 2 else f"Response: bad {i}", "label": i % 2, "id": f"x{i // 2 % 10}"}
     for i in range(40)
 ]
-META = meta_rm.MetaRMConfig(steps=20, batch_size=8, learning_rate=5e-3, val_fraction=0.25, max_length=16)
+META = MetaRMConfig(steps=20, batch_size=8, learning_rate=5e-3, val_fraction=0.25, max_length=16)
 META_TOL = 1e-4  # relative; measured on this machine: 2.0e-7, weights 4.8e-7 absolute (gloo sums the two ranks' gradients in another order)
 
 

@@ -8,6 +8,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
 from grm import meta_rm, meta_rm_train
+from grm.pipeline_config import MetaRMConfig
 from grm.rft import Trajectory
 from grm.schemas import Item
 from grm.training.grpo import GRPOStageConfig, build_rl_rows, drop_too_easy, general_batches, train_grpo
@@ -196,7 +197,7 @@ def test_meta_rm_trains_with_bce_and_scores_in_unit_interval(tiny_model_dir, tmp
         {"text": f"Response: good {i}" if i % 2 else f"Response: bad {i}", "label": i % 2, "id": f"x{i}"}
         for i in range(40)
     ]
-    cfg = meta_rm.MetaRMConfig(steps=30, batch_size=8, learning_rate=5e-3, val_fraction=0.25, max_length=16)
+    cfg = MetaRMConfig(steps=30, batch_size=8, learning_rate=5e-3, val_fraction=0.25, max_length=16)
     metrics = meta_rm_train.train_meta_rm(tiny_model_dir, examples, tmp_path / "meta", cfg, num_threads=2)
     printed = "".join(capfd.readouterr())
     assert "LOAD REPORT" not in printed and "not sharded" not in printed  # the new head is expected, not reported
@@ -219,5 +220,5 @@ def test_meta_rm_trains_with_bce_and_scores_in_unit_interval(tiny_model_dir, tmp
 def test_meta_rm_refuses_single_class_data(tiny_model_dir, tmp_path):
     with pytest.raises(ValueError, match="correct and incorrect"):
         meta_rm_train.train_meta_rm(
-            tiny_model_dir, [{"text": "a", "label": 1, "id": "a"}], tmp_path / "m", meta_rm.MetaRMConfig()
+            tiny_model_dir, [{"text": "a", "label": 1, "id": "a"}], tmp_path / "m", MetaRMConfig()
         )

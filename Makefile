@@ -6,10 +6,14 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 CONFIG ?= configs/default.yaml
 PYTEST_ARGS ?=
+# `make test` runs the suite on every core (pytest-xdist); tests sharing a module- or session-level fixture stay on
+# one worker (tests/helpers/xdist_groups.py). PYTEST_WORKERS=0 runs it in one process.
+PYTEST_WORKERS ?= auto
+XDIST := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadgroup)
 # GPU tests run in the vLLM venv when there is one (requirements-gpu.txt: vLLM's pins clash with Prefect's)
 GPU_PY ?= $(if $(wildcard .venv-gpu/bin/python),.venv-gpu/bin/python,$(PY))
 
-.PHONY: setup run pipeline test test-fast test-slow e2e test-team test-gpu lint fmt world bench mlflow-ui clean
+.PHONY: setup run pipeline test test-services test-fast test-slow e2e test-team test-gpu lint fmt world bench mlflow-ui clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,8 +28,11 @@ run: $(STAMP)  ## run the default SPCT pipeline on the embedded world and print 
 
 pipeline: run
 
-test: $(STAMP)  ## the whole CPU test suite (unit, integration, e2e); GPU tests are skipped
-	$(PY) -m pytest -m "not gpu" $(PYTEST_ARGS)
+test: $(STAMP)  ## the CPU test suite (unit, integration, e2e) but the service stacks; GPU tests are skipped
+	$(PY) -m pytest -m "not gpu and not services" $(XDIST) $(PYTEST_ARGS)
+
+test-services: $(STAMP)  ## the tests that start real service stacks (PostgreSQL, S3, auth'd MLflow/Prefect); CI runs it too
+	$(PY) -m pytest -m "services and not gpu" $(XDIST) $(PYTEST_ARGS)
 
 test-fast: $(STAMP)  ## unit tests only (seconds)
 	$(PY) -m pytest -m "not slow and not gpu and not e2e" $(PYTEST_ARGS)
@@ -36,7 +43,7 @@ test-slow: $(STAMP)
 e2e: $(STAMP)
 	$(PY) -m pytest -m "e2e and not gpu" $(PYTEST_ARGS)
 
-test-team: $(STAMP)  ## the team stack end to end (PostgreSQL, S3, MLflow + Prefect servers; docs/team.md); also in `make test`
+test-team: $(STAMP)  ## the team stack end to end (PostgreSQL, S3, MLflow + Prefect servers; docs/team.md); also in `make test-services`
 	$(PY) -m pytest tests/e2e/test_team_stack.py $(PYTEST_ARGS)
 
 test-gpu:  ## tests/gpu: vLLM sampler, HF sampler on CUDA, 2-GPU DDP SFT; each skips with its reason without CUDA

@@ -23,8 +23,7 @@ from pathlib import Path
 from study_io import read_split, record_result, stage_file  # bench/ is the script's folder
 
 from grm import meta_rm_train, spct
-from grm.config import load_config
-from grm.pipeline_config import PipelineConfig
+from grm.plan import load_pipeline
 from grm.rft import Trajectory
 from grm.threads import set_torch_threads
 
@@ -40,7 +39,7 @@ def main() -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="the run's overrides")
     a = p.parse_args()
     set_torch_threads(a.threads)
-    cfg = load_config(PipelineConfig, [a.config], a.set)
+    cfg = load_pipeline([a.config], a.set)
     train = read_split(a.project, "train")
     rows = stage_file(a.project, "rft.sample", "samples.jsonl").read_text(encoding="utf-8").splitlines()
     trajectories = [Trajectory.from_dict(json.loads(r)) for r in rows if r]

@@ -39,11 +39,10 @@ from study_io import read_split, record_result, stage_file  # bench/ is the scri
 
 from grm import judging, meta_rm, meta_rm_train, spct
 from grm.benchmarks.scoring import roc_auc
-from grm.config import load_config
 from grm.correctness import is_correct
+from grm.eval.metrics import paired_gap
 from grm.judging import ItemJudgement
-from grm.metrics import paired_gap
-from grm.pipeline_config import PipelineConfig
+from grm.plan import load_pipeline
 from grm.rft import Trajectory
 from grm.sampling.hf import HFSampler
 from grm.schemas import Item
@@ -135,7 +134,7 @@ def main() -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="the run's overrides")
     a = p.parse_args()
     set_torch_threads(a.threads)
-    cfg = load_config(PipelineConfig, [a.config], a.set)
+    cfg = load_pipeline([a.config], a.set)
     ev, sampling = cfg.eval, cfg.sampling
     test, train, val = (read_split(a.project, s) for s in ("test", "train", "val"))
     models = {m: stage_file(a.project, f"{m}.train", "model") for m in ("rft", "rl")}

@@ -44,14 +44,14 @@ from study_io import (  # bench/ is the script's folder
 
 from grm import judging, meta_rm, meta_rm_train, spct
 from grm.benchmarks.scoring import roc_auc
-from grm.config import load_config
+from grm.config import MetaRMConfig, MetaRMTrainConfig, PipelineConfig
 from grm.correctness import is_correct
 from grm.judging import ItemJudgement
-from grm.pipeline_config import MetaRMConfig, MetaStageConfig, PipelineConfig
+from grm.plan import load_pipeline
 from grm.rft import Trajectory
 from grm.sampling.hf import HFSampler
 from grm.schemas import Item
-from grm.training.sft import SFTStageConfig, train_sft
+from grm.training.sft import RFTTrainConfig, train_sft
 from grm.verdicts import decide
 from grm.world.generator import World, general_instruction_examples
 
@@ -68,7 +68,7 @@ def split_by_query(items: list[Item], seed: int) -> tuple[list[int], list[int]]:
 def general_backbone(project: Path, run_cfg: PipelineConfig, steps: int, out: Path, test: list[Item]) -> dict:
     """Train the run's base model on the general-instruction data alone; report the test sums it knows."""
     examples = general_instruction_examples(run_cfg.world, seed=run_cfg.seed)
-    cfg = SFTStageConfig(max_steps=steps, batch_size=64, max_length=32, learning_rate=3e-3, seed=run_cfg.seed)
+    cfg = RFTTrainConfig(max_steps=steps, batch_size=64, max_length=32, learning_rate=3e-3, seed=run_cfg.seed)
     train_sft(stage_file(project, "model.base", "model"), examples, out, cfg)
     sums = sorted({it.query for it in test if it.subset == "arith"})
     known = general_accuracy(HFSampler(out, num_threads=2, progress=False), World(run_cfg.world), sums)
@@ -130,7 +130,7 @@ def main() -> None:
     a = p.parse_args()
     if a.variant == "pipeline" and (a.backbone or a.general_backbone_steps or a.crossfit):
         p.error("--backbone, --general-backbone-steps and --crossfit train a meta RM: give --variant NAME")
-    run_cfg = load_config(PipelineConfig, [a.config], a.set)
+    run_cfg = load_pipeline([a.config], a.set)
 
     test, train = read_split(a.project, "test"), read_split(a.project, "train")
     student = stage_file(a.project, f"{a.student}.train", "model")
@@ -167,7 +167,7 @@ def main() -> None:
             trajectories = [Trajectory.from_dict(r) for r in map(json.loads, rows)]
             if a.no_teacher:
                 trajectories = []
-            cfg = MetaStageConfig(
+            cfg = MetaRMConfig(
                 grm_samples=a.grm_samples, grm_items=a.grm_items, mixed_only=a.mixed_only, temperature=a.temperature
             )
             grm = HFSampler(grm_dir, num_threads=2, batch_size=256, progress=False)
@@ -176,7 +176,7 @@ def main() -> None:
             )  # fmt: skip
             train_stats |= counts
         model_dir = a.out / f"meta_{a.variant}"
-        train_cfg = MetaRMConfig(steps=a.steps, learning_rate=a.lr, max_length=a.max_length, seed=a.seed)
+        train_cfg = MetaRMTrainConfig(steps=a.steps, learning_rate=a.lr, max_length=a.max_length, seed=a.seed)
         train_stats |= meta_rm_train.train_meta_rm(backbone, examples, model_dir, train_cfg, num_threads=2)
     scorer = meta_rm.load_meta_scorer(model_dir)  # at the max_length it was trained with (meta_rm.json)
     items = [test[i] for i in scored_idx]

@@ -23,8 +23,7 @@ import numpy as np
 from study_io import general_accuracy, read_split, record_result, stage_file  # bench/ is the script's folder
 
 from grm import judging
-from grm.config import load_config
-from grm.pipeline_config import PipelineConfig
+from grm.plan import load_pipeline
 from grm.sampling.hf import HFSampler
 from grm.schemas import Item
 from grm.training import grpo
@@ -74,7 +73,7 @@ def main() -> None:
     p.add_argument("--config", type=Path, default=Path("configs/default.yaml"), help="the run's config")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="the run's overrides")
     a = p.parse_args()
-    run_cfg = load_config(PipelineConfig, [a.config], a.set)
+    run_cfg = load_pipeline([a.config], a.set)
     given = {
         "learning_rate": a.lr,
         "beta": a.beta,

@@ -35,7 +35,7 @@ def build_model(tmp: Path) -> tuple[Path, str]:
     """Build the embedded default tiny model if ``grm.world`` is there, else a same-shape local one."""
     try:
         from grm.world.generator import WorldConfig
-        from grm.world.model import TinyModelConfig, build_tiny_model
+        from grm.world.model import ModelTinyConfig, build_tiny_model
         from grm.world.tokenizer import build_tokenizer
     except ImportError:
         from tests.helpers.tiny_model import build_tiny_model as build_local
@@ -51,8 +51,8 @@ def build_model(tmp: Path) -> tuple[Path, str]:
         )
         return path, "tests.helpers.tiny_model (Llama 128x4, vocab 600)"
     tok_dir = build_tokenizer(WorldConfig(), tmp / "tokenizer")
-    path = build_tiny_model(tok_dir, tmp / "model", TinyModelConfig())
-    return path, "grm.world.model default TinyModelConfig (Llama 128x4, world vocabulary)"
+    path = build_tiny_model(tok_dir, tmp / "model", ModelTinyConfig())
+    return path, "grm.world.model default ModelTinyConfig (Llama 128x4, world vocabulary)"
 
 
 def make_prompts(tokenizer, count: int, target_tokens: int, seed: int) -> list[str]:

@@ -1,7 +1,7 @@
 """Benchmark: evaluation on the local executor vs Ray at 1 and 2 workers, and SFT in 1 vs 2 DDP processes.
 
-Evaluation: the world's test split (``--limit`` items) judged by the embedded tiny model (default ``TinyModelConfig``,
-random init: the sampling cost of a trained one) with greedy + Voting@k through ``grm.evaluation.evaluate``, one
+Evaluation: the world's test split (``--limit`` items) judged by the embedded tiny model (default ``ModelTinyConfig``,
+random init: the sampling cost of a trained one) with greedy + Voting@k through ``grm.eval.run.evaluate``, one
 torch thread per worker. Reported per executor: wall time, Ray actor start-up (process + model load), the per-shard
 Ray overhead (driver round trip minus the time inside the actor's ``generate``: scheduling and serialisation),
 resident memory per worker, and whether the report equals the local one. Then an extrapolation to N workers from
@@ -36,12 +36,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def eval_report(sampler: Any, items: list, ks: tuple[int, ...]) -> dict[str, Any]:
-    from grm import evaluation
+    from grm.eval.run import evaluate
+    from grm.eval.spec import EvalSpec
 
-    rep = evaluation.evaluate(
-        items, sampler, benchmark="world", model_name="tiny", ks=ks, temperature=0.5, max_new_tokens=50, seed=0,
-        template="compact",
-    )  # fmt: skip
+    rep = evaluate(items, sampler, EvalSpec(benchmark="world", model_name="tiny", ks=ks, temperature=0.5, max_new_tokens=50, seed=0, template="compact"))  # fmt: skip
     out = dataclasses.asdict(rep)
     return {"cells": json.dumps(out["cells"], sort_keys=True), "per_item": out["per_item"]}
 
@@ -50,13 +48,13 @@ def bench_eval(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     import ray
 
     from grm import executors, spct
+    from grm.config import ModelTinyConfig, SamplingConfig
     from grm.executors import RayExecutor, local_runtime_env
-    from grm.pipeline_config import SamplingConfig, TinyModelConfig
     from grm.world.generator import WorldConfig, generate_world
 
     world = WorldConfig(n_train=0, n_val=0, n_test=args.limit)
     items = generate_world(world)["test"][: args.limit]
-    model = spct.build_base_model("embedded", TinyModelConfig(), world, tmp / "base", seed=0)
+    model = spct.build_base_model("embedded", ModelTinyConfig(), world, tmp / "base", seed=0)
     sampling = SamplingConfig(num_threads=1, shard_size=args.shard_size)
     ks = tuple(int(k) for k in args.ks.split(","))
 
@@ -119,15 +117,15 @@ def bench_eval(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 
 
 def bench_ddp(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
-    from grm.pipeline_config import SFTStageConfig, TinyModelConfig
+    from grm.config import ModelTinyConfig, RFTTrainConfig
     from grm.spct import build_base_model
     from grm.training.sft import train_sft
     from grm.world.generator import WorldConfig, general_instruction_examples
 
     world = WorldConfig()
-    model = build_base_model("embedded", TinyModelConfig(), world, tmp / "ddp_base", seed=0)
+    model = build_base_model("embedded", ModelTinyConfig(), world, tmp / "ddp_base", seed=0)
     examples = general_instruction_examples(world, seed=0)[:512]
-    cfg = SFTStageConfig(max_steps=args.sft_steps, batch_size=16, logging_steps=1, num_threads=1, length_groups=1)
+    cfg = RFTTrainConfig(max_steps=args.sft_steps, batch_size=16, logging_steps=1, num_threads=1, length_groups=1)
     one = train_sft(model, examples, tmp / "sft1", cfg)
     two = train_sft(model, examples, tmp / "sft2", dataclasses.replace(cfg, launcher="torchrun", nproc_per_node=2))
     diffs = [abs(a - b) / max(abs(a), 1e-12) for a, b in zip(one["loss_curve"], two["loss_curve"], strict=True)]

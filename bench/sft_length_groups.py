@@ -19,8 +19,7 @@ from study_io import record_result, stage_file  # bench/ is the script's folder
 from transformers import AutoTokenizer
 
 from grm import spct
-from grm.config import load_config
-from grm.pipeline_config import PipelineConfig
+from grm.plan import load_pipeline
 from grm.rft import Trajectory
 from grm.training.padding import plan_groups
 from grm.training.sft import train_sft
@@ -46,7 +45,7 @@ def main() -> None:
     p.add_argument("--config", type=Path, default=Path("configs/default.yaml"), help="the run's config")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="the run's overrides")
     a = p.parse_args()
-    cfg = load_config(PipelineConfig, [a.config], a.set)
+    cfg = load_pipeline([a.config], a.set)
     rows = stage_file(a.project, "rft.sample", "accepted.jsonl").read_text(encoding="utf-8").splitlines()
     accepted = [Trajectory.from_dict(r) for r in map(json.loads, rows)]
     general = general_instruction_examples(cfg.world, seed=cfg.seed)

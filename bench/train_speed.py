@@ -245,12 +245,11 @@ class BenchData:
 def build_data(tmp: Path, config: Path, overrides: list[str], n_items: int) -> BenchData:
     """The default recipe's model and data, built as the pipeline builds them (on ``n_items`` train items)."""
     from grm import meta_rm, rft, spct
-    from grm.config import load_config
-    from grm.pipeline_config import PipelineConfig
+    from grm.plan import load_pipeline
     from grm.training import grpo
     from grm.world.generator import general_instruction_examples, generate_world
 
-    cfg = load_config(PipelineConfig, [config], overrides)
+    cfg = load_pipeline([config], overrides)
     items = generate_world(cfg.world)["train"][:n_items]
     teacher = spct.teacher_sampler(cfg.model.teacher, None, cfg.world, None, cfg.rft.sampling.seed)
     sampled = rft.rejective_sample(items, teacher, cfg.rft.sampling)

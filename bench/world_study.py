@@ -28,7 +28,7 @@ from grm.prompts import render_prompt, score_range
 from grm.schemas import Item
 from grm.voting import pick_best, shuffle_order, unshuffle_scores, vote_sum
 from grm.world import TeacherConfig, TeacherSampler, WorldConfig, general_instruction_examples, generate_world
-from grm.world.model import TinyModelConfig, build_tiny_model
+from grm.world.model import ModelTinyConfig, build_tiny_model
 from grm.world.tokenizer import build_tokenizer
 
 log = logging.getLogger("world_study")
@@ -200,7 +200,7 @@ def main() -> None:
     ap.add_argument("--max-new", type=int, default=72)
     ap.add_argument("--world", default="{}", help='WorldConfig overrides as JSON, e.g. {"n_entities": 60}')
     ap.add_argument("--general-ratio", type=float, default=None, help="general examples per trajectory (pipeline mix)")
-    ap.add_argument("--layers", type=int, default=None, help="tiny model layers (default TinyModelConfig())")
+    ap.add_argument("--layers", type=int, default=None, help="tiny model layers (default ModelTinyConfig())")
     ap.add_argument("--variants", default="unfiltered,rft", help="comma list of: rft, unfiltered, rft_nomix")
     ap.add_argument("--threads", type=int, default=1, help="sampling threads (1 is fastest on a busy 2-core box)")
     ap.add_argument("--train-threads", type=int, default=2, help="training threads")
@@ -210,7 +210,7 @@ def main() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     torch.set_num_threads(args.threads)
     from grm.sampling.hf import HFSampler
-    from grm.training.sft import SFTStageConfig, train_sft
+    from grm.training.sft import RFTTrainConfig, train_sft
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -227,7 +227,7 @@ def main() -> None:
     stats["teacher_seconds"] = round(time.perf_counter() - t0, 1)
     log.info("data: %s", stats)
     tok_dir = build_tokenizer(wcfg, out / "tokenizer")
-    shape = TinyModelConfig() if args.layers is None else TinyModelConfig(num_layers=args.layers)
+    shape = ModelTinyConfig() if args.layers is None else ModelTinyConfig(num_layers=args.layers)
     base = build_tiny_model(tok_dir, out / "base", shape, seed=args.seed)
     if args.general_ratio is not None:  # the pipeline's mix: ratio x trajectories, drawn with replacement
         rng = random.Random(args.seed)
@@ -237,7 +237,7 @@ def main() -> None:
     results: dict[str, dict] = {}
     for name in args.variants.split(","):
         data = sets[name]
-        cfg = SFTStageConfig(
+        cfg = RFTTrainConfig(
             learning_rate=args.lr,
             max_steps=args.steps,
             batch_size=args.batch,

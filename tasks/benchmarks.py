@@ -1,13 +1,13 @@
 """Benchmark stages: ``bench.{benchmark}.{model}`` scores a trained GRM (``rft``, ``rl``; MetaRM@k with the run's
 meta RM) on one registered real benchmark of ``eval.benchmarks``, read from its local copy under ``eval.benchdata``
 (keyed by content), with the code ``grm eval`` runs: ``grm.benchmarks.load_benchmark`` (``eval.benchmark_limit``
-items, spread over subsets) then ``grm.evaluation.evaluate``.
+items, spread over subsets) then ``grm.eval.run.evaluate``.
 
 Before sampling, every item's prompt is fitted into the model's context (``grm.context_fit``: cut to fit, or
 refused), counted in ``eval/{benchmark}/{model}/context/{n_fit,n_truncated,n_refused}``. On the embedded tiny model
 (128 positions, a world vocabulary) English benchmark text is cut and mostly ``<unk>``: the numbers are a protocol
 check (the path runs end to end), not a measure of quality. Metrics: ``eval/{benchmark}/{model}/{cell}/{metric}``
-(what ``grm.pipeline_config.benchmark_metric_prefixes`` accepts as a gate); artifacts: ``eval/report.json`` and
+(what ``grm.plan.benchmark_metric_prefixes`` accepts as a gate); artifacts: ``eval/report.json`` and
 ``eval/report.md`` on the stage run, the markdown table on the pipeline run (``eval/benchmarks/``).
 """
 
@@ -23,10 +23,12 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from grm import context_fit, evaluation, spct
+from grm import context_fit, spct
 from grm.benchmarks import bundled, get_benchmark, load_benchmark
+from grm.config import PipelineConfig
+from grm.eval.metric_key import CONTEXT, MetricKey
+from grm.eval.spec import EvalReport
 from grm.files import write_json_atomic
-from grm.pipeline_config import PipelineConfig
 from tasks.evaluation import Protocol, evaluate_with, select_protocol
 from tasks.runtime import TASK_OPTIONS, RunContext, logger, run_stage
 from tasks.stages import BuildContext, FileInput, Skip, Stage, StageOutput, StageResult, register
@@ -97,10 +99,9 @@ def build_bench(s: BenchSlice, b: BuildContext) -> StageOutput:
     n_tokens, context = context_fit.model_token_counter(model_dir, s.protocol.sampling.chat_template)
     budget = None if context is None else context - s.protocol.sampling.max_new_tokens
     fit = context_fit.fit_items(items, n_tokens, budget, s.protocol.sampling.template)
-    prefix = f"eval/{evaluation.metric_name(s.benchmark)}/{evaluation.metric_name(s.model_name)}"
-    metrics = {f"{prefix}/context/{k}": v for k, v in fit.counts().items()}
-    metrics[f"{prefix}/context/n_loaded"] = float(len(items))
-    metrics[f"{prefix}/context/n_skipped_rows"] = float(len(skipped))
+    counts = fit.counts() | {"n_loaded": float(len(items)), "n_skipped_rows": float(len(skipped))}
+    metrics = {str(MetricKey.of(s.benchmark, s.model_name, CONTEXT, k)): v for k, v in counts.items()}
+    prefix = str(MetricKey.of(s.benchmark, s.model_name, CONTEXT, "")).removesuffix("/context/")
     info: dict[str, Any] = {"truncated": fit.truncated, "refused": fit.refused, "skipped_rows": skipped[:20]}
     if fit.refused:
         logger().warning(
@@ -122,7 +123,7 @@ def build_bench(s: BenchSlice, b: BuildContext) -> StageOutput:
 
 def report_markdown(result: StageResult) -> str:
     """The ``grm eval`` table of a bench stage's report, headed by its context-fit counts."""
-    from grm.benchmarks.report import markdown_table
+    from grm.eval.report.benchmark import markdown_table
 
     data = json.loads(result.output("report").read_text(encoding="utf-8"))
     head = (
@@ -131,7 +132,7 @@ def report_markdown(result: StageResult) -> str:
     )
     if data["report"] is None:
         return head + "no item fits the model's context: nothing evaluated\n"
-    return head + markdown_table(evaluation.EvalReport(**data["report"])) + "\n"
+    return head + markdown_table(EvalReport(**data["report"])) + "\n"
 
 
 def after_bench(s: BenchSlice, tracker: Any, run_id: str, result: StageResult) -> None:

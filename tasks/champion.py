@@ -20,8 +20,9 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from grm.eval.metric_key import METARM
 from grm.gate import parse_gate_metric
-from grm.pipeline_config import heldout_name
+from grm.plan import heldout_name
 from tasks import benchmarks, evaluation, registry
 from tasks.gate_inputs import CHAMPION_EVAL, gate_benchmark, identity
 from tasks.runtime import TASK_OPTIONS, RunContext, logger
@@ -70,7 +71,9 @@ def evaluate_champion(
     if Path(model_dir).name != f"{reg.model_name}-v{champ.version}":
         raise RuntimeError(f"the champion moved from v{champ.version} while downloading it ({model_dir}); rerun")
     champ_meta = None
-    if gate.cell.startswith("metarm_"):  # a MetaRM cell: the champion with its own meta RM
+    if (
+        cell := gate.parsed_cell
+    ) is not None and cell.method == METARM:  # a MetaRM cell: the champion with its own meta RM
         meta_dir = registry.resolve_model.fn(ctx, f"models:/{reg.meta_model_name}@{CHAMPION}")
         champ_meta = folder_result("registry.meta_rm", meta_dir)
     if bench is not None:  # the champion on the same benchmark items

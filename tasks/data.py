@@ -20,8 +20,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from grm import drops as drops_mod
+from grm.config import DataMinItemsConfig, PipelineConfig
 from grm.files import project_path, write_json_atomic
-from grm.pipeline_config import PipelineConfig, SplitMinimums
 from grm.schemas import read_items, write_items
 from grm.world.generator import WorldConfig
 from tasks import data_store, timings, validation, versioning
@@ -173,7 +173,7 @@ class ValidateSlice:
     """``data.validate``: the row limits and the fewest items per split (``data.min_items``)."""
 
     limits: DataLimits
-    min_items: SplitMinimums
+    min_items: DataMinItemsConfig
 
 
 def select_validate(cfg: PipelineConfig) -> ValidateSlice:

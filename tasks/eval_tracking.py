@@ -24,7 +24,7 @@ def log_eval_report(
     The tracking URI comes from ``MLFLOW_TRACKING_URI`` (MLflow's default when unset).
 
     Args:
-        report_dir: folder written by ``grm.benchmarks.report.write_reports``.
+        report_dir: folder written by ``grm.eval.report.benchmark.write_reports``.
         metrics: ``eval/{benchmark}/{model}/{method}_k{k}/{metric}`` -> value; None values are skipped.
         params: run parameters (values are stringified; None becomes "").
         experiment: MLflow experiment name.

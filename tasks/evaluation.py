@@ -1,6 +1,6 @@
 """Evaluation stages: ``eval.{model}`` scores one GRM on the held-out test split (benchmark ``world``, or
 ``heldout`` for a data folder) with greedy + Voting@k (+ MetaRM@k when a meta RM is given) via
-``grm.evaluation.evaluate``.
+``grm.eval.run.evaluate``.
 
 Metrics: ``eval/{benchmark}/{model}/{method}_k{k}/{metric}``; artifacts: ``eval/report.json``, the judgement table
 ``tables/judgements.json`` (``mlflow.log_table``) and ``figures/accuracy_vs_k.png``.
@@ -16,9 +16,12 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from grm import evaluation, spct
+from grm import spct
+from grm.config import PipelineConfig, SamplingConfig
+from grm.eval.metric_key import GREEDY, METARM, VOTING, Cell, heldout_benchmark
+from grm.eval.run import evaluate
+from grm.eval.spec import STANDARD, EvalReport, EvalSpec, resolve_protocol
 from grm.files import write_json_atomic
-from grm.pipeline_config import PipelineConfig, SamplingConfig
 from grm.schemas import read_items
 from tasks.data import split
 from tasks.runtime import TASK_OPTIONS, RunContext, logger, run_stage
@@ -31,8 +34,8 @@ TEACHER = "teacher"
 
 
 def benchmark_of(source: str) -> str:
-    """``world`` for the embedded world, else ``heldout`` (never the folder's name: ``grm.evaluation.HELDOUT``)."""
-    return evaluation.heldout_benchmark(source)
+    """``world`` for the embedded world, else ``heldout`` (never the folder's name: ``grm.eval.metric_key.HELDOUT``)."""
+    return heldout_benchmark(source)
 
 
 def benchmark_name(ctx: RunContext) -> str:
@@ -48,12 +51,14 @@ def accuracy_figure(cells: dict[str, dict[str, float]], title: str):  # -> matpl
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(4.5, 3.2))
-    for method in ("voting", "metarm"):
-        pts = sorted((int(c.split("_k")[1]), v["accuracy"]) for c, v in cells.items() if c.startswith(f"{method}_k"))
+    parsed = {c: cell for c in cells if (cell := Cell.parse(c)) is not None}
+    for method in (VOTING, METARM):
+        pts = sorted((cell.k, cells[c]["accuracy"]) for c, cell in parsed.items() if cell.method == method)
         if pts:
             ax.plot([k for k, _ in pts], [a for _, a in pts], marker="o", label=method)
-    if "greedy_k1" in cells:
-        ax.axhline(cells["greedy_k1"]["accuracy"], linestyle="--", color="grey", label="greedy")
+    greedy = str(Cell(GREEDY, 1))
+    if greedy in cells:
+        ax.axhline(cells[greedy]["accuracy"], linestyle="--", color="grey", label=GREEDY)
     ax.set_xscale("log", base=2)
     ax.set_xlabel("k")
     ax.set_ylabel("accuracy")
@@ -123,8 +128,8 @@ def eval_files(cfg: PipelineConfig, name: str, target: str, model_dir: str | Non
 
 def evaluate_with(
     p: Protocol, benchmark: str, model_name: str, items: list, sampler: Any, meta_rm: StageResult | None
-) -> evaluation.EvalReport:
-    """``grm.evaluation.evaluate`` under protocol ``p``: greedy + Voting@k, and MetaRM@k when ``meta_rm`` (a stage
+) -> EvalReport:
+    """``grm.eval.run.evaluate`` under protocol ``p``: greedy + Voting@k, and MetaRM@k when ``meta_rm`` (a stage
     result with a ``model`` output) is given. Shared by ``eval.{model}`` and ``bench.{benchmark}.{model}``."""
     meta_scorer, meta_vote = None, p.meta_vote
     if meta_rm is not None:
@@ -135,7 +140,7 @@ def evaluate_with(
         meta_vote, why = meta_vote_for(p.meta_vote, meta_scorer.info.get("val_within_item_auc"), p.meta_min_auc)
         if why:
             logger().warning("%s/%s: %s", benchmark, model_name, why)
-        if meta_vote != "top" and evaluation.resolve_protocol(benchmark, None) != "standard":
+        if meta_vote != "top" and resolve_protocol(benchmark, None) != STANDARD:
             # the two-game and style-matrix protocols only know the top-k_meta filter: no cell may claim otherwise
             logger().warning(
                 "%s/%s: its protocol keeps the top-k_meta filter only; %s", benchmark, model_name,
@@ -143,14 +148,19 @@ def evaluate_with(
             )  # fmt: skip
             meta_scorer = None if meta_vote == "fallback" else meta_scorer
             meta_vote = "top"
-    return evaluation.evaluate(
-        items,
-        sampler,
+    spec = eval_spec(p, benchmark, model_name, meta_scorer is not None, meta_vote)
+    return evaluate(items, sampler, spec, meta_scorer)
+
+
+def eval_spec(p: Protocol, benchmark: str, model_name: str, meta: bool, meta_vote: str | None = None) -> EvalSpec:
+    """The ``EvalSpec`` of one pipeline evaluation: protocol ``p`` on ``benchmark`` for ``model_name``, with
+    MetaRM@k when ``meta``; the spec ``grm.eval.expected.expected_metrics`` names the metrics of. ``meta_vote``:
+    the one ``evaluate_with`` settled on (``grm.verdicts.meta_vote_for``); None = ``p.meta_vote``."""
+    return EvalSpec(
         benchmark=benchmark,
         model_name=model_name,
         ks=p.ks,
-        methods=("voting", "metarm") if meta_scorer is not None else ("voting",),
-        meta_scorer=meta_scorer,
+        methods=(VOTING, METARM) if meta else (VOTING,),
         k_meta=p.k_meta,
         temperature=p.temperature,
         max_new_tokens=p.sampling.max_new_tokens,
@@ -159,8 +169,20 @@ def evaluate_with(
         tie_policy=p.tie_policy,
         hygiene=p.hygiene,
         seed_agreement=p.seed_agreement,
-        meta_vote=meta_vote,
+        meta_vote=p.meta_vote if meta_vote is None else meta_vote,
     )
+
+
+def expected_eval_metrics(cfg: PipelineConfig) -> set[str]:
+    """The metric names the held-out evaluations of the enabled stages log, from their ``EvalSpec``s alone (no
+    probe evaluation): the same set as ``grm.plan.expected_metrics`` (a test compares them), for the
+    plan step that checks a gate metric before any compute."""
+    from grm.config import evaluated_models
+    from grm.eval.expected import expected_metrics
+
+    p, benchmark = select_protocol(cfg), benchmark_of(cfg.data.source)
+    specs = [eval_spec(p, benchmark, model, cfg.meta_rm.enabled) for model in evaluated_models(cfg)]
+    return set().union(*(expected_metrics(spec) for spec in specs))
 
 
 def build_eval(s: EvalSlice, b: BuildContext) -> StageOutput:

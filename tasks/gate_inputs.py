@@ -7,9 +7,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from grm.evaluation import metric_name
-from grm.gate import Comparison, GateMetric, paired_gate_gap, parse_gate_metric
-from grm.pipeline_config import PipelineConfig, heldout_name
+from grm.config import PipelineConfig
+from grm.eval.metric_key import MetricKey, metric_name
+from grm.gate import Comparison, paired_gate_gap, parse_gate_metric
+from grm.plan import heldout_name
 from tasks.runtime import RunContext
 from tasks.stages import StageResult
 from tasks.versioning import DataVersion
@@ -54,7 +55,7 @@ def comparison(
         raise ValueError(f"registry.gate_metric={ctx.cfg.registry.gate_metric!r}: this run has no stage {stage}")
     version = str(champion.info["champion_version"])
     test_md5 = dv.files.get("test.jsonl") if dv is not None else None
-    champ_value = champion.metrics.get(gate.for_model(CHAMPION_EVAL))
+    champ_value = champion.metrics.get(str(gate.for_model(CHAMPION_EVAL)))
     if gate.name != "accuracy":
         return Comparison(version, None, champ_value, test_md5)
     rows = [_rows(r) for r in (mine, champion)]
@@ -66,7 +67,7 @@ def comparison(
     return Comparison(version, paired, champ_value, test_md5)
 
 
-def gate_benchmark(cfg: PipelineConfig, gate: GateMetric | None) -> str | None:
+def gate_benchmark(cfg: PipelineConfig, gate: MetricKey | None) -> str | None:
     """The ``eval.benchmarks`` entry a gate metric names (its metric segment), or None."""
     if gate is None:
         return None

@@ -18,19 +18,17 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks import data_store, data_versions, versioning
+from grm.sampling.spec import REGISTRY, parse_model_spec, spec_kind
+from tasks import data_store, data_versions, model_fetch, versioning
 from tasks.runtime import TASK_OPTIONS, RunContext, logger
 
 CHAMPION, LATEST = "champion", "latest"
 
 
 def _model_alias(ctx: RunContext, model: str) -> tuple[str, str] | None:
-    if model in ("champion", "challenger"):
-        return ctx.cfg.registry.model_name, model
-    if model.startswith("models:/") and "@" in model:
-        name, alias = model.removeprefix("models:/").split("@", 1)
-        return name, alias
-    return None
+    if spec_kind(model) != REGISTRY:  # teacher, a folder: no registered version
+        return None
+    return model_fetch.registry_target(parse_model_spec(model), ctx.cfg.registry)
 
 
 def _version(ctx: RunContext, model: str) -> object | None:

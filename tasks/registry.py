@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks import timings
+from grm.sampling.spec import REGISTRY, parse_model_spec, spec_kind
+from tasks import model_fetch, timings
 from tasks.runtime import TASK_OPTIONS, RunContext, logger
 from tasks.stages import StageResult
 
@@ -90,33 +90,20 @@ def _gate(
 @task(name="registry.resolve", cache_policy=NO_CACHE, **TASK_OPTIONS)
 def resolve_model(ctx: RunContext, model: str) -> str:
     """``teacher`` stays as is; ``champion``/``challenger`` or ``models:/name@alias`` are downloaded from the
-    registry into ``artifacts/models/`` (after ``repair_promotions``); anything else is a local model folder."""
+    registry into ``artifacts/models/`` (read after ``repair_promotions``, under the registry lock:
+    ``tasks.model_fetch``, the path ``grm serve/score/eval`` take too); anything else is a local model folder."""
     if model == "teacher":
         return model
-    if model in ("champion", "challenger"):
-        model = f"models:/{ctx.cfg.registry.model_name}@{model}"
-    if not model.startswith(("models:/", "runs:/")):
+    if spec_kind(model) != REGISTRY:
         return model
-    version = None
-    if model.startswith("models:/") and "@" in model:
-        name, alias = model.removeprefix("models:/").split("@", 1)
-        with ctx.tracker.registry_lock():  # not while another run's gate is moving the aliases
-            for repair in ctx.tracker.repair_promotions(ctx.cfg.registry):  # never read a half-moved alias pair
-                logger().warning("registry repair: %s", repair)
-            version = ctx.tracker.alias_version(name, alias)
-        if version is None:
-            raise LookupError(
-                f"{model}: no such registered model/alias in {ctx.tracker.uri}; run spct_pipeline first or pass a "
-                "model folder (model=PATH) or model=teacher"
-            )
+    spec = parse_model_spec(model, field_name="model")
     with timings.LEDGER.measure("registry.resolve", "tracking"):
         dest = Path(ctx.store_root).parent / "models"
-        dest.mkdir(parents=True, exist_ok=True)
-        tag = f"{version.name}-v{version.version}" if version is not None else model.replace("/", "_").replace(":", "")
-        target = dest / tag
-        if not target.exists():
-            tmp = Path(tempfile.mkdtemp(prefix=f".{tag}.", dir=dest))
-            path = ctx.tracker.download(model, tmp)
-            path.rename(target) if path != tmp else tmp.rename(target)
-    logger().info("model %s -> %s", model, target)
-    return str(target)
+        fetched = model_fetch.fetch_registered(ctx.tracker, ctx.cfg.registry, spec, dest, warn=logger().warning)
+    if fetched is None:
+        raise LookupError(
+            f"{model}: no such registered model/alias in {ctx.tracker.uri}; run spct_pipeline first or pass a "
+            "model folder (model=PATH) or model=teacher"
+        )
+    logger().info("model %s -> %s", model, fetched[0])
+    return fetched[0]

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from grm import executors
-from grm.config import flatten, load_config, save_config
+from grm.config import PipelineConfig, flatten, save_config, stage_seeds
 from grm.files import project_path
-from grm.pipeline_config import PipelineConfig, check_benchdata, check_data_files, stage_seeds
+from grm.plan import check_benchdata, check_data_files, load_pipeline
 from grm.source_check import check_source
 from grm.threads import strict_math
 from tasks import stages, summary, timings, tracking, workers
@@ -255,7 +255,7 @@ def pipeline_run(
     strict_math()  # before the fork server starts: every build process inherits MKL's strict mode (grm.threads)
     start = time.perf_counter()
     root = Path(project_dir).resolve()
-    cfg = load_config(PipelineConfig, [config_path] if config_path else [], list(overrides or []))
+    cfg = load_pipeline([config_path] if config_path else [], list(overrides or []))
     check_data_files(cfg, root, training=flow_name == "spct_pipeline")  # a folder's missing files fail before stage 1
     if flow_name == "spct_pipeline":  # drops, rows and the teacher, before anything is published (grm.source_check)
         check_source(cfg, root, training=True)

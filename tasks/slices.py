@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grm import spct
-from grm.pipeline_config import PipelineConfig, SamplingConfig
+from grm.config import PipelineConfig, SamplingConfig
 from grm.sampling.base import Sampler
+from grm.sampling.spec import FOLDER, HTTP, VLLM, is_world_teacher, parse_model_spec, spec_kind
 from grm.world.generator import WorldConfig
 from tasks.stages import FileInput
 
@@ -42,12 +43,11 @@ class TeacherSlice:
 
 
 def teacher_kind(spec: str) -> str:
-    spec = spec.strip()
-    if spct.is_world_teacher(spec):
+    """world | http | vllm | local (``grm.sampling.spec``; a spec that does not parse is a local path here: the
+    run's preflight names its error first)."""
+    if is_world_teacher(spec):
         return "world"
-    if spec.startswith(("http://", "https://")):
-        return "http"
-    return "vllm" if spec.startswith("vllm:") else "local"
+    return {HTTP: "http", VLLM: "vllm"}.get(spec_kind(spec) or FOLDER, "local")
 
 
 def select_teacher(cfg: PipelineConfig, seed: int) -> TeacherSlice:
@@ -67,7 +67,8 @@ def teacher_files(cfg: PipelineConfig) -> dict[str, FileInput]:
     kind = teacher_kind(spec)
     if kind in ("world", "http"):
         return {}
-    return {TEACHER_FILE: FileInput(spec.removeprefix("vllm:"), "model.teacher")}
+    path = parse_model_spec(spec).location if kind == "vllm" else spec
+    return {TEACHER_FILE: FileInput(path, "model.teacher")}
 
 
 def make_teacher(t: TeacherSlice, files: Mapping[str, Path | None]) -> Sampler:

@@ -20,8 +20,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from grm import report
-from grm.config import flatten, load_config
-from grm.pipeline_config import PipelineConfig
+from grm.config import PipelineConfig, flatten
+from grm.plan import load_pipeline
 from grm.run_label import config_diff, diff_text, run_label
 from tasks.logs import logger
 
@@ -33,7 +33,7 @@ RESULTS_KEY, LINK_KEY = "grm-results", "grm-mlflow-run"  # Prefect artifact keys
 def run_diff(cfg: PipelineConfig, config_path: str | None) -> dict[str, Any]:
     """What the overrides changed: the resolved config against ``config_path`` alone (defaults when None); the
     ``name`` key is left out (it names the run when nothing else changed)."""
-    base = load_config(PipelineConfig, [config_path] if config_path else [], [])
+    base = load_pipeline([config_path] if config_path else [], [])
     diff = config_diff(flatten(base), flatten(cfg))
     diff.pop("name", None)
     return diff
@@ -196,7 +196,7 @@ def publish_results(
     Returns:
         The results markdown.
     """
-    from grm.evaluation import heldout_benchmark
+    from grm.eval.metric_key import heldout_benchmark
 
     text = report.results_report(metrics, ctx.cfg, gaps, models)
     if decision:

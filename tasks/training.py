@@ -20,16 +20,16 @@ from prefect.cache_policies import NO_CACHE
 
 from grm import rft, spct
 from grm.ablations import ABLATIONS, UNFILTERED
+from grm.config import MetaRMConfig, PipelineConfig, SamplingConfig
 from grm.files import write_jsonl_atomic
 from grm.meta_rm_train import train_meta_rm
-from grm.pipeline_config import MetaStageConfig, PipelineConfig, SamplingConfig
-from grm.rft import RejectiveSamplingConfig
+from grm.rft import RFTSamplingConfig
 from grm.schemas import read_items
 from grm.training import grpo
-from grm.training.grpo import GRPOStageConfig
-from grm.training.sft import SFTStageConfig, train_sft
+from grm.training.grpo import RLConfig
+from grm.training.sft import RFTTrainConfig, train_sft
 from grm.world.generator import WorldConfig
-from grm.world.model import TinyModelConfig
+from grm.world.model import ModelTinyConfig
 from tasks import validation
 from tasks.data import DataLimits, select_limits, split
 from tasks.runtime import TASK_OPTIONS, RunContext, run_stage
@@ -66,7 +66,7 @@ class BaseSlice:
     folder is keyed by its path (the stage's output points at it) and its content (file input ``model.base``)."""
 
     base: str
-    tiny: TinyModelConfig | None
+    tiny: ModelTinyConfig | None
     world: WorldConfig | None
     seed: int | None
 
@@ -110,7 +110,7 @@ def base_model(ctx: RunContext) -> StageResult:
 class SampleSlice:
     """``rft.sample``: the rejection rules (``rft.sampling``), the teacher and the trajectory validation limits."""
 
-    sampling: RejectiveSamplingConfig
+    sampling: RFTSamplingConfig
     teacher: TeacherSlice
     limits: DataLimits
 
@@ -166,7 +166,7 @@ class SFTSlice:
     """RFT or one of its variants: the SFT settings, the general-data mix and its seed. ``variant`` is ``rft``,
     ``sft_unfiltered`` (ours: unfiltered teacher samples) or a paper ablation (``grm.ablations.ABLATIONS``)."""
 
-    train: SFTStageConfig
+    train: RFTTrainConfig
     general_ratio: float
     general: GeneralSlice
     variant: str
@@ -276,7 +276,7 @@ class RLSlice:
     """GRPO: its section, the student sampler's backend options, the general data (only when mixed in) and the
     seed of the RL rows' response order."""
 
-    rl: GRPOStageConfig
+    rl: RLConfig
     sampling: SamplingConfig
     general: GeneralSlice | None  # None: rl.general_coef is 0
     seed: int
@@ -332,7 +332,7 @@ def rl_train(ctx: RunContext, rft_model: StageResult, dv: DataVersion) -> StageR
 class MetaSlice:
     """The meta RM: its section (data + training), the GRM sampler's settings and the seed of the GRM samples."""
 
-    meta_rm: MetaStageConfig
+    meta_rm: MetaRMConfig
     sampling: SamplingConfig
     seed: int
 

@@ -189,7 +189,7 @@ def split_count_expectations(min_items: Any) -> list[Any]:
 
 
 def item_expectations(max_responses: int, max_chars: int, min_items: Any = None) -> list[Any]:
-    """The ``preference_items`` suite (each expectation documents one rule); ``min_items`` (``SplitMinimums``)
+    """The ``preference_items`` suite (each expectation documents one rule); ``min_items`` (``DataMinItemsConfig``)
     adds the per-split row counts."""
     import great_expectations as gx
 
@@ -308,7 +308,7 @@ def validate_items(
     split_files: Mapping[str, str | Path], data_cfg: Any, docs_dir: str | Path, min_items: Any = None
 ) -> ValidationSummary:
     """Run the ``preference_items`` suite on the split files (``data_cfg``: ``max_responses``/``max_chars``;
-    ``min_items``: ``SplitMinimums``, the fewest rows per split, or None for no count rule)."""
+    ``min_items``: ``DataMinItemsConfig``, the fewest rows per split, or None for no count rule)."""
     frame = item_frame(split_files)
     if frame.empty:
         files = ", ".join(f"{s}.jsonl" for s in split_files)

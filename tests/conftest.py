@@ -22,6 +22,8 @@ from typing import Any
 
 import pytest
 
+pytest_plugins = ["tests.helpers.xdist_groups"]  # `make test` on every core: shared fixtures built once
+
 MODEL_MODULE = "transformers.modeling_utils"
 _current: dict[str, Any] = {"item": None}  # the test whose setup or call is running (None outside of one)
 

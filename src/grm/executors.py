@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from grm.sampling.base import Sampler
+from grm.sampling.spec import is_world_teacher
 from grm.voting import derive_seed
 
 log = logging.getLogger(__name__)
@@ -52,8 +53,7 @@ class SamplerSpec:
         """True when the backend's samples depend only on (seed, prompt, sample index), not on the batch."""
         if self.per_prompt is not None:
             return self.per_prompt
-        s = self.spec.strip()
-        return s == "world-teacher" or s.startswith("world-teacher:")
+        return is_world_teacher(self.spec)
 
     def build(self) -> Sampler:
         if self.factory is not None:

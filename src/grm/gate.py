@@ -16,7 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from grm.metrics import paired_gap
+from grm.eval.metric_key import MetricKey
+from grm.eval.metrics import paired_gap
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 
@@ -31,31 +32,15 @@ class PairedGap:
     n_items: int
 
 
-@dataclass(frozen=True)
-class GateMetric:
-    """A gate metric's parts: ``eval/{benchmark}/{model}/{cell}/{name}``."""
-
-    benchmark: str
-    model: str
-    cell: str
-    name: str
-
-    def for_model(self, model: str) -> str:
-        """The same metric of another evaluated model (``champion``)."""
-        return f"eval/{self.benchmark}/{model}/{self.cell}/{self.name}"
-
-
-def parse_gate_metric(metric: str) -> GateMetric | None:
-    """Split ``eval/{benchmark}/{model}/{cell}/{name}``; None for any other shape.
+def parse_gate_metric(metric: str) -> MetricKey | None:
+    """Split ``eval/{benchmark}/{model}/{cell}/{name}`` (one value of a cell: no ``/`` in ``name``); None for any
+    other shape.
 
     Example:
         >>> parse_gate_metric("eval/world/rl/voting_k8/accuracy")
-        GateMetric(benchmark='world', model='rl', cell='voting_k8', name='accuracy')
+        MetricKey(benchmark='world', model='rl', cell='voting_k8', name='accuracy')
     """
-    parts = metric.split("/")
-    if len(parts) != 5 or parts[0] != "eval" or not all(parts):
-        return None
-    return GateMetric(*parts[1:])
+    return MetricKey.parse(metric, nested=False)
 
 
 def paired_gate_gap(

@@ -24,7 +24,7 @@ from typing import Any
 
 from grm import meta_rm
 from grm.benchmarks.scoring import roc_auc
-from grm.pipeline_config import MetaRMConfig, seed_or_zero
+from grm.config import MetaRMTrainConfig, seed_or_zero
 from grm.progress import Progress
 from grm.threads import set_torch_threads
 
@@ -89,7 +89,7 @@ def train_meta_rm(
     backbone_dir: str | Path,
     examples: Sequence[dict[str, Any]],
     out_dir: str | Path,
-    cfg: MetaRMConfig,
+    cfg: MetaRMTrainConfig,
     num_threads: int | None = None,
     log_fn: Any = None,
     template: str | None = None,
@@ -151,7 +151,7 @@ def train_meta_rm(
     return metrics
 
 
-def _metrics(run: _Run, cfg: MetaRMConfig, best: tuple, curve: list, n_pairs: int) -> dict[str, Any]:
+def _metrics(run: _Run, cfg: MetaRMTrainConfig, best: tuple, curve: list, n_pairs: int) -> dict[str, Any]:
     """``train_meta_rm``'s returned figures before the held-out scoring (``_save_and_score`` fills the val ones)."""
     import numpy as np
 
@@ -180,7 +180,7 @@ def _train_launched(
     backbone_dir: str | Path,
     examples: Sequence[dict[str, Any]],
     out_dir: Path,
-    cfg: MetaRMConfig,
+    cfg: MetaRMTrainConfig,
     num_threads: int | None,
     log_fn: Any,
     template: str | None,
@@ -206,7 +206,7 @@ def _train_launched(
     return metrics
 
 
-def _prepare(backbone_dir: str | Path, examples: Sequence[dict[str, Any]], cfg: MetaRMConfig) -> _Run:
+def _prepare(backbone_dir: str | Path, examples: Sequence[dict[str, Any]], cfg: MetaRMTrainConfig) -> _Run:
     """The model with its new head on this rank's device (under DDP when a process group is up), the split and
     the token ids both halves train and score on."""
     import torch
@@ -250,7 +250,7 @@ class _Objective:
     """One step's loss on this rank's share of a seeded global batch: BCE on ``batch_size`` examples (pointwise)
     or Bradley-Terry on ``batch_size // 2`` within-item pairs (pairwise). Every rank draws the same batch."""
 
-    def __init__(self, run: _Run, cfg: MetaRMConfig):
+    def __init__(self, run: _Run, cfg: MetaRMTrainConfig):
         import numpy as np
         import torch
 
@@ -290,7 +290,7 @@ class _Objective:
         return run.net(**enc.to(run.device)).logits[:, 0]
 
 
-def _loop(run: _Run, cfg: MetaRMConfig, log_fn: Any) -> tuple[tuple[float, int, dict | None], list, int]:
+def _loop(run: _Run, cfg: MetaRMTrainConfig, log_fn: Any) -> tuple[tuple[float, int, dict | None], list, int]:
     """The optimizer steps, with the held-out selection every ``cfg.select_every``; returns the best checkpoint
     (within-item AUC, step, weights or None), the selection curve and the number of training pair items."""
     import torch
@@ -327,7 +327,7 @@ class _Selection:
     there are any: the teacher's errors are easier to read than the policy's and would pick a checkpoint for the
     wrong model), every ``select_every`` steps and at the end; the best weights are kept (the first on ties)."""
 
-    def __init__(self, run: _Run, cfg: MetaRMConfig, log_fn: Any):
+    def __init__(self, run: _Run, cfg: MetaRMTrainConfig, log_fn: Any):
         self.run, self.cfg, self.log_fn = run, cfg, log_fn
         guided = [i for i, e in enumerate(run.val) if e.get("source") == "grm"] or list(range(len(run.val)))
         self.ids = [run.val_ids[i] for i in guided]
@@ -385,7 +385,7 @@ def _save_and_score(
     tokenizer: Any,
     val: Sequence[dict[str, Any]],
     out_dir: Path,
-    cfg: MetaRMConfig,
+    cfg: MetaRMTrainConfig,
     metrics: dict,
     template: str | None,
 ) -> None:

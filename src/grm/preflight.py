@@ -11,15 +11,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from grm.config import ConfigError
+from grm.config import ConfigError, general_data_needed
+from grm.drops import GENERAL_FILE
 from grm.files import project_path
 from grm.general_data import read_general
 from grm.model_files import check_model_dir
-from grm.pipeline_config import GENERAL_FILE, check_benchdata, check_data_files, general_data_needed
+from grm.plan import check_benchdata, check_data_files
+from grm.sampling.spec import FOLDER, REGISTRY, SamplerSpecError, parse_model_spec
 from grm.schemas import DataError
 from grm.source_check import check_source
 
-NON_PATH_SAMPLERS = ("world-teacher", "http://", "https://", "vllm:")
+FOLDER_FIX = "download it (grm serve/score/eval take champion) and set model.teacher to its folder"
 
 
 def check_run_inputs(cfg: Any, project_dir: str | Path = ".") -> None:
@@ -39,9 +41,13 @@ def check_run_inputs(cfg: Any, project_dir: str | Path = ".") -> None:
     check_general_rows(cfg, project_dir)
     if cfg.model.base != "embedded":
         check_model_dir(cfg.model.base)
-    teacher = cfg.model.teacher
-    if not teacher.startswith(NON_PATH_SAMPLERS):
-        check_model_dir(teacher)
+    teacher = parse_model_spec(cfg.model.teacher, field_name="model.teacher")
+    if teacher.kind == REGISTRY:
+        raise SamplerSpecError(
+            f"{teacher.location!r}: the teacher cannot be a registry alias", field="model.teacher", fix=FOLDER_FIX
+        )
+    if teacher.kind == FOLDER:
+        check_model_dir(teacher.location)
     check_benchdata(cfg, project_dir)  # every eval.benchmarks copy under eval.benchdata
 
 

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from grm.ablations import ABLATIONS, UNFILTERED, UNFILTERED_LABEL, model_name
-from grm.metrics import paired_gap
+from grm.eval.metric_key import (
+    CONTEXT,
+    FELL_BACK,
+    GREEDY,
+    GREEDY_SWAP,
+    METARM,
+    VOTING,
+    Cell,
+    MetricKey,
+    heldout_benchmark,
+    metric_name,
+)
+from grm.eval.metrics import paired_gap
 
 if TYPE_CHECKING:
-    from grm.pipeline_config import PipelineConfig
+    from grm.config import PipelineConfig
 
 ABLATION_MODELS = tuple(model_name(a) for a in ABLATIONS)
 MODELS = ("teacher", UNFILTERED, *ABLATION_MODELS, "rft", "rl")
@@ -24,13 +37,26 @@ MODEL_LABELS = {
 }
 
 
-def _cell(metrics: Mapping[str, float], prefix: str) -> str:
-    acc = metrics.get(f"{prefix}/accuracy")
+def shown_cells(show: Sequence[int]) -> list[str]:
+    """The table's columns: ``greedy_k1``, then Voting@k and MetaRM@k for each k of ``show``."""
+    return [str(Cell(GREEDY, 1)), *(str(Cell(VOTING, k)) for k in show), *(str(Cell(METARM, k)) for k in show)]
+
+
+def _base(benchmark: str, model: str) -> str:
+    """``eval/{benchmark}/{model}``: the start of every metric key of one evaluation."""
+    return str(MetricKey(benchmark, model, "", "")).removesuffix("//")
+
+
+def _cell(metrics: Mapping[str, float], key: MetricKey) -> str:
+    def get(name: str) -> float | None:
+        return metrics.get(str(dataclasses.replace(key, name=name)))
+
+    acc = get("accuracy")
     if acc is None or math.isnan(acc):
         return "–"
-    lo, hi = metrics.get(f"{prefix}/accuracy_ci_low"), metrics.get(f"{prefix}/accuracy_ci_high")
+    lo, hi = get("accuracy_ci_low"), get("accuracy_ci_high")
     ci = f" [{100 * lo:.1f}, {100 * hi:.1f}]" if lo is not None and hi is not None else ""
-    marker = " (fell back: Voting)" if metrics.get(f"{prefix}/fell_back") else ""  # eval.meta_min_auc
+    marker = " (fell back: Voting)" if get(FELL_BACK) else ""  # eval.meta_min_auc
     return f"{100 * acc:.1f}{ci}{marker}"
 
 
@@ -59,32 +85,33 @@ def results_table(
     header = ["model", "greedy"] + [f"Voting@{k}" for k in show] + [f"MetaRM@{k}" for k in show]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for model in models:
-        base = f"eval/{benchmark}/{model}"
-        if not any(key.startswith(base + "/") for key in metrics):
+        if not any(key.startswith(_base(benchmark, model) + "/") for key in metrics):
             continue
-        cells = [MODEL_LABELS.get(model, model), _cell(metrics, f"{base}/greedy_k1")]
-        cells += [_cell(metrics, f"{base}/voting_k{k}") for k in show]
-        cells += [_cell(metrics, f"{base}/metarm_k{k}") for k in show]
-        lines.append("| " + " | ".join(cells) + " |")
+        row = [MODEL_LABELS.get(model, model)]
+        row += [_cell(metrics, MetricKey(benchmark, model, cell, "")) for cell in shown_cells(show)]
+        lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
 
 def single_sample_row(metrics: Mapping[str, float], benchmark: str, models: Sequence[str] = MODELS) -> str:
     """One line per model: single-sample accuracy at the voting temperature (Voting@1) and parse/tie rates."""
     out = []
+    greedy, swap_cell, voting1 = str(Cell(GREEDY, 1)), str(Cell(GREEDY_SWAP, 1)), str(Cell(VOTING, 1))
     for model in models:
-        base = f"eval/{benchmark}/{model}"
-        v1 = metrics.get(f"{base}/voting_k1/accuracy")
+
+        def get(cell: str, name: str, model: str = model) -> float | None:
+            return metrics.get(str(MetricKey(benchmark, model, cell, name)))
+
+        v1 = get(voting1, "accuracy")
         if v1 is None:
             continue
-        pf = metrics.get(f"{base}/greedy_k1/parse_fail_rate", float("nan"))
-        tie = metrics.get(f"{base}/greedy_k1/tie_rate", float("nan"))
+        pf, tie = get(greedy, "parse_fail_rate"), get(greedy, "tie_rate")
+        pf, tie = float("nan") if pf is None else pf, float("nan") if tie is None else tie
         line = (
             f"{MODEL_LABELS.get(model, model)}: Voting@1 (T>0) {100 * v1:.1f}%, greedy parse failures {100 * pf:.1f}%, "
             f"greedy top ties {100 * tie:.1f}%"
         )
-        flip = metrics.get(f"{base}/greedy_k1/position_flip_rate")
-        swap = metrics.get(f"{base}/greedy_swap_k1/accuracy")
+        flip, swap = get(greedy, "position_flip_rate"), get(swap_cell, "accuracy")
         if flip is not None and swap is not None:
             line += f", greedy pick flips with the order {100 * flip:.1f}%, greedy over both orders {100 * swap:.1f}%"
         out.append(line)
@@ -101,14 +128,15 @@ class Gap:
     low: float
     high: float
 
-    @property
-    def metric_prefix(self) -> str:
-        """``{model}/gap_{cell_a}_vs_{cell_b}`` (same model) or ``{model_a}_vs_{model_b}/gap_{cell}``."""
+    def key(self, benchmark: str, name: str) -> MetricKey:
+        """``eval/{benchmark}/{model}/gap_{cell_a}_vs_{cell_b}/{name}`` (same model) or
+        ``eval/{benchmark}/{model_a}_vs_{model_b}/gap_{cell}/{name}`` (or ``.../gap_{cell_a}_vs_{cell_b}/...``)."""
         if self.a[0] == self.b[0]:
-            return f"{self.a[0]}/gap_{self.a[1]}_vs_{self.b[1]}"
+            return MetricKey(benchmark, self.a[0], f"gap_{self.a[1]}_vs_{self.b[1]}", name)
+        model = f"{self.a[0]}_vs_{self.b[0]}"
         if self.a[1] == self.b[1]:
-            return f"{self.a[0]}_vs_{self.b[0]}/gap_{self.a[1]}"
-        return f"{self.a[0]}_vs_{self.b[0]}/gap_{self.a[1]}_vs_{self.b[1]}"
+            return MetricKey(benchmark, model, f"gap_{self.a[1]}", name)
+        return MetricKey(benchmark, model, f"gap_{self.a[1]}_vs_{self.b[1]}", name)
 
     @property
     def resolved(self) -> bool:
@@ -121,21 +149,19 @@ def claim_pairs(models: Sequence[str], ks: Sequence[int]) -> list[tuple[tuple[st
     greedy), RFT > each of its ablations (Table 4, greedy), RL > RFT (greedy), and per trained model Voting@k > Voting@1, MetaRM@k >= Voting@k, Voting@k / MetaRM@k >
     greedy, with k the largest evaluated k."""
     k = max(ks)
+    greedy, swap = str(Cell(GREEDY, 1)), str(Cell(GREEDY_SWAP, 1))
     pairs: list[tuple[tuple[str, str], tuple[str, str]]] = []
     ablations = [("rft", m) for m in ABLATION_MODELS]
     for a, b in (("rft", UNFILTERED), *ablations, ("rl", "rft")):
         if a in models and b in models:
             # single-order greedy (the paper's protocol), then averaged over the shown order and its reverse
-            pairs.append(((a, "greedy_k1"), (b, "greedy_k1")))
-            pairs.append(((a, "greedy_swap_k1"), (b, "greedy_swap_k1")))
+            pairs.append(((a, greedy), (b, greedy)))
+            pairs.append(((a, swap), (b, swap)))
     if k > 1:
+        vote_k, meta_k, vote_1 = str(Cell(VOTING, k)), str(Cell(METARM, k)), str(Cell(VOTING, 1))
         for m in models:
-            pairs += [
-                ((m, f"voting_k{k}"), (m, "voting_k1")),
-                ((m, f"metarm_k{k}"), (m, f"voting_k{k}")),
-                ((m, f"voting_k{k}"), (m, "greedy_k1")),
-                ((m, f"metarm_k{k}"), (m, "greedy_k1")),
-            ]
+            pairs += [((m, vote_k), (m, vote_1)), ((m, meta_k), (m, vote_k))]
+            pairs += [((m, vote_k), (m, greedy)), ((m, meta_k), (m, greedy))]
     return pairs
 
 
@@ -156,8 +182,9 @@ def gap_metrics(gaps: Sequence[Gap], benchmark: str) -> dict[str, float]:
     """Flat metrics ``eval/{benchmark}/{prefix}/{value,ci_low,ci_high}`` of ``gaps``."""
     out = {}
     for g in gaps:
-        base = f"eval/{benchmark}/{g.metric_prefix}"
-        out.update({f"{base}/value": g.gap, f"{base}/ci_low": g.low, f"{base}/ci_high": g.high})
+        out.update(
+            {str(g.key(benchmark, n)): v for n, v in (("value", g.gap), ("ci_low", g.low), ("ci_high", g.high))}
+        )
     return out
 
 
@@ -166,14 +193,9 @@ def gaps_table(gaps: Sequence[Gap]) -> str:
 
     def name(side: tuple[str, str]) -> str:
         model, cell = side
-        method, k = cell.rsplit("_k", 1)
-        labels = {
-            "greedy": "greedy",
-            "greedy_swap": "greedy (both orders)",
-            "voting": f"Voting@{k}",
-            "metarm": f"MetaRM@{k}",
-        }
-        label = labels.get(method, cell)
+        parsed = Cell.parse(cell)
+        labels = {GREEDY: "greedy", GREEDY_SWAP: "greedy (both orders)", VOTING: "Voting@{k}", METARM: "MetaRM@{k}"}
+        label = labels[parsed.method].format(k=parsed.k) if parsed and parsed.method in labels else cell
         return f"{MODEL_LABELS.get(model, model)} {label}"
 
     lines = ["| claim (a > b) | a - b (points) | paired 95% interval | interval excludes 0 |", "|---|---|---|---|"]
@@ -205,29 +227,27 @@ def benchmark_table(
         >>> print(benchmark_table(m, ["rmb"], [1, 4]).splitlines()[2])
         | rmb | RL | overall | 50.0 | 25.0 | – | 20 (18 cut, 0 refused) |
     """
-    from grm.evaluation import metric_name
-
     show = [k for k in ks if k > 1]
     header = ["benchmark", "model", "metric", "greedy"] + [f"Voting@{k}" for k in show]
     header += [f"MetaRM@{k}" for k in show] + ["items"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for bench in benchmarks:
         for model in models:
-            base = f"eval/{metric_name(bench)}/{model}"
+            base = _base(metric_name(bench), model)
             if not any(key.startswith(base + "/") for key in metrics):
                 continue
             headline = next(
                 (h for h in BENCH_HEADLINES if any(k.startswith(base) and k.endswith(f"/{h}") for k in metrics)),
                 "accuracy",
             )
-            cells = (
-                [f"{base}/greedy_k1"] + [f"{base}/voting_k{k}" for k in show] + [f"{base}/metarm_k{k}" for k in show]
-            )
             values = []
-            for cell in cells:
-                v = metrics.get(f"{cell}/{headline}")
+            for cell in shown_cells(show):
+                v = metrics.get(str(MetricKey(metric_name(bench), model, cell, headline)))
                 values.append("–" if v is None or math.isnan(v) else f"{100 * v:.1f}")
-            fit = {n: int(metrics.get(f"{base}/context/{n}", 0)) for n in ("n_fit", "n_truncated", "n_refused")}
+            fit = {
+                n: int(metrics.get(str(MetricKey(metric_name(bench), model, CONTEXT, n)), 0))
+                for n in ("n_fit", "n_truncated", "n_refused")
+            }
             items = f"{fit['n_fit']} ({fit['n_truncated']} cut, {fit['n_refused']} refused)"
             lines.append("| " + " | ".join([bench, MODEL_LABELS.get(model, model), headline, *values, items]) + " |")
     return "\n".join(lines)
@@ -250,11 +270,10 @@ def headline_metrics(
         {'accuracy/rl/greedy_k1': 0.5}
     """
     show = [k for k in ks if k > 1]
-    cells = ["greedy_k1", *(f"voting_k{k}" for k in show), *(f"metarm_k{k}" for k in show)]
     out = {}
     for model in models:
-        for cell in cells:
-            value = metrics.get(f"eval/{benchmark}/{model}/{cell}/accuracy")
+        for cell in shown_cells(show):
+            value = metrics.get(str(MetricKey(benchmark, model, cell, "accuracy")))
             if value is not None and not math.isnan(value):
                 out[f"{HEADLINE_PREFIX}/{model}/{cell}"] = value
     return out
@@ -276,8 +295,6 @@ def results_report(
         gaps: ``gaps_table`` of the run (None/empty: left out).
         models: the table's rows (``evaluate`` passes the model it evaluated).
     """
-    from grm.evaluation import heldout_benchmark
-
     bench = heldout_benchmark(cfg.data.source)
     parts = [
         f"Accuracy on the {bench} test split (%, 95% bootstrap interval), T={cfg.eval.temperature}:",

@@ -13,6 +13,7 @@ from typing import Any
 from grm.correctness import is_correct
 from grm.parsing import extract_scores
 from grm.prompts import score_range
+from grm.sampling.spec import HTTP, spec_kind
 
 
 def _text(completion: Any) -> str:
@@ -104,7 +105,7 @@ class GRMReward:
     def __new__(cls, grm: Any = None, *args: Any, remote: bool | None = None, **kwargs: Any) -> Any:
         """``GRMReward("http://...")`` (a running ``grm serve``) is the remote, async reward
         ``grm.serving.client.RemoteGRMReward``; pass ``remote=False`` for an OpenAI-compatible sampler URL."""
-        is_url = isinstance(grm, str) and grm.startswith(("http://", "https://"))
+        is_url = isinstance(grm, str) and spec_kind(grm) == HTTP
         if remote or (remote is None and is_url):
             from grm.serving.client import RemoteGRMReward
 

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from grm import judging, prompts
+from grm.config import RFTSamplingConfig, seed_or_zero
 from grm.correctness import is_correct
-from grm.pipeline_config import RejectiveSamplingConfig, seed_or_zero
 from grm.sampling.base import Sampler
 from grm.schemas import Item
 
@@ -67,7 +67,7 @@ def _trajectories(
 
 
 def select_trajectories(
-    plain: Sequence[Sequence[Trajectory]], hinted: Sequence[Trajectory | None], cfg: RejectiveSamplingConfig
+    plain: Sequence[Sequence[Trajectory]], hinted: Sequence[Trajectory | None], cfg: RFTSamplingConfig
 ) -> RejectiveSamplingResult:
     """Apply the rejection rules to sampled trajectories (pure; the sampling happens in ``rejective_sample``).
 
@@ -116,7 +116,7 @@ def select_trajectories(
     return RejectiveSamplingResult(accepted, every, stats)
 
 
-def rejective_sample(items: Sequence[Item], teacher: Sampler, cfg: RejectiveSamplingConfig) -> RejectiveSamplingResult:
+def rejective_sample(items: Sequence[Item], teacher: Sampler, cfg: RFTSamplingConfig) -> RejectiveSamplingResult:
     """Sample the teacher and apply the rejection rules (SPEC §3).
 
     Args:

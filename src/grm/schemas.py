@@ -125,7 +125,10 @@ def _finite(value: Any) -> bool:
         return False
 
 
-def validate_record(record: Any, *, invisible_responses_ok: bool = False) -> list[tuple[str, str]]:
+Problems = list[tuple[str, str]]
+
+
+def validate_record(record: Any, *, invisible_responses_ok: bool = False) -> Problems:
     """Return every ``(field, problem)`` of one decoded JSONL record; empty when it is valid.
 
     ``invisible_responses_ok``: a response of only invisible characters (RMB's rejected answers ``"\u200b"``) is
@@ -133,7 +136,7 @@ def validate_record(record: Any, *, invisible_responses_ok: bool = False) -> lis
     """
     if not isinstance(record, dict):
         return [("<row>", f"expected a JSON object, got {type(record).__name__}")]
-    problems: list[tuple[str, str]] = []
+    problems: Problems = []
     unknown = sorted(set(record) - set(KNOWN_FIELDS))
     if unknown:
         problems.append((unknown[0], f"unknown field(s) {unknown}; valid fields are {list(KNOWN_FIELDS)}"))
@@ -142,48 +145,65 @@ def validate_record(record: Any, *, invisible_responses_ok: bool = False) -> lis
         problems.append(("id", "missing or not a non-empty string (whitespace or invisible characters only)"))
     elif text_problem(item_id):
         problems.append(("id", str(text_problem(item_id))))
-    query = record.get("query")
+    problems += _query_problems(record.get("query"))
+    responses = record.get("responses")
+    n = len(responses) if isinstance(responses, list) else 0
+    problems += _response_problems(responses, invisible_responses_ok)
+    best, label = record.get("best"), record.get("label")
+    problems += _answer_problems(best, label, n)
+    ratings = record.get("ratings")
+    if ratings is not None and n:
+        problems += _ratings_problems(ratings, n, best)
+    for key in ("source", "subset"):
+        if key in record and record[key] is not None and not isinstance(record[key], str):
+            problems.append((key, "must be a string"))
+    if "meta" in record and not isinstance(record["meta"], dict):
+        problems.append(("meta", "must be an object"))
+    return problems
+
+
+def _query_problems(query: Any) -> Problems:
+    """``query``: a non-blank string, or chat messages ending with the user's turn."""
     if isinstance(query, str):
         if is_blank(query):
-            problems.append(("query", "empty string (or only whitespace/invisible characters such as U+200B)"))
-        elif text_problem(query):
-            problems.append(("query", str(text_problem(query))))
-    elif isinstance(query, list):
-        if not query:
-            problems.append(("query", "empty message list"))
-        for i, msg in enumerate(query):
-            if (
-                not isinstance(msg, dict)
-                or set(msg) - {"role", "content"}
-                or "role" not in msg
-                or "content" not in msg
-            ):
-                problems.append((f"query[{i}]", "must be an object with exactly 'role' and 'content'"))
-            elif msg["role"] not in ROLES:
-                problems.append((f"query[{i}].role", f"{msg['role']!r} is not one of {list(ROLES)}"))
-            elif not isinstance(msg["content"], str) or is_blank(msg["content"]):
-                problems.append((f"query[{i}].content", "missing or empty (or only whitespace/invisible characters)"))
-            elif text_problem(msg["content"]):
-                problems.append((f"query[{i}].content", str(text_problem(msg["content"]))))
-        if query and isinstance(query[-1], dict) and query[-1].get("role") != "user":
-            problems.append(("query", "the last message must be the user's turn"))
-    else:
-        problems.append(("query", "missing, or neither a string nor a list of chat messages"))
-    responses = record.get("responses")
-    n = 0
+            return [("query", "empty string (or only whitespace/invisible characters such as U+200B)")]
+        return [("query", str(text_problem(query)))] if text_problem(query) else []
+    if not isinstance(query, list):
+        return [("query", "missing, or neither a string nor a list of chat messages")]
+    problems: Problems = [] if query else [("query", "empty message list")]
+    for i, msg in enumerate(query):
+        if not isinstance(msg, dict) or set(msg) - {"role", "content"} or "role" not in msg or "content" not in msg:
+            problems.append((f"query[{i}]", "must be an object with exactly 'role' and 'content'"))
+        elif msg["role"] not in ROLES:
+            problems.append((f"query[{i}].role", f"{msg['role']!r} is not one of {list(ROLES)}"))
+        elif not isinstance(msg["content"], str) or is_blank(msg["content"]):
+            problems.append((f"query[{i}].content", "missing or empty (or only whitespace/invisible characters)"))
+        elif text_problem(msg["content"]):
+            problems.append((f"query[{i}].content", str(text_problem(msg["content"]))))
+    if query and isinstance(query[-1], dict) and query[-1].get("role") != "user":
+        problems.append(("query", "the last message must be the user's turn"))
+    return problems
+
+
+def _response_problems(responses: Any, invisible_ok: bool) -> Problems:
+    """``responses``: a non-empty list of non-blank strings (``invisible_ok``: see ``validate_record``)."""
     if not isinstance(responses, list) or not responses:
-        problems.append(("responses", "missing or not a non-empty list"))
-    else:
-        n = len(responses)
-        for i, resp in enumerate(responses):
-            blank = not resp.strip() if invisible_responses_ok and isinstance(resp, str) else None
-            if not isinstance(resp, str) or (blank if blank is not None else is_blank(resp)):
-                problems.append(
-                    (f"responses[{i}]", "must be a non-empty string (not only whitespace/invisible characters)")
-                )
-            elif text_problem(resp):
-                problems.append((f"responses[{i}]", str(text_problem(resp))))
-    best, label = record.get("best"), record.get("label")
+        return [("responses", "missing or not a non-empty list")]
+    problems: Problems = []
+    for i, resp in enumerate(responses):
+        blank = not resp.strip() if invisible_ok and isinstance(resp, str) else None
+        if not isinstance(resp, str) or (blank if blank is not None else is_blank(resp)):
+            problems.append(
+                (f"responses[{i}]", "must be a non-empty string (not only whitespace/invisible characters)")
+            )
+        elif text_problem(resp):
+            problems.append((f"responses[{i}]", str(text_problem(resp))))
+    return problems
+
+
+def _answer_problems(best: Any, label: Any, n: int) -> Problems:
+    """The ground truth: ``best`` (0-based index) for n >= 2 responses, ``label`` (0/1) for one."""
+    problems: Problems = []
     if n >= 2:
         if label is not None:
             problems.append(("label", f"only for single responses (n = 1); this row has n = {n}, use 'best'"))
@@ -198,26 +218,24 @@ def validate_record(record: Any, *, invisible_responses_ok: bool = False) -> lis
             problems.append(("label", "missing: a single response needs a 0/1 correctness label"))
         elif not _is_int(label) or label not in (0, 1):
             problems.append(("label", f"{label!r} is not 0 or 1"))
-    ratings = record.get("ratings")
-    if ratings is not None and n:
-        if not isinstance(ratings, list) or len(ratings) != n:
-            problems.append(("ratings", f"must be a list of {n} numbers (one per response)"))
-        elif not all(isinstance(r, int | float) and not isinstance(r, bool) for r in ratings):
-            problems.append(("ratings", "every rating must be a number"))
-        elif not all(_finite(r) for r in ratings):
-            problems.append(("ratings", "every rating must be a finite number (no NaN, Infinity or huge integers)"))
-        elif n >= 2:
-            top = max(ratings)
-            if sum(1 for r in ratings if r == top) > 1:
-                problems.append(("ratings", "the maximum is tied; ground truth needs a unique best response"))
-            elif _is_int(best) and 0 <= best < n and ratings[best] != top:
-                problems.append(("ratings", f"the maximum is at {ratings.index(top)}, but best = {best}"))
-    for key in ("source", "subset"):
-        if key in record and record[key] is not None and not isinstance(record[key], str):
-            problems.append((key, "must be a string"))
-    if "meta" in record and not isinstance(record["meta"], dict):
-        problems.append(("meta", "must be an object"))
     return problems
+
+
+def _ratings_problems(ratings: Any, n: int, best: Any) -> Problems:
+    """``ratings``: one finite number per response, with a unique maximum at ``best``."""
+    if not isinstance(ratings, list) or len(ratings) != n:
+        return [("ratings", f"must be a list of {n} numbers (one per response)")]
+    if not all(isinstance(r, int | float) and not isinstance(r, bool) for r in ratings):
+        return [("ratings", "every rating must be a number")]
+    if not all(_finite(r) for r in ratings):
+        return [("ratings", "every rating must be a finite number (no NaN, Infinity or huge integers)")]
+    if n >= 2:
+        top = max(ratings)
+        if sum(1 for r in ratings if r == top) > 1:
+            return [("ratings", "the maximum is tied; ground truth needs a unique best response")]
+        if _is_int(best) and 0 <= best < n and ratings[best] != top:
+            return [("ratings", f"the maximum is at {ratings.index(top)}, but best = {best}")]
+    return []
 
 
 def read_items(path: str | Path, *, allow_empty: bool = False) -> list[Item]:

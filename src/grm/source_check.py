@@ -24,6 +24,7 @@ from typing import Any
 from grm.drops import SPLITS, Row, Selection, read_selection, select_drops
 from grm.errors import UserError
 from grm.files import project_path
+from grm.sampling.spec import is_world_teacher
 
 JUDGED_SPLITS = ("train", "test")  # rft.sample judges train; the teacher's own evaluation judges test
 SHOWN = 5  # rows quoted in the teacher error
@@ -62,8 +63,8 @@ def check_source(cfg: Any, project_dir: str | Path = ".", *, training: bool = Tr
     Raises:
         UserError: layout (``grm.drops``), rows (``DataError``), general data, or ``TeacherCannotJudgeError``.
     """
+    from grm.config import general_data_needed
     from grm.general_data import read_general
-    from grm.pipeline_config import general_data_needed
 
     if cfg.data.source == "world":
         return None
@@ -126,8 +127,7 @@ def check_teacher_can_judge(cfg: Any, rows: list[Row]) -> None:
     """
     from grm.world.generator import World
 
-    spec = cfg.model.teacher.strip()
-    if not (spec == "world-teacher" or spec.startswith("world-teacher:")) or not rows:
+    if not is_world_teacher(cfg.model.teacher) or not rows:
         return
     world = World(cfg.world)
     bad = [(r, p) for r in rows if (p := world_problem(r, world)) is not None]

@@ -15,20 +15,21 @@ from pathlib import Path
 from typing import Any
 
 from grm import judging
+from grm.config import MetaRMConfig, SamplingConfig
 from grm.meta_rm import examples_from_judgements, examples_from_trajectories, mixed_item_ids
-from grm.pipeline_config import MetaStageConfig, SamplingConfig
 from grm.rft import Trajectory, to_sft_examples
 from grm.sampling.base import Sampler
+from grm.sampling.spec import is_world_teacher
 from grm.schemas import Item
 from grm.voting import derive_seed
 from grm.world.generator import WorldConfig
-from grm.world.model import TinyModelConfig
+from grm.world.model import ModelTinyConfig
 
 log = logging.getLogger(__name__)
 
 
 def build_base_model(
-    base: str, tiny: TinyModelConfig | None, world: WorldConfig | None, out_dir: str | Path, seed: int | None
+    base: str, tiny: ModelTinyConfig | None, world: WorldConfig | None, out_dir: str | Path, seed: int | None
 ) -> Path:
     """The model RFT starts from: the embedded tiny model (tokenizer + random Llama built locally) or a user dir.
 
@@ -51,12 +52,6 @@ def build_base_model(
     out = Path(out_dir)
     tok_dir = build_tokenizer(world, out / "tokenizer")
     return build_tiny_model(tok_dir, out / "model", tiny, seed=seed)
-
-
-def is_world_teacher(spec: str) -> bool:
-    """``world-teacher`` or ``world-teacher:ERROR_RATE``."""
-    spec = spec.strip()
-    return spec == "world-teacher" or spec.startswith("world-teacher:")
 
 
 def teacher_sampler(
@@ -215,7 +210,7 @@ def meta_rm_examples(
     items: Sequence[Item],
     rft_samples: Sequence[Trajectory],
     grm: Sampler,
-    cfg: MetaStageConfig,
+    cfg: MetaRMConfig,
     template: str,
     max_new_tokens: int,
     seed: int,
@@ -236,7 +231,7 @@ def meta_rm_examples(
 
 
 def guided_samples(
-    subset: Sequence[Item], grm: Sampler, cfg: MetaStageConfig, template: str, max_new_tokens: int, seed: int
+    subset: Sequence[Item], grm: Sampler, cfg: MetaRMConfig, template: str, max_new_tokens: int, seed: int
 ) -> list[judging.ItemJudgement]:
     """``cfg.grm_samples`` judgements of the guided GRM per item of ``subset`` (meta-RM data, seed ``seed + 31337``)."""
     return judging.judge_items(
@@ -256,7 +251,7 @@ def assemble_meta_examples(
     rft_samples: Sequence[Trajectory],
     subset: Sequence[Item],
     judgements: Sequence[judging.ItemJudgement],
-    cfg: MetaStageConfig,
+    cfg: MetaRMConfig,
 ) -> tuple[list[dict[str, Any]], dict[str, float]]:
     """The teacher's RFT-stage samples of ``items`` (``cfg.teacher``) and the guided GRM's ``judgements`` of
     ``subset`` as meta-RM examples. Parse failures are dropped unless ``cfg.keep_parse_failures``; with

@@ -145,7 +145,8 @@ def score(
     model: Annotated[
         str,
         typer.Option(
-            help="GRM: a local model dir, an http(s) URL of an OpenAI-compatible server, vllm:PATH, or world-teacher"
+            help="GRM: a local model dir, an http(s) URL of an OpenAI-compatible server, vllm:PATH, world-teacher, or "
+            "champion / challenger / models:/NAME@ALIAS (the project's MLflow registry, from the current folder)"
         ),
     ],
     input: Annotated[Path, typer.Option("--input", help="canonical items JSONL")],
@@ -154,22 +155,29 @@ def score(
     temperature: Annotated[float, typer.Option(help="sampling temperature (paper: 0.5); 0 = greedy")] = 0.5,
     seed: Annotated[int, typer.Option(help="seed for shuffles, sampling and tie-breaks")] = 0,
     max_new_tokens: Annotated[int, typer.Option(help="generation budget per judgement")] = 512,
-    template: Annotated[str, typer.Option(help="prompt template: deepseek-grm or compact")] = "deepseek-grm",
+    template: Annotated[
+        str | None,
+        typer.Option(
+            help="prompt template: deepseek-grm or compact (default: the registry's for champion, else deepseek-grm)"
+        ),
+    ] = None,
     meta_rm: Annotated[Path | None, typer.Option(help="meta RM dir: keep the k_meta best-rated samples")] = None,
     k_meta: Annotated[int | None, typer.Option(help="samples the meta RM keeps (default k/2)")] = None,
     shuffle: Annotated[bool, typer.Option(help="shuffle response order per sample")] = True,
     trust_remote_code: Annotated[bool, typer.Option(help="let the model repo run its own code")] = False,
 ) -> None:
     """Score items with a GRM: k shuffled judgements per item, summed (Voting@k), optionally meta-guided."""
-    from grm import judging, verdicts
+    from grm import judging
     from grm.files import check_output_file, write_jsonl_atomic
     from grm.sampling import build_sampler
     from grm.schemas import read_items
+    from grm_cli.models import resolve_model
 
     check_sampling_options(temperature=temperature, k=k, k_meta=k_meta, meta_rm=meta_rm, max_new_tokens=max_new_tokens)
     check_output_file(output, inputs=[input])
     items = read_items(input)
-    sampler = build_sampler(model, trust_remote_code=trust_remote_code)
+    resolved = resolve_model(model)
+    sampler = build_sampler(resolved.model, trust_remote_code=trust_remote_code)
     meta_scorer = None
     if meta_rm is not None:
         from grm.meta_rm import load_meta_scorer
@@ -182,38 +190,17 @@ def score(
         temperature=temperature,
         max_new_tokens=max_new_tokens,
         seed=seed,
-        template=template,
+        template=template or resolved.template or "deepseek-grm",
         shuffle=shuffle,
         meta_scorer=meta_scorer,
     )
     method = "metarm" if meta_scorer is not None else "voting"
-    records = []
-    correct = 0.0
-    for item, res in zip(items, results, strict=True):
-        v = verdicts.decide(res, k=k, method=method, k_meta=k_meta, seed=seed)
-        correct += v.credit
-        records.append(
-            {
-                "id": item.id,
-                "method": method,
-                "k": k,
-                "final_scores": v.totals,
-                "predicted": v.predicted,
-                "tied": v.tied,
-                "correct": v.credit,
-                "samples": [
-                    {
-                        "order": s.order,
-                        "text": s.text,
-                        "scores": s.scores,
-                        "status": s.status,
-                        "meta_score": s.meta_score,
-                    }
-                    for s in res.samples
-                ],
-            }
-        )
+    records = [
+        _score_record(item, res, k=k, method=method, k_meta=k_meta, seed=seed)
+        for item, res in zip(items, results, strict=True)
+    ]
     write_jsonl_atomic(output, records)
+    correct = sum(r["correct"] for r in records)
     fails = sum(1 for r in results for s in r.samples if s.scores is None)
     over = int(getattr(getattr(sampler, "stats", None), "prompts_over_context", 0) or 0)
     if over:
@@ -226,6 +213,27 @@ def score(
         f"scored {len(items)} items (k={k}, {method}) -> {output}; accuracy vs labels {correct / max(1, len(items)):.3f}; "
         f"parse failures {fails}/{len(items) * k}"
     )
+
+
+def _score_record(item: Any, res: Any, *, k: int, method: str, k_meta: int | None, seed: int) -> dict[str, Any]:
+    """One output line of ``grm score``: the item's verdict (``grm.verdicts.decide``) and its samples."""
+    from grm import verdicts
+
+    v = verdicts.decide(res, k=k, method=method, k_meta=k_meta, seed=seed)
+    samples = [
+        {"order": s.order, "text": s.text, "scores": s.scores, "status": s.status, "meta_score": s.meta_score}
+        for s in res.samples
+    ]
+    return {
+        "id": item.id,
+        "method": method,
+        "k": k,
+        "final_scores": v.totals,
+        "predicted": v.predicted,
+        "tied": v.tied,
+        "correct": v.credit,
+        "samples": samples,
+    }
 
 
 def main() -> None:  # pragma: no cover - console entry

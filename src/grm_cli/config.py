@@ -49,9 +49,11 @@ def config_command(
     ] = None,
 ) -> None:
     """Print the resolved config (defaults + YAML + overrides, seeds and gate metric resolved), with help texts."""
-    from grm.config import load_config
-    from grm.pipeline_config import PipelineConfig
+    from grm.config import PipelineConfig
+    from grm.plan import load_pipeline, resolve_config
 
-    cfg = load_config(PipelineConfig, [config] if config else [], override or [])
-    default = PipelineConfig(seed=cfg.seed)  # derived values follow the run's seed, so only real changes show
+    cfg = load_pipeline([config] if config else [], override or [])
+    default = resolve_config(
+        PipelineConfig(seed=cfg.seed)
+    )  # derived values follow the run's seed, so only real changes show
     typer.echo("\n".join(render(cfg, default)))

@@ -89,9 +89,8 @@ def check_command(
 ) -> None:
     """Validate a drop or a landing folder without training: rows, ids across drops, general.jsonl, the GX suite,
     and that the configured teacher can judge the rows. Exit 0 with a summary, 2 with what to fix."""
-    from grm.config import load_config
     from grm.general_data import read_general
-    from grm.pipeline_config import PipelineConfig, check_data_files
+    from grm.plan import check_data_files, load_pipeline
     from grm.source_check import check_source
 
     source = folder.expanduser().resolve()
@@ -101,7 +100,7 @@ def check_command(
     in_landing = not (source / GENERAL).exists() and landing_general.is_file()
     in_landing = in_landing and any((source / f"{s}.jsonl").exists() for s in SPLITS)
     no_mix = ["rft.general_ratio=0", "rl.general_coef=0"] if in_landing else []
-    cfg = load_config(PipelineConfig, [config], [*(override or []), f"data.source={source}", *no_mix])
+    cfg = load_pipeline([config], [*(override or []), f"data.source={source}", *no_mix])
     report = check_source(cfg, ".", training=True)
     assert report is not None  # data.source is a folder
     check_data_files(cfg, ".", training=True)  # general.jsonl when the training mix needs it

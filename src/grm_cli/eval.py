@@ -4,7 +4,7 @@ Registered in ``grm_cli.app`` as ``app.command("eval")(eval_command)``. Writes `
 ``params.json``, ``accuracy_vs_k.png`` (headline score vs k, when sampled at two or more k) and
 ``items_<benchmark>.jsonl`` under ``--output`` and prints one table per benchmark (plus the per-subset table when the
 benchmark's items fall into subsets, e.g. a custom JSONL whose items carry ``subset``), then, with two or more
-benchmarks, the cross-benchmark table (``grm.benchmarks.table``; also in ``metrics.json`` and MLflow as
+benchmarks, the cross-benchmark table (``grm.eval.report.cross_table``; also in ``metrics.json`` and MLflow as
 ``eval/table/{model}/{cell}/{benchmark}``).
 With ``--scores-file`` the sampling options (``GENERATIVE_OPTIONS``) are rejected when given and left out of the
 parameters: a scalar RM's scores are not sampled.
@@ -22,19 +22,12 @@ import typer
 from grm import executors
 from grm.benchmarks import available, get_benchmark, load_benchmark, resolve_benchdata
 from grm.benchmarks.registry import BENCHDATA_ENV
-from grm.benchmarks.report import all_metrics, markdown_table, write_reports
-from grm.benchmarks.table import cross_markdown, cross_table
-from grm.evaluation import (
-    GREEDY_ORDERS,
-    METARM,
-    OFFICIAL,
-    VOTING,
-    EvalReport,
-    evaluate,
-    evaluate_scores,
-    model_label,
-    read_scores_file,
-)
+from grm.eval.metric_key import METARM, VOTING, model_label
+from grm.eval.report.benchmark import all_metrics, markdown_table, write_reports
+from grm.eval.report.cross_table import cross_markdown, cross_table
+from grm.eval.run import evaluate, evaluate_scores
+from grm.eval.scores_file import read_scores_file
+from grm.eval.spec import GREEDY_ORDERS, OFFICIAL, EvalReport, EvalSpec
 from grm.files import check_name, check_output_dir
 from grm.schemas import DataError, Item, read_items
 from grm.verdicts import TIE_POLICIES
@@ -111,61 +104,80 @@ def _build_sampler(model: str, shard_size: int) -> Any:
     """The model's sampler, sampled in fixed shards on the current executor (``grm.executors``): the same
     judgements with ``--executor local`` and ``ray``, and the same as the pipeline's eval stage."""
     from grm.executors import make_sampler
+    from grm_cli.models import resolve_model
 
-    return make_sampler(model, {}, shard_size)
+    return make_sampler(resolve_model(model).model, {}, shard_size)  # champion/models:/N@A: the registry's folder
+
+
+BenchmarkOpt = Annotated[
+    str,
+    typer.Option(
+        "--benchmark",
+        "-b",
+        help=f"NAME[,NAME] (local: {', '.join(available('benchmark', local=True))}) or a canonical JSONL path",
+    ),
+]
+ModelOpt = Annotated[
+    str | None, typer.Option(help="model dir, http(s) URL (OpenAI-compatible) or vllm:PATH; not with --scores-file")
+]
+KOpt = Annotated[str, typer.Option("--k", help="Voting@k / MetaRM@k sample counts, e.g. 1,8,32")]
+MetaRMOpt = Annotated[Path | None, typer.Option("--meta-rm", help="meta RM dir: adds MetaRM@k")]
+KMetaOpt = Annotated[int | None, typer.Option(help="samples kept by the meta RM (default k/2)")]
+LimitOpt = Annotated[int | None, typer.Option(min=1, help="at most N items per benchmark, spread over subsets")]
+SeedOpt = Annotated[int, typer.Option(help="seeds shuffles, sampling and tie breaks")]
+TemperatureOpt = Annotated[float, typer.Option(min=0.0, help="voting temperature (paper: 0.5)")]
+MaxNewTokensOpt = Annotated[int, typer.Option(min=1)]
+TemplateOpt = Annotated[str, typer.Option(help="prompt template: deepseek-grm | compact")]
+TiePolicyOpt = Annotated[str, typer.Option(help=f"{' | '.join(TIE_POLICIES)} | {OFFICIAL} (the benchmark's own rule)")]
+GreedyOrderOpt = Annotated[
+    str, typer.Option(help="order the greedy judge sees: shuffled (seeded per item) | original")
+]
+HygieneOpt = Annotated[bool, typer.Option(help="run the reversed-order and second-seed checks")]
+ScoresFileOpt = Annotated[
+    Path | None, typer.Option(help='JSONL {"id", "scores": [...]} from a scalar RM, scored instead of a model')
+]
+ModelNameOpt = Annotated[str | None, typer.Option(help="name in metric names (default: from --model)")]
+OutputOpt = Annotated[Path | None, typer.Option(help="report folder (default runs/eval/<model>-<time>)")]
+BenchdataOpt = Annotated[
+    Path | None,
+    typer.Option(
+        envvar=BENCHDATA_ENV,
+        help="benchdata folder (default: the copy shipped in the repository, docs/benchdata.md; rmb needs a full copy)",
+    ),
+]
+TrackOpt = Annotated[bool, typer.Option("--track/--no-track", help="log metrics + report to MLflow")]
+ExecutorOpt = Annotated[str, typer.Option(help="local | ray: where the shards are sampled (same results)")]
+WorkersOpt = Annotated[int, typer.Option(min=1, help="Ray actors, each holding one sampler (--executor ray)")]
+RayAddressOpt = Annotated[
+    str | None, typer.Option(help="unset: a local Ray started here; auto or ray://HEAD:10001: a cluster")
+]
+ShardSizeOpt = Annotated[int, typer.Option(min=1, help="prompts per shard (sampling.shard_size)")]
 
 
 def eval_command(
     ctx: typer.Context,
-    benchmark: Annotated[
-        str,
-        typer.Option(
-            "--benchmark",
-            "-b",
-            help=f"NAME[,NAME] (local: {', '.join(available('benchmark', local=True))}) or a canonical JSONL path",
-        ),
-    ],
-    model: Annotated[
-        str | None,
-        typer.Option(help="model dir, http(s) URL (OpenAI-compatible) or vllm:PATH; not with --scores-file"),
-    ] = None,
-    k: Annotated[str, typer.Option("--k", help="Voting@k / MetaRM@k sample counts, e.g. 1,8,32")] = "1,8",
-    meta_rm: Annotated[Path | None, typer.Option("--meta-rm", help="meta RM dir: adds MetaRM@k")] = None,
-    k_meta: Annotated[int | None, typer.Option(help="samples kept by the meta RM (default k/2)")] = None,
-    limit: Annotated[
-        int | None, typer.Option(min=1, help="at most N items per benchmark, spread over subsets")
-    ] = None,
-    seed: Annotated[int, typer.Option(help="seeds shuffles, sampling and tie breaks")] = 0,
-    temperature: Annotated[float, typer.Option(min=0.0, help="voting temperature (paper: 0.5)")] = 0.5,
-    max_new_tokens: Annotated[int, typer.Option(min=1)] = 512,
-    template: Annotated[str, typer.Option(help="prompt template: deepseek-grm | compact")] = "deepseek-grm",
-    tie_policy: Annotated[
-        str, typer.Option(help=f"{' | '.join(TIE_POLICIES)} | {OFFICIAL} (the benchmark's own rule)")
-    ] = "random",
-    greedy_order: Annotated[
-        str, typer.Option(help="order the greedy judge sees: shuffled (seeded per item) | original")
-    ] = "shuffled",
-    hygiene: Annotated[bool, typer.Option(help="run the reversed-order and second-seed checks")] = True,
-    scores_file: Annotated[
-        Path | None, typer.Option(help='JSONL {"id", "scores": [...]} from a scalar RM, scored instead of a model')
-    ] = None,
-    model_name: Annotated[str | None, typer.Option(help="name in metric names (default: from --model)")] = None,
-    output: Annotated[Path | None, typer.Option(help="report folder (default runs/eval/<model>-<time>)")] = None,
-    benchdata: Annotated[
-        Path | None,
-        typer.Option(
-            envvar=BENCHDATA_ENV,
-            help="benchdata folder (default: the copy shipped in the repository, docs/benchdata.md; rmb needs a "
-            "full copy)",
-        ),
-    ] = None,
-    track: Annotated[bool, typer.Option("--track/--no-track", help="log metrics + report to MLflow")] = False,
-    executor: Annotated[str, typer.Option(help="local | ray: where the shards are sampled (same results)")] = "local",
-    workers: Annotated[int, typer.Option(min=1, help="Ray actors, each holding one sampler (--executor ray)")] = 2,
-    ray_address: Annotated[
-        str | None, typer.Option(help="unset: a local Ray started here; auto or ray://HEAD:10001: a cluster")
-    ] = None,
-    shard_size: Annotated[int, typer.Option(min=1, help="prompts per shard (sampling.shard_size)")] = 256,
+    benchmark: BenchmarkOpt,
+    model: ModelOpt = None,
+    k: KOpt = "1,8",
+    meta_rm: MetaRMOpt = None,
+    k_meta: KMetaOpt = None,
+    limit: LimitOpt = None,
+    seed: SeedOpt = 0,
+    temperature: TemperatureOpt = 0.5,
+    max_new_tokens: MaxNewTokensOpt = 512,
+    template: TemplateOpt = "deepseek-grm",
+    tie_policy: TiePolicyOpt = "random",
+    greedy_order: GreedyOrderOpt = "shuffled",
+    hygiene: HygieneOpt = True,
+    scores_file: ScoresFileOpt = None,
+    model_name: ModelNameOpt = None,
+    output: OutputOpt = None,
+    benchdata: BenchdataOpt = None,
+    track: TrackOpt = False,
+    executor: ExecutorOpt = "local",
+    workers: WorkersOpt = 2,
+    ray_address: RayAddressOpt = None,
+    shard_size: ShardSizeOpt = 256,
 ) -> None:
     """Evaluate a generative RM (greedy, Voting@k, MetaRM@k) or a scalar RM's scores on real benchmarks."""
     ks = parse_ks(k)
@@ -173,6 +185,48 @@ def eval_command(
         from tasks.service_checks import preflight
 
         preflight(("mlflow",))
+    _check_options(ctx, model, scores_file, tie_policy, greedy_order, temperature, ks, k_meta, meta_rm)
+    try:
+        root = resolve_benchdata(benchdata) if _needs_benchdata(benchmark) else None
+        targets = load_targets(benchmark, root, limit)
+        scores = read_scores_file(scores_file) if scores_file is not None else None
+    except (DataError, FileNotFoundError, KeyError) as exc:
+        typer.echo(f"error: {exc.args[0] if isinstance(exc, KeyError) else exc}", err=True)
+        raise typer.Exit(2) from exc
+    if model_name is not None:
+        check_name(model_name, "--model-name")
+    name = model_name or (model_label(model) if model else model_label(str(scores_file).removesuffix(".jsonl")))
+    out_dir = output or Path("runs") / "eval" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    check_output_dir(out_dir)  # an output path that is a file is refused before any sampling
+    # the benchmark is filled in per target; every other setting is stated once, here
+    spec = EvalSpec(
+        benchmark="-", model_name=name, ks=tuple(ks), k_meta=k_meta, temperature=temperature,
+        max_new_tokens=max_new_tokens, seed=seed, template=template, tie_policy=tie_policy,
+        greedy_order=greedy_order, hygiene=hygiene,
+    )  # fmt: skip
+    params = _params(spec, benchmark, limit, str(root or ""), model, scores_file, meta_rm)
+    if scores is not None:
+        reports = _score_targets(targets, scores, spec, str(scores_file), params)
+    else:
+        meta_scorer = _load_meta_scorer(meta_rm, template) if meta_rm is not None else None
+        with executors.using(_runtime(executor, workers, ray_address)):
+            sampler = _build_sampler(model, shard_size)  # type: ignore[arg-type]
+            reports = _evaluate_targets(targets, sampler, spec, meta_scorer, params)
+    _finish(reports, out_dir, params, track)
+
+
+def _check_options(
+    ctx: typer.Context,
+    model: str | None,
+    scores_file: Path | None,
+    tie_policy: str,
+    greedy_order: str,
+    temperature: float,
+    ks: list[int],
+    k_meta: int | None,
+    meta_rm: Path | None,
+) -> None:
+    """Refuse bad option values and combinations before anything is loaded (``typer.BadParameter``: exit 2)."""
     if tie_policy not in (*TIE_POLICIES, OFFICIAL):
         raise typer.BadParameter(
             f"{tie_policy!r}; choose {', '.join((*TIE_POLICIES, OFFICIAL))}", param_hint="--tie-policy"
@@ -194,75 +248,81 @@ def eval_command(
                 f"{'it' if one else 'them'} (a --scores-file is scored as it is)",
                 param_hint="--scores-file",
             )
-    try:
-        root = resolve_benchdata(benchdata) if _needs_benchdata(benchmark) else None
-        targets = load_targets(benchmark, root, limit)
-        scores = read_scores_file(scores_file) if scores_file is not None else None
-    except (DataError, FileNotFoundError, KeyError) as exc:
-        typer.echo(f"error: {exc.args[0] if isinstance(exc, KeyError) else exc}", err=True)
-        raise typer.Exit(2) from exc
-    if model_name is not None:
-        check_name(model_name, "--model-name")
-    name = model_name or (model_label(model) if model else model_label(str(scores_file).removesuffix(".jsonl")))
-    out_dir = output or Path("runs") / "eval" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    check_output_dir(out_dir)  # an output path that is a file is refused before any sampling
+
+
+def _params(
+    spec: EvalSpec,
+    benchmark: str,
+    limit: int | None,
+    benchdata: str,
+    model: str | None,
+    scores_file: Path | None,
+    meta_rm: Path | None,
+) -> dict[str, Any]:
+    """The run's parameters as written to ``params.json`` (and MLflow): the sampling ones only for a GRM."""
     params: dict[str, Any] = {
         "benchmark": benchmark,
-        "model_name": name,
+        "model_name": spec.model_name,
         "limit": limit,
-        "seed": seed,
-        "tie_policy": tie_policy,
-        "benchdata": str(root or ""),
+        "seed": spec.seed,
+        "tie_policy": spec.tie_policy,
+        "benchdata": benchdata,
     }
     if scores_file is not None:
         params["scores_file"] = str(scores_file)
-    else:
-        params.update(
-            model=model,
-            k=",".join(map(str, ks)),
-            temperature=temperature,
-            max_new_tokens=max_new_tokens,
-            template=template,
-            greedy_order=greedy_order,
-            hygiene=hygiene,
+        return params
+    params.update(
+        model=model,
+        k=",".join(map(str, spec.ks)),
+        temperature=spec.temperature,
+        max_new_tokens=spec.max_new_tokens,
+        template=spec.template,
+        greedy_order=spec.greedy_order,
+        hygiene=spec.hygiene,
+    )
+    if meta_rm is not None:
+        params.update(meta_rm=str(meta_rm), k_meta=spec.k_meta if spec.k_meta is not None else "k/2")
+    return params
+
+
+def _score_targets(
+    targets: list[tuple[str, list[Item], list[str]]],
+    scores: dict[str, list[float]],
+    spec: EvalSpec,
+    source: str,
+    params: dict[str, Any],
+) -> list[EvalReport]:
+    reports = []
+    for bench, items, skipped in targets:
+        _note_skipped(bench, skipped, params)
+        try:
+            reports.append(evaluate_scores(items, scores, spec.replace(benchmark=bench), source=source))
+        except DataError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc
+    return reports
+
+
+def _evaluate_targets(
+    targets: list[tuple[str, list[Item], list[str]]],
+    sampler: Any,
+    spec: EvalSpec,
+    meta_scorer: Any,
+    params: dict[str, Any],
+) -> list[EvalReport]:
+    spec = spec.replace(methods=(VOTING, METARM) if meta_scorer is not None else (VOTING,))
+    reports = []
+    for bench, items, skipped in targets:
+        _note_skipped(bench, skipped, params)
+        typer.echo(
+            f"evaluating {bench}: {len(items)} items, k={list(spec.ks)}, methods=greedy+{'+'.join(spec.methods)}"
         )
-        if meta_rm is not None:
-            params.update(meta_rm=str(meta_rm), k_meta=k_meta if k_meta is not None else "k/2")
-    reports: list[EvalReport] = []
-    if scores is not None:
-        for bench, items, skipped in targets:
-            _note_skipped(bench, skipped, params)
-            try:
-                reports.append(
-                    evaluate_scores(
-                        items,
-                        scores,
-                        benchmark=bench,
-                        model_name=name,
-                        seed=seed,
-                        tie_policy=tie_policy,
-                        source=str(scores_file),
-                    )
-                )
-            except DataError as exc:
-                typer.echo(f"error: {exc}", err=True)
-                raise typer.Exit(2) from exc
-    else:
-        meta_scorer = _load_meta_scorer(meta_rm, template) if meta_rm is not None else None
-        methods = [VOTING] + ([METARM] if meta_scorer is not None else [])
-        with executors.using(_runtime(executor, workers, ray_address)):
-            sampler = _build_sampler(model, shard_size)  # type: ignore[arg-type]
-            for bench, items, skipped in targets:
-                _note_skipped(bench, skipped, params)
-                typer.echo(f"evaluating {bench}: {len(items)} items, k={ks}, methods=greedy+{'+'.join(methods)}")
-                reports.append(
-                    evaluate(
-                        items, sampler, benchmark=bench, model_name=name, ks=ks, methods=methods,
-                        meta_scorer=meta_scorer, k_meta=k_meta, temperature=temperature,
-                        max_new_tokens=max_new_tokens, seed=seed, template=template, tie_policy=tie_policy,
-                        greedy_order=greedy_order, hygiene=hygiene,
-                    )
-                )  # fmt: skip
+        reports.append(evaluate(items, sampler, spec.replace(benchmark=bench), meta_scorer))
+    return reports
+
+
+def _finish(reports: list[EvalReport], out_dir: Path, params: dict[str, Any], track: bool) -> None:
+    """Write the reports, print the tables, and log to MLflow when ``track``."""
     paths = write_reports(reports, out_dir, params=params)
     for report in reports:
         typer.echo(markdown_table(report))
@@ -279,7 +339,7 @@ def eval_command(
 
 
 def _runtime(executor: str, workers: int, ray_address: str | None) -> Any:
-    from grm.pipeline_config import RuntimeConfig
+    from grm.config import RuntimeConfig
 
     try:
         return RuntimeConfig(executor=executor, workers=workers, ray_address=ray_address)

@@ -31,13 +31,12 @@ def run_command(
     Ctrl-C or SIGTERM stops the run within a few seconds, children included (``grm_cli.supervise``); a rerun of the
     same command resumes at the first stage that had not completed.
     """
-    from grm.config import load_config
-    from grm.pipeline_config import PipelineConfig
+    from grm.plan import load_pipeline
     from grm.preflight import check_run_inputs
 
     # Config and input errors are reported (exit 2) before Prefect, MLflow or DVC touch the project.
     override = [*(override or []), *[f"{k}={v}" for k, v in (("data.source", data), ("data.window", window)) if v]]
-    cfg = load_config(PipelineConfig, [config], override)
+    cfg = load_pipeline([config], override)
     if not supervise.supervised():  # the supervising parent: check, then run the pipeline in a child process group
         check_run_inputs(cfg, project_dir)
         argv = ["run", "--config", str(config), "--project-dir", str(project_dir)]

@@ -18,14 +18,13 @@ def world_command(
     ] = None,
 ) -> None:
     """Generate the embedded synthetic world (deterministic in world.seed) and write it as JSONL."""
-    from grm.config import load_config
     from grm.files import check_output_dir, write_jsonl_atomic
-    from grm.pipeline_config import PipelineConfig
+    from grm.plan import load_pipeline
     from grm.schemas import write_items
     from grm.world.generator import general_instruction_examples, generate_world
 
     check_output_dir(output)
-    cfg = load_config(PipelineConfig, [config] if config else [], override or [])
+    cfg = load_pipeline([config] if config else [], override or [])
     splits = generate_world(cfg.world)
     for name, items in splits.items():
         write_items(output / f"{name}.jsonl", items)

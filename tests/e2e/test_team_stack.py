@@ -5,7 +5,7 @@ the object store are restarted; a second clone of the project, configured agains
 the registry, pulls the data version from S3 and reruns it, and its gate compares against the shared champion.
 
 Skipped, with the reason, where PostgreSQL (``apt-get install postgresql``) or ``weed`` (``pip install
-'grm[team]'``) is missing. ``make test-team`` runs it alone.
+'grm[team]'``) is missing. ``make test-team`` runs it alone, ``make test-services`` (CI) with the other service tests.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import yaml
 
 from tests.e2e.conftest import REPO, make_project
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1500)]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.services, pytest.mark.timeout(1500)]
 
 BIN = Path(sys.executable).parent
 

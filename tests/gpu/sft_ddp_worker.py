@@ -13,11 +13,11 @@ from pathlib import Path
 def main(model_dir: str, out_dir: str) -> None:
     import torch
 
-    from grm.training.sft import SFTStageConfig, train_sft
+    from grm.training.sft import RFTTrainConfig, train_sft
 
     rank = int(os.environ["RANK"])
     examples = [{"prompt": f"the query {i % 7} is", "completion": " good" if i % 2 else " bad"} for i in range(64)]
-    cfg = SFTStageConfig(max_steps=3, batch_size=4, logging_steps=1, max_length=32, num_threads=1)
+    cfg = RFTTrainConfig(max_steps=3, batch_size=4, logging_steps=1, max_length=32, num_threads=1)
     metrics = train_sft(model_dir, examples, Path(out_dir) / "model", cfg)
     report = {
         "rank": rank,

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from grm.pipeline_config import SFTStageConfig
+from grm.config import RFTTrainConfig
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = [{"prompt": f"the query {i % 7} is", "completion": " good" if i % 2 else " bad"} for i in range(64)]
-CFG = SFTStageConfig(max_steps=3, batch_size=8, logging_steps=1, max_length=32, num_threads=1, length_groups=1,
+CFG = RFTTrainConfig(max_steps=3, batch_size=8, logging_steps=1, max_length=32, num_threads=1, length_groups=1,
                      warmup_ratio=0.0, launcher="torchrun", nproc_per_node=2)  # fmt: skip
 
 

@@ -35,7 +35,7 @@ runner = CliRunner()
 GOOD = {"id": "w/1", "query": "2 + 3 ?", "responses": ["5", "it is 6"], "best": 0}
 GOOD1 = {"id": "w/2", "query": "4 + 4 ?", "responses": ["8"], "label": 1}
 WORLD = ["--set", "world.n_train=4", "--set", "world.n_val=2", "--set", "world.n_test=4"]
-NEEDS_CONFIG_RULE = "needs the config helper's load-time rule (src/grm/pipeline_config.py)"
+NEEDS_CONFIG_RULE = "needs the config helper's load-time rule (src/grm/config/)"
 
 
 def jl(*rows: object) -> str:
@@ -1087,7 +1087,7 @@ CASES: list[tuple[str, str, Build]] = [
     ),  # fmt: skip
 ]
 
-# Config values accepted today with a wrong effect; the rule is the config helper's (pipeline_config.py).
+# Config values accepted today with a wrong effect; the rule is the config helper's (src/grm/config/).
 CONFIG_RULE_CASES: list[tuple[str, str, Build]] = [
     # eval.limit=-5 evaluated 35 of 40 items  # needs the config helper's rule
     ("config", "eval-limit-negative", lambda e: (e.world("--set", "eval.limit=-5"), ["eval.limit"])),
@@ -1177,9 +1177,8 @@ def test_a_bug_is_not_dressed_up_as_a_user_error(tmp_path, monkeypatch):
 
 def test_the_corpus_baselines_are_valid(tmp_path, tiny_model_dir):
     """Each case breaks one thing: the unbroken inputs it starts from are accepted."""
-    from grm.config import load_config
     from grm.model_files import check_model_dir
-    from grm.pipeline_config import PipelineConfig
+    from grm.plan import load_pipeline
     from grm.preflight import check_run_inputs
 
     env = Env(tmp_path, tiny_model_dir)
@@ -1190,4 +1189,4 @@ def test_the_corpus_baselines_are_valid(tmp_path, tiny_model_dir):
     assert res.exit_code == 0 and (tmp_path / "rep" / "metrics.json").exists(), res.output
     assert check_model_dir(env.model_copy(lambda d: None)) == tmp_path / "model"
     overrides = [f"data.source={env.source()}", f"model.base={tmp_path / 'model'}", "eval.benchmarks=[]"]
-    check_run_inputs(load_config(PipelineConfig, [], overrides), tmp_path)
+    check_run_inputs(load_pipeline([], overrides), tmp_path)

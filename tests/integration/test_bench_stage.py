@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from grm.config import from_dict
-from grm.pipeline_config import PipelineConfig, benchmark_metric_prefixes
+from grm.config import PipelineConfig, from_dict
+from grm.plan import benchmark_metric_prefixes
 from tasks.benchmarks import BENCH, report_markdown
 from tasks.stages import BuildContext, StageResult
 from tasks.tracking import NullTracker

@@ -19,7 +19,7 @@ from tasks.service_errors import explain
 from tests.helpers import services
 from tests.helpers.services import MLFLOW_ADMIN, PREFECT_AUTH, S3_KEYS, closed_url
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.services]  # `make test-services` (CI runs it after `make test`)
 pytest.importorskip("flask_wtf", reason="MLflow's basic-auth app needs mlflow[auth]: pip install -e '.[team]'")
 pytest.importorskip("s3fs", reason="DVC's S3 remote needs dvc-s3: pip install -e '.[team]'")
 if not (Path(sys.executable).parent / "weed").exists():

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from grm.benchmarks.table import cross_table, plot_k_curves
+from grm.eval.report.cross_table import cross_table, plot_k_curves
 from grm_cli import eval as eval_cmd
 from tests.helpers.benchdata import SHIPPED, with_rmb
 from tests.unit.test_benchmarks_evaluation import _app

@@ -17,8 +17,7 @@ from types import SimpleNamespace
 import pytest
 
 from grm import spct
-from grm.config import load_config
-from grm.pipeline_config import PipelineConfig
+from grm.plan import load_pipeline
 from grm.schemas import Item, write_items
 from tasks import champion, evaluation, registry, stages, tracking, workers
 from tasks.runtime import RunContext
@@ -62,7 +61,7 @@ def model(root: Path, name: str, wrong: list[str]) -> StageResult:
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
     monkeypatch.setattr(spct, "student_sampler", judge)
     workers.configure(1)
-    cfg = load_config(PipelineConfig, [TINY], ["registry.pyfunc_model_name=null", "eval.limit=null"])
+    cfg = load_pipeline([TINY], ["registry.pyfunc_model_name=null", "eval.limit=null"])
     assert cfg.registry.gate_metric == METRIC
     tracker = tracking.Tracker(tracking.default_tracking_uri(tmp_path), "gate")
     (tmp_path / "data").mkdir()
@@ -165,7 +164,7 @@ def test_a_benchmark_gate_evaluates_the_champion_on_the_same_benchmark_items(tmp
     metric = "eval/realmistake/rl/greedy_k1/accuracy"
     overrides = ["registry.pyfunc_model_name=null", "eval.benchmarks=[realmistake]", "eval.benchmark_limit=3",
                  f"registry.gate_metric={metric}", "meta_rm.enabled=false"]  # fmt: skip
-    cfg = load_config(PipelineConfig, [TINY], overrides)
+    cfg = load_pipeline([TINY], overrides)
     base = real_spct.build_base_model("embedded", cfg.model.tiny, cfg.world, tmp_path / "base", seed=0)
     tracker = tracking.Tracker(tracking.default_tracking_uri(tmp_path), "gate")
     dv = SimpleNamespace(files={"test.jsonl": "t" * 32}, dvc_md5="d.dir")

@@ -9,8 +9,8 @@ import pytest
 import typer
 
 from grm import meta_rm, meta_rm_train
+from grm.config import MetaRMConfig, MetaRMTrainConfig
 from grm.judging import ItemJudgement, SampleJudgement
-from grm.pipeline_config import MetaRMConfig, MetaStageConfig
 from grm.rft import Trajectory
 from grm.schemas import Item
 
@@ -43,7 +43,9 @@ def test_training_and_scoring_feed_the_same_tokens_at_the_stored_length(tiny_mod
         {"text": GOOD, "label": 1, "id": "long"},
         {"text": "Response: bad", "label": 0, "id": "long"},
     ]
-    cfg = MetaRMConfig(steps=4, batch_size=8, learning_rate=5e-3, val_fraction=0.25, max_length=16, select_every=0)
+    cfg = MetaRMTrainConfig(
+        steps=4, batch_size=8, learning_rate=5e-3, val_fraction=0.25, max_length=16, select_every=0
+    )
     metrics = meta_rm_train.train_meta_rm(
         tiny_model_dir, examples, tmp_path / "meta", cfg, num_threads=1, template="compact"
     )
@@ -61,7 +63,7 @@ def test_training_and_scoring_feed_the_same_tokens_at_the_stored_length(tiny_mod
 
 @pytest.mark.slow
 def test_a_cut_input_is_reported_and_a_wrong_template_refused(tiny_model_dir, tmp_path, caplog):
-    cfg = MetaRMConfig(steps=2, batch_size=4, val_fraction=0.0, max_length=16, select_every=0)
+    cfg = MetaRMTrainConfig(steps=2, batch_size=4, val_fraction=0.0, max_length=16, select_every=0)
     meta_rm_train.train_meta_rm(
         tiny_model_dir, _examples(8), tmp_path / "meta", cfg, num_threads=1, template="compact"
     )
@@ -75,7 +77,7 @@ def test_a_cut_input_is_reported_and_a_wrong_template_refused(tiny_model_dir, tm
 
 @pytest.mark.slow
 def test_a_meta_rm_without_its_info_file_scores_at_the_old_default_and_says_so(tiny_model_dir, tmp_path, caplog):
-    cfg = MetaRMConfig(steps=2, batch_size=4, val_fraction=0.0, max_length=300, select_every=0)
+    cfg = MetaRMTrainConfig(steps=2, batch_size=4, val_fraction=0.0, max_length=300, select_every=0)
     meta_rm_train.train_meta_rm(tiny_model_dir, _examples(8), tmp_path / "meta", cfg, num_threads=1)
     assert meta_rm.load_meta_scorer(tmp_path / "meta").max_length == 300
     (tmp_path / "meta" / meta_rm.INFO_FILE).unlink()
@@ -89,7 +91,9 @@ def test_a_meta_rm_without_its_info_file_scores_at_the_old_default_and_says_so(t
 
 @pytest.mark.slow
 def test_the_saved_checkpoint_is_the_best_by_held_out_within_item_auc(tiny_model_dir, tmp_path):
-    cfg = MetaRMConfig(steps=40, batch_size=8, learning_rate=5e-3, val_fraction=0.5, max_length=24, select_every=10)
+    cfg = MetaRMTrainConfig(
+        steps=40, batch_size=8, learning_rate=5e-3, val_fraction=0.5, max_length=24, select_every=10
+    )
     metrics = meta_rm_train.train_meta_rm(tiny_model_dir, _examples(), tmp_path / "meta", cfg, num_threads=1)
     curve = dict((int(s), a) for s, a in metrics["selection_curve"])
     assert sorted(curve) == [10, 20, 30, 40]
@@ -103,7 +107,9 @@ def test_the_saved_checkpoint_is_the_best_by_held_out_within_item_auc(tiny_model
 @pytest.mark.slow
 def test_the_held_out_within_item_auc_is_measured_on_the_guided_grms_samples(tiny_model_dir, tmp_path):
     examples = [{**e, "source": "grm" if int(e["id"][1:]) % 3 == 0 else "teacher"} for e in _examples()]
-    cfg = MetaRMConfig(steps=20, batch_size=8, learning_rate=5e-3, val_fraction=0.5, max_length=24, select_every=5)
+    cfg = MetaRMTrainConfig(
+        steps=20, batch_size=8, learning_rate=5e-3, val_fraction=0.5, max_length=24, select_every=5
+    )
     metrics = meta_rm_train.train_meta_rm(tiny_model_dir, examples, tmp_path / "meta", cfg, num_threads=1)
     _, val = meta_rm_train.split_by_item(examples, cfg.val_fraction, 0)  # the split training made (seed None -> 0)
     probs = meta_rm.load_meta_scorer(tmp_path / "meta")([e["text"] for e in val])
@@ -145,9 +151,9 @@ def test_parse_failures_are_not_label_zero_examples_unless_asked():
 
 def test_meta_config_refuses_unknown_grm_split_and_negative_select_every():
     with pytest.raises(ValueError, match="meta_rm.grm_split='test': use 'train' or 'val'"):
-        MetaStageConfig(grm_split="test")
+        MetaRMConfig(grm_split="test")
     with pytest.raises(ValueError, match="meta_rm.train.select_every=-1"):
-        MetaRMConfig(select_every=-1)
+        MetaRMTrainConfig(select_every=-1)
 
 
 def test_grm_eval_refuses_a_meta_rm_of_another_template_with_exit_2(tmp_path):
@@ -167,4 +173,5 @@ def test_grm_eval_refuses_a_meta_rm_of_another_template_with_exit_2(tmp_path):
     args = ["eval", "--benchmark", str(data), "--model", str(tmp_path), "--meta-rm", str(meta)]
     result = CliRunner().invoke(app, [*args, "--template", "deepseek-grm"])
     assert result.exit_code == 2
-    assert "rates judgements of the 'compact' template, not 'deepseek-grm'" in " ".join(result.output.split())
+    text = " ".join(result.output.replace("│", " ").split())  # the message, whatever width its panel wraps at
+    assert "rates judgements of the 'compact' template, not 'deepseek-grm'" in text

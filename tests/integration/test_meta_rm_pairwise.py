@@ -9,7 +9,7 @@ import logging
 import pytest
 
 from grm import meta_rm, meta_rm_train
-from grm.pipeline_config import MetaRMConfig, SamplingConfig
+from grm.config import MetaRMTrainConfig, SamplingConfig
 from tasks.evaluation import Protocol, evaluate_with
 from tasks.stages import StageResult
 from tests.unit.test_benchmarks_evaluation import QualitySampler, pairs
@@ -29,7 +29,7 @@ def _examples(n_items: int = 24) -> list[dict]:
 @pytest.mark.slow
 def test_the_pairwise_objective_learns_to_rank_an_items_samples(tiny_model_dir, tmp_path):
     examples = _examples()
-    cfg = MetaRMConfig(
+    cfg = MetaRMTrainConfig(
         steps=40, batch_size=8, learning_rate=5e-3, val_fraction=0.4, max_length=16, select_every=0,
         objective="pairwise",
     )  # fmt: skip
@@ -46,17 +46,17 @@ def test_the_pairwise_objective_learns_to_rank_an_items_samples(tiny_model_dir, 
 def test_pairwise_needs_an_item_with_both_labels_and_an_even_batch(tiny_model_dir, tmp_path):
     flat = [{"text": f"Response: {w} {i}", "label": int(w == "easy"), "id": f"{w}{i}"} for w in ("easy", "hard")
             for i in range(4)]  # fmt: skip
-    cfg = MetaRMConfig(steps=2, batch_size=4, val_fraction=0.0, max_length=16, objective="pairwise")
+    cfg = MetaRMTrainConfig(steps=2, batch_size=4, val_fraction=0.0, max_length=16, objective="pairwise")
     with pytest.raises(ValueError, match="no training item has both a correct and a wrong sample"):
         meta_rm_train.train_meta_rm(tiny_model_dir, flat, tmp_path / "meta", cfg, num_threads=1)
-    odd = MetaRMConfig(steps=2, batch_size=5, val_fraction=0.0, max_length=16, objective="pairwise")
+    odd = MetaRMTrainConfig(steps=2, batch_size=5, val_fraction=0.0, max_length=16, objective="pairwise")
     with pytest.raises(ValueError, match="batch_size=5: must be divisible by 2"):
         meta_rm_train.train_meta_rm(tiny_model_dir, _examples(4), tmp_path / "meta", odd, num_threads=1)
 
 
 @pytest.mark.slow
 def test_the_evaluation_falls_back_to_voting_below_the_threshold_and_says_so(tiny_model_dir, tmp_path, caplog):
-    cfg = MetaRMConfig(steps=2, batch_size=4, val_fraction=0.0, max_length=64, select_every=0)
+    cfg = MetaRMTrainConfig(steps=2, batch_size=4, val_fraction=0.0, max_length=64, select_every=0)
     meta_rm_train.train_meta_rm(tiny_model_dir, _examples(4), tmp_path / "meta", cfg, num_threads=1)
     info_file = tmp_path / "meta" / meta_rm.INFO_FILE
     assert json.loads(info_file.read_text())["val_within_item_auc"] is None  # no held-out split: not recorded

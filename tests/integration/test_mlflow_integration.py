@@ -117,8 +117,9 @@ def test_grm_scorer_gives_feedback_with_the_critique():
 
 @pytest.mark.slow
 def test_grm_serve_resolves_registry_aliases(tmp_path):
-    """`grm serve --model champion` downloads the champion GRM and the meta RM registered with the same alias."""
-    from grm_cli.serve import resolve_registry_model
+    """`grm serve --model champion` downloads the champion GRM and the meta RM registered with it (read after
+    `repair_promotions`, under the registry lock, as the pipeline reads it: a stray meta-RM alias is removed)."""
+    from grm_cli.models import ResolvedModel, resolve_model
     from tasks.tracking import Tracker, resolve_tracking_uri
 
     grm_dir, meta_dir = tmp_path / "g", tmp_path / "m"
@@ -128,11 +129,16 @@ def test_grm_serve_resolves_registry_aliases(tmp_path):
     tracker = Tracker(resolve_tracking_uri(None, tmp_path), "t")
     run = tracker.start_run("r")
     client = tracker.client()
-    client.set_registered_model_alias("grm", "champion", tracker.register(run, grm_dir, "grm"))
-    client.set_registered_model_alias("grm-meta-rm", "champion", tracker.register(run, meta_dir, "grm-meta-rm"))
-    got_grm, got_meta = resolve_registry_model("champion", str(tmp_path))
+    grm_version, meta_version = tracker.register(run, grm_dir, "grm"), tracker.register(run, meta_dir, "grm-meta-rm")
+    client.set_model_version_tag("grm", grm_version, "meta_rm_version", meta_version)  # linked, as the gate does
+    client.set_registered_model_alias("grm", "champion", grm_version)
+    client.set_registered_model_alias("grm-meta-rm", "champion", meta_version)
+    client.set_registered_model_alias("grm-meta-rm", "challenger", meta_version)  # no GRM challenger: a stray alias
+    got = resolve_model("champion", str(tmp_path))
+    got_grm, got_meta = got.model, got.meta_rm
     assert (Path(got_grm) / "model.safetensors").read_text() == "grm weights"
     assert (Path(got_meta) / "model.safetensors").read_text() == "meta weights"
-    assert resolve_registry_model("world-teacher", str(tmp_path)) == ("world-teacher", None)
+    assert resolve_model("world-teacher", str(tmp_path)) == ResolvedModel("world-teacher")
     with pytest.raises(LookupError, match="challenger"):
-        resolve_registry_model("challenger", str(tmp_path))
+        resolve_model("challenger", str(tmp_path))
+    assert tracker.alias_version("grm-meta-rm", "challenger") is None  # read after the pipeline's repair, as a gate

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from grm.config import load_config
-from grm.pipeline_config import PipelineConfig
+from grm.plan import load_pipeline
 from tasks import data, stages, tracking, versioning
 from tasks.runtime import RunContext, StageError
 
@@ -48,7 +47,7 @@ def state(project: Path) -> dict[str, dict[str, str]]:
 
 
 def _ctx(project: Path, source: Path, *overrides: str) -> RunContext:
-    cfg = load_config(PipelineConfig, [], [f"data.source={source}", *overrides])
+    cfg = load_pipeline([], [f"data.source={source}", *overrides])
     return RunContext("prepare_data", str(project), cfg, tracking.NullTracker(), "", str(project / "stages"), "c0")
 
 

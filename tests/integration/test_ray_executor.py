@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from grm import evaluation, judging
+from grm import judging
 from grm.benchmarks import bundled
+from grm.eval.run import evaluate
+from grm.eval.spec import EvalSpec
 from grm.executors import LocalExecutor, RayExecutor, SamplerSpec, ShardedSampler, local_runtime_env
 from grm.world.generator import WorldConfig, generate_world
 
@@ -35,10 +37,7 @@ def ray_cluster():
 
 def _report(sampler, items) -> dict:
     """The evaluation report (as JSON text in ``cells``: NaN == NaN) plus the raw sampled texts."""
-    rep = evaluation.evaluate(
-        items, sampler, benchmark="world", model_name="teacher", ks=(1, 4), temperature=0.5, max_new_tokens=50,
-        seed=3, template="compact",
-    )  # fmt: skip
+    rep = evaluate(items, sampler, EvalSpec(benchmark="world", model_name="teacher", ks=(1, 4), temperature=0.5, max_new_tokens=50, seed=3, template="compact"))  # fmt: skip
     texts = judging.judge_items(items, sampler, k=3, temperature=1.0, max_new_tokens=50, seed=5, template="compact")
     out = dataclasses.asdict(rep)
     out["cells"] = json.dumps(out["cells"], sort_keys=True)
@@ -134,9 +133,9 @@ def test_a_shard_that_fails_for_good_fails_the_stage_and_publishes_nothing(ray_c
 @pytest.mark.slow
 def test_tiny_world_model_eval_equals_local_at_1_and_2_workers(ray_cluster, tmp_path: Path) -> None:
     from grm import spct
-    from grm.pipeline_config import SamplingConfig, TinyModelConfig
+    from grm.config import ModelTinyConfig, SamplingConfig
 
-    tiny = TinyModelConfig(hidden_size=32, num_layers=1, intermediate_size=64, max_position_embeddings=256)
+    tiny = ModelTinyConfig(hidden_size=32, num_layers=1, intermediate_size=64, max_position_embeddings=256)
     model = spct.build_base_model("embedded", tiny, WORLD, tmp_path / "base", seed=0)
     items = generate_world(WORLD)["test"][:12]
     sampling = SamplingConfig(max_new_tokens=12, batch_size=4, num_threads=1, shard_size=5)

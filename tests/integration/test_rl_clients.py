@@ -297,7 +297,7 @@ def test_row10_template_follows_the_model():
 def test_row10_registry_template_is_read_from_the_registered_run(tmp_path):
     import mlflow
 
-    from grm_cli.serve import resolve_registry_model
+    from grm_cli.models import resolve_model
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     model_dir = tmp_path / "model"
@@ -311,8 +311,9 @@ def test_row10_registry_template_is_read_from_the_registered_run(tmp_path):
     client.create_registered_model("grm")
     version = client.create_model_version("grm", f"runs:/{run.info.run_id}/model", run.info.run_id)
     client.set_registered_model_alias("grm", "champion", version.version)
-    path, meta, template = resolve_registry_model("champion", str(tmp_path), uri, with_template=True)
-    assert template == "compact" and meta is None and (tmp_path / "artifacts" / "models").exists() and path
+    got = resolve_model("champion", str(tmp_path), uri)
+    assert got.template == "compact" and got.meta_rm is None and (tmp_path / "artifacts" / "models").exists()
+    assert got.model
 
 
 # row 11: a huge completion must not block a small score; it stops when its client leaves

@@ -160,12 +160,12 @@ def test_unknown_decode_value_is_refused(tiny_model_dir):
 
 def test_grouped_query_attention_equals_old_loop(tmp_path, world_prompts):
     """num_kv_heads < num_heads: the n rows x g query heads of a prompt share each KV head (the group axis path)."""
-    from grm.pipeline_config import TinyModelConfig
+    from grm.config import ModelTinyConfig
     from grm.world.generator import WorldConfig
     from grm.world.model import build_tiny_model
     from grm.world.tokenizer import build_tokenizer
 
-    config = TinyModelConfig(hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=96)
+    config = ModelTinyConfig(hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=96)
     model_dir = build_tiny_model(build_tokenizer(WorldConfig(), tmp_path / "tokenizer"), tmp_path / "model", config)
     old, new = _pair(model_dir)
     assert new.decode == "static" and new.model.config.num_key_value_heads == 2

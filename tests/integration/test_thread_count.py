@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from grm import meta_rm, meta_rm_train, rft, spct
-from grm.pipeline_config import PipelineConfig
+from grm.config import PipelineConfig
 from grm.world.generator import general_instruction_examples, generate_world
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # trains the default-shape tiny model three ways

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from grm.pipeline_config import SFTStageConfig
+from grm.config import RFTTrainConfig
 from grm.training.launch import LaunchError, command
 from grm.training.sft import train_sft
 
 pytestmark = pytest.mark.slow
 
 EXAMPLES = [{"prompt": f"the query {i % 7} is", "completion": " good" if i % 2 else " bad"} for i in range(64)]
-CFG = SFTStageConfig(max_steps=4, batch_size=8, logging_steps=1, max_length=32, num_threads=1, length_groups=1,
+CFG = RFTTrainConfig(max_steps=4, batch_size=8, logging_steps=1, max_length=32, num_threads=1, length_groups=1,
                      warmup_ratio=0.0)  # fmt: skip
 TOL = 1e-4  # relative; measured on this machine: 1e-7 (gloo's all-reduce sums the two halves in another order)
 

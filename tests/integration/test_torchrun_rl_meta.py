@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from grm import meta_rm, meta_rm_train
-from grm.pipeline_config import MetaRMConfig
+from grm.config import MetaRMTrainConfig
 from grm.schemas import Item
-from grm.training.grpo import GRPOStageConfig, build_rl_rows, train_grpo
+from grm.training.grpo import RLConfig, build_rl_rows, train_grpo
 from grm.training.launch import LaunchError
 from tests.helpers import rank_reward
 
@@ -29,14 +29,14 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 ITEMS = [Item(f"i{i}", f"the question {i}", ("good answer", "bad answer"), best=i % 2) for i in range(6)]
 GENERAL = [{"prompt": f"the question {i}", "completion": " good answer" if i % 2 else " bad"} for i in range(6)]
-GRPO = GRPOStageConfig(max_steps=2, prompts_per_step=2, num_generations=4, max_completion_length=8, logging_steps=1,
+GRPO = RLConfig(max_steps=2, prompts_per_step=2, num_generations=4, max_completion_length=8, logging_steps=1,
                        learning_rate=1e-2, beta=0.04, general_coef=1.0, general_batch_size=2, launcher="torchrun",
                        nproc_per_node=2)  # fmt: skip
 META_EXAMPLES = [
     {"text": f"Response: good {i}" if i % 2 else f"Response: bad {i}", "label": i % 2, "id": f"x{i // 2 % 10}"}
     for i in range(40)
 ]
-META = MetaRMConfig(steps=20, batch_size=8, learning_rate=5e-3, val_fraction=0.25, max_length=16)
+META = MetaRMTrainConfig(steps=20, batch_size=8, learning_rate=5e-3, val_fraction=0.25, max_length=16)
 META_TOL = 1e-4  # relative; measured on this machine: 2.0e-7, weights 4.8e-7 absolute (gloo sums the two ranks' gradients in another order)
 
 

@@ -8,10 +8,10 @@ import torch
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
 from grm import meta_rm, meta_rm_train
-from grm.pipeline_config import MetaRMConfig
+from grm.config import MetaRMTrainConfig
 from grm.rft import Trajectory
 from grm.schemas import Item
-from grm.training.grpo import GRPOStageConfig, build_rl_rows, drop_too_easy, general_batches, train_grpo
+from grm.training.grpo import RLConfig, build_rl_rows, drop_too_easy, general_batches, train_grpo
 
 ITEMS = [Item(f"i{i}", f"the question {i}", ("good answer", "bad answer"), best=i % 2) for i in range(6)] + [
     Item("s", "one", ("good",), label=1)
@@ -48,16 +48,16 @@ class _AlwaysRight:
 def test_too_easy_probe_runs_on_a_seeded_subset_and_drops_always_right_items():
     items = [Item(f"i{i}", f"the question {i}", ("a", "b"), best=0) for i in range(40)]
     sampler = _AlwaysRight()
-    cfg = GRPOStageConfig(too_easy_samples=3, max_items=10, seed=5)
+    cfg = RLConfig(too_easy_samples=3, max_items=10, seed=5)
     kept, rate = drop_too_easy(items, sampler, cfg)
     assert 10 <= sampler.prompts <= 30  # only the subset is probed (at most one prompt per item and sample)
     # shuffled orders: an item is too easy only when best was shown first in all 3 samples
     assert 0 < len(kept) <= 10 and rate == 1 - len(kept) / 10
     again, _ = drop_too_easy(items, _AlwaysRight(), cfg)
     assert [i.id for i in again] == [i.id for i in kept]  # seeded
-    assert len(drop_too_easy(items, _AlwaysRight(), GRPOStageConfig(too_easy_samples=0, max_items=7))[0]) == 7
+    assert len(drop_too_easy(items, _AlwaysRight(), RLConfig(too_easy_samples=0, max_items=7))[0]) == 7
     with pytest.raises(ValueError, match="max_items"):
-        GRPOStageConfig(max_items=0)
+        RLConfig(max_items=0)
 
 
 class _NoisyReward:
@@ -76,7 +76,7 @@ def _weights(model):
 @pytest.mark.slow
 def test_grpo_logs_rl_curves_and_saves_a_loadable_policy(tiny_model_dir, tmp_path, capfd, recwarn):
     rows = build_rl_rows(ITEMS, "compact", seed=0)
-    cfg = GRPOStageConfig(
+    cfg = RLConfig(
         max_steps=2, prompts_per_step=2, max_completion_length=8, logging_steps=1, beta=0.08, general_coef=0.0
     )
     out = train_grpo(tiny_model_dir, rows, tmp_path / "rl", cfg, num_threads=2)
@@ -96,7 +96,7 @@ def test_grpo_logs_rl_curves_and_saves_a_loadable_policy(tiny_model_dir, tmp_pat
 def test_grpo_updates_parameters_when_rewards_vary(tiny_model_dir, tmp_path):
     random.seed(0)
     before = _weights(AutoModelForCausalLM.from_pretrained(tiny_model_dir))
-    cfg = GRPOStageConfig(
+    cfg = RLConfig(
         max_steps=2, prompts_per_step=2, max_completion_length=8, learning_rate=1e-2, beta=0.0, general_coef=0.0
     )
     train_grpo(tiny_model_dir, build_rl_rows(ITEMS, "compact", 0), tmp_path / "rl", cfg, reward_funcs=[_NoisyReward()])
@@ -110,7 +110,7 @@ GENERAL = [{"prompt": f"the question {i}", "completion": " good answer" if i % 2
 @pytest.mark.slow
 def test_grpo_without_activation_checkpointing_trains_the_same_weights(tiny_model_dir, tmp_path):
     """The default skips TRL's activation checkpointing (a recomputed forward per step): bitwise the same policy."""
-    cfg = GRPOStageConfig(
+    cfg = RLConfig(
         max_steps=2, prompts_per_step=2, max_completion_length=8, learning_rate=1e-2, beta=0.04, general_coef=1.0
     )
     rows = build_rl_rows(ITEMS, "compact", 0)
@@ -157,13 +157,13 @@ def test_grpo_general_loss_moves_weights_that_plain_grpo_leaves(tiny_model_dir, 
     rows = build_rl_rows(ITEMS, "compact", 0)
     before = _weights(AutoModelForCausalLM.from_pretrained(tiny_model_dir))
     base = dict(max_steps=2, prompts_per_step=2, max_completion_length=8, learning_rate=1e-2, beta=0.0)
-    plain = GRPOStageConfig(**base, general_coef=0.0)
+    plain = RLConfig(**base, general_coef=0.0)
     train_grpo(tiny_model_dir, rows, tmp_path / "plain", plain, reward_funcs=[_ConstantReward()])
     assert all(
         torch.equal(before[k], v)
         for k, v in _weights(AutoModelForCausalLM.from_pretrained(tmp_path / "plain")).items()
     )
-    mixed = GRPOStageConfig(**base, general_coef=1.0, general_batch_size=2, logging_steps=1)
+    mixed = RLConfig(**base, general_coef=1.0, general_batch_size=2, logging_steps=1)
     out = train_grpo(
         tiny_model_dir, rows, tmp_path / "mixed", mixed, reward_funcs=[_ConstantReward()], general=GENERAL
     )
@@ -174,7 +174,7 @@ def test_grpo_general_loss_moves_weights_that_plain_grpo_leaves(tiny_model_dir, 
     with pytest.raises(ValueError, match="general_coef"):
         train_grpo(tiny_model_dir, rows, tmp_path / "x", mixed, reward_funcs=[_ConstantReward()])
     with pytest.raises(ValueError, match="general_coef"):
-        GRPOStageConfig(general_coef=-1.0)
+        RLConfig(general_coef=-1.0)
 
 
 def test_meta_rm_labels_come_from_correctness_and_skip_hinted():
@@ -197,7 +197,7 @@ def test_meta_rm_trains_with_bce_and_scores_in_unit_interval(tiny_model_dir, tmp
         {"text": f"Response: good {i}" if i % 2 else f"Response: bad {i}", "label": i % 2, "id": f"x{i}"}
         for i in range(40)
     ]
-    cfg = MetaRMConfig(steps=30, batch_size=8, learning_rate=5e-3, val_fraction=0.25, max_length=16)
+    cfg = MetaRMTrainConfig(steps=30, batch_size=8, learning_rate=5e-3, val_fraction=0.25, max_length=16)
     metrics = meta_rm_train.train_meta_rm(tiny_model_dir, examples, tmp_path / "meta", cfg, num_threads=2)
     printed = "".join(capfd.readouterr())
     assert "LOAD REPORT" not in printed and "not sharded" not in printed  # the new head is expected, not reported
@@ -220,5 +220,5 @@ def test_meta_rm_trains_with_bce_and_scores_in_unit_interval(tiny_model_dir, tmp
 def test_meta_rm_refuses_single_class_data(tiny_model_dir, tmp_path):
     with pytest.raises(ValueError, match="correct and incorrect"):
         meta_rm_train.train_meta_rm(
-            tiny_model_dir, [{"text": "a", "label": 1, "id": "a"}], tmp_path / "m", MetaRMConfig()
+            tiny_model_dir, [{"text": "a", "label": 1, "id": "a"}], tmp_path / "m", MetaRMTrainConfig()
         )

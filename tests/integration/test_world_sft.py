@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from grm.training.sft import SFTStageConfig, train_sft
+from grm.training.sft import RFTTrainConfig, train_sft
 from grm.world import WorldConfig, general_instruction_examples
-from grm.world.model import TinyModelConfig, build_tiny_model
+from grm.world.model import ModelTinyConfig, build_tiny_model
 from grm.world.tokenizer import build_tokenizer
 
 
@@ -30,10 +30,10 @@ def test_three_sft_steps(
     cfg = WorldConfig(n_train=10, n_val=0, n_test=0)
     tok = build_tokenizer(cfg, tmp_path / "tok")
     base = build_tiny_model(
-        tok, tmp_path / "base", TinyModelConfig(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64)
+        tok, tmp_path / "base", ModelTinyConfig(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64)
     )
     examples = general_instruction_examples(cfg, max_per_family=8)
-    metrics = train_sft(base, examples, tmp_path / "sft", SFTStageConfig(max_steps=3, batch_size=4, logging_steps=1))
+    metrics = train_sft(base, examples, tmp_path / "sft", RFTTrainConfig(max_steps=3, batch_size=4, logging_steps=1))
     assert metrics["steps"] == 3 and math.isfinite(metrics["train_loss"]) and math.isfinite(metrics["last_loss"])
     before = load_file(base / "model.safetensors")
     after = load_file(tmp_path / "sft" / "model.safetensors")
@@ -49,9 +49,9 @@ def test_three_sft_steps(
 
 def test_rejects_bad_examples(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no examples"):
-        train_sft(tmp_path, [], tmp_path / "x", SFTStageConfig())
+        train_sft(tmp_path, [], tmp_path / "x", RFTTrainConfig())
     with pytest.raises(ValueError, match="learning_rate"):
-        SFTStageConfig(learning_rate=0)
+        RFTTrainConfig(learning_rate=0)
 
 
 @pytest.mark.slow  # builds and trains a tiny model
@@ -64,7 +64,7 @@ def test_length_groups_give_the_padded_batch_gradient(tmp_path: Path, monkeypatc
     cfg = WorldConfig(n_train=10, n_val=0, n_test=0)
     tok = build_tokenizer(cfg, tmp_path / "tok")
     base = build_tiny_model(
-        tok, tmp_path / "base", TinyModelConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64)
+        tok, tmp_path / "base", ModelTinyConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64)
     )
     short = general_instruction_examples(cfg, max_per_family=8)
     long = [{"prompt": e["prompt"], "completion": " ".join([e["completion"]] * 30)} for e in short[:6]]
@@ -74,7 +74,7 @@ def test_length_groups_give_the_padded_batch_gradient(tmp_path: Path, monkeypatc
     monkeypatch.setattr(sft, "split_batch", lambda inputs, groups: splits.append(groups) or real_split(inputs, groups))
     weights = {}
     for groups in (1, 3):
-        step_cfg = SFTStageConfig(max_steps=3, batch_size=8, logging_steps=1, length_groups=groups)
+        step_cfg = RFTTrainConfig(max_steps=3, batch_size=8, logging_steps=1, length_groups=groups)
         losses = train_sft(base, examples, tmp_path / f"sft{groups}", step_cfg)
         weights[groups] = (load_file(tmp_path / f"sft{groups}" / "model.safetensors"), losses["train_loss"])
     assert splits and all(len(g) >= 2 for g in splits)  # the grouped run did split its mixed batches

@@ -9,8 +9,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from grm import evaluation
-from grm.benchmarks.report import markdown_table, write_reports
+from grm.eval.report.benchmark import markdown_table, write_reports
+from grm.eval.run import evaluate, evaluate_scores
+from grm.eval.scores_file import read_scores_file
+from grm.eval.spec import EvalSpec
 from grm.schemas import DataError, Item, write_items
 from grm_cli import eval as eval_cmd
 
@@ -70,7 +72,7 @@ def pairs(n=6):
 
 
 def test_metric_names_follow_the_eval_benchmark_model_method_k_pattern():
-    report = evaluation.evaluate(pairs(), QualitySampler(), benchmark="toy", model_name="runs/m 1", ks=(1, 4))
+    report = evaluate(pairs(), QualitySampler(), EvalSpec(benchmark="toy", model_name="runs/m 1", ks=(1, 4)))
     names = report.metrics()
     assert "eval/toy/runs_m_1/greedy_k1/accuracy" in names
     assert "eval/toy/runs_m_1/voting_k4/accuracy_ci_low" in names
@@ -81,8 +83,8 @@ def test_metric_names_follow_the_eval_benchmark_model_method_k_pattern():
 
 
 def test_per_item_credits_match_the_cells_and_seed_agreement_can_be_skipped():
-    report = evaluation.evaluate(
-        pairs(8), FirstWinsSampler(), benchmark="toy", model_name="m", ks=(1, 4), seed_agreement=False
+    report = evaluate(
+        pairs(8), FirstWinsSampler(), EvalSpec(benchmark="toy", model_name="m", ks=(1, 4), seed_agreement=False)
     )
     assert "seed_agreement" not in report.cells["voting_k4"]
     assert "position_flip_rate" in report.cells["greedy_k1"]  # the cheap hygiene pass still runs
@@ -93,32 +95,32 @@ def test_per_item_credits_match_the_cells_and_seed_agreement_can_be_skipped():
 
 def test_greedy_over_both_orders_gives_a_position_biased_judge_half_credit_on_every_pair():
     items = pairs(9) + [Item("toy/s/one", "q", ("good one",), label=1, subset="s")]
-    biased = evaluation.evaluate(items, FirstWinsSampler(), benchmark="toy", model_name="m", ks=(1,))
+    biased = evaluate(items, FirstWinsSampler(), EvalSpec(benchmark="toy", model_name="m", ks=(1,)))
     swap = [row["credit"]["greedy_swap_k1"] for row in biased.per_item]
     assert swap[:9] == [0.5] * 9  # right in one order, wrong in the other, whatever the seeded first order was
     assert swap[9] == biased.per_item[9]["credit"]["greedy_k1"]  # n = 1: no second order
     assert biased.cells["greedy_swap_k1"]["accuracy"] == pytest.approx(sum(swap) / len(swap))
-    fair = evaluation.evaluate(pairs(9), QualitySampler(), benchmark="toy", model_name="m", ks=(1,))
+    fair = evaluate(pairs(9), QualitySampler(), EvalSpec(benchmark="toy", model_name="m", ks=(1,)))
     assert fair.cells["greedy_swap_k1"]["accuracy"] == 1.0
-    off = evaluation.evaluate(pairs(9), QualitySampler(), benchmark="toy", model_name="m", ks=(1,), hygiene=False)
+    off = evaluate(pairs(9), QualitySampler(), EvalSpec(benchmark="toy", model_name="m", ks=(1,), hygiene=False))
     assert "greedy_swap_k1" not in off.cells  # it reuses the hygiene pass's reversed order
 
 
 def test_identical_seeds_give_identical_reports_and_other_seeds_differ():
     items = pairs(12)
-    kw = {"benchmark": "toy", "model_name": "m", "ks": (1, 4), "seed": 3}
-    a = evaluation.evaluate(items, SeededRandomSampler(), **kw)
-    b = evaluation.evaluate(items, SeededRandomSampler(), **kw)
-    c = evaluation.evaluate(items, SeededRandomSampler(), **{**kw, "seed": 4})
+    spec = EvalSpec(benchmark="toy", model_name="m", ks=(1, 4), seed=3)
+    a = evaluate(items, SeededRandomSampler(), spec)
+    b = evaluate(items, SeededRandomSampler(), spec)
+    c = evaluate(items, SeededRandomSampler(), spec.replace(seed=4))
     assert a.metrics() == b.metrics() and a.per_item == b.per_item
     assert a.per_item != c.per_item
 
 
 def test_position_bias_is_caught_by_the_flip_rate_and_inflates_original_order_greedy():
     items = pairs(8)
-    shuffled = evaluation.evaluate(items, FirstWinsSampler(), benchmark="toy", model_name="m", ks=(2,))
-    original = evaluation.evaluate(
-        items, FirstWinsSampler(), benchmark="toy", model_name="m", ks=(2,), greedy_order="original"
+    shuffled = evaluate(items, FirstWinsSampler(), EvalSpec(benchmark="toy", model_name="m", ks=(2,)))
+    original = evaluate(
+        items, FirstWinsSampler(), EvalSpec(benchmark="toy", model_name="m", ks=(2,), greedy_order="original")
     )
     assert shuffled.cells["greedy_k1"]["position_flip_rate"] == 1.0
     assert original.cells["greedy_k1"]["accuracy"] == 1.0  # the chosen response is stored first
@@ -127,7 +129,7 @@ def test_position_bias_is_caught_by_the_flip_rate_and_inflates_original_order_gr
 
 @pytest.mark.parametrize(("policy", "accuracy"), [("strict", 0.0), ("half", 0.5), ("official", 0.0)])
 def test_tie_policies_apply_to_every_cell(policy, accuracy):
-    report = evaluation.evaluate(pairs(), TieSampler(), benchmark="rmb", model_name="m", ks=(2,), tie_policy=policy)
+    report = evaluate(pairs(), TieSampler(), EvalSpec(benchmark="rmb", model_name="m", ks=(2,), tie_policy=policy))
     assert report.tie_policy == ("strict" if policy == "official" else policy)
     assert report.official_tie_policy == "strict"
     for cell in report.cells.values():
@@ -135,7 +137,7 @@ def test_tie_policies_apply_to_every_cell(policy, accuracy):
 
 
 def test_random_tie_policy_is_near_half_and_seeded():
-    report = evaluation.evaluate(pairs(40), TieSampler(), benchmark="toy", model_name="m", ks=(1,), seed=1)
+    report = evaluate(pairs(40), TieSampler(), EvalSpec(benchmark="toy", model_name="m", ks=(1,), seed=1))
     assert 0.25 < report.cells["greedy_k1"]["accuracy"] < 0.75
 
 
@@ -144,7 +146,7 @@ def test_rewardbench_cells_carry_section_scores():
         Item("rewardbench/alpacaeval-easy/1", "q", ("good", "bad"), best=0, subset="alpacaeval-easy"),
         Item("rewardbench/hep-go/1", "q", ("bad", "good"), best=1, subset="hep-go"),
     ]
-    report = evaluation.evaluate(items, QualitySampler(), benchmark="rewardbench", model_name="m", ks=(2,))
+    report = evaluate(items, QualitySampler(), EvalSpec(benchmark="rewardbench", model_name="m", ks=(2,)))
     cell = report.cells["voting_k2"]
     assert cell["chat"] == 1.0 and cell["reasoning"] == 1.0 and cell["overall"] == 1.0
     assert cell["subset/hep-go"] == 1.0
@@ -153,21 +155,18 @@ def test_rewardbench_cells_carry_section_scores():
 def test_single_response_items_get_roc_auc():
     items = [Item(f"realmistake/t/{i}", "task", (f"{'good' if i % 2 else 'bad'} {i}",), label=i % 2, subset="t")
              for i in range(6)]  # fmt: skip
-    report = evaluation.evaluate(items, QualitySampler(), benchmark="realmistake", model_name="m", ks=(1,))
+    report = evaluate(items, QualitySampler(), EvalSpec(benchmark="realmistake", model_name="m", ks=(1,)))
     assert report.cells["greedy_k1"]["roc_auc"] == 1.0
     assert "position_flip_rate" not in report.cells["greedy_k1"]  # order is meaningless for n = 1
 
 
 def test_metarm_needs_a_meta_scorer():
     with pytest.raises(ValueError, match="--meta-rm"):
-        evaluation.evaluate(pairs(), QualitySampler(), benchmark="toy", model_name="m", methods=("metarm",))
+        evaluate(pairs(), QualitySampler(), EvalSpec(benchmark="toy", model_name="m", methods=("metarm",)))
 
 
 def test_metarm_cells_use_the_meta_scores():
-    report = evaluation.evaluate(
-        pairs(), QualitySampler(), benchmark="toy", model_name="m", ks=(2,), methods=("voting", "metarm"),
-        meta_scorer=lambda prompts: [1.0] * len(prompts), k_meta=1,
-    )  # fmt: skip
+    report = evaluate(pairs(), QualitySampler(), EvalSpec(benchmark="toy", model_name="m", ks=(2,), methods=("voting", "metarm"), k_meta=1), meta_scorer=lambda prompts: [1.0] * len(prompts))  # fmt: skip
     assert report.cells["metarm_k2"]["accuracy"] == 1.0
 
 
@@ -180,8 +179,8 @@ def test_scores_file_is_scored_with_the_same_code(tmp_path):
     lines = [{"id": "toy/s/0", "scores": [2.5, 1.0]}, {"id": "toy/s/1", "scores": [0.0, 3.0]},
              {"id": "toy/s/2", "scores": [1, 1]}, {"id": "other/x", "scores": [1]}]  # fmt: skip
     path.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
-    scores = evaluation.read_scores_file(path)
-    report = evaluation.evaluate_scores(items, scores, benchmark="toy", model_name="rm", tie_policy="half")
+    scores = read_scores_file(path)
+    report = evaluate_scores(items, scores, EvalSpec(benchmark="toy", model_name="rm", tie_policy="half"))
     cell = report.cells["scalar_k1"]
     assert cell["accuracy"] == pytest.approx((1 + 0 + 0.5) / 3) and cell["tie_rate"] == pytest.approx(1 / 3)
     assert "eval/toy/rm/scalar_k1/accuracy" in report.metrics()
@@ -191,23 +190,23 @@ def test_scores_file_errors_name_line_and_field(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text('{"id": "a", "scores": [1]}\n{"id": 3, "scores": [1]}\n{"id": "b", "scores": []}\nnope\n')
     with pytest.raises(DataError) as info:
-        evaluation.read_scores_file(path)
+        read_scores_file(path)
     assert [e.split(": ", 1)[1] for e in info.value.errors] == [
         "id: missing or not a string",
         "scores: must be a non-empty list of finite numbers",
         "<json>: invalid JSON (Expecting value at column 1)",
     ]
     with pytest.raises(DataError, match="toy/s/1: scores: missing"):
-        evaluation.evaluate_scores(pairs(2), {"toy/s/0": [1.0, 0.0]}, benchmark="toy", model_name="rm")
+        evaluate_scores(pairs(2), {"toy/s/0": [1.0, 0.0]}, EvalSpec(benchmark="toy", model_name="rm"))
     with pytest.raises(DataError, match="3 numbers for 2 responses"):
-        evaluation.evaluate_scores(pairs(1), {"toy/s/0": [1.0, 0.0, 2.0]}, benchmark="toy", model_name="rm")
+        evaluate_scores(pairs(1), {"toy/s/0": [1.0, 0.0, 2.0]}, EvalSpec(benchmark="toy", model_name="rm"))
 
 
 # ---------------------------------------------------------------- writers and the command
 
 
 def test_reports_are_written_as_flat_metrics_and_markdown(tmp_path):
-    report = evaluation.evaluate(pairs(), QualitySampler(), benchmark="toy", model_name="m", ks=(2,))
+    report = evaluate(pairs(), QualitySampler(), EvalSpec(benchmark="toy", model_name="m", ks=(2,)))
     paths = write_reports([report], tmp_path / "out", params={"seed": 0})
     metrics = json.loads(paths["metrics"].read_text())
     assert metrics["eval/toy/m/voting_k2/accuracy"] == 1.0
@@ -368,7 +367,7 @@ def test_eval_command_reports_subsets_for_a_sampled_grm_on_a_custom_file(tmp_pat
 
 
 def test_one_subset_adds_no_per_subset_metrics():
-    report = evaluation.evaluate(pairs(), QualitySampler(), benchmark="toy", model_name="m", ks=(1,), hygiene=False)
+    report = evaluate(pairs(), QualitySampler(), EvalSpec(benchmark="toy", model_name="m", ks=(1,), hygiene=False))
     assert not any(k.startswith("subset/") or "macro" in k for k in report.cells["greedy_k1"])
     assert "Accuracy per subset" not in markdown_table(report)
 
@@ -376,6 +375,6 @@ def test_one_subset_adds_no_per_subset_metrics():
 def test_the_order_averaged_greedy_cell_carries_the_benchmark_scores():
     items = [Item(f"rewardbench/{s}/{i}", f"q{i}", (f"good {i}", f"bad {i}"), best=0, subset=s)
              for i, s in enumerate(["alpacaeval-easy", "math-prm", "hep-go"])]  # fmt: skip
-    report = evaluation.evaluate(items, FirstWinsSampler(), benchmark="rewardbench", model_name="b", ks=(1,))
+    report = evaluate(items, FirstWinsSampler(), EvalSpec(benchmark="rewardbench", model_name="b", ks=(1,)))
     swap = report.cells["greedy_swap_k1"]
     assert swap["chat"] == 0.5 and swap["reasoning"] == 0.5 and swap["overall"] == 0.5  # each pair: 1 then 0

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from grm import evaluation
 from grm.benchmarks import convert_rows, get_benchmark, load_benchmark
 from grm.benchmarks.scoring import judgebench_scores, two_game_credit
+from grm.eval.run import evaluate, evaluate_scores
+from grm.eval.spec import EvalSpec
 from grm.schemas import DataError, Item
 from tests.helpers.benchdata import SHIPPED
 from tests.unit.test_benchmarks_evaluation import RESPONSE_RE, FirstWinsSampler, _app
@@ -170,7 +171,7 @@ def test_grm_two_games_follow_the_counter_with_ties_and_failures():
     }
     items = _cases(script, [0, 1, 0, 1, 0, 1, 0])
     sampler = ScriptedGameSampler(script)
-    report = evaluation.evaluate(items, sampler, benchmark="judgebench", model_name="s", ks=(1, 3), max_new_tokens=8)
+    report = evaluate(items, sampler, EvalSpec(benchmark="judgebench", model_name="s", ks=(1, 3), max_new_tokens=8))
     credits = [row["credit"]["greedy_k1"] for row in report.per_item]
     assert credits == [1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0]
     assert [tuple(r["games"]["greedy_k1"]) for r in report.per_item] == [
@@ -190,14 +191,14 @@ def test_grm_two_games_follow_the_counter_with_ties_and_failures():
 def test_each_game_keeps_its_order_for_every_voting_sample():
     items = _cases({"case0": 0}, [0])
     sampler = ScriptedGameSampler({"case0": ("right", "right")})
-    evaluation.evaluate(items, sampler, benchmark="judgebench", model_name="s", ks=(4,), max_new_tokens=8)
+    evaluate(items, sampler, EvalSpec(benchmark="judgebench", model_name="s", ks=(4,), max_new_tokens=8))
     firsts = collections.Counter(RESPONSE_RE.findall(p)[0][1] for p in sampler.prompts)
     assert firsts == {"A right": 2, "B wrong": 2}  # greedy + one 4-sample request per game, never shuffled
 
 
 def test_a_position_biased_grm_scores_zero_under_two_games_but_not_in_one():
     items = _cases({f"case{i}": 0 for i in range(6)}, [0, 0, 0, 0, 1, 1])
-    report = evaluation.evaluate(items, FirstWinsSampler(), benchmark="judgebench", model_name="b", ks=(2,))
+    report = evaluate(items, FirstWinsSampler(), EvalSpec(benchmark="judgebench", model_name="b", ks=(2,)))
     m = report.cells["voting_k2"]
     assert m["accuracy"] == 0.0 and m["position_flip_rate"] == 1.0
     assert m["single_game_accuracy"] == pytest.approx(4 / 6)  # the A>B share: what one order would report
@@ -224,7 +225,7 @@ def test_scalar_scores_follow_the_official_rm_judge_and_a_tie_is_b_over_a():
     ]
     scores = {"judgebench/gpt/0": [2.0, 1.0], "judgebench/gpt/1": [3.0, 3.0], "judgebench/gpt/2": [0.5, 0.5],
               "judgebench/gpt/3": [1.0, 0.0]}  # fmt: skip
-    report = evaluation.evaluate_scores(items, scores, benchmark="judgebench", model_name="rm")
+    report = evaluate_scores(items, scores, EvalSpec(benchmark="judgebench", model_name="rm"))
     m = report.cells["scalar_k1"]
     assert m["accuracy"] == 0.25  # only pair 0: a tie cancels over the two games
     assert m["single_game_accuracy"] == 0.5  # pair 0 + pair 1 (tie = B>A, label B>A)
@@ -280,8 +281,7 @@ def test_metarm_at_k_is_decided_per_game():
     def meta(prompts):
         return [1.0 if "RIGHT Scores" in p else 0.0 for p in prompts]
 
-    report = evaluation.evaluate(items, SplitVoteSampler(), benchmark="judgebench", model_name="s", ks=(4,),
-                                 methods=("voting", "metarm"), meta_scorer=meta, k_meta=2)  # fmt: skip
+    report = evaluate(items, SplitVoteSampler(), EvalSpec(benchmark="judgebench", model_name="s", ks=(4,), methods=("voting", "metarm"), k_meta=2), meta_scorer=meta)  # fmt: skip
     assert report.cells["voting_k4"]["accuracy"] == 0.0 and report.cells["voting_k4"]["tie_rate"] == 1.0
     assert report.cells["metarm_k4"]["accuracy"] == 1.0 and report.cells["metarm_k4"]["tie_rate"] == 0.0
     assert [r["games"]["metarm_k4"] for r in report.per_item] == [[1, 1], [1, 1]]

@@ -8,9 +8,10 @@ import datasets
 import numpy as np
 import pytest
 
-from grm import evaluation
 from grm.benchmarks import convert_rows, get_benchmark, load_benchmark
 from grm.benchmarks.scoring import rewardbench2_ties
+from grm.eval.run import evaluate, evaluate_scores
+from grm.eval.spec import EvalSpec
 from grm.schemas import DataError
 from tests.unit.test_benchmarks_evaluation import RESPONSE_RE, QualitySampler
 
@@ -87,8 +88,8 @@ def test_there_is_no_local_copy():
 )
 def test_best_of_4_credit_is_one_over_the_number_tied_at_the_top(scores, credit):
     items = convert_rows("rewardbench2", [hub_row("1")])
-    report = evaluation.evaluate_scores(
-        items, {items[0].id: scores}, benchmark="rewardbench2", model_name="rm", tie_policy="official"
+    report = evaluate_scores(
+        items, {items[0].id: scores}, EvalSpec(benchmark="rewardbench2", model_name="rm", tie_policy="official")
     )
     assert report.tie_policy == "half"
     assert report.cells["scalar_k1"]["subset/Factuality"] == pytest.approx(credit)
@@ -151,9 +152,7 @@ def test_subset_scores_and_overall_mean_with_ties_from_a_scores_file():
     items = convert_rows("rewardbench2", rows)
     values = [[3, 3, 1, 0], [1, 2, 0, 0], [7, 1, 1, 1], [9, 1, 1], [9, 8, 1]]
     scores = dict(zip([it.id for it in items], values, strict=True))
-    report = evaluation.evaluate_scores(
-        items, scores, benchmark="rewardbench2", model_name="rm", tie_policy="official"
-    )
+    report = evaluate_scores(items, scores, EvalSpec(benchmark="rewardbench2", model_name="rm", tie_policy="official"))
     m = report.cells["scalar_k1"]
     ties = 0.3 + 0.3 + 0.2 + 0.2 + 0.01 * math.tanh(7 / 1 - 1)
     assert m["subset/Factuality"] == 0.25 and m["subset/Math"] == 1.0
@@ -176,7 +175,7 @@ class RecordingQualitySampler(QualitySampler):
 def test_grm_rates_the_four_responses_in_one_judgement_with_a_shuffle_per_sample():
     items = convert_rows("rewardbench2", [hub_row(str(i)) for i in range(4)])
     sampler = RecordingQualitySampler()
-    report = evaluation.evaluate(items, sampler, benchmark="rewardbench2", model_name="q", ks=(1, 4), hygiene=False)
+    report = evaluate(items, sampler, EvalSpec(benchmark="rewardbench2", model_name="q", ks=(1, 4), hygiene=False))
     assert all(len(RESPONSE_RE.findall(p)) == 4 for p in sampler.prompts)
     positions = {[t for _, t in RESPONSE_RE.findall(p)].index("good c") for p in sampler.prompts}
     assert len(positions) > 1  # the chosen response moves between samples

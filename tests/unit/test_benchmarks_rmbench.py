@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from grm import evaluation
 from grm.benchmarks import convert_rows, load_benchmark
 from grm.benchmarks.rmbench import style_pairs
 from grm.benchmarks.scoring import rm_bench_scores, style_levels, style_matrix
+from grm.eval.run import evaluate
+from grm.eval.spec import EvalSpec
 from grm.schemas import DataError, Item
 from tests.helpers.benchdata import SHIPPED
 from tests.unit.test_benchmarks_evaluation import RESPONSE_RE, _app
@@ -183,7 +184,7 @@ class LengthBiasedSampler:
 
 def test_grm_judges_nine_pairs_per_prompt_and_the_style_bias_shows_a_length_bias():
     items = convert_rows("rm-bench", [prompt_row(p) for p in range(3)])
-    report = evaluation.evaluate(items, LengthBiasedSampler(), benchmark="rm-bench", model_name="len", ks=(1, 2))
+    report = evaluate(items, LengthBiasedSampler(), EvalSpec(benchmark="rm-bench", model_name="len", ks=(1, 2)))
     assert report.n_items == 27 and report.settings["n_prompts"] == 3 and report.settings["protocol"] == "style_matrix"
     for cell in ("greedy_k1", "greedy_swap_k1", "voting_k2"):
         m = report.cells[cell]

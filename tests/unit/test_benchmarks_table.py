@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from grm.benchmarks.report import all_metrics, write_reports
-from grm.benchmarks.table import cross_markdown, cross_metrics, cross_table, k_curves
-from grm.evaluation import EvalReport
+from grm.eval.report.benchmark import all_metrics, write_reports
+from grm.eval.report.cross_table import cross_markdown, cross_metrics, cross_table, k_curves
+from grm.eval.spec import EvalReport
 
 
 def report(bench, scorer, cells, model="m"):

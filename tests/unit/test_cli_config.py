@@ -5,8 +5,7 @@ from pathlib import Path
 import yaml
 from typer.testing import CliRunner
 
-from grm.config import load_config
-from grm.pipeline_config import PipelineConfig
+from grm.plan import load_pipeline
 from grm_cli.app import app
 
 CONFIGS = Path(__file__).parents[2] / "configs"
@@ -16,8 +15,8 @@ def test_grm_config_prints_a_config_that_loads_back_to_the_same_run(tmp_path):
     res = CliRunner().invoke(app, ["config", "--config", str(CONFIGS / "tiny.yaml"), "--set", "rl.max_steps=0"])
     assert res.exit_code == 0, res.output
     (tmp_path / "out.yaml").write_text(res.output, encoding="utf-8")
-    expected = load_config(PipelineConfig, [CONFIGS / "tiny.yaml"], ["rl.max_steps=0"])
-    assert load_config(PipelineConfig, [tmp_path / "out.yaml"]) == expected
+    expected = load_pipeline([CONFIGS / "tiny.yaml"], ["rl.max_steps=0"])
+    assert load_pipeline([tmp_path / "out.yaml"]) == expected
     lines = res.output.splitlines()
     assert "  max_steps: 0  # default: 150" in lines
     assert "gate_metric: eval/world/rft/voting_k4/accuracy  # default: eval/world/rl/voting_k8/accuracy" in [

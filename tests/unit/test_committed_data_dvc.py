@@ -12,8 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from grm.config import load_config
-from grm.pipeline_config import PipelineConfig
+from grm.plan import load_pipeline
 from grm.schemas import write_items
 from grm.world import generate_world
 from tasks.data_store import dir_md5
@@ -23,7 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_committed_data_dvc_is_the_default_worlds_version(tmp_path: Path) -> None:
-    cfg = load_config(PipelineConfig, [str(REPO / "configs" / "default.yaml")], [])
+    cfg = load_pipeline([str(REPO / "configs" / "default.yaml")], [])
     assert cfg.data.source == "world" and cfg.data.data_dir == "data"
     for split, items in generate_world(cfg.world).items():  # what build_prepare writes
         write_items(tmp_path / f"{split}.jsonl", items)

@@ -4,14 +4,14 @@ from pathlib import Path
 
 import pytest
 
-from grm.config import ConfigError, flatten, load_config, read_yaml, save_config
-from grm.pipeline_config import PipelineConfig
+from grm.config import ConfigError, PipelineConfig, flatten, load_config, read_yaml, save_config
+from grm.plan import load_pipeline
 
 CONFIGS = Path(__file__).parents[2] / "configs"
 
 
 def test_overrides_are_typed_and_nested():
-    cfg = load_config(PipelineConfig, [], ["rl.beta=0.002", "eval.ks=[1,4]", "rft.train.max_steps=7"])
+    cfg = load_pipeline([], ["rl.beta=0.002", "eval.ks=[1,4]", "rft.train.max_steps=7"])
     assert cfg.rl.beta == 0.002 and cfg.eval.ks == (1, 4) and cfg.rft.train.max_steps == 7
 
 
@@ -28,18 +28,18 @@ def test_overrides_are_typed_and_nested():
 )
 def test_bad_values_name_the_key_and_the_fix(override, message):
     with pytest.raises(ConfigError, match=None) as info:
-        load_config(PipelineConfig, [], [override])
+        load_pipeline([], [override])
     assert message in str(info.value)
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS.glob("*.yaml")))
 def test_every_shipped_config_loads_and_validates(name):
-    cfg = load_config(PipelineConfig, [CONFIGS / name])
+    cfg = load_pipeline([CONFIGS / name])
     assert cfg.name
 
 
 def test_gpu_recipe_uses_the_papers_hyper_parameters():
-    cfg = load_config(PipelineConfig, [CONFIGS / "gpu-recipe.yaml"])
+    cfg = load_pipeline([CONFIGS / "gpu-recipe.yaml"])
     assert cfg.rft.sampling.n_rft == 3 and cfg.rl.num_generations == 4
     assert cfg.rl.beta == 0.08 and cfg.rl.learning_rate == 4e-7 and cfg.rft.train.learning_rate == 5e-6
     assert cfg.rl.prompts_per_step * cfg.rl.num_generations == 512
@@ -47,9 +47,9 @@ def test_gpu_recipe_uses_the_papers_hyper_parameters():
 
 
 def test_saved_config_round_trips(tmp_path):
-    cfg = load_config(PipelineConfig, [], ["seed=3", "eval.ks=[1,2]"])
+    cfg = load_pipeline([], ["seed=3", "eval.ks=[1,2]"])
     path = save_config(cfg, tmp_path / "resolved.yaml")
-    assert load_config(PipelineConfig, [path]) == cfg
+    assert load_pipeline([path]) == cfg
     assert flatten(cfg)["eval.ks"] == [1, 2]
 
 
@@ -64,7 +64,7 @@ def _leaves(data, prefix=""):
 
 def test_default_yaml_is_the_dataclass_defaults():
     assert load_config(PipelineConfig, [CONFIGS / "default.yaml"]) == PipelineConfig()
-    assert set(read_yaml(CONFIGS / "default.yaml")) == {"name"}  # the defaults live in grm.pipeline_config only
+    assert set(read_yaml(CONFIGS / "default.yaml")) == {"name"}  # the defaults live in grm.config only
 
 
 @pytest.mark.parametrize("name", ["tiny.yaml", "gpu-recipe.yaml"])

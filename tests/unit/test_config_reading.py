@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from grm.config import ConfigError, load_config, parse_override, read_yaml
+from grm.config import ConfigError, parse_override, read_yaml
 from grm.errors import UserError
-from grm.pipeline_config import PipelineConfig
+from grm.plan import load_pipeline
 
 
 def test_includes_still_merge_and_later_wins(tmp_path):
@@ -50,4 +50,4 @@ def test_override_values_are_yaml_with_duplicates_refused():
     with pytest.raises(ConfigError, match="duplicate key 'x'"):
         parse_override("a.b={x: 1, x: 2}")
     with pytest.raises(ConfigError, match="not valid YAML"):
-        load_config(PipelineConfig, [], ["eval.k_max={"])
+        load_pipeline([], ["eval.k_max={"])

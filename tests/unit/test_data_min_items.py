@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from grm.config import ConfigError, load_config
-from grm.pipeline_config import PipelineConfig
+from grm.config import ConfigError, PipelineConfig
+from grm.plan import load_pipeline
 
 
 def _load(*overrides: str) -> PipelineConfig:
-    return load_config(PipelineConfig, [], list(overrides))
+    return load_pipeline([], list(overrides))
 
 
 def test_defaults_need_one_item_per_split() -> None:

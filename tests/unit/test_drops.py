@@ -48,12 +48,11 @@ def test_a_bad_window_names_the_accepted_forms(text: str) -> None:
 
 
 def test_the_config_refuses_a_bad_window_at_load() -> None:
-    from grm.config import load_config
-    from grm.pipeline_config import PipelineConfig
+    from grm.plan import load_pipeline
 
     with pytest.raises(ValueError, match="data.window='last:0'"):
-        load_config(PipelineConfig, [], ["data.window=last:0"])
-    assert load_config(PipelineConfig, [], ["data.window=since:2026-12-01"]).data.window == "since:2026-12-01"
+        load_pipeline([], ["data.window=last:0"])
+    assert load_pipeline([], ["data.window=since:2026-12-01"]).data.window == "since:2026-12-01"
 
 
 def test_drop_names_sort_by_arrival_with_numbers_compared_as_numbers() -> None:

@@ -9,8 +9,9 @@ from collections.abc import Sequence
 import pytest
 
 from grm import executors, judging
+from grm.config import RuntimeConfig, SamplingConfig
 from grm.executors import LocalExecutor, SamplerSpec, ShardedSampler, plan_shards
-from grm.pipeline_config import RuntimeConfig, SamplingConfig
+from grm.plan import load_pipeline
 from grm.world.generator import WorldConfig, generate_world
 from grm.world.teacher import TeacherSampler
 
@@ -110,10 +111,8 @@ def test_shard_size_must_be_positive() -> None:
 
 
 def test_runtime_section_loads_from_overrides() -> None:
-    from grm.config import load_config
-    from grm.pipeline_config import PipelineConfig
 
-    cfg = load_config(PipelineConfig, [], ["runtime.executor=ray", "runtime.workers=2", "runtime.ray_address=auto"])
+    cfg = load_pipeline([], ["runtime.executor=ray", "runtime.workers=2", "runtime.ray_address=auto"])
     assert (cfg.runtime.executor, cfg.runtime.workers, cfg.runtime.ray_address) == ("ray", 2, "auto")
 
 
@@ -127,10 +126,10 @@ def test_runtime_section_loads_from_overrides() -> None:
     ],
 )
 def test_launcher_rules_name_the_key(kwargs: dict, key: str) -> None:
-    from grm.pipeline_config import SFTStageConfig
+    from grm.config import RFTTrainConfig
 
     with pytest.raises(ValueError, match=key):
-        SFTStageConfig(**kwargs)
+        RFTTrainConfig(**kwargs)
 
 
 @pytest.mark.parametrize(
@@ -148,42 +147,40 @@ def test_launcher_rules_name_the_key(kwargs: dict, key: str) -> None:
     ],
 )
 def test_rl_and_meta_rm_launcher_rules_name_the_key(section: str, kwargs: dict, key: str) -> None:
-    from grm.pipeline_config import GRPOStageConfig, MetaRMConfig
+    from grm.config import MetaRMTrainConfig, RLConfig
 
-    cls = GRPOStageConfig if section == "rl" else MetaRMConfig
+    cls = RLConfig if section == "rl" else MetaRMTrainConfig
     with pytest.raises(ValueError, match=key.replace(".", r"\.") + "="):
         cls(**kwargs)
 
 
 def test_grpo_global_batch_splits_over_the_processes() -> None:
-    from grm.pipeline_config import GRPOStageConfig
+    from grm.config import RLConfig
     from grm.training.grpo import per_rank_batches
 
     # 3 prompts x 4 generations = 12 rollouts: 6 per rank even though 3 prompts do not split over 2 ranks
-    ok = GRPOStageConfig(launcher="torchrun", prompts_per_step=3, num_generations=4, general_batch_size=4)
+    ok = RLConfig(launcher="torchrun", prompts_per_step=3, num_generations=4, general_batch_size=4)
     assert per_rank_batches(ok, 2) == (6, 2)
     # the general batch only has to split when the general loss is on
-    assert GRPOStageConfig(launcher="torchrun", general_batch_size=3, general_coef=0.0).general_batch_size == 3
+    assert RLConfig(launcher="torchrun", general_batch_size=3, general_coef=0.0).general_batch_size == 3
     with pytest.raises(ValueError, match="prompts_per_step \\* num_generations \\(rollouts per step\\) = 12"):
-        GRPOStageConfig(launcher="torchrun", prompts_per_step=3, num_generations=4, nproc_per_node=8)
+        RLConfig(launcher="torchrun", prompts_per_step=3, num_generations=4, nproc_per_node=8)
 
 
 def test_rl_and_meta_rm_launchers_load_from_overrides() -> None:
-    from grm.config import load_config
-    from grm.pipeline_config import PipelineConfig
 
     sets = ["rl.launcher=torchrun", "rl.nproc_per_node=2", "meta_rm.train.launcher=torchrun"]
-    cfg = load_config(PipelineConfig, [], sets)
+    cfg = load_pipeline([], sets)
     assert (cfg.rl.launcher, cfg.rl.nproc_per_node, cfg.meta_rm.train.launcher) == ("torchrun", 2, "torchrun")
     with pytest.raises(ValueError, match=r"rl\.prompts_per_step"):
-        load_config(PipelineConfig, [], ["rl.launcher=torchrun", "rl.nproc_per_node=3"])
+        load_pipeline([], ["rl.launcher=torchrun", "rl.nproc_per_node=3"])
 
 
 def test_launched_grpo_extras_must_pickle(tmp_path) -> None:
-    from grm.pipeline_config import GRPOStageConfig
+    from grm.config import RLConfig
     from grm.training.launch import command, write_spec
 
-    cfg = GRPOStageConfig(launcher="torchrun")
+    cfg = RLConfig(launcher="torchrun")
     with pytest.raises(ValueError, match=r"rl\.launcher=torchrun: \['reward_funcs'\] must be picklable"):
         write_spec("grpo", tmp_path, "m", {"rows": []}, "out", cfg, True, objects={"reward_funcs": [lambda c: c]})
     spec = write_spec("grpo", tmp_path, "m", {"rows": [{"prompt": "p"}], "general": None}, "out", cfg, True)

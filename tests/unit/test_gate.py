@@ -62,7 +62,7 @@ def test_the_paired_gap_needs_the_same_items_and_the_cell() -> None:
 def test_gate_metric_parts() -> None:
     gate = parse_gate_metric("eval/heldout/rl/metarm_k8/accuracy")
     assert gate is not None and (gate.benchmark, gate.model, gate.cell) == ("heldout", "rl", "metarm_k8")
-    assert gate.for_model("champion") == "eval/heldout/champion/metarm_k8/accuracy"
+    assert str(gate.for_model("champion")) == "eval/heldout/champion/metarm_k8/accuracy"
     assert parse_gate_metric("bench/x") is None
 
 

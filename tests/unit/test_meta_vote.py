@@ -11,10 +11,11 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from grm import evaluation
+from grm.config import EvalConfig, MetaRMTrainConfig
+from grm.eval.run import evaluate
+from grm.eval.spec import EvalSpec
 from grm.judging import ItemJudgement, SampleJudgement
 from grm.meta_rm_train import item_pairs, pairwise_loss
-from grm.pipeline_config import EvalConfig, MetaRMConfig
 from grm.report import results_table
 from grm.verdicts import decide, meta_vote_for, weighted_sum
 from tests.unit.test_benchmarks_evaluation import QualitySampler, pairs
@@ -106,8 +107,8 @@ def test_fallback_decision_reads_the_held_out_within_item_auc():
 def test_a_fallen_back_evaluation_marks_every_metarm_cell_and_reports_voting():
     common = dict(benchmark="toy", model_name="m", ks=(1, 2), methods=("voting", "metarm"), k_meta=1)
     backwards = lambda prompts: [float(i % 3) for i in range(len(prompts))]  # noqa: E731  an arbitrary meta RM
-    fell = evaluation.evaluate(pairs(), QualitySampler(), meta_scorer=backwards, meta_vote="fallback", **common)
-    used = evaluation.evaluate(pairs(), QualitySampler(), meta_scorer=backwards, **common)
+    fell = evaluate(pairs(), QualitySampler(), EvalSpec(**common, meta_vote="fallback"), backwards)
+    used = evaluate(pairs(), QualitySampler(), EvalSpec(**common), backwards)
     for k in (1, 2):
         assert fell.cells[f"metarm_k{k}"]["fell_back"] == 1.0
         assert "fell_back" not in used.cells[f"metarm_k{k}"]
@@ -127,9 +128,18 @@ def test_the_switches_are_checked_with_the_key_named():
         EvalConfig(meta_vote="mean")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="eval.meta_min_auc=1.5"):
         EvalConfig(meta_min_auc=1.5)
-    assert MetaRMConfig().objective == "pointwise"
+    assert MetaRMTrainConfig().objective == "pointwise"
     with pytest.raises(ValueError, match="meta_rm.train.objective='listwise'"):
-        MetaRMConfig(objective="listwise")  # type: ignore[arg-type]
+        MetaRMTrainConfig(objective="listwise")  # type: ignore[arg-type]
+
+
+def test_an_eval_spec_refuses_a_meta_vote_its_protocol_cannot_apply():
+    assert EvalSpec("toy", "m").meta_vote == "top"
+    with pytest.raises(ValueError, match="Unknown meta_vote 'mean'"):
+        EvalSpec("toy", "m", meta_vote="mean")
+    with pytest.raises(ValueError, match="the two_game protocol keeps the top-k_meta filter only"):
+        EvalSpec("toy", "m", methods=("voting", "metarm"), meta_vote="weighted", protocol="two_game")
+    assert EvalSpec("toy", "m", meta_vote="weighted", protocol="two_game").methods == ("voting",)  # no MetaRM@k
 
 
 def test_pairwise_loss_is_bradley_terry_and_pushes_the_correct_sample_up():

@@ -7,10 +7,10 @@ import stat
 
 import pytest
 
-from grm.config import ConfigError, load_config
+from grm.config import ConfigError
 from grm.errors import InputFileError, UserError
 from grm.files import JsonProblem, check_name, check_output_file, parse_json, write_text_atomic
-from grm.pipeline_config import PipelineConfig
+from grm.plan import load_pipeline
 from grm.text_keys import comparison_key, is_blank
 
 
@@ -105,13 +105,13 @@ def test_a_zero_width_character_does_not_hide_a_leaked_query():
 
 
 def test_yaml_12_floats_without_a_dot_are_numbers():
-    cfg = load_config(PipelineConfig, [], ["rl.beta=1e-3", "rft.train.learning_rate=3E-3"])
+    cfg = load_pipeline([], ["rl.beta=1e-3", "rft.train.learning_rate=3E-3"])
     assert cfg.rl.beta == 0.001 and cfg.rft.train.learning_rate == 0.003
 
 
 @pytest.mark.parametrize("value", ["10", "0", "-5", "0x10"])
 def test_plain_integers_are_accepted(value):
-    assert isinstance(load_config(PipelineConfig, [], [f"seed={value}"]).seed, int)
+    assert isinstance(load_pipeline([], [f"seed={value}"]).seed, int)
 
 
 @pytest.mark.parametrize(
@@ -120,12 +120,12 @@ def test_plain_integers_are_accepted(value):
 )
 def test_yaml_11_surprises_are_refused_with_the_fix(override, needle):
     with pytest.raises(ConfigError, match=needle):
-        load_config(PipelineConfig, [], [override])
+        load_pipeline([], [override])
 
 
 def test_a_huge_value_is_quoted_short_in_the_error():
     with pytest.raises(ConfigError) as info:
-        load_config(PipelineConfig, [], ["seed=[" + ",".join(["[1,2,3,4,5,6,7,8]"] * 5000) + "]"])
+        load_pipeline([], ["seed=[" + ",".join(["[1,2,3,4,5,6,7,8]"] * 5000) + "]"])
     assert len(str(info.value)) < 300
 
 

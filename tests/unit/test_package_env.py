@@ -16,7 +16,7 @@ def _mkl_cbwr_after(code: str, env_value: str | None) -> str:
 
 
 def test_importing_grm_leaves_the_environment_alone() -> None:
-    assert _mkl_cbwr_after("import os, grm, grm.evaluation, grm.pipeline_config", None).strip() == "None"
+    assert _mkl_cbwr_after("import os, grm, grm.eval.run, grm.config, grm.plan", None).strip() == "None"
 
 
 def test_a_build_setting_its_threads_runs_in_strict_mkl_mode() -> None:

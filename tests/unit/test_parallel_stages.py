@@ -10,8 +10,7 @@ import time
 import pytest
 
 from grm import threads
-from grm.config import from_dict
-from grm.pipeline_config import PipelineConfig
+from grm.config import PipelineConfig, from_dict
 from tasks import timings, workers
 from tasks.runtime import parallel_stages
 

@@ -5,23 +5,14 @@ import itertools
 
 import pytest
 
-from grm.config import ConfigError, load_config
-from grm.evaluation import heldout_benchmark
-from grm.pipeline_config import (
-    SEED_KEYS,
-    PipelineConfig,
-    WorldConfig,
-    check_data_files,
-    default_gate_metric,
-    evaluated_models,
-    expected_metrics,
-    stage_seeds,
-)
+from grm.config import SEED_KEYS, ConfigError, PipelineConfig, WorldConfig, evaluated_models, stage_seeds
+from grm.eval.metric_key import heldout_benchmark
+from grm.plan import check_data_files, default_gate_metric, expected_metrics, load_pipeline
 from grm.world import World, generate_world
 
 
 def load(*overrides):
-    return load_config(PipelineConfig, [], list(overrides))
+    return load_pipeline([], list(overrides))
 
 
 def load_error(*overrides) -> str:
@@ -52,7 +43,7 @@ def test_an_explicit_stage_seed_wins_and_survives_a_round_trip(tmp_path):
 
     cfg = load("seed=4", "rl.seed=9", "world.seed=0")
     assert cfg.rl.seed == 9 and cfg.world.seed == 0 and cfg.eval.seed == 4 and cfg.rft.train.seed == 4
-    assert load_config(PipelineConfig, [save_config(cfg, tmp_path / "c.yaml")]) == cfg
+    assert load_pipeline([save_config(cfg, tmp_path / "c.yaml")]) == cfg
 
 
 def test_a_section_on_its_own_keeps_none_and_the_core_reads_it_as_zero():
@@ -257,7 +248,7 @@ def test_the_general_only_ablation_needs_general_data_at_load(tmp_path):
 
 # ---- eval.benchmarks -----------------------------------------------------------------------------------------
 def test_missing_benchdata_fails_at_load_naming_the_key_and_the_fix(tmp_path):
-    from grm.pipeline_config import check_benchdata
+    from grm.plan import check_benchdata
 
     cfg = load(f"eval.benchdata={tmp_path}", "eval.benchmarks=[rewardbench,realmistake]")
     with pytest.raises(ConfigError) as info:
@@ -287,7 +278,7 @@ def test_benchmark_metrics_of_the_trained_grms_can_gate():
 
 
 def test_the_default_benchdata_is_the_shipped_copy_wherever_the_project_is(tmp_path):
-    from grm.pipeline_config import check_benchdata
+    from grm.plan import check_benchdata
 
     cfg = load()
     assert cfg.eval.benchdata is None  # null: benchdata/*.tar.gz of the repository, unpacked into the user cache
@@ -307,3 +298,27 @@ def test_expected_metrics_is_memoised_per_setting_and_returns_a_fresh_set():
     without = expected_metrics(load("eval.hygiene=false"))
     assert with_hygiene != without and "eval/world/rl/greedy_swap_k1/accuracy" in with_hygiene - without
     assert expected_metrics(load("eval.ks=[1,4]")) != expected_metrics(load("eval.ks=[1,2]"))
+
+
+# ---- the plan step: what the config (a leaf) leaves to grm.plan ----------------------------------------------------
+def test_the_plan_step_derives_the_gate_metric_the_config_leaves_null():
+    from grm.config import load_config
+    from grm.plan import resolve_config
+
+    cfg = load_config(PipelineConfig, [], ["rl.max_steps=0", "eval.ks=[1,4]"])
+    assert cfg.registry.gate_metric is None  # the config alone names no metric: it cannot import the evaluation
+    assert resolve_config(cfg).registry.gate_metric == "eval/world/rft/voting_k4/accuracy"
+    pinned = load_config(PipelineConfig, [], ["registry.gate_metric=eval/world/rft/greedy_k1/accuracy"])
+    assert resolve_config(pinned).registry == pinned.registry  # an explicit metric the run produces is kept
+
+
+def test_the_plan_step_refuses_what_only_other_modules_can_check():
+    from grm.config import load_config
+    from grm.plan import resolve_config
+
+    unknown = load_config(PipelineConfig, [], ["eval.benchmarks=[nope]"])  # the config alone cannot know
+    with pytest.raises(ConfigError, match=r"^PipelineConfig: eval.benchmarks has 'nope', which is not a registered"):
+        resolve_config(unknown)
+    window = load_config(PipelineConfig, [], ["data.window=last:0"])
+    with pytest.raises(ConfigError, match=r"^data: data.window='last:0': use 'all'"):
+        resolve_config(window)

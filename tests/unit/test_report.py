@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from grm.metrics import paired_gap
+from grm.eval.metrics import paired_gap
 from grm.report import claim_gaps, claim_pairs, gap_metrics, gaps_table, results_table
 
 

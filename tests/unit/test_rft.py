@@ -1,6 +1,6 @@
 """Rejective sampling rules: drop incorrect, drop too-easy items, hinted samples with the hint stripped."""
 
-from grm.rft import RejectiveSamplingConfig, rejective_sample
+from grm.rft import RFTSamplingConfig, rejective_sample
 from grm.schemas import Item
 from tests.helpers.scripted import ScriptedSampler, shown_responses
 
@@ -25,7 +25,7 @@ def rule(prompt: str, sample: int):
     return [9 if r == "good" else 2 for r in shown]
 
 
-CFG = RejectiveSamplingConfig(n_rft=3, template="compact", seed=1)
+CFG = RFTSamplingConfig(n_rft=3, template="compact", seed=1)
 N_MIXED_TIED = sum(
     t.order[0] == 1
     for t in rejective_sample(ITEMS, ScriptedSampler(rule), CFG).samples
@@ -80,7 +80,7 @@ def test_statistics():
 
 
 def test_too_easy_filter_can_be_turned_off_and_capped():
-    cfg = RejectiveSamplingConfig(
+    cfg = RFTSamplingConfig(
         n_rft=3, template="compact", drop_too_easy=False, max_kept_per_item=1, hinted=False, seed=1
     )
     result = rejective_sample(ITEMS, ScriptedSampler(rule), cfg)

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grm.config import load_config
-from grm.pipeline_config import PipelineConfig
+from grm.config import PipelineConfig
+from grm.plan import load_pipeline
 from grm.report import headline_metrics, report_html, results_report
 from grm.run_label import config_diff, run_label
 from tasks import runtime, summary, timings, tracking
@@ -67,7 +67,7 @@ class Ctx:
 
 
 def tiny(*overrides: str) -> PipelineConfig:
-    return load_config(PipelineConfig, [TINY], list(overrides))
+    return load_pipeline([TINY], list(overrides))
 
 
 # ---- names ---------------------------------------------------------------------------------------------------------

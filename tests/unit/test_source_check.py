@@ -10,9 +10,9 @@ import pytest
 from prefect import get_run_logger  # noqa: F401  (pipeline_run's logger() imports it: pay that at collection)
 from typer.testing import CliRunner
 
-from grm.config import load_config
+from grm.config import PipelineConfig
 from grm.errors import UserError
-from grm.pipeline_config import PipelineConfig
+from grm.plan import load_pipeline
 from grm.schemas import DataError
 from grm.source_check import TeacherCannotJudgeError, check_source
 from tasks import data, tracking
@@ -35,7 +35,7 @@ def real_folder(root: Path) -> Path:
 
 
 def cfg_of(*overrides: str) -> PipelineConfig:
-    return load_config(PipelineConfig, [], list(overrides))
+    return load_pipeline([], list(overrides))
 
 
 def test_real_text_with_the_world_teacher_names_rows_and_the_teacher_keys(tmp_path: Path) -> None:

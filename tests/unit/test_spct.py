@@ -33,7 +33,7 @@ def test_unfiltered_ablation_has_the_same_size_and_ignores_correctness():
 
 
 def test_meta_rm_examples_mixed_only_keeps_items_with_both_labels():
-    from grm.pipeline_config import MetaStageConfig
+    from grm.config import MetaRMConfig
     from grm.schemas import Item
     from grm.spct import meta_rm_examples
     from tests.helpers.scripted import ScriptedSampler, shown_responses
@@ -54,10 +54,10 @@ def test_meta_rm_examples_mixed_only_keeps_items_with_both_labels():
 
     sampler = ScriptedSampler(rule)
     kwargs = {"template": "compact", "max_new_tokens": 16, "seed": 0}
-    cfg = MetaStageConfig(grm_samples=2, grm_items=2, mixed_only=False)
+    cfg = MetaRMConfig(grm_samples=2, grm_items=2, mixed_only=False)
     every, stats = meta_rm_examples(items, [], sampler, cfg, **kwargs)
     assert sorted((e["id"], e["label"]) for e in every) == [("easy", 1), ("easy", 1), ("mixed", 0), ("mixed", 1)]
-    mixed_cfg = MetaStageConfig(grm_samples=2, grm_items=2, mixed_only=True)
+    mixed_cfg = MetaRMConfig(grm_samples=2, grm_items=2, mixed_only=True)
     kept, kept_stats = meta_rm_examples(items, [], sampler, mixed_cfg, **kwargs)
     assert sorted((e["id"], e["label"]) for e in kept) == [("mixed", 0), ("mixed", 1)]
     assert kept_stats["from_grm"] == 2 and stats["from_grm"] == 4

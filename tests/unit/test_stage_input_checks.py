@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from grm.pipeline_config import PipelineConfig
+from grm.config import PipelineConfig
 from tasks import data_store
 from tasks.runtime import RunContext, StageError, run_stage
 from tasks.stages import BuildContext, FileInput, HashedFile, Stage, StageOutput, StageStore, file_md5

@@ -24,8 +24,7 @@ from typing import Any
 import pytest
 
 from grm.ablations import ABLATIONS
-from grm.config import ConfigError, from_dict, to_dict
-from grm.pipeline_config import PipelineConfig
+from grm.config import ConfigError, PipelineConfig, from_dict, to_dict
 from tasks.runtime import RunContext
 from tasks.stage_code import (
     STAGE_MODULES,

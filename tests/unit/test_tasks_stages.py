@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from grm.config import from_dict
-from grm.pipeline_config import PipelineConfig
+from grm.config import PipelineConfig, from_dict
 from tasks import prefect_env, timings, training
 from tasks.runtime import RunContext, StageError, run_stage
 from tasks.stages import (

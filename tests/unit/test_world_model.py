@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from grm.world import WorldConfig
-from grm.world.model import TinyModelConfig, build_tiny_classifier, build_tiny_model
+from grm.world.model import ModelTinyConfig, build_tiny_classifier, build_tiny_model
 from grm.world.tokenizer import build_tokenizer
 
 
@@ -17,7 +17,7 @@ def test_build_and_load(tmp_path: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
     tok = build_tokenizer(WorldConfig(n_train=10, n_val=0, n_test=0), tmp_path / "tok")
-    cfg = TinyModelConfig(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64)
+    cfg = ModelTinyConfig(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64)
     lm_dir = build_tiny_model(tok, tmp_path / "lm", cfg, seed=0)
     assert (lm_dir / "model.safetensors").exists() and (lm_dir / "tokenizer.json").exists()
     lm = AutoModelForCausalLM.from_pretrained(lm_dir)
@@ -33,8 +33,8 @@ def test_build_and_load(tmp_path: Path) -> None:
 
 
 def test_default_size_and_validation() -> None:
-    assert TinyModelConfig().hidden_size == 128
+    assert ModelTinyConfig().hidden_size == 128
     with pytest.raises(ValueError, match="num_heads"):
-        TinyModelConfig(hidden_size=130, num_heads=4)
+        ModelTinyConfig(hidden_size=130, num_heads=4)
     with pytest.raises(ValueError, match="max_position_embeddings"):
-        TinyModelConfig(max_position_embeddings=16)
+        ModelTinyConfig(max_position_embeddings=16)

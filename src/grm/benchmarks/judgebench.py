@@ -10,7 +10,7 @@ which the two-game protocol needs), ``best = 0`` for ``A>B`` else 1, ``subset`` 
 source prefix as the official ``run_judge.py``), ``meta = {source, split, original_id, response_model}``.
 
 Registered names: ``judgebench`` (the GPT-4o split, 350 pairs: the leaderboard's) and ``judgebench-claude`` (270).
-Protocol ``two_game`` (``grm.protocols``): each pair judged as (A, B) and (B, A); a pair counts iff ``counter > 0``.
+Protocol ``two_game`` (``grm.eval.protocols.two_game``): each pair judged as (A, B) and (B, A); a pair counts iff ``counter > 0``.
 Scoring: ``grm.benchmarks.scoring.judgebench_scores``.
 """
 

@@ -12,24 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grm.benchmarks import bundled
+from grm.benchmarks import bundled, scoring
 from grm.benchmarks.rows import Row, RowConverter, Shard, collect_items, round_robin
 from grm.schemas import Item
 
 KINDS = ("benchmark", "training")
-SCORERS = (
-    "accuracy",
-    "rewardbench",
-    "rmb",
-    "realmistake",
-    "ppe_correctness",
-    "judgebench",
-    "rm_bench",
-    "rewardbench2",
-)
-# how a GRM is run on the items: "standard" (greedy + Voting@k over shuffled orders, grm.evaluation.evaluate),
-# "two_game" (each pair judged in both orders, JudgeBench's counter rule) or "style_matrix" (RM-Bench: the nine
-# chosen_i-vs-rejected_j pairs of a prompt, the 3x3 matrix); dispatched by grm.evaluation.evaluate
+SCORERS = tuple(scoring.SCORERS)  # the registered official aggregations (grm.benchmarks.scoring)
+# how a GRM is run on the items: "standard" (greedy + Voting@k over shuffled orders), "two_game" (each pair judged
+# in both orders, JudgeBench's counter rule) or "style_matrix" (RM-Bench: the nine chosen_i-vs-rejected_j pairs of
+# a prompt, the 3x3 matrix); the names of the registry grm.eval.protocols.PROTOCOLS (a test keeps them equal)
 PROTOCOLS = ("standard", "two_game", "style_matrix")
 BENCHDATA_ENV = "GRM_BENCHDATA"
 
@@ -53,7 +44,7 @@ class BenchmarkSpec:
     description: str
     convert: RowConverter  # row-level converter shared by the local and hub paths
     kind: str = "benchmark"  # "benchmark" (evaluated) or "training" (decontamination / training data)
-    scorer: str = "accuracy"  # which official aggregation applies, see grm.benchmarks.scoring
+    scorer: str = "accuracy"  # which official aggregation applies: a name in grm.benchmarks.scoring.SCORERS
     official_tie_policy: str = "strict"  # the tie rule of the benchmark's own code (SCORING.md)
     protocol: str = "standard"  # see PROTOCOLS
     local_shards: Callable[[Path], list[Shard]] | None = None  # benchdata root -> lazily opened shards

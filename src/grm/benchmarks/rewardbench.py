@@ -6,7 +6,7 @@ Source schema (local ``rewardbench/rewardbench_filtered.jsonl`` and the HF datas
 
 Converted item: ``id = rewardbench/{subset}/{id}``, ``query = prompt``, ``responses = [chosen, rejected]``,
 ``best = 0``, ``subset = subset``, ``meta = {chosen_model, rejected_model}``. The stored order always puts the chosen
-response first; the evaluation randomises the order it shows a judge (see ``grm.evaluation``).
+response first; the evaluation randomises the order it shows a judge (see ``grm.eval.protocols.standard``).
 Scoring: ``grm.benchmarks.scoring.rewardbench_sections``.
 """
 

@@ -12,7 +12,7 @@ rejected_0, rejected_1, rejected_2]``, ``best = 0``, ``subset = domain`` with th
 n_chosen: 3}``. A ``--scores-file`` line gives the six scores in that order.
 
 Protocol ``style_matrix``: ``style_pairs`` expands a prompt into the nine (chosen_i, rejected_j) two-response items
-the GRM judges (``grm.protocols``); ``grm.benchmarks.scoring.rm_bench_scores`` builds the official 3x3 matrix.
+the GRM judges (``grm.eval.protocols.style_matrix``); ``grm.benchmarks.scoring.rm_bench_scores`` builds the official 3x3 matrix.
 """
 
 from __future__ import annotations

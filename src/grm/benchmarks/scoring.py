@@ -16,7 +16,7 @@
   item-weighted mean (= ``accuracy``), plus ``n_subsets``. One subset (or none) adds nothing: it would repeat
   ``accuracy``. [choice]
 - JudgeBench (ScalerLab/JudgeBench @ e2c52c2, ``utils/metrics.py::compute_final_metrics``): the credit of a pair is
-  the two-game rule (``two_game_credit``: counter > 0; built in ``grm.protocols``); per category (knowledge =
+  the two-game rule (``two_game_credit``: counter > 0; built in ``grm.eval.protocols.two_game``); per category (knowledge =
   ``mmlu-pro-*``, reasoning, math, coding), ``overall`` = micro over pairs (official), ``macro_accuracy`` = the
   unweighted category mean (some papers'; labelled).
 - RM-Bench (THU-KEG/RM-Bench @ 73c52d7, ``scripts/utils.py::compute_accuracy``): per domain the 3x3 matrix of the
@@ -37,7 +37,9 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -378,6 +380,92 @@ def rewardbench2_scores(
     return out
 
 
+def _rewardbench(items: Sequence[Item], credits: Sequence[float], **_: Any) -> dict[str, float]:
+    per_subset = _group_mean([it.subset or "" for it in items], credits)
+    out = rewardbench_sections(per_subset)
+    out.update({f"subset/{k}": v for k, v in sorted(per_subset.items())})
+    out["n_subsets"] = float(len(per_subset))
+    return out
+
+
+def _rmb(items: Sequence[Item], credits: Sequence[float], **_: Any) -> dict[str, float]:
+    sections = _group_mean([str(it.meta.get("section", "")) for it in items], credits)
+    out: dict[str, float] = {s: sections[s] for s in RMB_SECTIONS if s in sections}
+    if out:
+        out["overall"] = float(np.mean(list(out.values())))
+    out["n_subsets"] = float(len({it.subset for it in items}))
+    return out
+
+
+def _ppe_correctness(items: Sequence[Item], credits: Sequence[float], **_: Any) -> dict[str, float]:
+    per_subset = _group_mean([it.subset or "" for it in items], credits)
+    out = {f"subset/{k}": v for k, v in sorted(per_subset.items())}
+    out["overall"] = float(np.mean(list(per_subset.values())))
+    return out
+
+
+def _realmistake(
+    items: Sequence[Item], credits: Sequence[float], *, scores: Sequence[float | None] | None, score_midpoint: float,
+    **_: Any,
+) -> dict[str, float]:  # fmt: skip
+    if scores is None:
+        raise ValueError("the realmistake scorer needs per-item scores")
+    filled = [score_midpoint if s is None else float(s) for s in scores]
+    labels = [int(it.label) for it in items]  # type: ignore[arg-type]
+    out = {"roc_auc": roc_auc(filled, labels)}
+    by_task: dict[str, list[int]] = defaultdict(list)
+    for i, it in enumerate(items):
+        by_task[it.subset or ""].append(i)
+    for task, idx in sorted(by_task.items()):
+        out[f"roc_auc/{task}"] = roc_auc([filled[i] for i in idx], [labels[i] for i in idx])
+    return out
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """A benchmark's official aggregation, registered by ``name`` in ``SCORERS`` (``BenchmarkSpec.scorer``).
+
+    Attributes:
+        name: the key a benchmark's spec names.
+        score: ``(items, credits, *, scores, score_midpoint, totals) -> metrics`` beyond plain accuracy.
+        headline: the metric of the cross-benchmark table (``grm.eval.report.cross_table``).
+        needs_scores: reads per-item scores, not only credits (then the order-averaged greedy cell, which has
+            credits only, keeps plain accuracy).
+    """
+
+    name: str
+    score: Callable[..., dict[str, float]]
+    headline: str = "overall"
+    needs_scores: bool = False
+
+
+SCORERS: dict[str, Scorer] = {
+    s.name: s
+    for s in (
+        Scorer("accuracy", lambda items, credits, **_: subset_accuracy(items, credits), headline="accuracy"),
+        Scorer("rewardbench", _rewardbench),
+        Scorer("rmb", _rmb),
+        Scorer("realmistake", _realmistake, headline="roc_auc", needs_scores=True),
+        Scorer("ppe_correctness", _ppe_correctness),
+        Scorer("judgebench", lambda items, credits, **_: judgebench_scores(items, credits)),
+        Scorer("rm_bench", lambda items, credits, **_: rm_bench_scores(items, credits)),
+        Scorer(
+            "rewardbench2",
+            lambda items, credits, *, totals, **_: rewardbench2_scores(items, credits, totals),
+            needs_scores=True,
+        ),
+    )
+}
+
+
+def get_scorer(name: str) -> Scorer:
+    """The registered scorer ``name``; ``ValueError`` naming the available ones otherwise."""
+    try:
+        return SCORERS[name]
+    except KeyError:
+        raise ValueError(f"Unknown scorer {name!r}. Available: {', '.join(SCORERS)}") from None
+
+
 def score_benchmark(
     scorer: str,
     items: Sequence[Item],
@@ -387,11 +475,11 @@ def score_benchmark(
     score_midpoint: float = 5.5,
     totals: Sequence[Sequence[float] | None] | None = None,
 ) -> dict[str, float]:
-    """The benchmark-specific metrics of one evaluation cell (beyond plain accuracy).
+    """The benchmark-specific metrics of one evaluation cell (beyond plain accuracy), by the registered scorer.
 
     Args:
-        scorer: ``accuracy`` (+ per-subset accuracy when subsets exist) | ``rewardbench`` | ``rmb`` |
-            ``realmistake`` | ``ppe_correctness``.
+        scorer: a name in ``SCORERS``: ``accuracy`` (+ per-subset accuracy when subsets exist) | ``rewardbench`` |
+            ``rmb`` | ``realmistake`` | ``ppe_correctness`` | ``judgebench`` | ``rm_bench`` | ``rewardbench2``.
         items: the items, in verdict order.
         credits: per-item credit (1 / 0 / fractional under the ``half`` tie policy).
         scores: per-item predicted score for single-response items (``realmistake``); None = unparsed.
@@ -404,42 +492,4 @@ def score_benchmark(
     """
     if len(items) != len(credits):
         raise ValueError(f"{len(items)} items but {len(credits)} credits")
-    out: dict[str, float] = {}
-    if scorer == "rewardbench":
-        per_subset = _group_mean([it.subset or "" for it in items], credits)
-        out.update(rewardbench_sections(per_subset))
-        out.update({f"subset/{k}": v for k, v in sorted(per_subset.items())})
-        out["n_subsets"] = float(len(per_subset))
-    elif scorer == "rmb":
-        sections = _group_mean([str(it.meta.get("section", "")) for it in items], credits)
-        present = {s: sections[s] for s in RMB_SECTIONS if s in sections}
-        out.update(present)
-        if present:
-            out["overall"] = float(np.mean(list(present.values())))
-        out["n_subsets"] = float(len({it.subset for it in items}))
-    elif scorer == "ppe_correctness":
-        per_subset = _group_mean([it.subset or "" for it in items], credits)
-        out.update({f"subset/{k}": v for k, v in sorted(per_subset.items())})
-        out["overall"] = float(np.mean(list(per_subset.values())))
-    elif scorer == "realmistake":
-        if scores is None:
-            raise ValueError("the realmistake scorer needs per-item scores")
-        filled = [score_midpoint if s is None else float(s) for s in scores]
-        labels = [int(it.label) for it in items]  # type: ignore[arg-type]
-        out["roc_auc"] = roc_auc(filled, labels)
-        by_task: dict[str, list[int]] = defaultdict(list)
-        for i, it in enumerate(items):
-            by_task[it.subset or ""].append(i)
-        for task, idx in sorted(by_task.items()):
-            out[f"roc_auc/{task}"] = roc_auc([filled[i] for i in idx], [labels[i] for i in idx])
-    elif scorer == "judgebench":
-        out.update(judgebench_scores(items, credits))
-    elif scorer == "rm_bench":
-        out.update(rm_bench_scores(items, credits))
-    elif scorer == "rewardbench2":
-        out.update(rewardbench2_scores(items, credits, totals))
-    elif scorer == "accuracy":
-        out.update(subset_accuracy(items, credits))
-    else:
-        raise ValueError(f"Unknown scorer {scorer!r}")
-    return out
+    return get_scorer(scorer).score(items, credits, scores=scores, score_midpoint=score_midpoint, totals=totals)

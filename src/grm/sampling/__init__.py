@@ -10,24 +10,21 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from grm.errors import UserError
 from grm.sampling.base import Sampler
+from grm.sampling.spec import (
+    FOLDER,
+    HTTP,
+    REGISTRY,
+    SPEC_FORMS,
+    VLLM,
+    ModelSpec,
+    SamplerSpecError,
+    parse_model_spec,
+)
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Sampler", "SamplerSpecError", "build_sampler", "SPEC_FORMS"]
-
-
-class SamplerSpecError(UserError, ValueError):
-    """A sampler spec that matches none of ``SPEC_FORMS``."""
-
-
-SPEC_FORMS = (
-    "http://HOST:PORT or https://... (OpenAI-compatible server, e.g. `vllm serve` or `grm serve`)",
-    "vllm:PATH (in-process vLLM, GPU environment)",
-    "world-teacher or world-teacher:ERROR_RATE (the embedded world's programmatic teacher)",
-    "PATH to a local model directory with safetensors weights (Hugging Face transformers on CPU/GPU)",
-)
+__all__ = ["Sampler", "SamplerSpecError", "build_sampler", "SPEC_FORMS", "ModelSpec", "parse_model_spec"]
 
 
 def _accepted(cls: Any, options: dict[str, Any], backend: str) -> dict[str, Any]:
@@ -42,12 +39,12 @@ def _accepted(cls: Any, options: dict[str, Any], backend: str) -> dict[str, Any]
     return kept
 
 
-def build_sampler(spec: str, **options: Any) -> Sampler:
-    """Build a sampler from a spec string.
+def build_sampler(spec: str | ModelSpec, **options: Any) -> Sampler:
+    """Build a sampler from a spec: the one sampler factory (``parse_model_spec`` reads the string).
 
     Args:
         spec: one of ``SPEC_FORMS``: ``http(s)://...``, ``vllm:PATH``, ``world-teacher[:ERROR_RATE]`` or a local
-            model directory.
+            model directory (a registry alias must be resolved to a folder first: ``grm_cli.models``).
         options: backend constructor options (e.g. ``device``, ``num_threads``, ``batch_size`` for a local model;
             ``api_key``, ``timeout``, ``served_model`` for HTTP); options a backend does not take are ignored.
 
@@ -55,52 +52,44 @@ def build_sampler(spec: str, **options: Any) -> Sampler:
         The sampler.
 
     Raises:
-        SamplerSpecError: the spec matches none of the accepted forms.
+        SamplerSpecError: the spec matches none of the accepted forms, or is an unresolved registry alias.
         ModelFolderError: the spec names a local path that is not a complete model folder (missing folder, config,
             tokenizer or weights, or a corrupt safetensors file); checked before anything is loaded.
     """
-    spec = spec.strip()
-    if spec.startswith(("http://", "https://")):
-        from grm.sampling.openai_http import OpenAICompatSampler, list_models
-
-        opts = dict(options)
-        model = opts.pop("served_model", None)
-        if model is None:
-            models = list_models(spec, api_key=opts.get("api_key"), timeout=float(opts.get("timeout", 10.0)))
-            if not models:
-                raise ValueError(f"{spec}/v1/models lists no model; pass served_model=NAME")
-            model = models[0]
-            logger.info("Using served model %r from %s", model, spec)
-        return OpenAICompatSampler(spec, model, **_accepted(OpenAICompatSampler, opts, "HTTP"))
-    if spec.startswith("vllm:"):
-        path = spec[len("vllm:") :]
-        if not path:
-            raise ValueError("vllm: spec needs a model path, e.g. vllm:/models/grm-7b")
+    parsed = parse_model_spec(spec)
+    if parsed.kind == HTTP:
+        return _http_sampler(parsed.location, dict(options))
+    if parsed.kind == VLLM:
         from grm.sampling.vllm_backend import VLLMSampler
 
-        return VLLMSampler(path, **_accepted(VLLMSampler, options, "vLLM"))
-    if spec == "world-teacher" or spec.startswith("world-teacher:"):
-        from grm.world.teacher import TeacherSampler
-
-        opts = dict(options)
-        if spec != "world-teacher":
-            rate_text = spec[len("world-teacher:") :]
-            try:
-                opts["error_rate"] = float(rate_text)
-            except ValueError as exc:
-                raise ValueError(f"world-teacher:ERROR_RATE needs a number in [0, 1], got {rate_text!r}") from exc
-        return TeacherSampler(**_accepted(TeacherSampler, opts, "world-teacher"))
-    path = Path(spec).expanduser()
-    if path.is_dir() or path.exists() or _looks_like_path(spec):
+        return VLLMSampler(parsed.location, **_accepted(VLLMSampler, options, "vLLM"))
+    if parsed.kind == FOLDER:
         from grm.model_files import check_model_dir
 
+        path = Path(parsed.location).expanduser()
         check_model_dir(path)  # a missing or corrupt folder is named here, not deep inside transformers
         from grm.sampling.hf import HFSampler
 
         return HFSampler(path, **_accepted(HFSampler, options, "transformers"))
-    forms = "\n  - ".join(SPEC_FORMS)
-    raise SamplerSpecError(f"Unknown sampler spec {spec!r}. Accepted forms:\n  - {forms}")
+    if parsed.kind == REGISTRY:
+        raise SamplerSpecError(
+            f"{parsed.location!r} names a model in the MLflow registry; resolve it to a folder first",
+            fix="pass it to grm serve, grm score or grm eval (they download it), or pass the model folder",
+        )
+    from grm.world.teacher import TeacherSampler
+
+    opts = {**options, **parsed.options}  # world-teacher:RATE sets error_rate
+    return TeacherSampler(**_accepted(TeacherSampler, opts, "world-teacher"))
 
 
-def _looks_like_path(spec: str) -> bool:
-    return spec.startswith((".", "~", "/")) or "/" in spec or "\\" in spec
+def _http_sampler(url: str, opts: dict[str, Any]) -> Sampler:
+    from grm.sampling.openai_http import OpenAICompatSampler, list_models
+
+    model = opts.pop("served_model", None)
+    if model is None:
+        models = list_models(url, api_key=opts.get("api_key"), timeout=float(opts.get("timeout", 10.0)))
+        if not models:
+            raise ValueError(f"{url}/v1/models lists no model; pass served_model=NAME")
+        model = models[0]
+        logger.info("Using served model %r from %s", model, url)
+    return OpenAICompatSampler(url, model, **_accepted(OpenAICompatSampler, opts, "HTTP"))

@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from grm.model_files import load_pretrained
 from grm.progress import Progress, track
+from grm.sampling.hf_decode import DecodeLoops
+from grm.sampling.hf_inputs import PromptInputs
 from grm.threads import set_torch_threads
 
 if TYPE_CHECKING:
@@ -78,8 +80,6 @@ class Completion:
 
 
 DECODE_PATHS = ("static", "hf")
-CHARS_PER_TOKEN_BOUND = 32  # a prompt with more characters than this times the context is over it untokenized
-ZERO_WIDTH_SPACE = "\u200b"
 
 
 def check_safetensors_dir(model_dir: str | Path) -> Path:
@@ -114,18 +114,7 @@ def _resolve_dtype(dtype: str | Any) -> Any:
     return getattr(torch, name)
 
 
-def _top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
-    """Mask logits outside the smallest set of tokens whose probability mass reaches ``top_p``."""
-    import torch
-
-    sorted_logits, sorted_idx = torch.sort(logits, descending=True, dim=-1)
-    cum = torch.softmax(sorted_logits, dim=-1).cumsum(dim=-1)
-    remove = cum - torch.softmax(sorted_logits, dim=-1) >= top_p  # keep the token that crosses top_p
-    sorted_logits = sorted_logits.masked_fill(remove, float("-inf"))
-    return torch.full_like(logits, float("-inf")).scatter(-1, sorted_idx, sorted_logits)
-
-
-class HFSampler:
+class HFSampler(DecodeLoops, PromptInputs):
     """Batched sampler over a local transformers causal LM, prefilling each prompt once for its ``n`` samples."""
 
     def __init__(
@@ -163,14 +152,8 @@ class HFSampler:
                 for sampling (see ``generate``).
         """
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if not 0.0 < top_p <= 1.0:
-            raise ValueError(f"top_p must be in (0, 1], got {top_p}")
-        if decode not in DECODE_PATHS:
-            raise ValueError(f"decode must be one of {DECODE_PATHS}, got {decode!r}")
+        _check_options(batch_size, top_p, decode)
         self.model_dir = check_safetensors_dir(model_dir)
         if num_threads is not None:
             set_torch_threads(num_threads)
@@ -181,19 +164,7 @@ class HFSampler:
         self.top_p = top_p
         self.ignore_eos = ignore_eos
         self.stats = SamplerStats()
-
-        self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir, trust_remote_code=trust_remote_code)
-        self.tokenizer.padding_side = "left"
-        self.model = load_pretrained(
-            AutoModelForCausalLM,
-            self.model_dir,
-            role="causal LM (GRM)",
-            use_safetensors=True,
-            trust_remote_code=trust_remote_code,
-            dtype=_resolve_dtype(dtype),
-        ).to(self.device)
-        self.model.eval()
-
+        self.tokenizer, self.model = _load(self.model_dir, self.device, trust_remote_code, dtype)
         self.eos_token_ids: set[int] = self._collect_eos_ids()
         if self.tokenizer.pad_token_id is None:
             if self.tokenizer.eos_token_id is None:
@@ -204,14 +175,7 @@ class HFSampler:
         self._cache_kwarg = "cache" if "cache" in params else "past_key_values"
         self._logits_to_keep = "logits_to_keep" in params
         self._max_positions: int | None = getattr(self.model.config, "max_position_embeddings", None)
-        self.decode = decode
-        if decode == "static":
-            from grm.sampling.static_decode import unsupported_reason
-
-            reason = unsupported_reason(self.model)
-            if reason is not None:
-                logger.info("decode='static' unavailable for %s (%s): using decode='hf'", self.model_dir, reason)
-                self.decode = "hf"
+        self.decode = _decode_path(self.model, decode, self.model_dir)
         logger.debug("Loaded %s on %s (eos ids %s)", self.model_dir, self.device, sorted(self.eos_token_ids))
 
     # ----- public API -----
@@ -392,109 +356,6 @@ class HFSampler:
             completions = [c for c in completions for _ in range(n)]
         return completions
 
-    def _decode_hf(
-        self,
-        logits: torch.Tensor,
-        cache: Any,
-        attn: torch.Tensor,
-        position_ids: torch.Tensor,
-        repeat: int,
-        temperature: float,
-        max_new_tokens: int,
-        gen: torch.Generator,
-    ) -> tuple[list[list[int]], list[str]]:
-        """The old loop: the model's forward with a ``DynamicCache`` every step, finished rows dropped."""
-        import torch
-
-        if repeat > 1:
-            cache.batch_repeat_interleave(repeat)
-            logits = logits.repeat_interleave(repeat, dim=0)
-            attn = attn.repeat_interleave(repeat, dim=0)
-        num_rows = logits.shape[0]
-        next_pos = position_ids[:, -1:].repeat_interleave(repeat, dim=0) + 1
-
-        tokens: list[list[int]] = [[] for _ in range(num_rows)]
-        finish = ["length"] * num_rows
-        active = torch.arange(num_rows, device=self.device)  # original row index of each live row
-        eos = torch.tensor(sorted(self.eos_token_ids), device=self.device, dtype=torch.long)
-        for step in range(max_new_tokens):
-            next_tok = self._pick(logits, temperature, gen)
-            self.stats.tokens_generated += int(next_tok.numel())
-            for r, t in zip(active.tolist(), next_tok.tolist(), strict=True):
-                tokens[r].append(t)
-            done = (
-                torch.isin(next_tok, eos)
-                if not self.ignore_eos and eos.numel()
-                else torch.zeros_like(next_tok, dtype=torch.bool)
-            )
-            for r in active[done].tolist():
-                finish[r] = "stop"
-            if step == max_new_tokens - 1 or bool(done.all()):
-                break
-            if bool(done.any()):
-                keep = (~done).nonzero(as_tuple=True)[0]
-                cache.batch_select_indices(keep)
-                active, next_tok, attn, next_pos = active[keep], next_tok[keep], attn[keep], next_pos[keep]
-            attn = torch.cat([attn, attn.new_ones((attn.shape[0], 1))], dim=1)
-            logits = self._forward(next_tok[:, None], attn, next_pos, cache)
-            next_pos = next_pos + 1
-            self.stats.decode_steps += 1
-        return tokens, finish
-
-    def _decode_static(
-        self,
-        logits: torch.Tensor,
-        cache: Any,
-        attn: torch.Tensor,
-        position_ids: torch.Tensor,
-        repeat: int,
-        temperature: float,
-        max_new_tokens: int,
-        gen: torch.Generator,
-    ) -> tuple[list[list[int]], list[str]]:
-        """``LlamaDecoder`` loop: shared prompt KV, static cache, fixed shapes, finished rows masked.
-
-        Draws the same uniforms in the same order as ``_decode_hf`` (one per live row per step, live rows in row
-        order), so both paths sample the same tokens from the same seed up to float noise in the logits.
-        """
-        import torch
-
-        from grm.sampling.static_decode import LlamaDecoder
-
-        decoder = LlamaDecoder(self.model)  # per call: cheap, and never stale if the weights were trained since
-        layers = cache.layers
-        state = decoder.start([lay.keys for lay in layers], [lay.values for lay in layers], attn, repeat,
-                              max_new_tokens)  # fmt: skip
-        logits = logits.repeat_interleave(repeat, dim=0)
-        num_rows = logits.shape[0]
-        next_pos = position_ids[:, -1].repeat_interleave(repeat, dim=0) + 1
-        cos_table, sin_table = decoder.rope_table(int(next_pos.max()) + max_new_tokens, state.keys[0])
-        out = torch.zeros((num_rows, max_new_tokens), dtype=torch.long, device=self.device)
-        done = torch.zeros(num_rows, dtype=torch.bool, device=self.device)
-        stopped = torch.zeros(num_rows, dtype=torch.bool, device=self.device)
-        length = torch.zeros(num_rows, dtype=torch.long, device=self.device)
-        eos = torch.tensor(sorted(self.eos_token_ids), device=self.device, dtype=torch.long)
-        check_eos = not self.ignore_eos and eos.numel() > 0
-        for step in range(max_new_tokens):
-            live = ~done
-            next_tok = self._pick(logits, temperature, gen, live=None if step == 0 else live)
-            out[:, step] = next_tok
-            length += live
-            self.stats.tokens_generated += int(live.sum())
-            if check_eos:
-                hit = torch.isin(next_tok, eos) & live
-                stopped |= hit
-                done |= hit
-            if step == max_new_tokens - 1 or bool(done.all()):
-                break
-            logits = decoder.step(state, next_tok, cos_table[next_pos], sin_table[next_pos], step)
-            next_pos = next_pos + 1
-            self.stats.decode_steps += 1
-        lengths = length.tolist()
-        tokens = [row[:k] for row, k in zip(out.tolist(), lengths, strict=True)]
-        finish = ["stop" if s else "length" for s in stopped.tolist()]
-        return tokens, finish
-
     def _forward(
         self, input_ids: torch.Tensor, attn: torch.Tensor, position_ids: torch.Tensor, cache: Any
     ) -> torch.Tensor:
@@ -504,127 +365,47 @@ class HFSampler:
         out = self.model(input_ids=input_ids, attention_mask=attn, position_ids=position_ids, use_cache=True, **kwargs)
         return out.logits[:, -1, :].float()
 
-    def _pick(
-        self, logits: torch.Tensor, temperature: float, gen: torch.Generator, live: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """Next token per row: argmax (temperature 0) or one inverse-CDF draw per row.
-
-        With ``live`` (a row mask), uniforms are drawn for the live rows only, in row order, and dead rows get
-        ``u = 0``: the random stream is the one a batch holding only the live rows would draw.
-        """
-        import torch
-
-        if temperature == 0.0:
-            return logits.argmax(dim=-1)
-        scaled = logits / temperature
-        if self.top_p < 1.0:
-            scaled = _top_p_filter(scaled, self.top_p)
-        # Inverse-CDF sampling: one uniform draw per row (20x faster than torch.multinomial on CPU). Scaling u by the
-        # total mass and searching with right=True never lands on a zero-probability (top-p masked) token.
-        cdf = torch.softmax(scaled, dim=-1).double().cumsum(dim=-1)
-        if live is None:
-            u = torch.rand((cdf.shape[0], 1), generator=gen, device=cdf.device, dtype=cdf.dtype)
-        else:
-            u = torch.zeros((cdf.shape[0], 1), device=cdf.device, dtype=cdf.dtype)
-            u[live] = torch.rand((int(live.sum()), 1), generator=gen, device=cdf.device, dtype=cdf.dtype)
-        u = u * cdf[:, -1:]
-        return torch.searchsorted(cdf, u, right=True).squeeze(1).clamp_(max=cdf.shape[1] - 1)
-
-    def _make_generator(self, seed: int) -> torch.Generator:
-        import torch
-
-        gen = torch.Generator(device=self.device)
-        gen.manual_seed(seed % (2**63 - 1))
-        return gen
-
-    def _collect_eos_ids(self) -> set[int]:
-        ids: set[int] = set()
-        gen_cfg = getattr(self.model, "generation_config", None)
-        for src in (getattr(gen_cfg, "eos_token_id", None), self.tokenizer.eos_token_id):
-            if src is None:
-                continue
-            ids.update(int(i) for i in (src if isinstance(src, list | tuple) else [src]))
-        return ids
-
-    def _prepare_texts(self, prompts: Sequence[str]) -> list[str]:
-        if isinstance(prompts, str):
-            raise TypeError("prompts must be a sequence of strings, not a single string; wrap it in a list.")
-        prompts = [self._escape_special_tokens(p) for p in prompts]
-        if not self.chat_template:
-            return prompts
-        from grm.prompts import wrap_chat
-
-        return [wrap_chat(self.tokenizer, p) for p in prompts]
-
-    # ----- input safety: special tokens in text, prompts longer than the context -----
-
-    def _special_token_strings(self) -> list[str]:
-        if not hasattr(self, "_specials"):
-            specials = set(getattr(self.tokenizer, "all_special_tokens", []) or [])
-            for tok in (getattr(self.tokenizer, "added_tokens_decoder", None) or {}).values():
-                if getattr(tok, "special", False):
-                    specials.add(str(tok))
-            self._specials = sorted((t for t in specials if t), key=len, reverse=True)
-        return self._specials
-
-    def _escape_special_tokens(self, text: str) -> str:
-        """Make special-token strings in prompt text (``</s>``, ``<|im_end|>``) plain text, never control tokens.
-
-        A zero-width space after the first character splits the string, so the tokenizer reads ordinary text;
-        the chat template (added afterwards) keeps its real special tokens. Counted in ``stats``.
-        """
-        for tok in self._special_token_strings():
-            if len(tok) > 1 and tok in text:
-                self.stats.special_tokens_escaped += text.count(tok)
-                text = text.replace(tok, tok[0] + ZERO_WIDTH_SPACE + tok[1:])
-        return text
-
-    def _token_lengths(self, texts: list[str]) -> list[int]:
-        """Prompt lengths in tokens; a text far longer than the context (by characters) is not tokenized at all."""
-        limit = self._max_positions
-        lengths = [-1] * len(texts)
-        todo = [i for i, t in enumerate(texts) if limit is None or len(t) <= CHARS_PER_TOKEN_BOUND * limit]
-        if todo:
-            enc = self.tokenizer([texts[i] for i in todo], add_special_tokens=not self.chat_template)["input_ids"]
-            for i, ids in zip(todo, enc, strict=True):
-                lengths[i] = len(ids)
-        return [length if length >= 0 else len(texts[i]) for i, length in enumerate(lengths)]
-
-    def _over_context(self, lengths: list[int]) -> list[int]:
-        """Indices of prompts that leave no room for one generated token; counted and logged."""
-        if self._max_positions is None:
-            return []
-        over = [i for i, length in enumerate(lengths) if length >= self._max_positions]
-        if over:
-            self.stats.prompts_over_context += len(over)
-            logger.warning(
-                "%d of %d prompts do not fit the model's context (%d positions; longest %d tokens): not generated, "
-                "returned empty with finish_reason='context' (a judge counts them as parse failures)",
-                len(over), len(lengths), self._max_positions, max(lengths[i] for i in over),
-            )  # fmt: skip
-        return over
-
-    def _budget(self, lengths: list[int], max_new_tokens: int) -> int:
-        """``max_new_tokens`` cut so that the longest prompt of a batch plus its generation fits the context."""
-        if self._max_positions is None:
-            return max_new_tokens
-        clipped = sum(1 for length in lengths if length + max_new_tokens > self._max_positions)
-        if clipped:
-            self.stats.prompts_budget_clipped += clipped
-            logger.info("%d prompt(s): max_new_tokens cut to fit the context", clipped)
-        return max(1, min(max_new_tokens, self._max_positions - max(lengths)))
-
-    @staticmethod
-    def _check_args(n: int, temperature: float, max_new_tokens: int) -> None:
-        if n < 1:
-            raise ValueError(f"n must be >= 1, got {n}")
-        if temperature < 0:
-            raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
-        if max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-
     def _progress_bar(self, total: int, desc: str) -> Progress | None:
         return Progress(total, desc, unit="prompt") if self.progress else None
 
     def _progress(self, items: list[str], desc: str) -> Any:
         return track(items, desc, unit="prompt", enabled=self.progress)
+
+
+def _check_options(batch_size: int, top_p: float, decode: str) -> None:
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if not 0.0 < top_p <= 1.0:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+    if decode not in DECODE_PATHS:
+        raise ValueError(f"decode must be one of {DECODE_PATHS}, got {decode!r}")
+
+
+def _load(model_dir: Path, device: Any, trust_remote_code: bool, dtype: str) -> tuple[Any, Any]:
+    """(tokenizer padding on the left, causal LM on ``device`` in eval mode) from a checked model folder."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
+    tokenizer.padding_side = "left"
+    model = load_pretrained(
+        AutoModelForCausalLM,
+        model_dir,
+        role="causal LM (GRM)",
+        use_safetensors=True,
+        trust_remote_code=trust_remote_code,
+        dtype=_resolve_dtype(dtype),
+    ).to(device)
+    model.eval()
+    return tokenizer, model
+
+
+def _decode_path(model: Any, decode: str, model_dir: Path) -> str:
+    """``decode``, or "hf" where "static" cannot run this model (logged)."""
+    if decode == "static":
+        from grm.sampling.static_decode import unsupported_reason
+
+        reason = unsupported_reason(model)
+        if reason is not None:
+            logger.info("decode='static' unavailable for %s (%s): using decode='hf'", model_dir, reason)
+            return "hf"
+    return decode

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from grm.sampling.spec import is_world_teacher
 from grm.serving.completions import CompletionService, RequestError, parse_completion_request
 
 __all__ = ["CompletionService", "RequestError", "parse_completion_request", "start_in_thread", "serve_command"]
@@ -148,4 +149,4 @@ def serve_command(
 
 def default_template(model: str) -> str:
     """The template a sampler spec implies: ``compact`` for the embedded world's teacher, else ``deepseek-grm``."""
-    return "compact" if model == "world-teacher" or model.startswith("world-teacher:") else "deepseek-grm"
+    return "compact" if is_world_teacher(model) else "deepseek-grm"

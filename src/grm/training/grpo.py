@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from grm import judging, prompts, voting
+from grm.config import RLConfig, seed_or_zero
 from grm.correctness import is_correct
 from grm.model_files import load_pretrained
-from grm.pipeline_config import GRPOStageConfig, seed_or_zero
 from grm.progress import use_progress_callback
 from grm.rewards import CorrectnessReward
 from grm.sampling.base import Sampler
@@ -58,7 +58,7 @@ def build_rl_rows(items: Sequence[Item], template: str, seed: int) -> list[dict[
     return rows
 
 
-def drop_too_easy(items: Sequence[Item], sampler: Sampler, cfg: GRPOStageConfig) -> tuple[list[Item], float]:
+def drop_too_easy(items: Sequence[Item], sampler: Sampler, cfg: RLConfig) -> tuple[list[Item], float]:
     """Remove items the current model judges correctly in all ``cfg.too_easy_samples`` samples (after drawing a
     seeded subset of ``cfg.max_items`` items when set).
 
@@ -103,7 +103,7 @@ def train_grpo(
     model_dir: str | Path,
     rows: Sequence[dict[str, Any]],
     out_dir: str | Path,
-    cfg: GRPOStageConfig,
+    cfg: RLConfig,
     num_threads: int | None = None,
     callbacks: list[Any] | None = None,
     reward_funcs: list[Any] | None = None,
@@ -138,30 +138,14 @@ def train_grpo(
     """
     import torch
 
-    if not rows:
-        raise ValueError("train_grpo got no RL rows (every item was too easy?); lower rl.too_easy_samples or add data")
-    if cfg.general_coef > 0 and not general:
-        raise ValueError(
-            f"rl.general_coef={cfg.general_coef} needs general-instruction examples; pass general= or set it to 0"
-        )
+    _check_inputs(rows, cfg, general)
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)  # the temp folder sits beside out_dir: the rename is atomic
     if cfg.launcher == "torchrun":  # grm.training.launch: this function in nproc_per_node * nnodes processes
-        from grm.training.launch import run_launched
-
-        objects = {k: v for k, v in (("reward_funcs", reward_funcs), ("callbacks", callbacks)) if v}
-        work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.launch.", dir=out_dir.parent))
-        try:
-            return run_launched(
-                "grpo", model_dir, {"rows": rows, "general": general if cfg.general_coef > 0 else None}, out_dir,
-                cfg, work, not torch.cuda.is_available(), num_threads=num_threads or 1,
-                options={"num_threads": num_threads}, objects=objects,
-            )  # fmt: skip
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+        return _train_launched(model_dir, rows, out_dir, cfg, num_threads, callbacks, reward_funcs, general)
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOTrainer
 
     if num_threads:
         set_torch_threads(num_threads)
@@ -170,8 +154,81 @@ def train_grpo(
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     tokenizer.padding_side = "left"
     model = load_pretrained(AutoModelForCausalLM, model_dir, role="GRM", use_safetensors=True, dtype=torch.float32)
-    args = GRPOConfig(
-        output_dir=str(tmp / "trainer"),
+    args = _grpo_args(cfg, tmp / "trainer", rollouts, activation_checkpointing)
+    dataset = Dataset.from_list([dict(r) for r in rows])
+    trainer = _trainer_class(GRPOTrainer, tokenizer, cfg, general, rank, world_size)(
+        model=model,
+        reward_funcs=reward_funcs or [CorrectnessReward()],
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        callbacks=callbacks,
+    )
+    ignore_trl_checkpointing_deprecations()
+    use_progress_callback(trainer, "rl train (GRPO)")  # a bar on a TTY, else a line every 15 s; no stdout dicts
+    try:
+        result = trainer.train()
+        publish_trained(trainer, tokenizer, tmp, out_dir)  # rank 0 renames tmp/model to out_dir
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {"train_loss": float(result.training_loss), "log_history": list(trainer.state.log_history)}
+
+
+def _trainer_class(
+    base: type, tokenizer: Any, cfg: RLConfig, general: Sequence[dict[str, str]] | None, rank: int, world: int
+) -> type:
+    """TRL's ``GRPOTrainer``, with the ``cfg.general_coef`` loss on this rank's general batches when it is > 0."""
+    if cfg.general_coef <= 0:
+        return base
+    assert general is not None
+    batches = general_batches(tokenizer, general, cfg.general_batch_size, seed_or_zero(cfg.seed), rank, world)
+    return _with_general_loss(base, batches, cfg.general_coef)
+
+
+def _check_inputs(rows: Sequence[dict[str, Any]], cfg: RLConfig, general: Any) -> None:
+    if not rows:
+        raise ValueError("train_grpo got no RL rows (every item was too easy?); lower rl.too_easy_samples or add data")
+    if cfg.general_coef > 0 and not general:
+        raise ValueError(
+            f"rl.general_coef={cfg.general_coef} needs general-instruction examples; pass general= or set it to 0"
+        )
+
+
+def _train_launched(
+    model_dir: str | Path,
+    rows: Sequence[dict[str, Any]],
+    out_dir: Path,
+    cfg: RLConfig,
+    num_threads: int | None,
+    callbacks: list[Any] | None,
+    reward_funcs: list[Any] | None,
+    general: Sequence[dict[str, str]] | None,
+) -> dict[str, Any]:
+    """``train_grpo`` in ``nproc_per_node * nnodes`` processes (``grm.training.launch``); the reward functions and
+    callbacks are pickled to them."""
+    import torch
+
+    from grm.training.launch import run_launched
+
+    objects = {k: v for k, v in (("reward_funcs", reward_funcs), ("callbacks", callbacks)) if v}
+    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.launch.", dir=out_dir.parent))
+    try:
+        return run_launched(
+            "grpo", model_dir, {"rows": rows, "general": general if cfg.general_coef > 0 else None}, out_dir,
+            cfg, work, not torch.cuda.is_available(), num_threads=num_threads or 1,
+            options={"num_threads": num_threads}, objects=objects,
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _grpo_args(cfg: RLConfig, output_dir: Path, rollouts: int, activation_checkpointing: bool) -> Any:
+    """TRL's ``GRPOConfig`` for one process generating ``rollouts`` completions per step."""
+    import torch
+    from trl import GRPOConfig
+
+    return GRPOConfig(
+        output_dir=str(output_dir),
         learning_rate=cfg.learning_rate,
         beta=cfg.beta,
         num_generations=cfg.num_generations,
@@ -195,42 +252,17 @@ def train_grpo(
         dataloader_num_workers=0,
         activation_checkpointing=activation_checkpointing,
     )
-    dataset = Dataset.from_list([dict(r) for r in rows])
-    trainer_class = GRPOTrainer
-    if cfg.general_coef > 0:
-        assert general is not None
-        trainer_class = _with_general_loss(
-            GRPOTrainer,
-            general_batches(tokenizer, general, cfg.general_batch_size, seed_or_zero(cfg.seed), rank, world_size),
-            cfg.general_coef,
-        )
-    trainer = trainer_class(
-        model=model,
-        reward_funcs=reward_funcs or [CorrectnessReward()],
-        args=args,
-        train_dataset=dataset,
-        processing_class=tokenizer,
-        callbacks=callbacks,
-    )
-    ignore_trl_checkpointing_deprecations()
-    use_progress_callback(trainer, "rl train (GRPO)")  # a bar on a TTY, else a line every 15 s; no stdout dicts
-    try:
-        result = trainer.train()
-        publish_trained(trainer, tokenizer, tmp, out_dir)  # rank 0 renames tmp/model to out_dir
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return {"train_loss": float(result.training_loss), "log_history": list(trainer.state.log_history)}
 
 
-def per_rank_batches(cfg: GRPOStageConfig, world_size: int) -> tuple[int, int]:
+def per_rank_batches(cfg: RLConfig, world_size: int) -> tuple[int, int]:
     """``(rollouts, general examples)`` of one of ``world_size`` ranks per GRPO step.
 
     The step is global: ``prompts_per_step * num_generations`` rollouts (TRL's generation batch: per-rank batch x
     ranks x ``steps_per_generation`` = 1, which TRL requires to hold whole groups of ``num_generations``) and
-    ``general_batch_size`` general examples; each rank takes ``1 / world_size`` of both. ``GRPOStageConfig``
+    ``general_batch_size`` general examples; each rank takes ``1 / world_size`` of both. ``RLConfig``
     checks the divisibility at load for its own launcher; this checks it for any caller.
 
-    >>> per_rank_batches(GRPOStageConfig(prompts_per_step=2, num_generations=4, general_batch_size=4), 2)
+    >>> per_rank_batches(RLConfig(prompts_per_step=2, num_generations=4, general_batch_size=4), 2)
     (4, 2)
     """
     rollouts = cfg.prompts_per_step * cfg.num_generations

@@ -1,7 +1,7 @@
 """Training across processes: ``launcher: torchrun`` runs a training as ``torchrun ... -m grm.training.ranks SPEC``.
 
 Three kinds launch, each a section with the same launcher fields (``launcher``, ``nproc_per_node``, ``nnodes``,
-``rdzv_endpoint``, ``accelerate_config``; ``grm.pipeline_config`` checks them at load):
+``rdzv_endpoint``, ``accelerate_config``; ``grm.config`` checks them at load):
 
 * ``sft`` (``rft.train``): ``grm.training.sft.train_sft`` (TRL's SFTTrainer; DDP, FSDP2, ZeRO-3 via accelerate);
 * ``grpo`` (``rl``): ``grm.training.grpo.train_grpo`` (TRL's GRPOTrainer; the same);
@@ -62,7 +62,7 @@ class LaunchError(RuntimeError):
 
 
 class LaunchFields(Protocol):
-    """What the launcher reads from a section (``SFTStageConfig``, ``GRPOStageConfig``, ``MetaRMConfig``)."""
+    """What the launcher reads from a section (``RFTTrainConfig``, ``RLConfig``, ``MetaRMTrainConfig``)."""
 
     launcher: str
     nproc_per_node: int

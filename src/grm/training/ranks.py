@@ -24,20 +24,20 @@ Entry = Callable[[dict[str, Any], dict[str, list[dict[str, Any]]], dict[str, Any
 
 
 def _rank_sft(spec: dict[str, Any], data: dict[str, Any], objects: dict[str, Any], rank: int, world: int) -> dict:
-    from grm.pipeline_config import SFTStageConfig
+    from grm.config import RFTTrainConfig
     from grm.training.sft import train_sft
 
-    cfg = SFTStageConfig(**spec["cfg"])
+    cfg = RFTTrainConfig(**spec["cfg"])
     cfg = dataclasses.replace(cfg, batch_size=cfg.batch_size // world)  # this rank's share of the global batch
     return train_sft(spec["model_dir"], data["examples"], spec["out_dir"], cfg)
 
 
 def _rank_grpo(spec: dict[str, Any], data: dict[str, Any], objects: dict[str, Any], rank: int, world: int) -> dict:
-    from grm.pipeline_config import GRPOStageConfig
+    from grm.config import RLConfig
     from grm.training.grpo import train_grpo
 
     return train_grpo(
-        spec["model_dir"], data["rows"], spec["out_dir"], GRPOStageConfig(**spec["cfg"]),
+        spec["model_dir"], data["rows"], spec["out_dir"], RLConfig(**spec["cfg"]),
         num_threads=spec["options"].get("num_threads"), general=data.get("general"), rank=rank, world_size=world,
         **objects,
     )  # fmt: skip
@@ -47,8 +47,8 @@ def _rank_meta_rm(spec: dict[str, Any], data: dict[str, Any], objects: dict[str,
     import torch
     import torch.distributed as dist
 
+    from grm.config import MetaRMTrainConfig
     from grm.meta_rm_train import train_meta_rm
-    from grm.pipeline_config import MetaRMConfig
 
     if os.environ.get("ACCELERATE_USE_FSDP") == "true" or os.environ.get("ACCELERATE_USE_DEEPSPEED") == "true":
         raise UserError(
@@ -61,7 +61,7 @@ def _rank_meta_rm(spec: dict[str, Any], data: dict[str, Any], objects: dict[str,
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group(backend)
     return train_meta_rm(
-        spec["model_dir"], data["examples"], spec["out_dir"], MetaRMConfig(**spec["cfg"]),
+        spec["model_dir"], data["examples"], spec["out_dir"], MetaRMTrainConfig(**spec["cfg"]),
         num_threads=spec["options"].get("num_threads"), template=spec["options"].get("template"),
     )  # fmt: skip
 

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from grm.config import RFTTrainConfig, seed_or_zero
 from grm.model_files import load_pretrained
-from grm.pipeline_config import SFTStageConfig, seed_or_zero
 from grm.progress import use_progress_callback
 from grm.threads import set_torch_threads
 from grm.training.padding import is_right_padded, plan_groups, split_batch
@@ -59,7 +59,7 @@ def _length_grouped_trainer(base: type, max_groups: int) -> type:
 
 
 def train_sft(
-    model_dir: str | Path, examples: Sequence[dict[str, str]], out_dir: str | Path, cfg: SFTStageConfig
+    model_dir: str | Path, examples: Sequence[dict[str, str]], out_dir: str | Path, cfg: RFTTrainConfig
 ) -> dict[str, Any]:
     """Fine-tune the causal LM in ``model_dir`` on ``examples`` and save it (with its tokenizer) to ``out_dir``.
 
@@ -93,7 +93,7 @@ def train_sft(
             shutil.rmtree(work, ignore_errors=True)
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTTrainer
 
     set_torch_threads(cfg.num_threads)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
@@ -101,33 +101,7 @@ def train_sft(
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
         model = load_pretrained(AutoModelForCausalLM, model_dir, role="base model", dtype=torch.float32)
         dataset = Dataset.from_list([{"prompt": e["prompt"], "completion": e["completion"]} for e in examples])
-        args = SFTConfig(
-            output_dir=str(tmp / "trainer"),
-            max_steps=cfg.max_steps,
-            num_train_epochs=cfg.num_train_epochs,
-            per_device_train_batch_size=cfg.batch_size,
-            gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-            learning_rate=cfg.learning_rate,
-            lr_scheduler_type=cfg.lr_scheduler_type,
-            warmup_steps=cfg.warmup_ratio,
-            weight_decay=cfg.weight_decay,
-            max_grad_norm=cfg.max_grad_norm,
-            seed=seed_or_zero(cfg.seed),
-            data_seed=seed_or_zero(cfg.seed),
-            max_length=cfg.max_length,
-            completion_only_loss=True,
-            bf16=False,
-            fp16=False,
-            use_cpu=use_cpu,
-            activation_checkpointing=False,  # transformers 5 name; the old `gradient_checkpointing` warns
-            report_to=cfg.report_to,
-            logging_steps=cfg.logging_steps,
-            save_strategy="no",
-            dataloader_num_workers=0,
-            ddp_find_unused_parameters=False,  # a causal LM uses every parameter (True: a warning + an extra pass)
-            disable_tqdm=True,
-            dataset_num_proc=None,
-        )
+        args = _sft_args(cfg, tmp / "trainer", use_cpu)
         trainer_cls = _length_grouped_trainer(SFTTrainer, cfg.length_groups) if cfg.length_groups > 1 else SFTTrainer
         trainer = trainer_cls(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
         use_progress_callback(trainer, "sft train")  # a bar on a TTY, else a line every 15 s; no stdout dicts
@@ -151,3 +125,36 @@ def train_sft(
     }
     logger.debug("SFT done: %s -> %s", metrics, out_dir)
     return metrics
+
+
+def _sft_args(cfg: RFTTrainConfig, output_dir: Path, use_cpu: bool) -> Any:
+    """TRL's ``SFTConfig`` for ``cfg`` (loss on the completion only, no checkpoints, no tqdm)."""
+    from trl import SFTConfig
+
+    return SFTConfig(
+        output_dir=str(output_dir),
+        max_steps=cfg.max_steps,
+        num_train_epochs=cfg.num_train_epochs,
+        per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type=cfg.lr_scheduler_type,
+        warmup_steps=cfg.warmup_ratio,
+        weight_decay=cfg.weight_decay,
+        max_grad_norm=cfg.max_grad_norm,
+        seed=seed_or_zero(cfg.seed),
+        data_seed=seed_or_zero(cfg.seed),
+        max_length=cfg.max_length,
+        completion_only_loss=True,
+        bf16=False,
+        fp16=False,
+        use_cpu=use_cpu,
+        activation_checkpointing=False,  # transformers 5 name; the old `gradient_checkpointing` warns
+        report_to=cfg.report_to,
+        logging_steps=cfg.logging_steps,
+        save_strategy="no",
+        dataloader_num_workers=0,
+        ddp_find_unused_parameters=False,  # a causal LM uses every parameter (True: a warning + an extra pass)
+        disable_tqdm=True,
+        dataset_num_proc=None,
+    )

@@ -38,7 +38,7 @@ import random
 import re
 from functools import cached_property
 
-from grm.pipeline_config import FAMILIES, WorldConfig, seed_or_zero
+from grm.config import FAMILIES, WorldConfig, seed_or_zero
 from grm.schemas import Item
 
 SPLITS = ("train", "val", "test")

@@ -13,12 +13,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from grm.pipeline_config import TinyModelConfig
+from grm.config import ModelTinyConfig
 
 logger = logging.getLogger(__name__)
 
 
-def _llama_config(tokenizer: Any, config: TinyModelConfig, **extra: Any) -> Any:
+def _llama_config(tokenizer: Any, config: ModelTinyConfig, **extra: Any) -> Any:
     from transformers import LlamaConfig
 
     return LlamaConfig(
@@ -54,7 +54,7 @@ def _save_atomic(model: Any, tokenizer: Any, out_dir: Path) -> Path:
 
 
 def build_tiny_model(
-    tokenizer_dir: str | Path, out_dir: str | Path, config: TinyModelConfig | None = None, seed: int = 0
+    tokenizer_dir: str | Path, out_dir: str | Path, config: ModelTinyConfig | None = None, seed: int = 0
 ) -> Path:
     """Randomly initialise a tiny ``LlamaForCausalLM`` and save it with the tokenizer (safetensors).
 
@@ -70,7 +70,7 @@ def build_tiny_model(
     import torch
     from transformers import AutoTokenizer, GenerationConfig, LlamaForCausalLM
 
-    config = config or TinyModelConfig()
+    config = config or ModelTinyConfig()
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     torch.manual_seed(seed)
     model = LlamaForCausalLM(_llama_config(tokenizer, config))
@@ -85,7 +85,7 @@ def build_tiny_model(
 
 
 def build_tiny_classifier(
-    tokenizer_dir: str | Path, out_dir: str | Path, config: TinyModelConfig | None = None, seed: int = 0
+    tokenizer_dir: str | Path, out_dir: str | Path, config: ModelTinyConfig | None = None, seed: int = 0
 ) -> Path:
     """Randomly initialise a tiny ``LlamaForSequenceClassification`` (one logit, for the meta RM) and save it.
 
@@ -101,7 +101,7 @@ def build_tiny_classifier(
     import torch
     from transformers import AutoTokenizer, LlamaForSequenceClassification
 
-    config = config or TinyModelConfig()
+    config = config or ModelTinyConfig()
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     torch.manual_seed(seed)
     model = LlamaForSequenceClassification(_llama_config(tokenizer, config, num_labels=1))

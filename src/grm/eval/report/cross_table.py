@@ -1,7 +1,7 @@
 """The cross-benchmark table of one ``grm eval`` run: a row per method cell (greedy / Voting@k / MetaRM@k), a column
 per benchmark's headline score, and the paper's Overall; as markdown, flat metrics and a PNG of score vs k.
 
-Headline per scorer (``HEADLINE_BY_SCORER``): RewardBench = the mean of its four sections, RMB = the mean of its
+Headline per scorer (``grm.benchmarks.scoring.Scorer.headline``): RewardBench = the mean of its four sections, RMB = the mean of its
 four sections, JudgeBench = the official micro accuracy over both orders, RM-Bench = the mean of its domains,
 RewardBench 2 = the mean of its subsets, PPE-Correctness = the mean of its five sources, ReaLMistake = ROC-AUC,
 anything else = accuracy. The seed paper's Overall (DeepSeek-GRM, Table 2) is the mean of RewardBench,
@@ -12,28 +12,17 @@ Metric names: ``eval/table/{model}/{cell}/{benchmark}`` and ``.../paper_overall[
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from grm.evaluation import EvalReport, metric_name
+from grm.benchmarks import scoring
+from grm.eval.metric_key import METARM, VOTING, Cell, table_key
+from grm.eval.spec import EvalReport
 
-HEADLINE_BY_SCORER = {
-    "rewardbench": "overall",
-    "rmb": "overall",
-    "judgebench": "overall",
-    "rm_bench": "overall",
-    "rewardbench2": "overall",
-    "ppe_correctness": "overall",
-    "realmistake": "roc_auc",
-    "accuracy": "accuracy",
-}
 PAPER_OVERALL = ("rewardbench", "ppe-preference", "ppe-correctness", "rmb")
-_CELL_RE = re.compile(r"^(?P<method>[a-z_]+)_k(?P<k>\d+)$")
-_METHOD_ORDER = {"greedy": 0, "greedy_swap": 1, "voting": 2, "metarm": 3, "scalar": 4}
 
 
 @dataclass
@@ -54,15 +43,14 @@ class CrossTable:
 
 
 def _cell_key(cell: str) -> tuple[int, int, str]:
-    m = _CELL_RE.match(cell)
-    if not m:
-        return (9, 0, cell)
-    return (_METHOD_ORDER.get(m["method"], 8), int(m["k"]), cell)
+    parsed = Cell.parse(cell)
+    return (9, 0, cell) if parsed is None else (*parsed.sort_key(), cell)
 
 
 def headline_metric(report: EvalReport) -> str:
     """The metric a report's benchmark is summarised by (``accuracy`` when its scorer has no entry)."""
-    return HEADLINE_BY_SCORER.get(str(report.settings.get("scorer", "accuracy")), "accuracy")
+    scorer = scoring.SCORERS.get(str(report.settings.get("scorer", "accuracy")))
+    return scorer.headline if scorer is not None else "accuracy"
 
 
 def cross_table(reports: Sequence[EvalReport]) -> CrossTable:
@@ -128,11 +116,13 @@ def cross_markdown(table: CrossTable) -> str:
 
 def cross_metrics(table: CrossTable) -> dict[str, float]:
     """Flat metrics ``eval/table/{model}/{cell}/{benchmark}`` (+ ``paper_overall`` or ``paper_overall_partial``)."""
-    prefix = f"eval/table/{metric_name(table.model_name)}"
     out = {
-        f"{prefix}/{c}/{metric_name(b)}": v for c in table.cells for b, v in table.values[c].items() if not np.isnan(v)
+        table_key(table.model_name, c, b): v
+        for c in table.cells
+        for b, v in table.values[c].items()
+        if not np.isnan(v)
     }
-    out.update({f"{prefix}/{c}/{table.paper_key}": v for c, v in table.paper_overall.items()})
+    out.update({table_key(table.model_name, c, table.paper_key): v for c, v in table.paper_overall.items()})
     return out
 
 
@@ -142,9 +132,9 @@ def k_curves(table: CrossTable) -> dict[str, dict[str, list[tuple[int, float]]]]
     for b in table.benchmarks:
         per_method: dict[str, list[tuple[int, float]]] = {}
         for c in table.cells:
-            m = _CELL_RE.match(c)
-            if m and m["method"] in ("voting", "metarm") and b in table.values[c]:
-                per_method.setdefault(m["method"], []).append((int(m["k"]), table.values[c][b]))
+            cell = Cell.parse(c)
+            if cell and cell.method in (VOTING, METARM) and b in table.values[c]:
+                per_method.setdefault(cell.method, []).append((cell.k, table.values[c][b]))
         per_method = {meth: sorted(pts) for meth, pts in per_method.items() if len(pts) >= 2}
         if per_method:
             curves[b] = per_method

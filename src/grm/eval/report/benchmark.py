@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from grm.benchmarks.scoring import subset_key
-from grm.benchmarks.table import cross_markdown, cross_metrics, cross_table, plot_k_curves
-from grm.evaluation import EvalReport, metric_name
+from grm.eval.metric_key import metric_name
+from grm.eval.report.cross_table import cross_markdown, cross_metrics, cross_table, plot_k_curves
+from grm.eval.spec import EvalReport
 from grm.files import write_json_atomic, write_jsonl_atomic, write_text_atomic
 
 HEADLINE = (

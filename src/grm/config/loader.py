@@ -2,7 +2,7 @@
 
 Borrowed from nanoGPT's configurator (reject unknown keys and mismatched types) without its exec/globals: every
 section is a frozen dataclass whose fields carry ``metadata={"help": ...}``; ``__post_init__`` checks cross-field
-rules (``grm.pipeline_config``: the sections, their defaults and the cross-section rules).
+rules (``grm.config``: the sections, their defaults and the cross-section rules).
 ``load_config(PipelineConfig, ["configs/tiny.yaml"], ["eval.ks=[1,8]"])`` returns the resolved config.
 """
 
@@ -364,7 +364,7 @@ def load_config(cls: type[T], paths: Sequence[str | Path] = (), overrides: Itera
     """Merge YAML files (later wins; ``include: other.yaml`` is followed) and dotted overrides into ``cls``.
 
     Example:
-        >>> from grm.pipeline_config import PipelineConfig
+        >>> from grm.config import PipelineConfig
         >>> load_config(PipelineConfig, [], ["eval.ks=[1,4]"]).eval.k_max
         4
     """

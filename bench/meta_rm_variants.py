@@ -4,17 +4,20 @@ Reads a project directory written by `grm run` (splits, rejective-sampling sampl
 once and caches (under --out): each guided student's k judgements per test item, and the guided GRM's meta-RM data
 samples on the train items and on the val items (`grm.spct.guided_samples`, the stage's own call). Then, per
 variant, assembles the meta-RM data (`grm.spct.assemble_meta_examples`), trains a meta RM with the pipeline's code
-(`grm.meta_rm.train_meta_rm`) and scores the guided student's test samples with the one loader
+(`grm.meta_rm_train.train_meta_rm`) and scores the guided student's test samples with the one loader
 (`grm.meta_rm.load_meta_scorer`). Each variant is a set of `meta_rm.*` overrides on top of the defaults of this
 checkout, so the table says what each switch does on its own:
 
     variant      what changes
     before       the recipe before issue 29: keep_parse_failures, select_every=0 (last step)
+    pairwise     + meta_rm.train.objective=pairwise: Bradley-Terry within an item
     fixed        this checkout's defaults (parse failures dropped, checkpoint picked by val within-item AUC)
     val_pool     + meta_rm.grm_split=val: the guided GRM's samples on items it was not trained on
     base         + meta_rm.train.backbone=base: the pretrained base model, not the GRM, as backbone
     ...          see VARIANTS below (lr/steps sweep, no teacher, no mixed_only, the other student's meta RM)
 
+Every row also reports meta-score-weighted voting (``eval.meta_vote=weighted``, ``gap_weighted``) and whether
+the fall-back (``eval.meta_min_auc``) would replace MetaRM@k by Voting@k for a few thresholds (``fallback``).
 Prints one JSON line per variant and appends it to --results.
 
     nice -n 19 .venv/bin/python bench/meta_rm_variants.py --project /tmp/run --student rl --variants before fixed
@@ -34,7 +37,7 @@ from typing import Any
 import numpy as np
 from study_io import read_split, record_result, stage_file  # bench/ is the script's folder
 
-from grm import judging, meta_rm, spct
+from grm import judging, meta_rm, meta_rm_train, spct
 from grm.benchmarks.scoring import roc_auc
 from grm.correctness import is_correct
 from grm.eval.metrics import paired_gap
@@ -44,7 +47,7 @@ from grm.rft import Trajectory
 from grm.sampling.hf import HFSampler
 from grm.schemas import Item
 from grm.threads import set_torch_threads
-from grm.verdicts import decide
+from grm.verdicts import decide, meta_vote_for
 
 # variant -> (meta_rm.* overrides, meta_rm.train.* overrides, whose samples it trains on: "self" = the guided student)
 VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
@@ -65,7 +68,11 @@ VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
     "seed1": ({}, {"seed": 1}, "self"),
     "seed2": ({}, {"seed": 2}, "self"),
     "nrft3": ({"grm_samples": 3}, {}, "self"),  # the paper's N_RFT = 3 samples per item, mixed items kept
+    # Bradley-Terry on a correct and a wrong sample of one item (meta_rm.train.objective=pairwise)
+    "pairwise": ({}, {"objective": "pairwise"}, "rl"),
+    "pairwise_seed1": ({}, {"objective": "pairwise", "seed": 1}, "rl"),
 }
+FALLBACK_AUCS = (0.55, 0.6, 0.65)  # eval.meta_min_auc values whose fall-back decision each row reports
 
 
 def sample_cached(path: Path, make: Any, *args: Any, **kwargs: Any) -> Any:
@@ -95,7 +102,8 @@ def score_table(items: list[Item], scored: list[ItemJudgement], k: int, k_meta: 
     for keep in sorted({k // 2, 3 * k // 4, k - 1} - {k_meta}):  # k_meta: how many of the k samples to keep
         kept = [decide(r, k=k, method="metarm", k_meta=keep, seed=seed).credit for r in scored]
         extra[f"gap_kmeta{keep}"] = [round(100 * x, 1) for x in paired_gap(kept, vote, seed=seed)]
-    weighted = [weighted_credit(it, r, k, seed) for it, r in zip(items, scored, strict=True)]
+    weighted = [decide(r, k=k, method="metarm", seed=seed, meta_vote="weighted").credit for r in scored]
+    extra[f"weighted_k{k}"] = round(100 * float(np.mean(weighted)), 1)
     extra["gap_weighted"] = [round(100 * x, 1) for x in paired_gap(weighted, vote, seed=seed)]
     return {
         f"voting_k{k}": round(100 * float(np.mean(vote)), 1),
@@ -110,23 +118,6 @@ def score_table(items: list[Item], scored: list[ItemJudgement], k: int, k_meta: 
     }
 
 
-def weighted_credit(item: Item, res: ItemJudgement, k: int, seed: int) -> float:
-    """Meta-RM-weighted voting (a diagnostic beside the paper's top-k_meta filter): every parsed sample of the
-    first ``k`` votes with its scores times its meta score, so a constant meta RM gives Voting@k back."""
-    voters = [s for s in res.samples[:k] if s.scores is not None]
-    if not voters:
-        return 0.0
-    totals = np.sum([np.asarray(s.scores, dtype=float) * (s.meta_score or 0.0) for s in voters], axis=0)
-    weight = sum(s.meta_score or 0.0 for s in voters)
-    if item.n == 1:
-        low, high = (0, 1) if res.single_label else (1, 10)
-        mean = totals[0] / weight if weight else (low + high) / 2
-        mid = (low + high) / 2
-        return 0.5 if mean == mid else float((mean > mid) == bool(item.label))  # a tie: expected credit
-    winners = np.flatnonzero(totals == totals.max())
-    return float(item.best in winners) / len(winners)  # a tie at the top: the expected credit of a random pick
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--project", type=Path, required=True, help="project dir of a finished `grm run`")
@@ -136,7 +127,9 @@ def main() -> None:
     p.add_argument("--results", type=Path, default=Path("runs/meta_rm_variants/results.jsonl"))
     p.add_argument("--k", type=int, default=8)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--reuse", action="store_true", help="rescore a variant's meta RM trained by an earlier call")
+    p.add_argument(
+        "--reuse", action="store_true", help="reuse a variant's meta RM (and its test scores) from an earlier call"
+    )
     p.add_argument("--config", type=Path, default=Path("configs/default.yaml"), help="the run's config")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="the run's overrides")
     a = p.parse_args()
@@ -171,24 +164,33 @@ def main() -> None:
         examples, counts = spct.assemble_meta_examples(train, trajectories, subset, judgements, stage_cfg)
         backbone = models["base"] if train_over.get("backbone") == "base" else models[source]
         t0 = time.perf_counter()
-        model_dir = a.out / f"meta_{tag}_{a.student}_{name}"
+        model_dir = a.out / f"meta_{tag}_{source}_{name}"  # by its data: RFT's "fixed" reuses RL's with --reuse
         stats_file = model_dir.with_suffix(".json")
         if a.reuse and stats_file.exists() and (model_dir / meta_rm.INFO_FILE).exists():
             stats = json.loads(stats_file.read_text(encoding="utf-8"))
         else:
-            stats = meta_rm.train_meta_rm(
+            stats = meta_rm_train.train_meta_rm(
                 backbone, examples, model_dir, train_cfg, num_threads=a.threads, template=sampling.template
             )
             stats_file.write_text(json.dumps({k: v for k, v in stats.items() if k != "loss_curve"}), encoding="utf-8")
         scorer = meta_rm.load_meta_scorer(model_dir, template=sampling.template)
-        scored = copy.deepcopy(sampled)
-        judging.attach_meta_scores(test, scored, scorer)
+        scored_file = model_dir.with_suffix(f".{a.student}.scored.pkl")  # the test samples with this meta RM's scores
+        if a.reuse and scored_file.exists():
+            scored = pickle.loads(scored_file.read_bytes())
+        else:
+            scored = copy.deepcopy(sampled)
+            judging.attach_meta_scores(test, scored, scorer)
+            scored_file.write_bytes(pickle.dumps(scored))
         record: dict[str, Any] = {"variant": name, "student": a.student, "meta_data_from": source, "project": tag}
         record |= {"overrides": {**stage_over, **train_over}}
         record |= score_table(test, scored, a.k, ev.k_meta or a.k // 2, ev.seed)
         record |= {
             k: round(float(stats.get(k, "nan")), 3)
             for k in ("val_within_item_auc", "val_within_item_auc_all", "val_auc", "selected_step", "n_train")
+        }
+        val_auc = stats.get("val_within_item_auc")
+        record["fallback"] = {  # eval.meta_min_auc = t: below it MetaRM@k is Voting@k (gap 0), else the top-k row
+            str(t): meta_vote_for("top", val_auc, t)[0] == "fallback" for t in FALLBACK_AUCS
         }
         record |= {"data": {k: round(v, 3) for k, v in counts.items()}, "truncated": scorer.truncated}
         record["train_and_score_seconds"] = round(time.perf_counter() - t0, 1)

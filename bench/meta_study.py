@@ -3,7 +3,7 @@
 Reads a project directory written by `grm run` (splits, rejective-sampling samples, RFT/RL models, meta RM), samples
 k judgements per test item from the student once (cached), then scores them with a meta RM: the run's own
 (`--variant pipeline`) or one trained here with the pipeline's code (`grm.spct.meta_rm_examples`,
-`grm.meta_rm.train_meta_rm`) under the given data settings. Reports Voting@k vs MetaRM@k, the meta RM's ROC-AUC over
+`grm.meta_rm_train.train_meta_rm`) under the given data settings. Reports Voting@k vs MetaRM@k, the meta RM's ROC-AUC over
 all samples and **within items** (the chance that a correct sample of an item outranks an incorrect one of the
 same item: what meta-guided voting needs), per family. Prints one JSON line and appends it to `--results`.
 
@@ -42,9 +42,9 @@ from study_io import (  # bench/ is the script's folder
     within_item_auc,
 )
 
-from grm import judging, meta_rm, spct
+from grm import judging, meta_rm, meta_rm_train, spct
 from grm.benchmarks.scoring import roc_auc
-from grm.config import MetaRMConfig, PipelineConfig
+from grm.config import MetaRMConfig, MetaRMTrainConfig, PipelineConfig
 from grm.correctness import is_correct
 from grm.judging import ItemJudgement
 from grm.plan import load_pipeline
@@ -176,8 +176,8 @@ def main() -> None:
             )  # fmt: skip
             train_stats |= counts
         model_dir = a.out / f"meta_{a.variant}"
-        train_cfg = meta_rm.MetaRMTrainConfig(steps=a.steps, learning_rate=a.lr, max_length=a.max_length, seed=a.seed)
-        train_stats |= meta_rm.train_meta_rm(backbone, examples, model_dir, train_cfg, num_threads=2)
+        train_cfg = MetaRMTrainConfig(steps=a.steps, learning_rate=a.lr, max_length=a.max_length, seed=a.seed)
+        train_stats |= meta_rm_train.train_meta_rm(backbone, examples, model_dir, train_cfg, num_threads=2)
     scorer = meta_rm.load_meta_scorer(model_dir)  # at the max_length it was trained with (meta_rm.json)
     items = [test[i] for i in scored_idx]
     scored = [copy.deepcopy(sampled[i]) for i in scored_idx]

@@ -47,7 +47,7 @@ def child(args: argparse.Namespace) -> None:
     import torch
     from train_speed import build_data
 
-    from grm import meta_rm
+    from grm import meta_rm_train
     from grm.sampling.hf import HFSampler
     from grm.training import grpo, sft
 
@@ -70,7 +70,9 @@ def child(args: argparse.Namespace) -> None:
         meta = replace(cfg.meta_rm.train, steps=args.meta_steps, val_fraction=0.0)
 
         def run() -> None:
-            meta_rm.train_meta_rm(data.model_dir, data.meta_examples, tmp / "meta", meta, num_threads=args.threads)
+            meta_rm_train.train_meta_rm(
+                data.model_dir, data.meta_examples, tmp / "meta", meta, num_threads=args.threads
+            )
     else:
         sampler = HFSampler(data.model_dir, num_threads=args.threads, progress=False, batch_size=256)
         prompts = [r["prompt"] for r in data.rl_rows[: args.prompts]]

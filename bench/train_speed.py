@@ -4,7 +4,7 @@ Builds the embedded tiny Llama (``model.tiny`` of the config: hidden 128, 4 laye
 default recipe's data in a temp dir (the world's train items, rejective sampling from the world teacher, the RFT mix
 of accepted trajectories + general examples, the meta-RM texts, the RL rows), then, for each thread count in one
 process, trains with the pipeline's own functions and settings (``grm.training.sft.train_sft`` with
-``rft.train``: batch 64, length groups 3, max_length 96; ``grm.meta_rm.train_meta_rm`` with ``meta_rm.train``;
+``rft.train``: batch 64, length groups 3, max_length 96; ``grm.meta_rm_train.train_meta_rm`` with ``meta_rm.train``;
 ``grm.training.grpo.train_grpo`` with ``rl``) for ``--warmup`` + ``--steps`` steps and times the last ``--steps``:
 
 * **s/step**: wall time between two optimizer steps (a whole trainer cycle: data, forward, backward, clipping,
@@ -333,11 +333,11 @@ def run_meta(data: BenchData, threads: int, steps: int, warmup: int, out: Path) 
     import torch
     import transformers
 
-    from grm import meta_rm
+    from grm import meta_rm, meta_rm_train
 
     rec = Recorder(warmup)
     cfg = replace(data.cfg.meta_rm.train, steps=warmup + steps, val_fraction=0.0)
-    make_tokenizer, load = meta_rm._meta_tokenizer, transformers.AutoModelForSequenceClassification.from_pretrained
+    make_tokenizer, load = meta_rm.meta_tokenizer, transformers.AutoModelForSequenceClassification.from_pretrained
     clip, adamw = torch.nn.utils.clip_grad_norm_, torch.optim.AdamW
 
     class TimedTokenizer:
@@ -368,12 +368,12 @@ def run_meta(data: BenchData, threads: int, steps: int, warmup: int, out: Path) 
             return result
 
     with (
-        patched(meta_rm, "_meta_tokenizer", lambda d: TimedTokenizer(make_tokenizer(d))),
+        patched(meta_rm, "meta_tokenizer", lambda d: TimedTokenizer(make_tokenizer(d))),
         patched(transformers.AutoModelForSequenceClassification, "from_pretrained", load_model),
         patched(torch.nn.utils, "clip_grad_norm_", timed_clip),
         patched(torch.optim, "AdamW", TimedAdamW),
     ):
-        meta_rm.train_meta_rm(data.model_dir, data.meta_examples, out, cfg, num_threads=threads)
+        meta_rm_train.train_meta_rm(data.model_dir, data.meta_examples, out, cfg, num_threads=threads)
     return rec
 
 

@@ -20,7 +20,7 @@ from grm import spct
 from grm.config import PipelineConfig, SamplingConfig
 from grm.eval.metric_key import GREEDY, METARM, VOTING, Cell, heldout_benchmark
 from grm.eval.run import evaluate
-from grm.eval.spec import EvalReport, EvalSpec
+from grm.eval.spec import STANDARD, EvalReport, EvalSpec, resolve_protocol
 from grm.files import write_json_atomic
 from grm.schemas import read_items
 from tasks.data import split
@@ -82,13 +82,16 @@ class Protocol:
     seed: int
     hygiene: bool
     seed_agreement: bool
+    meta_vote: str = "top"  # eval.meta_vote
+    meta_min_auc: float | None = None  # eval.meta_min_auc: below it MetaRM@k falls back to Voting@k
 
 
 def select_protocol(cfg: PipelineConfig) -> Protocol:
     ev = cfg.eval
     return Protocol(
-        cfg.sampling, ev.ks, ev.temperature, ev.k_meta, ev.tie_policy, ev.seed, ev.hygiene, ev.seed_agreement
-    )
+        cfg.sampling, ev.ks, ev.temperature, ev.k_meta, ev.tie_policy, ev.seed, ev.hygiene, ev.seed_agreement,
+        ev.meta_vote, ev.meta_min_auc,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -128,17 +131,31 @@ def evaluate_with(
 ) -> EvalReport:
     """``grm.eval.run.evaluate`` under protocol ``p``: greedy + Voting@k, and MetaRM@k when ``meta_rm`` (a stage
     result with a ``model`` output) is given. Shared by ``eval.{model}`` and ``bench.{benchmark}.{model}``."""
-    meta_scorer = None
+    meta_scorer, meta_vote = None, p.meta_vote
     if meta_rm is not None:
         from grm.meta_rm import load_meta_scorer
+        from grm.verdicts import meta_vote_for
 
         meta_scorer = load_meta_scorer(meta_rm.output("model"), template=p.sampling.template)
-    return evaluate(items, sampler, eval_spec(p, benchmark, model_name, meta_scorer is not None), meta_scorer)
+        meta_vote, why = meta_vote_for(p.meta_vote, meta_scorer.info.get("val_within_item_auc"), p.meta_min_auc)
+        if why:
+            logger().warning("%s/%s: %s", benchmark, model_name, why)
+        if meta_vote != "top" and resolve_protocol(benchmark, None) != STANDARD:
+            # the two-game and style-matrix protocols only know the top-k_meta filter: no cell may claim otherwise
+            logger().warning(
+                "%s/%s: its protocol keeps the top-k_meta filter only; %s", benchmark, model_name,
+                "no MetaRM@k cells (fell back to voting)" if meta_vote == "fallback" else "MetaRM@k uses 'top'",
+            )  # fmt: skip
+            meta_scorer = None if meta_vote == "fallback" else meta_scorer
+            meta_vote = "top"
+    spec = eval_spec(p, benchmark, model_name, meta_scorer is not None, meta_vote)
+    return evaluate(items, sampler, spec, meta_scorer)
 
 
-def eval_spec(p: Protocol, benchmark: str, model_name: str, meta: bool) -> EvalSpec:
+def eval_spec(p: Protocol, benchmark: str, model_name: str, meta: bool, meta_vote: str | None = None) -> EvalSpec:
     """The ``EvalSpec`` of one pipeline evaluation: protocol ``p`` on ``benchmark`` for ``model_name``, with
-    MetaRM@k when ``meta``; the spec ``grm.eval.expected.expected_metrics`` names the metrics of."""
+    MetaRM@k when ``meta``; the spec ``grm.eval.expected.expected_metrics`` names the metrics of. ``meta_vote``:
+    the one ``evaluate_with`` settled on (``grm.verdicts.meta_vote_for``); None = ``p.meta_vote``."""
     return EvalSpec(
         benchmark=benchmark,
         model_name=model_name,
@@ -152,6 +169,7 @@ def eval_spec(p: Protocol, benchmark: str, model_name: str, meta: bool) -> EvalS
         tie_policy=p.tie_policy,
         hygiene=p.hygiene,
         seed_agreement=p.seed_agreement,
+        meta_vote=p.meta_vote if meta_vote is None else meta_vote,
     )
 
 

@@ -18,10 +18,11 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from grm import meta_rm, rft, spct
+from grm import rft, spct
 from grm.ablations import ABLATIONS, UNFILTERED
 from grm.config import MetaRMConfig, PipelineConfig, SamplingConfig
 from grm.files import write_jsonl_atomic
+from grm.meta_rm_train import train_meta_rm
 from grm.rft import RFTSamplingConfig
 from grm.schemas import read_items
 from grm.training import grpo
@@ -365,7 +366,7 @@ def build_meta(s: MetaSlice, b: BuildContext) -> StageOutput:
     def log_curve(values: dict[str, float], step: int) -> None:
         b.tracker.log_metrics(b.run_id, values, step=step)
 
-    stats = meta_rm.train_meta_rm(
+    stats = train_meta_rm(
         backbone,
         examples,
         b.out / "model",

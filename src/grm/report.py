@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from grm.ablations import ABLATIONS, UNFILTERED, UNFILTERED_LABEL, model_name
 from grm.eval.metric_key import (
     CONTEXT,
+    FELL_BACK,
     GREEDY,
     GREEDY_SWAP,
     METARM,
@@ -55,7 +56,8 @@ def _cell(metrics: Mapping[str, float], key: MetricKey) -> str:
         return "–"
     lo, hi = get("accuracy_ci_low"), get("accuracy_ci_high")
     ci = f" [{100 * lo:.1f}, {100 * hi:.1f}]" if lo is not None and hi is not None else ""
-    return f"{100 * acc:.1f}{ci}"
+    marker = " (fell back: Voting)" if get(FELL_BACK) else ""  # eval.meta_min_auc
+    return f"{100 * acc:.1f}{ci}{marker}"
 
 
 def results_table(

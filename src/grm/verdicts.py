@@ -4,6 +4,13 @@ Tie policies (the report always states which one was used):
 - ``random`` (paper default): the top tie is broken by a seeded draw; credit 1 or 0.
 - ``strict``: a tie at the top is wrong (credit 0 unless the best response wins alone).
 - ``half``: credit 1/m when the best response is among m tied winners (0.5 for a tied pair).
+
+How MetaRM@k uses the meta scores (``meta_vote``; ``META_VOTES``):
+- ``top`` (paper, default): keep the ``k_meta`` parsed samples the meta RM rates highest and vote over them.
+- ``weighted``: every parsed sample votes, its scores multiplied by its meta score (the sigmoid, in (0, 1)), so a
+  meta RM that rates every sample alike gives Voting@k back, not Voting@k_meta.
+- ``fallback``: the meta scores are not used, every parsed sample votes with weight 1 (= Voting@k). Chosen by
+  ``meta_vote_for`` when the meta RM's held-out within-item AUC is below a threshold; the report marks it.
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ from grm.judging import ItemJudgement
 
 TIE_POLICIES = ("random", "strict", "half")
 METHODS = ("voting", "metarm")
+META_VOTES = ("top", "weighted", "fallback")
+WEIGHTED_DIGITS = 9  # weighted totals are rounded to this many decimals: float noise must not split a tie
 
 
 @dataclass(frozen=True)
@@ -54,6 +63,7 @@ def decide(
     k_meta: int | None = None,
     seed: int = 0,
     tie_policy: str = "random",
+    meta_vote: str = "top",
 ) -> Verdict:
     """Aggregate the first ``k`` samples of ``judgement`` into a verdict.
 
@@ -70,6 +80,9 @@ def decide(
         k_meta: samples kept by the meta RM; default k // 2 (at least 1); fewer when fewer parsed.
         seed: tie-break seed.
         tie_policy: ``random`` | ``strict`` | ``half``.
+        meta_vote: how ``metarm`` uses the meta scores: ``top`` (keep ``k_meta``, the paper), ``weighted`` (every
+            parsed sample, scores times meta score; ``k_meta`` unused) or ``fallback`` (plain voting; see the module
+            doc). Ignored by ``voting``.
 
     Example:
         >>> from grm.judging import ItemJudgement, SampleJudgement
@@ -82,23 +95,36 @@ def decide(
         raise ValueError(f"Unknown method {method!r}. Available: {', '.join(METHODS)}")
     if tie_policy not in TIE_POLICIES:
         raise ValueError(f"Unknown tie_policy {tie_policy!r}. Available: {', '.join(TIE_POLICIES)}")
+    if meta_vote not in META_VOTES:
+        raise ValueError(f"Unknown meta_vote {meta_vote!r}. Available: {', '.join(META_VOTES)}")
     if len(judgement.samples) < k:
         raise ValueError(f"item {judgement.id} has {len(judgement.samples)} samples, k={k} needs at least k")
     samples = judgement.samples[:k]
     scores = [s.scores for s in samples]
     n_failed = sum(1 for s in scores if s is None)
-    if method == "metarm":
-        k_meta = k_meta if k_meta is not None else max(1, k // 2)
+    weights: list[float] | None = None
+    if method == "metarm" and meta_vote != "fallback":
         metas = [s.meta_score for s in samples]
         if any(m is None for m, sc in zip(metas, scores, strict=True) if sc is not None):
             raise ValueError(f"item {judgement.id}: method 'metarm' needs meta scores; pass a meta RM")
-        voters = voting.meta_voters(scores, metas, k_meta)
+        if meta_vote == "top":
+            k_meta = k_meta if k_meta is not None else max(1, k // 2)
+            voters = voting.meta_voters(scores, metas, k_meta)
+        else:
+            voters = [i for i, sc in enumerate(scores) if sc is not None]
+            weights = [float(metas[i]) for i in voters]  # type: ignore[arg-type]
     else:
         voters = [i for i, sc in enumerate(scores) if sc is not None]
-    totals_int = voting.vote_sum([scores[i] for i in voters], judgement.n)
-    totals = [float(t) for t in totals_int] if totals_int is not None else None
+    if weights is None:
+        totals_int = voting.vote_sum([scores[i] for i in voters], judgement.n)
+        totals = [float(t) for t in totals_int] if totals_int is not None else None
+        mass = float(len(voters))
+    else:
+        totals = weighted_sum([scores[i] for i in voters], weights, judgement.n)  # type: ignore[misc]
+        mass = sum(weights)
     if judgement.n == 1:
-        return _decide_single(judgement, len(samples), totals, n_failed, len(voters), seed, tie_policy)
+        voted = (len(voters), mass, weights is not None)
+        return _decide_single(judgement, len(samples), totals, n_failed, voted, seed, tie_policy)
     if totals is None:  # nothing parsed: every response is "tied"
         winners = list(range(judgement.n))
     else:
@@ -113,15 +139,62 @@ def _decide_single(
     n_used: int,
     totals: list[float] | None,
     n_failed: int,
-    n_voted: int,
+    voted: tuple[int, float, bool],
     seed: int,
     policy: str,
 ) -> Verdict:
     """n = 1: the mean over the ``n_voted`` voting samples against the midpoint of the score range decides the 0/1
-    label (dividing by every parsed sample instead would shrink MetaRM@k's score by ~k_meta/k)."""
+    label (dividing by every parsed sample instead would shrink MetaRM@k's score by ~k_meta/k). ``voted`` =
+    (``n_voted``, their total weight: ``n_voted`` unweighted, the sum of meta scores when weighted, whether
+    weighted: a weighted mean is rounded like ``weighted_sum``'s totals)."""
+    n_voted, mass, weighted = voted
     low, high = (0, 1) if judgement.single_label else (1, 10)
-    mean = totals[0] / n_voted if totals is not None and n_voted else None
+    mean = totals[0] / mass if totals is not None and n_voted and mass > 0 else None
+    if mean is not None and weighted:
+        mean = round(mean, WEIGHTED_DIGITS)
     mid = (low + high) / 2
     winners = [0, 1] if mean is None or mean == mid else [1 if mean > mid else 0]
     credit, pick = tie_credit(winners, int(judgement.label), policy, seed, judgement.id)  # type: ignore[arg-type]
     return Verdict(judgement.id, credit, len(winners) > 1, pick, totals, n_failed, n_used, mean, n_voted)
+
+
+def weighted_sum(samples: list[list[int]], weights: list[float], n: int) -> list[float] | None:
+    """S*_i = sum over samples of w_j * S_{i,j} (original order), summed in sample order and rounded to
+    ``WEIGHTED_DIGITS`` decimals (equal weights then tie where plain voting ties: 0.01 * 8 + 0.01 * 9 and
+    0.01 * 7 + 0.01 * 10 differ in the last bit); None when no sample.
+
+    Example:
+        >>> weighted_sum([[8, 8], [5, 9], [7, 10]], [0.5, 1.0, 0.25], 2)
+        [10.75, 15.5]
+    """
+    if not samples:
+        return None
+    totals = [0.0] * n
+    for sc, w in zip(samples, weights, strict=True):
+        for i in range(n):
+            totals[i] += w * sc[i]
+    return [round(t, WEIGHTED_DIGITS) for t in totals]
+
+
+def meta_vote_for(requested: str, val_within_item_auc: float | None, min_auc: float | None) -> tuple[str, str]:
+    """The ``meta_vote`` an evaluation uses and why: ``fallback`` (plain voting) when ``min_auc`` is set and the
+    meta RM's held-out within-item AUC is below it or unknown (a meta RM that did not record one, or NaN: no
+    held-out item had both a correct and a wrong sample), else ``requested``. The reason is for the report.
+
+    Example:
+        >>> meta_vote_for("top", 0.52, 0.55)
+        ('fallback', 'held-out within-item AUC 0.520 < eval.meta_min_auc 0.55: MetaRM@k is Voting@k')
+        >>> meta_vote_for("top", 0.61, 0.55)[0], meta_vote_for("weighted", None, None)[0]
+        ('top', 'weighted')
+    """
+    if requested not in META_VOTES:
+        raise ValueError(f"Unknown meta_vote {requested!r}. Available: {', '.join(META_VOTES)}")
+    if min_auc is None or requested == "fallback":
+        return requested, ""
+    if val_within_item_auc is None or val_within_item_auc != val_within_item_auc:  # None or NaN
+        return "fallback", f"no held-out within-item AUC recorded (eval.meta_min_auc {min_auc}): MetaRM@k is Voting@k"
+    if val_within_item_auc < min_auc:
+        return "fallback", (
+            f"held-out within-item AUC {val_within_item_auc:.3f} < eval.meta_min_auc {min_auc}: MetaRM@k is Voting@k"
+        )
+    return requested, ""

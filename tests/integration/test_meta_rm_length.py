@@ -8,7 +8,7 @@ import math
 import pytest
 import typer
 
-from grm import meta_rm
+from grm import meta_rm, meta_rm_train
 from grm.config import MetaRMConfig, MetaRMTrainConfig
 from grm.judging import ItemJudgement, SampleJudgement
 from grm.rft import Trajectory
@@ -46,7 +46,7 @@ def test_training_and_scoring_feed_the_same_tokens_at_the_stored_length(tiny_mod
     cfg = MetaRMTrainConfig(
         steps=4, batch_size=8, learning_rate=5e-3, val_fraction=0.25, max_length=16, select_every=0
     )
-    metrics = meta_rm.train_meta_rm(
+    metrics = meta_rm_train.train_meta_rm(
         tiny_model_dir, examples, tmp_path / "meta", cfg, num_threads=1, template="compact"
     )
     assert metrics["n_truncated"] >= 1
@@ -64,7 +64,9 @@ def test_training_and_scoring_feed_the_same_tokens_at_the_stored_length(tiny_mod
 @pytest.mark.slow
 def test_a_cut_input_is_reported_and_a_wrong_template_refused(tiny_model_dir, tmp_path, caplog):
     cfg = MetaRMTrainConfig(steps=2, batch_size=4, val_fraction=0.0, max_length=16, select_every=0)
-    meta_rm.train_meta_rm(tiny_model_dir, _examples(8), tmp_path / "meta", cfg, num_threads=1, template="compact")
+    meta_rm_train.train_meta_rm(
+        tiny_model_dir, _examples(8), tmp_path / "meta", cfg, num_threads=1, template="compact"
+    )
     scorer = meta_rm.load_meta_scorer(tmp_path / "meta", template="compact")
     with caplog.at_level(logging.WARNING, logger="grm.meta_rm"):
         scorer([GOOD, "Response: good"])
@@ -76,7 +78,7 @@ def test_a_cut_input_is_reported_and_a_wrong_template_refused(tiny_model_dir, tm
 @pytest.mark.slow
 def test_a_meta_rm_without_its_info_file_scores_at_the_old_default_and_says_so(tiny_model_dir, tmp_path, caplog):
     cfg = MetaRMTrainConfig(steps=2, batch_size=4, val_fraction=0.0, max_length=300, select_every=0)
-    meta_rm.train_meta_rm(tiny_model_dir, _examples(8), tmp_path / "meta", cfg, num_threads=1)
+    meta_rm_train.train_meta_rm(tiny_model_dir, _examples(8), tmp_path / "meta", cfg, num_threads=1)
     assert meta_rm.load_meta_scorer(tmp_path / "meta").max_length == 300
     (tmp_path / "meta" / meta_rm.INFO_FILE).unlink()
     with caplog.at_level(logging.WARNING, logger="grm.meta_rm"):
@@ -92,7 +94,7 @@ def test_the_saved_checkpoint_is_the_best_by_held_out_within_item_auc(tiny_model
     cfg = MetaRMTrainConfig(
         steps=40, batch_size=8, learning_rate=5e-3, val_fraction=0.5, max_length=24, select_every=10
     )
-    metrics = meta_rm.train_meta_rm(tiny_model_dir, _examples(), tmp_path / "meta", cfg, num_threads=1)
+    metrics = meta_rm_train.train_meta_rm(tiny_model_dir, _examples(), tmp_path / "meta", cfg, num_threads=1)
     curve = dict((int(s), a) for s, a in metrics["selection_curve"])
     assert sorted(curve) == [10, 20, 30, 40]
     best_step = max(curve, key=lambda s: (curve[s], -s))
@@ -108,8 +110,8 @@ def test_the_held_out_within_item_auc_is_measured_on_the_guided_grms_samples(tin
     cfg = MetaRMTrainConfig(
         steps=20, batch_size=8, learning_rate=5e-3, val_fraction=0.5, max_length=24, select_every=5
     )
-    metrics = meta_rm.train_meta_rm(tiny_model_dir, examples, tmp_path / "meta", cfg, num_threads=1)
-    _, val = meta_rm._split(examples, cfg.val_fraction, 0)  # the split training made (seed None -> 0)
+    metrics = meta_rm_train.train_meta_rm(tiny_model_dir, examples, tmp_path / "meta", cfg, num_threads=1)
+    _, val = meta_rm_train.split_by_item(examples, cfg.val_fraction, 0)  # the split training made (seed None -> 0)
     probs = meta_rm.load_meta_scorer(tmp_path / "meta")([e["text"] for e in val])
     guided = [(p, e["label"], e["id"]) for p, e in zip(probs, val, strict=True) if e["source"] == "grm"]
     auc, mixed = meta_rm.within_item_auc(*zip(*guided, strict=True))

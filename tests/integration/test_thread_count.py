@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from grm import meta_rm, rft, spct
+from grm import meta_rm, meta_rm_train, rft, spct
 from grm.config import PipelineConfig
 from grm.world.generator import general_instruction_examples, generate_world
 
@@ -74,7 +74,7 @@ def test_meta_rm_steps_are_bitwise_equal_on_1_and_2_threads(setup: dict) -> None
     out = {}
     for n in (1, 2):
         cfg = replace(setup["cfg"].meta_rm.train, steps=20, val_fraction=0.0)
-        meta_rm.train_meta_rm(setup["model"], setup["meta"], setup["tmp"] / f"meta{n}", cfg, num_threads=n)
+        meta_rm_train.train_meta_rm(setup["model"], setup["meta"], setup["tmp"] / f"meta{n}", cfg, num_threads=n)
         out[n] = _weights(setup["tmp"] / f"meta{n}")
     _assert_bitwise_equal(out[1], out[2])
 

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from grm import meta_rm
+from grm import meta_rm, meta_rm_train
+from grm.config import MetaRMTrainConfig
 from grm.schemas import Item
 from grm.training.grpo import RLConfig, build_rl_rows, train_grpo
 from grm.training.launch import LaunchError
@@ -35,7 +36,7 @@ META_EXAMPLES = [
     {"text": f"Response: good {i}" if i % 2 else f"Response: bad {i}", "label": i % 2, "id": f"x{i // 2 % 10}"}
     for i in range(40)
 ]
-META = meta_rm.MetaRMTrainConfig(steps=20, batch_size=8, learning_rate=5e-3, val_fraction=0.25, max_length=16)
+META = MetaRMTrainConfig(steps=20, batch_size=8, learning_rate=5e-3, val_fraction=0.25, max_length=16)
 META_TOL = 1e-4  # relative; measured on this machine: 2.0e-7, weights 4.8e-7 absolute (gloo sums the two ranks' gradients in another order)
 
 
@@ -83,10 +84,10 @@ def test_meta_rm_on_two_processes_matches_one_process_with_the_same_global_batch
     from transformers import AutoModelForSequenceClassification
 
     logged: dict[str, list] = {"single": [], "ddp": []}
-    single = meta_rm.train_meta_rm(tiny_model_dir, META_EXAMPLES, tmp_path / "single", META, num_threads=1,
+    single = meta_rm_train.train_meta_rm(tiny_model_dir, META_EXAMPLES, tmp_path / "single", META, num_threads=1,
                                    log_fn=lambda m, step: logged["single"].append((step, m)))  # fmt: skip
     ddp_cfg = dataclasses.replace(META, launcher="torchrun", nproc_per_node=2)
-    ddp = meta_rm.train_meta_rm(tiny_model_dir, META_EXAMPLES, tmp_path / "ddp", ddp_cfg, num_threads=1,
+    ddp = meta_rm_train.train_meta_rm(tiny_model_dir, META_EXAMPLES, tmp_path / "ddp", ddp_cfg, num_threads=1,
                                 log_fn=lambda m, step: logged["ddp"].append((step, m)))  # fmt: skip
     assert (ddp["world_size"], ddp["backend"], ddp["steps"]) == (2, "gloo", 20)
     assert len(ddp["loss_curve"]) == len(single["loss_curve"]) == 20
@@ -120,6 +121,6 @@ def test_a_crash_in_one_rank_fails_with_that_ranks_error(
             train_grpo(tiny_model_dir, build_rl_rows(ITEMS, "compact", 0), tmp_path / "model", GRPO, general=GENERAL)
         else:
             cfg = dataclasses.replace(META, launcher="torchrun", nproc_per_node=2)
-            meta_rm.train_meta_rm(tiny_model_dir, META_EXAMPLES, tmp_path / "model", cfg)
+            meta_rm_train.train_meta_rm(tiny_model_dir, META_EXAMPLES, tmp_path / "model", cfg)
     assert not (tmp_path / "model").exists()
     assert not list(tmp_path.glob(".*"))  # neither the work folder nor a half-written model

@@ -7,7 +7,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
-from grm import meta_rm
+from grm import meta_rm, meta_rm_train
+from grm.config import MetaRMTrainConfig
 from grm.rft import Trajectory
 from grm.schemas import Item
 from grm.training.grpo import RLConfig, build_rl_rows, drop_too_easy, general_batches, train_grpo
@@ -196,8 +197,8 @@ def test_meta_rm_trains_with_bce_and_scores_in_unit_interval(tiny_model_dir, tmp
         {"text": f"Response: good {i}" if i % 2 else f"Response: bad {i}", "label": i % 2, "id": f"x{i}"}
         for i in range(40)
     ]
-    cfg = meta_rm.MetaRMTrainConfig(steps=30, batch_size=8, learning_rate=5e-3, val_fraction=0.25, max_length=16)
-    metrics = meta_rm.train_meta_rm(tiny_model_dir, examples, tmp_path / "meta", cfg, num_threads=2)
+    cfg = MetaRMTrainConfig(steps=30, batch_size=8, learning_rate=5e-3, val_fraction=0.25, max_length=16)
+    metrics = meta_rm_train.train_meta_rm(tiny_model_dir, examples, tmp_path / "meta", cfg, num_threads=2)
     printed = "".join(capfd.readouterr())
     assert "LOAD REPORT" not in printed and "not sharded" not in printed  # the new head is expected, not reported
     assert math.isfinite(metrics["train_loss"]) and metrics["n_val"] > 0
@@ -218,6 +219,6 @@ def test_meta_rm_trains_with_bce_and_scores_in_unit_interval(tiny_model_dir, tmp
 @pytest.mark.slow
 def test_meta_rm_refuses_single_class_data(tiny_model_dir, tmp_path):
     with pytest.raises(ValueError, match="correct and incorrect"):
-        meta_rm.train_meta_rm(
-            tiny_model_dir, [{"text": "a", "label": 1, "id": "a"}], tmp_path / "m", meta_rm.MetaRMTrainConfig()
+        meta_rm_train.train_meta_rm(
+            tiny_model_dir, [{"text": "a", "label": 1, "id": "a"}], tmp_path / "m", MetaRMTrainConfig()
         )

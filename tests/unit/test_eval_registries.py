@@ -154,6 +154,15 @@ def test_expected_metrics_are_the_names_a_real_evaluation_logs(ks, hygiene, seed
     assert expected_metrics(spec) == set(report.metrics())
 
 
+@pytest.mark.parametrize("meta_vote", ["top", "weighted", "fallback"])
+def test_expected_metrics_name_the_fell_back_marker_of_a_fallen_back_metarm(meta_vote):
+    spec = EvalSpec("world", "rl", ks=(1, 4), methods=(VOTING, METARM), hygiene=False, meta_vote=meta_vote)
+    items = [Item(f"w/{i}", f"q {i}", (f"good {i}", f"bad {i}"), best=0) for i in range(3)]
+    report = evaluate(items, SeededRandomSampler(), spec, lambda texts: [0.5] * len(texts))
+    assert expected_metrics(spec) == set(report.metrics())
+    assert ("eval/world/rl/metarm_k4/fell_back" in report.metrics()) == (meta_vote == "fallback")
+
+
 @pytest.mark.parametrize("ks", [(1,), (1, 4)])
 def test_expected_metrics_of_the_two_game_protocol(ks):
     spec = EvalSpec("toy", "m", ks=ks, protocol="two_game")

@@ -9,6 +9,8 @@ from grm.config.fields import fail, seed_field
 
 # the top-tie rules of grm.verdicts.TIE_POLICIES (a test checks the two agree)
 TiePolicy = Literal["random", "strict", "half"]
+# the requestable ways MetaRM@k uses meta scores (grm.verdicts.META_VOTES less 'fallback', which eval.meta_min_auc picks)
+MetaVote = Literal["top", "weighted"]
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,22 @@ class EvalConfig:
     temperature: float = field(default=0.5, metadata={"help": "sampling temperature for voting (paper: 0.5)"})
     k_meta: int | None = field(
         default=None, metadata={"help": "samples the meta RM keeps, <= max(ks); None = k // 2 (paper)"}
+    )
+    meta_vote: MetaVote = field(
+        default="top",
+        metadata={
+            "help": "how MetaRM@k uses the meta scores: 'top' keeps the k_meta best-rated samples and votes over them "
+            "(paper); 'weighted' lets every parsed sample vote with its scores times its meta score, so a meta RM "
+            "that cannot rank an item's samples gives Voting@k back instead of Voting@k_meta (docs/meta-rm.md)"
+        },
+    )
+    meta_min_auc: float | None = field(
+        default=None,
+        metadata={
+            "help": "fall back to plain voting when the meta RM's held-out within-item AUC "
+            "(meta_rm/train/val_within_item_auc, stored in its meta_rm.json) is below this (or not recorded): "
+            "MetaRM@k is then Voting@k, marked fell_back=1 in every MetaRM@k cell and logged; null never falls back"
+        },
     )
     tie_policy: TiePolicy = field(
         default="random", metadata={"help": f"top-tie handling, one of {get_args(TiePolicy)} (paper: random)"}
@@ -79,6 +97,10 @@ class EvalConfig:
                 f"must be in [1, max(eval.ks)={self.k_max}] (the meta RM keeps k_meta of the k samples; more than "
                 "k_max is plain voting), or null for k // 2",
             )
+        if self.meta_vote not in get_args(MetaVote):
+            fail("eval.meta_vote", self.meta_vote, "use 'top' (paper) or 'weighted'")
+        if self.meta_min_auc is not None and not 0 <= self.meta_min_auc <= 1:
+            fail("eval.meta_min_auc", self.meta_min_auc, "must be in [0, 1] (an AUC), or null never to fall back")
         for name in ("limit", "benchmark_limit"):
             value = getattr(self, name)
             if value is not None and value < 1:

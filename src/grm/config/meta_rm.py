@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from grm.config.fields import (
     accelerate_field,
@@ -42,6 +43,14 @@ class MetaRMTrainConfig:
     )
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
     balance: bool = field(default=True, metadata={"help": "weight BCE so both labels count equally"})
+    objective: Literal["pointwise", "pairwise"] = field(
+        default="pointwise",
+        metadata={
+            "help": "'pointwise': BCE on each judgement's Eq. 10 label (paper); 'pairwise': Bradley-Terry on a correct "
+            "and a wrong judgement of the same item (batch_size // 2 pairs per step; items with one label give no "
+            "pair), the only comparison MetaRM@k makes (docs/meta-rm.md)"
+        },
+    )
     select_every: int = field(
         default=50,
         metadata={
@@ -69,6 +78,8 @@ class MetaRMTrainConfig:
                 f"meta_rm.train.steps={self.steps}, meta_rm.train.batch_size={self.batch_size}: both must be >= 1"
             )
         positive("meta_rm.train", self, ("max_length",))
+        if self.objective not in ("pointwise", "pairwise"):
+            fail("meta_rm.train.objective", self.objective, "use 'pointwise' (paper) or 'pairwise'")
         if self.select_every < 0:
             fail("meta_rm.train.select_every", self.select_every, "must be >= 0 (0: keep the last step)")
         if not 0 <= self.val_fraction < 1:

@@ -8,7 +8,7 @@ them. A test compares these with the names of real evaluations over a grid of se
 
 from __future__ import annotations
 
-from grm.eval.metric_key import GREEDY, GREEDY_SWAP, VOTING, Cell, MetricKey
+from grm.eval.metric_key import FELL_BACK, GREEDY, GREEDY_SWAP, METARM, VOTING, Cell, MetricKey
 from grm.eval.protocols import get_protocol
 from grm.eval.protocols.base import SWAP_NAMES
 from grm.eval.spec import EvalSpec
@@ -31,6 +31,8 @@ def expected_cells(spec: EvalSpec) -> dict[str, tuple[str, ...]]:
             names = SWAP_NAMES
         elif cell == Cell(VOTING, spec.k_max) and spec.runs_seed_agreement and protocol.seed_agreement:
             names += ("seed_agreement",)
+        elif cell.method == METARM and spec.meta_vote == "fallback":
+            names += (FELL_BACK,)
         out[str(cell)] = names
     return out
 

@@ -18,6 +18,7 @@ METHODS = (GREEDY, GREEDY_SWAP, VOTING, METARM, SCALAR)  # in table order
 PREFIX = "eval"
 TABLE = "table"  # the benchmark segment of the cross-benchmark table's names
 CONTEXT = "context"  # the group of a bench stage's context-fit counts
+FELL_BACK = "fell_back"  # in every MetaRM@k cell of an evaluation with meta_vote "fallback": the cell is Voting@k
 HELDOUT = "heldout"  # the benchmark segment of a data folder's held-out metrics, whatever the folder is called
 _NAME_RE = re.compile(r"[^A-Za-z0-9_.\-]+")
 _CELL_RE = re.compile(r"^(?P<method>[a-z_]+)_k(?P<k>\d+)$")

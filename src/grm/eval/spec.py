@@ -15,7 +15,7 @@ from typing import Any
 
 from grm.benchmarks import registry
 from grm.eval.metric_key import METARM, VOTING, MetricKey
-from grm.verdicts import TIE_POLICIES
+from grm.verdicts import META_VOTES, TIE_POLICIES
 
 GREEDY_ORDERS = ("shuffled", "original")
 OFFICIAL = "official"
@@ -32,6 +32,9 @@ class EvalSpec:
         ks: sample counts for Voting@k / MetaRM@k; all read from one set of ``max(ks)`` samples (kept sorted, unique).
         methods: ``voting`` and/or ``metarm`` (``metarm`` needs a meta scorer); greedy is always run.
         k_meta: samples kept by the meta RM (default k // 2).
+        meta_vote: how MetaRM@k uses the meta scores (``grm.verdicts.META_VOTES``: ``top`` keeps ``k_meta``,
+            ``weighted``, ``fallback`` = Voting@k, marked by ``fell_back`` = 1 in every MetaRM@k cell); the
+            standard protocol only (another protocol with MetaRM@k and not ``top`` is refused).
         temperature: sampling temperature of the voting samples (paper: 0.5).
         max_new_tokens: generation budget per judgement.
         seed: seeds shuffles, sampling and tie breaks; the same seed gives the same report.
@@ -52,6 +55,7 @@ class EvalSpec:
     ks: tuple[int, ...] = (1, 8)
     methods: tuple[str, ...] = (VOTING,)
     k_meta: int | None = None
+    meta_vote: str = "top"
     temperature: float = 0.5
     max_new_tokens: int = 512
     seed: int = 0
@@ -78,6 +82,13 @@ class EvalSpec:
         if self.tie_policy != OFFICIAL and self.tie_policy not in TIE_POLICIES:
             raise ValueError(
                 f"Unknown tie_policy {self.tie_policy!r}. Available: {', '.join(TIE_POLICIES + (OFFICIAL,))}"
+            )
+        if self.meta_vote not in META_VOTES:
+            raise ValueError(f"Unknown meta_vote {self.meta_vote!r}. Available: {', '.join(META_VOTES)}")
+        if self.meta_vote != "top" and METARM in self.methods and self.resolved_protocol() != STANDARD:
+            raise ValueError(
+                f"meta_vote {self.meta_vote!r}: the {self.resolved_protocol()} protocol keeps the top-k_meta filter "
+                "only; use meta_vote 'top' (or no MetaRM@k)"
             )
 
     @property

@@ -4,7 +4,9 @@
   default (``greedy_order="shuffled"``), like RewardBench's official coin flip, because the converters store the
   chosen response first; ``"original"`` keeps the stored order (then a position-biased judge looks perfect).
 - **voting_k{k}** / **metarm_k{k}**: every k in ``ks`` is read from ONE set of ``k_max`` samples at
-  ``temperature`` (each sample with its own seeded shuffle); MetaRM@k keeps the top ``k_meta`` samples. A single
+  ``temperature`` (each sample with its own seeded shuffle); MetaRM@k keeps the top ``k_meta`` samples
+  (``meta_vote="top"``), lets every parsed sample vote weighted by its meta score (``weighted``), or is Voting@k
+  (``fallback``, marked ``fell_back`` = 1 in every MetaRM@k cell). A single
   response's score (ReaLMistake ROC-AUC) is the mean over the samples that voted (``grm.verdicts.decide``).
 - Ties are settled by ``tie_policy`` (``random`` = paper, ``strict``, ``half``, or ``official`` = the benchmark's
   own rule from ``BenchmarkSpec.official_tie_policy``); the report states the one used.
@@ -30,7 +32,7 @@ import numpy as np
 from grm import judging, voting
 from grm.benchmarks import scoring
 from grm.eval.judge import GENERATIVE_ONLY, cell_metrics, check_scores, decided, judge_in_order
-from grm.eval.metric_key import GREEDY, GREEDY_SWAP, METARM, VOTING, Cell
+from grm.eval.metric_key import FELL_BACK, GREEDY, GREEDY_SWAP, METARM, VOTING, Cell
 from grm.eval.metrics import bootstrap_ci
 from grm.eval.protocols.base import SCALAR_CELL, EvalProtocol, MetaScorer
 from grm.eval.spec import EvalReport, EvalSpec
@@ -118,12 +120,16 @@ def sampled_cells(
     cells: dict[str, dict[str, float]] = {}
     credits: dict[str, list[float]] = {}
     voting_v: dict[int, list[Verdict]] = {}
+    vote = spec.meta_vote  # read by MetaRM@k only
     for method in [m for m in (VOTING, METARM) if m in spec.methods]:
         for k in spec.ks:
             verdicts = [
-                decide(j, k=k, method=method, k_meta=spec.k_meta, seed=spec.seed, tie_policy=policy) for j in sampled
+                decide(j, k=k, method=method, k_meta=spec.k_meta, seed=spec.seed, tie_policy=policy, meta_vote=vote)
+                for j in sampled
             ]
             cells[str(Cell(method, k))] = cell_metrics(items, verdicts, scorer, spec.seed)
+            if method == METARM and spec.meta_vote == "fallback":
+                cells[str(Cell(method, k))][FELL_BACK] = 1.0  # the marker: these MetaRM@k cells are Voting@k
             credits[str(Cell(method, k))] = [v.credit for v in verdicts]
             if method == VOTING:
                 voting_v[k] = verdicts
@@ -164,6 +170,7 @@ def evaluate_standard(
         "ks": list(spec.ks),
         "methods": list(spec.methods),
         "k_meta": spec.k_meta,
+        **({"meta_vote": spec.meta_vote} if METARM in spec.methods else {}),
         "temperature": spec.temperature,
         "max_new_tokens": spec.max_new_tokens,
         "seed": spec.seed,

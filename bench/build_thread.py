@@ -1,6 +1,6 @@
 """Benchmark: RFT steps on 2 threads when one thread of the process runs torch kernels vs when a second one does.
 
-Why ``tasks.workers.BuildThread`` exists. Torch's CPU kernels run on OpenMP; libgomp keeps a team of workers for
+Why ``tasks.engine.workers.BuildThread`` exists. Torch's CPU kernels run on OpenMP; libgomp keeps a team of workers for
 every thread that ever ran a parallel region, and (most likely the cause) once a process holds more OpenMP threads
 than cores it cuts the spinning of idle workers short, so each small kernel pays a wake-up. With ``runtime.parallel_stages: 1`` the flow
 used to build stages on its own thread and on Prefect's task threads: every stage after the first ran at about the
@@ -40,7 +40,7 @@ def child(case: str, steps: int, warmup: int) -> float:
     from train_speed import build_data
 
     from grm.training import sft
-    from tasks.workers import BuildThread
+    from tasks.engine.workers import BuildThread
 
     def session(second_caller: bool) -> float:
         tmp = Path(tempfile.mkdtemp())

@@ -32,9 +32,9 @@ from typing import Any
 import numpy as np
 from study_io import read_split, record_result, stage_file, within_item_auc  # bench/ is the script's folder
 
-from grm.correctness import is_correct
-from grm.rft import Trajectory
+from grm.method.correctness import is_correct
 from grm.schemas import Item
+from grm.training.rft import Trajectory
 from grm.world.generator import COMMON_CUES, facts_cue, facts_style, family_of, response_value
 
 GROUPS = ("arith", "facts/common/nopair", "facts/common/pair", "facts/rare/nopair", "facts/rare/pair")
@@ -122,7 +122,8 @@ def eval_links(project: Path, test: dict[str, Item], models: list[str]) -> dict[
 
 def sample_links(project: Path, test_items: list[Item], students: list[str], k: int, out: Path) -> dict[str, Any]:
     """Link 3: principle fit of the students' samples, and the run's meta RM's within-item AUC, per group."""
-    from grm import judging, meta_rm
+    from grm import meta_rm
+    from grm.method import judging
     from grm.sampling.hf import HFSampler
 
     scorer = meta_rm.load_meta_scorer(stage_file(project, "meta_rm.train", "model"))

@@ -3,7 +3,7 @@
 The cheap half of issue 29's pairwise question, with no sampling: reads a finished `grm run` project's rejective-
 sampling samples (the teacher's non-hinted judgements of the train items, the meta RM's teacher data, with the
 stage's own filters: parse failures dropped, mixed items only), trains the pipeline's meta RM
-(`grm.meta_rm_train.train_meta_rm`, `meta_rm.train` defaults, backbone = the project's RL GRM) once per objective
+(`grm.training.meta_rm_train.train_meta_rm`, `meta_rm.train` defaults, backbone = the project's RL GRM) once per objective
 and seed, and prints the held-out within-item AUC (items never trained on), the global AUC and the selected step.
 MetaRM@k - Voting@k on the test split needs the guided GRM's samples: bench/meta_rm_variants.py (variant
 ``pairwise``).
@@ -22,10 +22,10 @@ from pathlib import Path
 
 from study_io import read_split, record_result, stage_file  # bench/ is the script's folder
 
-from grm import meta_rm_train, spct
 from grm.plan import load_pipeline
-from grm.rft import Trajectory
 from grm.threads import set_torch_threads
+from grm.training import meta_rm_train, spct
+from grm.training.rft import Trajectory
 
 
 def main() -> None:

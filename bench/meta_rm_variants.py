@@ -2,9 +2,9 @@
 
 Reads a project directory written by `grm run` (splits, rejective-sampling samples, base/RFT/RL models). Samples
 once and caches (under --out): each guided student's k judgements per test item, and the guided GRM's meta-RM data
-samples on the train items and on the val items (`grm.spct.guided_samples`, the stage's own call). Then, per
-variant, assembles the meta-RM data (`grm.spct.assemble_meta_examples`), trains a meta RM with the pipeline's code
-(`grm.meta_rm_train.train_meta_rm`) and scores the guided student's test samples with the one loader
+samples on the train items and on the val items (`grm.training.spct.guided_samples`, the stage's own call). Then, per
+variant, assembles the meta-RM data (`grm.training.spct.assemble_meta_examples`), trains a meta RM with the pipeline's code
+(`grm.training.meta_rm_train.train_meta_rm`) and scores the guided student's test samples with the one loader
 (`grm.meta_rm.load_meta_scorer`). Each variant is a set of `meta_rm.*` overrides on top of the defaults of this
 checkout, so the table says what each switch does on its own:
 
@@ -37,17 +37,19 @@ from typing import Any
 import numpy as np
 from study_io import read_split, record_result, stage_file  # bench/ is the script's folder
 
-from grm import judging, meta_rm, meta_rm_train, spct
+from grm import meta_rm
 from grm.benchmarks.scoring import roc_auc
-from grm.correctness import is_correct
 from grm.eval.metrics import paired_gap
-from grm.judging import ItemJudgement
+from grm.method import judging
+from grm.method.correctness import is_correct
+from grm.method.judging import ItemJudgement
+from grm.method.verdicts import decide, meta_vote_for
 from grm.plan import load_pipeline
-from grm.rft import Trajectory
 from grm.sampling.hf import HFSampler
 from grm.schemas import Item
 from grm.threads import set_torch_threads
-from grm.verdicts import decide, meta_vote_for
+from grm.training import meta_rm_train, spct
+from grm.training.rft import Trajectory
 
 # variant -> (meta_rm.* overrides, meta_rm.train.* overrides, whose samples it trains on: "self" = the guided student)
 VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {

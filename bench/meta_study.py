@@ -2,8 +2,8 @@
 
 Reads a project directory written by `grm run` (splits, rejective-sampling samples, RFT/RL models, meta RM), samples
 k judgements per test item from the student once (cached), then scores them with a meta RM: the run's own
-(`--variant pipeline`) or one trained here with the pipeline's code (`grm.spct.meta_rm_examples`,
-`grm.meta_rm_train.train_meta_rm`) under the given data settings. Reports Voting@k vs MetaRM@k, the meta RM's ROC-AUC over
+(`--variant pipeline`) or one trained here with the pipeline's code (`grm.training.spct.meta_rm_examples`,
+`grm.training.meta_rm_train.train_meta_rm`) under the given data settings. Reports Voting@k vs MetaRM@k, the meta RM's ROC-AUC over
 all samples and **within items** (the chance that a correct sample of an item outranks an incorrect one of the
 same item: what meta-guided voting needs), per family. Prints one JSON line and appends it to `--results`.
 
@@ -42,17 +42,19 @@ from study_io import (  # bench/ is the script's folder
     within_item_auc,
 )
 
-from grm import judging, meta_rm, meta_rm_train, spct
+from grm import meta_rm
 from grm.benchmarks.scoring import roc_auc
 from grm.config import MetaRMConfig, MetaRMTrainConfig, PipelineConfig
-from grm.correctness import is_correct
-from grm.judging import ItemJudgement
+from grm.method import judging
+from grm.method.correctness import is_correct
+from grm.method.judging import ItemJudgement
+from grm.method.verdicts import decide
 from grm.plan import load_pipeline
-from grm.rft import Trajectory
 from grm.sampling.hf import HFSampler
 from grm.schemas import Item
+from grm.training import meta_rm_train, spct
+from grm.training.rft import Trajectory
 from grm.training.sft import RFTTrainConfig, train_sft
-from grm.verdicts import decide
 from grm.world.generator import World, general_instruction_examples
 
 

@@ -22,12 +22,12 @@ from pathlib import Path
 import numpy as np
 from study_io import general_accuracy, read_split, record_result, stage_file  # bench/ is the script's folder
 
-from grm import judging
+from grm.method import judging
+from grm.method.verdicts import decide
 from grm.plan import load_pipeline
 from grm.sampling.hf import HFSampler
 from grm.schemas import Item
 from grm.training import grpo
-from grm.verdicts import decide
 from grm.world.generator import World, general_instruction_examples
 
 

@@ -47,9 +47,10 @@ def eval_report(sampler: Any, items: list, ks: tuple[int, ...]) -> dict[str, Any
 def bench_eval(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     import ray
 
-    from grm import executors, spct
+    from grm import executors
     from grm.config import ModelTinyConfig, SamplingConfig
     from grm.executors import RayExecutor, local_runtime_env
+    from grm.training import spct
     from grm.world.generator import WorldConfig, generate_world
 
     world = WorldConfig(n_train=0, n_val=0, n_test=args.limit)
@@ -118,8 +119,8 @@ def bench_eval(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 
 def bench_ddp(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     from grm.config import ModelTinyConfig, RFTTrainConfig
-    from grm.spct import build_base_model
     from grm.training.sft import train_sft
+    from grm.training.spct import build_base_model
     from grm.world.generator import WorldConfig, general_instruction_examples
 
     world = WorldConfig()

@@ -219,7 +219,7 @@ def _pct(values: list[float], q: float) -> float:
 
 async def _row11_mix(url: str, items: list) -> dict:
     """One huge completion + sequential small scores; latencies of the small ones while the huge one runs."""
-    from grm.prompts import render_prompt
+    from grm.method.prompts import render_prompt
 
     prompts = [render_prompt(it.query, [it.responses[0]], template="compact") for it in items[:32]]
     big = {"prompt": prompts, "n": 256, "max_tokens": 500, "temperature": 1.0}

@@ -193,7 +193,7 @@ def measure_server(url: str, pid: int, pairs: list, clients: int, seconds: float
 
 def offline_rate(model: str, pairs: list, args) -> dict:
     """``grm score``'s path on the same model: judgements/s and CPU ms per judgement of this process."""
-    from grm import judging
+    from grm.method import judging
     from grm.sampling import build_sampler
     from grm.serving.scoring import make_item
 

@@ -1,6 +1,6 @@
 """RFT step time with and without length groups (`rft.train.length_groups`), on a finished run's RFT mix.
 
-Rebuilds the run's RFT training set (accepted trajectories + general-instruction examples, `grm.spct.rft_mix`),
+Rebuilds the run's RFT training set (accepted trajectories + general-instruction examples, `grm.training.spct.rft_mix`),
 trains a few steps from the run's base model once per setting, and prints seconds per step, the speed-up over one
 padded batch, the padded-token share and the mean loss (equal across settings: the groups give the same loss).
 
@@ -18,10 +18,10 @@ from pathlib import Path
 from study_io import record_result, stage_file  # bench/ is the script's folder
 from transformers import AutoTokenizer
 
-from grm import spct
 from grm.plan import load_pipeline
-from grm.rft import Trajectory
+from grm.training import spct
 from grm.training.padding import plan_groups
+from grm.training.rft import Trajectory
 from grm.training.sft import train_sft
 from grm.world.generator import general_instruction_examples
 

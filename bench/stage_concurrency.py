@@ -1,6 +1,6 @@
 """Benchmark: two stage-like workloads one after the other on 2 threads vs at once on 1 thread each.
 
-The question behind ``runtime.parallel_stages`` (``tasks.workers``): on a 2-core machine, do two independent stages
+The question behind ``runtime.parallel_stages`` (``tasks.engine.workers``): on a 2-core machine, do two independent stages
 finish sooner side by side on one thread each than one after the other on two threads? Tiny matmuls scale poorly
 to a second thread, so they may. Each workload runs in its own process (as a stage build does), on the default
 recipe's shapes and data (``bench/train_speed.py``'s ``build_data``):
@@ -47,9 +47,8 @@ def child(args: argparse.Namespace) -> None:
     import torch
     from train_speed import build_data
 
-    from grm import meta_rm_train
     from grm.sampling.hf import HFSampler
-    from grm.training import grpo, sft
+    from grm.training import grpo, meta_rm_train, sft
 
     torch.set_num_threads(args.threads)
     tmp = Path(tempfile.mkdtemp(prefix="stage-concurrency-"))

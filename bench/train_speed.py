@@ -4,7 +4,7 @@ Builds the embedded tiny Llama (``model.tiny`` of the config: hidden 128, 4 laye
 default recipe's data in a temp dir (the world's train items, rejective sampling from the world teacher, the RFT mix
 of accepted trajectories + general examples, the meta-RM texts, the RL rows), then, for each thread count in one
 process, trains with the pipeline's own functions and settings (``grm.training.sft.train_sft`` with
-``rft.train``: batch 64, length groups 3, max_length 96; ``grm.meta_rm_train.train_meta_rm`` with ``meta_rm.train``;
+``rft.train``: batch 64, length groups 3, max_length 96; ``grm.training.meta_rm_train.train_meta_rm`` with ``meta_rm.train``;
 ``grm.training.grpo.train_grpo`` with ``rl``) for ``--warmup`` + ``--steps`` steps and times the last ``--steps``:
 
 * **s/step**: wall time between two optimizer steps (a whole trainer cycle: data, forward, backward, clipping,
@@ -244,9 +244,9 @@ class BenchData:
 
 def build_data(tmp: Path, config: Path, overrides: list[str], n_items: int) -> BenchData:
     """The default recipe's model and data, built as the pipeline builds them (on ``n_items`` train items)."""
-    from grm import meta_rm, rft, spct
+    from grm import meta_rm
     from grm.plan import load_pipeline
-    from grm.training import grpo
+    from grm.training import grpo, rft, spct
     from grm.world.generator import general_instruction_examples, generate_world
 
     cfg = load_pipeline([config], overrides)
@@ -333,7 +333,8 @@ def run_meta(data: BenchData, threads: int, steps: int, warmup: int, out: Path) 
     import torch
     import transformers
 
-    from grm import meta_rm, meta_rm_train
+    from grm import meta_rm
+    from grm.training import meta_rm_train
 
     rec = Recorder(warmup)
     cfg = replace(data.cfg.meta_rm.train, steps=warmup + steps, val_fraction=0.0)

@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from grm.correctness import is_correct
-from grm.parsing import extract_scores
-from grm.prompts import render_prompt, score_range
+from grm.method.correctness import is_correct
+from grm.method.parsing import extract_scores
+from grm.method.prompts import render_prompt, score_range
+from grm.method.voting import pick_best, shuffle_order, unshuffle_scores, vote_sum
 from grm.schemas import Item
-from grm.voting import pick_best, shuffle_order, unshuffle_scores, vote_sum
 from grm.world import TeacherConfig, TeacherSampler, WorldConfig, general_instruction_examples, generate_world
 from grm.world.model import ModelTinyConfig, build_tiny_model
 from grm.world.tokenizer import build_tokenizer

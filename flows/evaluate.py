@@ -10,7 +10,7 @@ from __future__ import annotations
 from prefect import flow
 
 from tasks import drift, evaluation, pinned_data, registry, summary
-from tasks.runtime import pipeline_run
+from tasks.engine.runtime import pipeline_run
 
 
 @flow(name="evaluate", log_prints=True)

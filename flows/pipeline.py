@@ -5,7 +5,7 @@ gate. Composition only: each line is one task (adding a stage is a few lines her
 The critical path (``rft.train`` -> ``rl.train`` -> ``meta_rm.train`` -> evaluations) runs in the flow's thread;
 what does not feed it is submitted (``.submit()``) and runs beside it: RFT's variants beside ``rl.train`` and
 ``meta_rm.train``, the evaluations and benchmark stages beside each other. How many builds run at once is
-``runtime.parallel_stages`` (``tasks.workers``); with 1 the same calls run one at a time. Which stage runs when never
+``runtime.parallel_stages`` (``tasks.engine.workers``); with 1 the same calls run one at a time. Which stage runs when never
 changes a stage's key or result.
 """
 
@@ -17,7 +17,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from grm.ablations import model_name as ablation_model
 from tasks import benchmarks, champion, evaluation, registry, summary, training
 from tasks import data as data_stages  # ``data`` is the flow's parameter
-from tasks.runtime import pipeline_run
+from tasks.engine.runtime import pipeline_run
 
 
 @flow(name="spct_pipeline", log_prints=False, task_runner=ThreadPoolTaskRunner(max_workers=32))  # see log_prints
@@ -28,7 +28,7 @@ def spct_pipeline(
     data: str | None = None,
     window: str | None = None,
 ) -> dict:
-    """The whole SPCT recipe on one config; completed stages are reused on a rerun (``tasks.stages``).
+    """The whole SPCT recipe on one config; completed stages are reused on a rerun (``tasks.engine.stages``).
 
     ``data`` is the data to train on (a landing folder of drops or a folder of splits, relative to ``project_dir``;
     None keeps the config's ``data.source``) and ``window`` which drops (``all``, ``last:N``, ``since:YYYY-MM-DD``;

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import flow
 
 from tasks import data
-from tasks.runtime import pipeline_run
+from tasks.engine.runtime import pipeline_run
 
 
 @flow(name="prepare_data", log_prints=True)

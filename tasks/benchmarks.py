@@ -23,15 +23,16 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from grm import context_fit, spct
+from grm import context_fit
 from grm.benchmarks import bundled, get_benchmark, load_benchmark
 from grm.config import PipelineConfig
 from grm.eval.metric_key import CONTEXT, MetricKey
 from grm.eval.spec import EvalReport
 from grm.files import write_json_atomic
+from grm.training import spct
+from tasks.engine.runtime import TASK_OPTIONS, RunContext, logger, run_stage
+from tasks.engine.stages import BuildContext, FileInput, Skip, Stage, StageOutput, StageResult, register
 from tasks.evaluation import Protocol, evaluate_with, select_protocol
-from tasks.runtime import TASK_OPTIONS, RunContext, logger, run_stage
-from tasks.stages import BuildContext, FileInput, Skip, Stage, StageOutput, StageResult, register
 
 BENCH_MODELS = ("rft", "rl")  # the trained GRMs evaluated on eval.benchmarks
 LOCAL_CONSTANTS = ("LOCAL_FILE", "LOCAL_DIR", "LOCAL_ZIP")

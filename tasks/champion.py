@@ -20,13 +20,13 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from grm.eval.gate import parse_gate_metric
 from grm.eval.metric_key import METARM
-from grm.gate import parse_gate_metric
 from grm.plan import heldout_name
 from tasks import benchmarks, evaluation, registry
+from tasks.engine.runtime import TASK_OPTIONS, RunContext, logger
+from tasks.engine.stages import StageResult, content_hash
 from tasks.gate_inputs import CHAMPION_EVAL, gate_benchmark, identity
-from tasks.runtime import TASK_OPTIONS, RunContext, logger
-from tasks.stages import StageResult, content_hash
 from tasks.tracking import CHAMPION
 from tasks.versioning import DataVersion
 

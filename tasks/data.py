@@ -24,9 +24,19 @@ from grm.config import DataMinItemsConfig, PipelineConfig
 from grm.files import project_path, write_json_atomic
 from grm.schemas import read_items, write_items
 from grm.world.generator import WorldConfig
-from tasks import data_store, timings, validation, versioning
-from tasks.runtime import TASK_OPTIONS, RunContext, logger, run_stage
-from tasks.stages import BuildContext, FileInput, HashedFile, Stage, StageOutput, StageResult, file_md5, register
+from tasks import data_store, validation, versioning
+from tasks.engine import timings
+from tasks.engine.runtime import TASK_OPTIONS, RunContext, logger, run_stage
+from tasks.engine.stages import (
+    BuildContext,
+    FileInput,
+    HashedFile,
+    Stage,
+    StageOutput,
+    StageResult,
+    file_md5,
+    register,
+)
 
 SPLITS = ("train", "val", "test")
 GENERAL = "general.jsonl"  # optional, beside the splits of a data.source folder
@@ -277,7 +287,7 @@ def materialize(ctx: RunContext, dv: versioning.DataVersion, sources: dict[str, 
 def split(ctx: RunContext, dv: versioning.DataVersion, name: str) -> HashedFile:
     """Split ``name`` of data version ``dv`` as an upstream input, keyed by its DVC md5: the content-addressed copy
     (``dv.local_dir``), never the live ``data/`` folder another run of the project may republish meanwhile. The
-    stage verifies the file's md5 against the key before and after its build (``tasks.stages.verify_inputs``)."""
+    stage verifies the file's md5 against the key before and after its build (``tasks.engine.stages.verify_inputs``)."""
     if not dv.local_dir:
         raise ValueError(f"data version {dv.dvc_md5} has no local copy; get it from data.version or data.pinned")
     return HashedFile(str(Path(dv.local_dir) / f"{name}.jsonl"), dv.files[f"{name}.jsonl"])

@@ -21,9 +21,9 @@ import tempfile
 from pathlib import Path
 
 from grm.errors import UserError
-from tasks.stages import file_md5
+from tasks.engine.stages import file_md5
 
-STORE = "datasets"  # below the artifacts root (``tasks.runtime.artifacts_root``)
+STORE = "datasets"  # below the artifacts root (``tasks.engine.runtime.artifacts_root``)
 DIR_SUFFIX = ".dir"
 
 

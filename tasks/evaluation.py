@@ -16,17 +16,17 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from grm import spct
 from grm.config import PipelineConfig, SamplingConfig
 from grm.eval.metric_key import GREEDY, METARM, VOTING, Cell, heldout_benchmark
 from grm.eval.run import evaluate
 from grm.eval.spec import STANDARD, EvalReport, EvalSpec, resolve_protocol
 from grm.files import write_json_atomic
 from grm.schemas import read_items
+from grm.training import spct
 from tasks.data import split
-from tasks.runtime import TASK_OPTIONS, RunContext, logger, run_stage
+from tasks.engine.runtime import TASK_OPTIONS, RunContext, logger, run_stage
+from tasks.engine.stages import BuildContext, FileInput, Stage, StageOutput, StageResult, register
 from tasks.slices import TeacherSlice, make_teacher, select_teacher, teacher_files
-from tasks.stages import BuildContext, FileInput, Stage, StageOutput, StageResult, register
 from tasks.tracking import FIGURE_LOCK
 from tasks.versioning import DataVersion
 
@@ -134,7 +134,7 @@ def evaluate_with(
     meta_scorer, meta_vote = None, p.meta_vote
     if meta_rm is not None:
         from grm.meta_rm import load_meta_scorer
-        from grm.verdicts import meta_vote_for
+        from grm.method.verdicts import meta_vote_for
 
         meta_scorer = load_meta_scorer(meta_rm.output("model"), template=p.sampling.template)
         meta_vote, why = meta_vote_for(p.meta_vote, meta_scorer.info.get("val_within_item_auc"), p.meta_min_auc)
@@ -155,7 +155,7 @@ def evaluate_with(
 def eval_spec(p: Protocol, benchmark: str, model_name: str, meta: bool, meta_vote: str | None = None) -> EvalSpec:
     """The ``EvalSpec`` of one pipeline evaluation: protocol ``p`` on ``benchmark`` for ``model_name``, with
     MetaRM@k when ``meta``; the spec ``grm.eval.expected.expected_metrics`` names the metrics of. ``meta_vote``:
-    the one ``evaluate_with`` settled on (``grm.verdicts.meta_vote_for``); None = ``p.meta_vote``."""
+    the one ``evaluate_with`` settled on (``grm.method.verdicts.meta_vote_for``); None = ``p.meta_vote``."""
     return EvalSpec(
         benchmark=benchmark,
         model_name=model_name,
@@ -273,7 +273,7 @@ def evaluate_model(
 
 @task(name="eval.compare", cache_policy=NO_CACHE, **TASK_OPTIONS)
 def compare(ctx: RunContext, evals: dict[str, StageResult]) -> dict[str, Any]:
-    """The paper's orderings as paired gaps over the same test items (``grm.report.claim_gaps``), logged on the
+    """The paper's orderings as paired gaps over the same test items (``grm.eval.report.results.claim_gaps``), logged on the
     pipeline run as ``eval/{benchmark}/{model}/gap_{a}_vs_{b}/{value,ci_low,ci_high}`` and
     ``eval/{benchmark}/{model_a}_vs_{model_b}/gap_{cell}/...`` plus ``eval/gaps.md``.
 
@@ -282,7 +282,7 @@ def compare(ctx: RunContext, evals: dict[str, StageResult]) -> dict[str, Any]:
     """
     import json
 
-    from grm.report import claim_gaps, gap_metrics, gaps_table
+    from grm.eval.report.results import claim_gaps, gap_metrics, gaps_table
 
     credits: dict[str, dict[str, list[float]]] = {}
     ids: list[str] | None = None

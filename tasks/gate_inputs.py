@@ -8,11 +8,11 @@ import json
 from typing import Any
 
 from grm.config import PipelineConfig
+from grm.eval.gate import Comparison, paired_gate_gap, parse_gate_metric
 from grm.eval.metric_key import MetricKey, metric_name
-from grm.gate import Comparison, paired_gate_gap, parse_gate_metric
 from grm.plan import heldout_name
-from tasks.runtime import RunContext
-from tasks.stages import StageResult
+from tasks.engine.runtime import RunContext
+from tasks.engine.stages import StageResult
 from tasks.versioning import DataVersion
 
 CHAMPION_EVAL = "champion"  # eval.champion; metrics eval/{benchmark}/champion/...

@@ -5,7 +5,7 @@ Weekly runs fill a project with stage folders (``artifacts/stages/{stage}/{key}`
 
 - every stage folder a kept run used: the runs of the registry versions that hold an alias (``champion``,
   ``challenger``), the last ``keep_runs`` pipeline runs of each experiment, and every run still RUNNING; a run's
-  stage keys are the ``grm.stage``/``grm.stage_key`` tags of its nested stage runs (``tasks.runtime.run_stage``);
+  stage keys are the ``grm.stage``/``grm.stage_key`` tags of its nested stage runs (``tasks.engine.runtime.run_stage``);
 - the downloaded models of versions holding an alias;
 - registry versions holding an alias, the newest ``keep_versions`` of each registered model, a meta RM version
   linked to a kept GRM version, and any version whose promotion is still pending (``repair_promotions`` owns it).
@@ -26,7 +26,7 @@ from urllib.parse import unquote, urlparse
 
 from grm.errors import UserError
 from tasks import mlflow_store, tracking
-from tasks.runtime import artifacts_root
+from tasks.engine.runtime import artifacts_root
 
 STAGE_TAG, KEY_TAG, PARENT_TAG = "grm.stage", "grm.stage_key", "mlflow.parentRunId"
 

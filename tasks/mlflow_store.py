@@ -291,7 +291,7 @@ def init_store(uri: str) -> None:
     db = sqlite_path(uri)
     if uri in _READY_STORES or db is None:
         return
-    from tasks.locks import file_lock
+    from tasks.engine.locks import file_lock
 
     db.parent.mkdir(parents=True, exist_ok=True)
     with file_lock(db.with_name(db.name + ".lock"), f"the MLflow store {db} (first use: schema migration)"):

@@ -20,7 +20,7 @@ from prefect.cache_policies import NO_CACHE
 
 from grm.sampling.spec import REGISTRY, parse_model_spec, spec_kind
 from tasks import data_store, data_versions, model_fetch, versioning
-from tasks.runtime import TASK_OPTIONS, RunContext, logger
+from tasks.engine.runtime import TASK_OPTIONS, RunContext, logger
 
 CHAMPION, LATEST = "champion", "latest"
 

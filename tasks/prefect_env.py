@@ -162,7 +162,7 @@ def start_temporary_server() -> str | None:
         return None
     from prefect.server.api.server import SubprocessASGIServer
 
-    from tasks.locks import file_lock
+    from tasks.engine.locks import file_lock
 
     with file_lock(Path(settings.home) / SERVER_LOCK, "Prefect's temporary server database (migrations on start)"):
         server = SubprocessASGIServer()

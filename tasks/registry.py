@@ -9,9 +9,10 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from grm.sampling.spec import REGISTRY, parse_model_spec, spec_kind
-from tasks import model_fetch, timings
-from tasks.runtime import TASK_OPTIONS, RunContext, logger
-from tasks.stages import StageResult
+from tasks import model_fetch
+from tasks.engine import timings
+from tasks.engine.runtime import TASK_OPTIONS, RunContext, logger
+from tasks.engine.stages import StageResult
 
 
 @task(name="registry.gate", cache_policy=NO_CACHE, **TASK_OPTIONS)
@@ -23,7 +24,7 @@ def gate(
     dv: Any = None,
     champion: StageResult | None = None,
 ) -> dict[str, Any] | None:
-    """Register the final GRM (and meta RM) and decide its alias (``grm.gate.decide_alias``).
+    """Register the final GRM (and meta RM) and decide its alias (``grm.eval.gate.decide_alias``).
 
     The gate metric is decided on the paired gap over the same items against ``champion`` (the champion evaluated
     on this run's test split or benchmark items: ``tasks.champion.evaluate_champion``): ``champion`` moves only when

@@ -1,6 +1,6 @@
 """Config slices several stages share: the teacher, the general-instruction data and the data splits.
 
-A slice holds the config values a build reads and nothing else (``tasks.stages``); each ``select_*`` here is pure,
+A slice holds the config values a build reads and nothing else (``tasks.engine.stages``); each ``select_*`` here is pure,
 each ``*_files`` names the files the slice's build reads (hashed by content into the key). The published data
 splits are upstream inputs instead (``tasks.data.split``: keyed by their DVC md5).
 """
@@ -11,12 +11,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from grm import spct
 from grm.config import PipelineConfig, SamplingConfig
 from grm.sampling.base import Sampler
 from grm.sampling.spec import FOLDER, HTTP, VLLM, is_world_teacher, parse_model_spec, spec_kind
+from grm.training import spct
 from grm.world.generator import WorldConfig
-from tasks.stages import FileInput
+from tasks.engine.stages import FileInput
 
 TEACHER_FILE = "model.teacher"
 GENERAL_FILE = "general.jsonl"
@@ -111,7 +111,7 @@ def general_examples(g: GeneralSlice, path: Path | None) -> list[dict[str, str]]
 
         return general_instruction_examples(g.world, seed=g.seed or 0)
     if path is None:
-        from tasks.runtime import logger
+        from tasks.engine.runtime import logger
 
         logger().warning(
             "no %s beside the data.source splits: RFT trains on sampled judgements only (the paper mixes general "

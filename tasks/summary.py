@@ -2,7 +2,7 @@
 
 - Name: the keys the run's overrides changed (``rl.beta=0.02``; ``grm.run_label``), else the config's name; `` #2``
   etc. when the experiment already has a run of that name. The whole diff is the tag ``grm.config_diff``.
-- Results (``publish_results``): the markdown ``grm run`` prints (``grm.report.results_report``) becomes the parent
+- Results (``publish_results``): the markdown ``grm run`` prints (``grm.eval.report.results.results_report``) becomes the parent
   run's Description (tag ``mlflow.note.content``), ``results.md`` and ``results.html``; the results table's cells are
   logged again as ``accuracy/{model}/{cell}``, which MLflow's compare page (alphabetical) lists first. The flow run
   gets a Prefect markdown artifact ``grm-results`` (the same text, the MLflow links, and which stages were reused).
@@ -19,11 +19,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from grm import report
 from grm.config import PipelineConfig, flatten
+from grm.eval.report import results as report
 from grm.plan import load_pipeline
 from grm.run_label import config_diff, diff_text, run_label
-from tasks.logs import logger
+from tasks.engine.logs import logger
 
 UI_BASE = "http://127.0.0.1:5000"  # `grm ui` / `make mlflow-ui`
 DIFF_TAG, NOTE_TAG = "grm.config_diff", "mlflow.note.content"

@@ -1,8 +1,8 @@
 """Model stages of the SPCT recipe: ``model.base``, ``rft.sample``, ``rft.train``, ``rft.train_unfiltered`` (ours:
 SFT on unfiltered teacher samples), ``rft.ablation.{ablation}`` (the paper's, ``rft.ablations``), ``rl.train`` and ``meta_rm.train``.
 
-Each stage is declared once (``tasks.stages.Stage``): a pure ``select_*`` picks the config slice its module-level
-``build_*`` reads, ``*_files`` the files it reads; the build runs one ``grm.spct`` / ``grm.rft`` /
+Each stage is declared once (``tasks.engine.stages.Stage``): a pure ``select_*`` picks the config slice its module-level
+``build_*`` reads, ``*_files`` the files it reads; the build runs one ``grm.training.spct`` / ``grm.training.rft`` /
 ``grm.training`` / ``grm.meta_rm`` function on that slice only. Trainers log into their stage's MLflow run through
 ``b.tracker.trainer_env(b.run_id)`` (TRL ``report_to="mlflow"``). A stage the config switches off selects
 ``Skip``; its task returns ``None`` and the flow skips what depends on it.
@@ -18,21 +18,21 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from grm import rft, spct
 from grm.ablations import ABLATIONS, UNFILTERED
 from grm.config import MetaRMConfig, PipelineConfig, SamplingConfig
 from grm.files import write_jsonl_atomic
-from grm.meta_rm_train import train_meta_rm
-from grm.rft import RFTSamplingConfig
 from grm.schemas import read_items
-from grm.training import grpo
+from grm.training import grpo, rft, spct
 from grm.training.grpo import RLConfig
+from grm.training.meta_rm_train import train_meta_rm
+from grm.training.rft import RFTSamplingConfig
 from grm.training.sft import RFTTrainConfig, train_sft
 from grm.world.generator import WorldConfig
 from grm.world.model import ModelTinyConfig
 from tasks import validation
 from tasks.data import DataLimits, select_limits, split
-from tasks.runtime import TASK_OPTIONS, RunContext, run_stage
+from tasks.engine.runtime import TASK_OPTIONS, RunContext, run_stage
+from tasks.engine.stages import BuildContext, FileInput, Skip, Stage, StageOutput, StageResult, register
 from tasks.slices import (
     GeneralSlice,
     TeacherSlice,
@@ -43,7 +43,6 @@ from tasks.slices import (
     select_teacher,
     teacher_files,
 )
-from tasks.stages import BuildContext, FileInput, Skip, Stage, StageOutput, StageResult, register
 from tasks.versioning import DataVersion
 
 
@@ -205,7 +204,7 @@ def _metric_prefix(variant: str) -> str:
 def build_sft(s: SFTSlice, b: BuildContext) -> StageOutput:
     """SFT of the base model on the accepted trajectories mixed with general data (TRL SFTTrainer); the variants
     change the data only (``sft_unfiltered``: as many unfiltered teacher samples; an ablation:
-    ``grm.spct.ablation_examples``)."""
+    ``grm.training.spct.ablation_examples``)."""
     samples: StageResult = b.inputs["samples"]
     accepted = _read_trajectories(samples.output("accepted"))
     general = general_examples(s.general, b.files.get("general.jsonl"))

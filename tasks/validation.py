@@ -146,7 +146,7 @@ def item_frame(split_files: Mapping[str, str | Path]):  # -> pandas.DataFrame
 
 
 def trajectory_frame(records: Iterable[Mapping[str, Any]]):  # -> pandas.DataFrame
-    """One row per sampled trajectory (``grm.rft.Trajectory.to_dict()`` records)."""
+    """One row per sampled trajectory (``grm.training.rft.Trajectory.to_dict()`` records)."""
     import pandas as pd
 
     rows = []

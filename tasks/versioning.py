@@ -27,7 +27,7 @@ import yaml
 
 from grm.errors import UserError
 from tasks import data_store
-from tasks.stages import file_md5
+from tasks.engine.stages import file_md5
 
 REMOTE_NAME = "local"
 DEFAULT_REMOTE = ".dvc-remote"
@@ -131,7 +131,7 @@ def repo_lock(lock_file: str | Path):  # -> a context manager
     """The project's DVC lock (``artifacts/locks/dvc.lock`` from ``tasks.data.version``): ``dvc init``, ``add``
     and ``push`` of two runs at once would collide (DVC's own lock makes the second fail), and a rollback must not
     undo another run's publish."""
-    from tasks.locks import file_lock
+    from tasks.engine.locks import file_lock
 
     return file_lock(lock_file, "the DVC repository (another run publishes data/)")
 

@@ -2,7 +2,7 @@
 
 Each entry is an SFT variant trained like RFT (same base, same steps) and evaluated like every other model; its
 metric model name is ``rft_{name}`` (``eval/{benchmark}/rft_{name}/...``). The data each keeps is
-``grm.spct.ablation_examples``. ``sft_unfiltered`` (``rft.sft_unfiltered``) is ours, not the paper's: SFT on the
+``grm.training.spct.ablation_examples``. ``sft_unfiltered`` (``rft.sft_unfiltered``) is ours, not the paper's: SFT on the
 same number of unfiltered teacher samples.
 """
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from grm.prompts import render_conversation, render_prompt
+from grm.method.prompts import render_conversation, render_prompt
 from grm.schemas import Item
 
 
@@ -95,7 +95,7 @@ def model_token_counter(model_dir: str, chat_template: bool = False) -> tuple[Ca
     """``(prompt -> token count as the HF sampler encodes it, the model's max_position_embeddings or None)``."""
     from transformers import AutoConfig, AutoTokenizer
 
-    from grm.prompts import wrap_chat
+    from grm.method.prompts import wrap_chat
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     context = getattr(AutoConfig.from_pretrained(model_dir), "max_position_embeddings", None)

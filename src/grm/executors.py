@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from grm.method.voting import derive_seed
 from grm.sampling.base import Sampler
 from grm.sampling.spec import is_world_teacher
-from grm.voting import derive_seed
 
 log = logging.getLogger(__name__)
 _INIT_LOCK = threading.Lock()

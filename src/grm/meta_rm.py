@@ -1,5 +1,5 @@
 """Meta RM (SPEC §6): a scalar classifier that rates sampled GRM judgements: its data, and its batch scorer for
-voting (the training is ``grm.meta_rm_train``).
+voting (the training is ``grm.training.meta_rm_train``).
 
 Training pairs are (meta-RM template, sampled judgement) labelled by Eq. 10 correctness: the RFT-stage non-hinted
 teacher samples plus samples of the trained GRM. The model is a sequence classifier with one logit trained with
@@ -22,13 +22,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from grm import prompts
-from grm.judging import ItemJudgement
+from grm.method import prompts
+from grm.method.judging import ItemJudgement
 from grm.model_files import check_model_dir, load_pretrained
 from grm.progress import Progress
-from grm.rft import Trajectory
 from grm.schemas import Item
 from grm.threads import set_torch_threads
+from grm.training.rft import Trajectory
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def examples_from_judgements(
 ) -> list[dict[str, Any]]:
     """Meta-RM pairs from the trained GRM's own samples (so the meta RM sees the policy it will guide); parse
     failures (``scores is None``) are left out unless ``keep_parse_failures`` (see ``examples_from_trajectories``)."""
-    from grm.correctness import is_correct
+    from grm.method.correctness import is_correct
 
     out = []
     for item, res in zip(items, judgements, strict=True):

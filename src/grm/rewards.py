@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from grm.completion_text import completion_text
-from grm.correctness import is_correct
-from grm.parsing import extract_scores
-from grm.prompts import score_range
+from grm.method.completion_text import completion_text
+from grm.method.correctness import is_correct
+from grm.method.parsing import extract_scores
+from grm.method.prompts import score_range
 
 
 def _opt(value: Any) -> int | None:
@@ -137,7 +137,7 @@ class GRMReward:
         return self._grm
 
     def __call__(self, prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float | None]:
-        from grm import judging
+        from grm.method import judging
         from grm.schemas import Item
 
         texts = [completion_text(c) for c in completions]

@@ -2,17 +2,17 @@
 
 A stage asks for its configured thread count (``rft.train.num_threads``, ``sampling.num_threads``). When the
 pipeline runs independent stages at once (``runtime.parallel_stages``), each build runs in its own process with a
-cap, so two concurrent stages share the cores instead of oversubscribing them (``tasks.workers``). The thread count
+cap, so two concurrent stages share the cores instead of oversubscribing them (``tasks.engine.workers``). The thread count
 never changes a result: on the tested CPUs (an AMD EPYC, an AVX-512 Xeon) the matmul, attention and reduction
 kernels give bitwise the same numbers on 1 and 2 threads (``tests/integration/test_thread_count.py`` checks SFT,
 sampling, the meta RM and GRPO), the Xeon with MKL's strict reproducibility mode that ``strict_math`` sets.
 
 ``strict_math`` sets ``MKL_CBWR=AUTO,STRICT`` (unless the environment sets ``MKL_CBWR``), MKL's strict conditional
 numerical reproducibility, where a build starts: every ``set_torch_threads`` call, the ``grm`` CLI and a pipeline
-run (``tasks.runtime.run_context``, before the fork server that builds fork from starts), so a build's processes
+run (``tasks.engine.runtime.run_context``, before the fork server that builds fork from starts), so a build's processes
 have it before torch runs a kernel. Without it MKL splits the reduction of a large-K matmul (a weight gradient
 summed over every token of a batch) across threads on AVX-512 Xeons, so 1 and 2 threads give different last bits,
-and a stage's result would follow the thread count the parallel-stage schedule gave it (``tasks.workers``). With
+and a stage's result would follow the thread count the parallel-stage schedule gave it (``tasks.engine.workers``). With
 it, measured on a 2-core AVX-512 Xeon, RFT, meta-RM and GRPO steps give bitwise the same weights on 1 and 2 threads
 at a cost of 3-5% per training step (``bench/train_speed.py`` side by side). Non-MKL builds ignore the variable.
 

@@ -27,7 +27,7 @@ DEBUG_ENV = "GRM_DEBUG"
 
 def is_user_error(exc: BaseException) -> bool:
     """A ``UserError`` or a missing/wrong-kind path the user named (its message names the path), also when a
-    pipeline stage wrapped it (``tasks.runtime.StageError``: its message names the stage, the cause and how to
+    pipeline stage wrapped it (``tasks.engine.runtime.StageError``: its message names the stage, the cause and how to
     resume)."""
     if isinstance(exc, UserError | FileNotFoundError | IsADirectoryError | NotADirectoryError):
         return True
@@ -167,8 +167,8 @@ def score(
     trust_remote_code: Annotated[bool, typer.Option(help="let the model repo run its own code")] = False,
 ) -> None:
     """Score items with a GRM: k shuffled judgements per item, summed (Voting@k), optionally meta-guided."""
-    from grm import judging
     from grm.files import check_output_file, write_jsonl_atomic
+    from grm.method import judging
     from grm.sampling import build_sampler
     from grm.schemas import read_items
     from grm_cli.models import resolve_model
@@ -216,8 +216,8 @@ def score(
 
 
 def _score_record(item: Any, res: Any, *, k: int, method: str, k_meta: int | None, seed: int) -> dict[str, Any]:
-    """One output line of ``grm score``: the item's verdict (``grm.verdicts.decide``) and its samples."""
-    from grm import verdicts
+    """One output line of ``grm score``: the item's verdict (``grm.method.verdicts.decide``) and its samples."""
+    from grm.method import verdicts
 
     v = verdicts.decide(res, k=k, method=method, k_meta=k_meta, seed=seed)
     samples = [

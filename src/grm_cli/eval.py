@@ -29,8 +29,8 @@ from grm.eval.run import evaluate, evaluate_scores
 from grm.eval.scores_file import read_scores_file
 from grm.eval.spec import GREEDY_ORDERS, OFFICIAL, EvalReport, EvalSpec
 from grm.files import check_name, check_output_dir
+from grm.method.verdicts import TIE_POLICIES
 from grm.schemas import DataError, Item, read_items
-from grm.verdicts import TIE_POLICIES
 
 log = logging.getLogger(__name__)
 

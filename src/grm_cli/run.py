@@ -54,7 +54,7 @@ def run_command(
     from flows.pipeline import spct_pipeline
 
     supervise.quiet_user_error_tracebacks()  # bad data found inside the flow: one message, exit 2 (not 4 tracebacks)
-    from grm.report import results_report
+    from grm.eval.report.results import results_report
     from tasks import summary, tracking
 
     out = spct_pipeline(str(config), list(override or []), str(project_dir))

@@ -10,7 +10,7 @@ import math
 
 import pytest
 
-from grm.report import results_table
+from grm.eval.report.results import results_table
 from tests.e2e.conftest import PrefectServer, make_project, run_flow
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(600)]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks import workers
+from tasks.engine import workers
 from tests.e2e.conftest import TINY_CONFIG, PrefectServer, make_project, run_flow
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]  # one tiny pipeline beside the shared one

@@ -71,7 +71,7 @@ def test_greedy_tokens_are_the_hf_argmax(sampler, vllm_model_dir: Path) -> None:
 
 
 def test_judging_parses_vllm_texts_like_any_text(sampler) -> None:
-    from grm.judging import judge_items, parse_sample
+    from grm.method.judging import judge_items, parse_sample
     from grm.schemas import Item
 
     items = [

@@ -1166,7 +1166,7 @@ def test_debug_shows_the_traceback(tmp_path):
 def test_a_bug_is_not_dressed_up_as_a_user_error(tmp_path, monkeypatch):
     good = tmp_path / "good.jsonl"
     good.write_text(jl(GOOD), encoding="utf-8")
-    monkeypatch.setattr("grm.judging.judge_items", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr("grm.method.judging.judge_items", lambda *a, **k: 1 / 0)
     res = runner.invoke(
         app,
         [

@@ -12,7 +12,7 @@ import pytest
 from grm.config import PipelineConfig, from_dict
 from grm.plan import benchmark_metric_prefixes
 from tasks.benchmarks import BENCH, report_markdown
-from tasks.stages import BuildContext, StageResult
+from tasks.engine.stages import BuildContext, StageResult
 from tasks.tracking import NullTracker
 
 pytestmark = pytest.mark.slow  # builds and samples a model
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow  # builds and samples a model
 
 @pytest.fixture(scope="module")
 def world_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from grm import spct
+    from grm.training import spct
 
     cfg = PipelineConfig()
     out = tmp_path_factory.mktemp("base")

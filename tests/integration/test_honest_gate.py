@@ -16,12 +16,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from grm import spct
 from grm.plan import load_pipeline
 from grm.schemas import Item, write_items
-from tasks import champion, evaluation, mlflow_store, registry, stages, tracking, workers
-from tasks.runtime import RunContext
-from tasks.stages import StageResult, file_md5
+from grm.training import spct
+from tasks import champion, evaluation, mlflow_store, registry, tracking
+from tasks.engine import stages, workers
+from tasks.engine.runtime import RunContext
+from tasks.engine.stages import StageResult, file_md5
 from tests.helpers.scripted import ScriptedSampler, shown_responses
 
 pytestmark = pytest.mark.slow  # an MLflow SQLite store (~5 s of migrations) and eight eval stages
@@ -118,14 +119,17 @@ def test_a_challenger_worse_on_the_same_items_stays_challenger_though_its_raw_sc
     client = project.tracker.client()
     name = project.cfg.registry.model_name
     new_tags = client.get_model_version(name, decision["version"]).tags
-    assert new_tags["grm.gate.gap"] == str(decision["gap"]) and new_tags["grm.gate.champion_version"] == "1"
-    assert new_tags["grm.gate.n_items"] == "24" and new_tags["grm.gate.test_md5"] == decision["test_md5"]
+    assert new_tags["grm.eval.gate.gap"] == str(decision["gap"]) and new_tags["grm.eval.gate.champion_version"] == "1"
+    assert new_tags["grm.eval.gate.n_items"] == "24" and new_tags["grm.eval.gate.test_md5"] == decision["test_md5"]
     champ_tags = client.get_model_version(name, first["version"]).tags
     v = decision["version"]
-    assert champ_tags[f"grm.gate.vs_v{v}.ci_low"] == str(decision["ci_low"])
-    assert champ_tags[f"grm.gate.vs_v{v}.test_split_changed"] == "True"
+    assert champ_tags[f"grm.eval.gate.vs_v{v}.ci_low"] == str(decision["ci_low"])
+    assert champ_tags[f"grm.eval.gate.vs_v{v}.test_split_changed"] == "True"
     run_tags = client.get_run(parent).data.tags
-    assert run_tags["grm.gate.ci_high"] == str(decision["ci_high"]) and run_tags["grm.registry.alias"] == "challenger"
+    assert (
+        run_tags["grm.eval.gate.ci_high"] == str(decision["ci_high"])
+        and run_tags["grm.registry.alias"] == "challenger"
+    )
 
     better = model(project.root / "m", "better", [])  # right on every new item: +8 items over the champion
     promoted, again, _ = run(project, new, better)
@@ -158,7 +162,7 @@ def test_an_unchanged_run_registers_nothing_and_links_the_earlier_run(project: S
 
 
 def test_a_benchmark_gate_evaluates_the_champion_on_the_same_benchmark_items(tmp_path: Path) -> None:
-    from grm import spct as real_spct
+    from grm.training import spct as real_spct
 
     workers.configure(1)
     metric = "eval/realmistake/rl/greedy_k1/accuracy"

@@ -8,11 +8,12 @@ import math
 import pytest
 import typer
 
-from grm import meta_rm, meta_rm_train
+from grm import meta_rm
 from grm.config import MetaRMConfig, MetaRMTrainConfig
-from grm.judging import ItemJudgement, SampleJudgement
-from grm.rft import Trajectory
+from grm.method.judging import ItemJudgement, SampleJudgement
 from grm.schemas import Item
+from grm.training import meta_rm_train
+from grm.training.rft import Trajectory
 
 GOOD = "Response: " + "filler " * 24 + "good"  # longer than the 16 tokens trained below: cut on the left
 

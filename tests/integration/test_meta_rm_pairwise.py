@@ -8,10 +8,11 @@ import logging
 
 import pytest
 
-from grm import meta_rm, meta_rm_train
+from grm import meta_rm
 from grm.config import MetaRMTrainConfig, SamplingConfig
+from grm.training import meta_rm_train
+from tasks.engine.stages import StageResult
 from tasks.evaluation import Protocol, evaluate_with
-from tasks.stages import StageResult
 from tests.unit.test_benchmarks_evaluation import QualitySampler, pairs
 
 

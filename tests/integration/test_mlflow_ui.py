@@ -21,7 +21,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from grm.report import headline_metrics
+from grm.eval.report.results import headline_metrics
 from grm_cli import ui as mlflow_ui
 from tasks import mlflow_store, summary, tracking
 

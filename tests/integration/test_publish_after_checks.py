@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from grm.plan import load_pipeline
-from tasks import data, stages, tracking, versioning
-from tasks.runtime import RunContext, StageError
+from tasks import data, tracking, versioning
+from tasks.engine import stages
+from tasks.engine.runtime import RunContext, StageError
 
 pytestmark = pytest.mark.slow  # GX + DVC imports: ~15 s for the module
 

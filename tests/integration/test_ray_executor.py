@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from grm import judging
 from grm.benchmarks import bundled
 from grm.eval.run import evaluate
 from grm.eval.spec import EvalSpec
 from grm.executors import LocalExecutor, RayExecutor, SamplerSpec, ShardedSampler, local_runtime_env
+from grm.method import judging
 from grm.world.generator import WorldConfig, generate_world
 
 ray = pytest.importorskip("ray", reason="the Ray executor needs the ray extra (pip install 'grm[ray]')")
@@ -103,7 +103,7 @@ def test_a_killed_worker_is_retried_and_the_result_is_unchanged(ray_cluster, tmp
 
 
 def test_a_shard_that_fails_for_good_fails_the_stage_and_publishes_nothing(ray_cluster, tmp_path: Path) -> None:
-    from tasks.stages import StageOutput, StageStore
+    from tasks.engine.stages import StageOutput, StageStore
 
     spec = _slow_spec(tmp_path)
     ex = RayExecutor(workers=1, max_retries=0, shutdown=False)
@@ -132,8 +132,8 @@ def test_a_shard_that_fails_for_good_fails_the_stage_and_publishes_nothing(ray_c
 
 @pytest.mark.slow
 def test_tiny_world_model_eval_equals_local_at_1_and_2_workers(ray_cluster, tmp_path: Path) -> None:
-    from grm import spct
     from grm.config import ModelTinyConfig, SamplingConfig
+    from grm.training import spct
 
     tiny = ModelTinyConfig(hidden_size=32, num_layers=1, intermediate_size=64, max_position_embeddings=256)
     model = spct.build_base_model("embedded", tiny, WORLD, tmp_path / "base", seed=0)

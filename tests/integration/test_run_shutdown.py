@@ -95,7 +95,7 @@ def test_user_errors_logged_by_prefect_lose_their_traceback_others_keep_it():
         except BaseException:
             return logging.LogRecord("prefect.task_runs", logging.ERROR, __file__, 1, "failed", None, sys.exc_info())
 
-    class StageError(RuntimeError):  # tasks.runtime.StageError's shape: the cause in .cause
+    class StageError(RuntimeError):  # tasks.engine.runtime.StageError's shape: the cause in .cause
         def __init__(self, cause: BaseException):
             super().__init__(f"stage data.validate failed: {cause}")
             self.cause = cause

@@ -6,7 +6,7 @@ its threads (``grm.threads.strict_math``: ``MKL_CBWR=AUTO,STRICT`` unless set): 
 over the threads on AVX-512 Xeons, and the last bits follow the thread count.
 
 This is what lets ``runtime.parallel_stages`` run two stages on one thread each without a stage key holding the
-thread count (``tasks.workers``). If it fails on a machine (another CPU, another math library), runs there still
+thread count (``tasks.engine.workers``). If it fails on a machine (another CPU, another math library), runs there still
 work, but a concurrent run's numbers can differ from a sequential run's in the last bits: set
 ``runtime.parallel_stages: 1`` there to reproduce sequential runs exactly.
 """
@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from grm import meta_rm, meta_rm_train, rft, spct
+from grm import meta_rm
 from grm.config import PipelineConfig
+from grm.training import meta_rm_train, rft, spct
 from grm.world.generator import general_instruction_examples, generate_world
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # trains the default-shape tiny model three ways

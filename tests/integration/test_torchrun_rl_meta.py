@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from grm import meta_rm, meta_rm_train
+from grm import meta_rm
 from grm.config import MetaRMTrainConfig
 from grm.schemas import Item
+from grm.training import meta_rm_train
 from grm.training.grpo import RLConfig, build_rl_rows, train_grpo
 from grm.training.launch import LaunchError
 from tests.helpers import rank_reward

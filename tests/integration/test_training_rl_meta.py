@@ -7,11 +7,12 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
-from grm import meta_rm, meta_rm_train
+from grm import meta_rm
 from grm.config import MetaRMTrainConfig
-from grm.rft import Trajectory
 from grm.schemas import Item
+from grm.training import meta_rm_train
 from grm.training.grpo import RLConfig, build_rl_rows, drop_too_easy, general_batches, train_grpo
+from grm.training.rft import Trajectory
 
 ITEMS = [Item(f"i{i}", f"the question {i}", ("good answer", "bad answer"), best=i % 2) for i in range(6)] + [
     Item("s", "one", ("good",), label=1)

@@ -57,7 +57,7 @@ class SeededRandomSampler:
     def generate(self, prompts, n, temperature, max_new_tokens, seed):
         import numpy as np
 
-        from grm.voting import derive_seed
+        from grm.method.voting import derive_seed
 
         out = []
         for p in prompts:

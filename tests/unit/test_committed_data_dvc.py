@@ -16,7 +16,7 @@ from grm.plan import load_pipeline
 from grm.schemas import write_items
 from grm.world import generate_world
 from tasks.data_store import dir_md5
-from tasks.stages import file_md5
+from tasks.engine.stages import file_md5
 
 REPO = Path(__file__).resolve().parents[2]
 

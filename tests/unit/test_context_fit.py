@@ -3,7 +3,7 @@
 import pytest
 
 from grm.context_fit import fit_items
-from grm.prompts import render_prompt
+from grm.method.prompts import render_prompt
 from grm.schemas import Item
 
 

@@ -4,7 +4,7 @@ import pickle
 
 import pytest
 
-from grm.correctness import is_correct
+from grm.method.correctness import is_correct
 from grm.rewards import CorrectnessReward, correctness_reward
 
 

@@ -8,9 +8,10 @@ from collections.abc import Sequence
 
 import pytest
 
-from grm import executors, judging
+from grm import executors
 from grm.config import RuntimeConfig, SamplingConfig
 from grm.executors import LocalExecutor, SamplerSpec, ShardedSampler, plan_shards
+from grm.method import judging
 from grm.plan import load_pipeline
 from grm.world.generator import WorldConfig, generate_world
 from grm.world.teacher import TeacherSampler

@@ -1,4 +1,4 @@
-"""The registry gate's decision (``grm.gate``) and the comparison the flow feeds it (``tasks.champion``)."""
+"""The registry gate's decision (``grm.eval.gate``) and the comparison the flow feeds it (``tasks.champion``)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from grm.gate import Comparison, PairedGap, decide_alias, paired_gate_gap, parse_gate_metric
+from grm.eval.gate import Comparison, PairedGap, decide_alias, paired_gate_gap, parse_gate_metric
 from tasks import gate_inputs, tracking
-from tasks.stages import StageResult
+from tasks.engine.stages import StageResult
 
 
 def rows(credits: list[float], cell: str = "voting_k4", ids: list[str] | None = None) -> list[dict]:
@@ -117,14 +117,14 @@ def test_gate_tags_say_the_gap_the_champion_and_the_split() -> None:
     facts = {"test_md5": "new", "champion_test_md5": "old", "test_split_changed": True}
     tags = tracking.gate_tags_of(PairedGap(0.1, 0.02, 0.2, 24), "3", facts)
     assert tags == {
-        "grm.gate.gap": "0.1",
-        "grm.gate.ci_low": "0.02",
-        "grm.gate.ci_high": "0.2",
-        "grm.gate.n_items": "24",
-        "grm.gate.champion_version": "3",
-        "grm.gate.test_md5": "new",
-        "grm.gate.champion_test_md5": "old",
-        "grm.gate.test_split_changed": "True",
+        "grm.eval.gate.gap": "0.1",
+        "grm.eval.gate.ci_low": "0.02",
+        "grm.eval.gate.ci_high": "0.2",
+        "grm.eval.gate.n_items": "24",
+        "grm.eval.gate.champion_version": "3",
+        "grm.eval.gate.test_md5": "new",
+        "grm.eval.gate.champion_test_md5": "old",
+        "grm.eval.gate.test_split_changed": "True",
     }
     assert tracking.gate_tags_of(None, "3", facts) == {}
 

@@ -167,8 +167,8 @@ def test_no_new_import_cycle_counting_imports_inside_functions() -> None:
 # --- the config package is a leaf of the core ---------------------------------------------------------------------
 
 # What grm.config may import of the core: leaves that import nothing of grm but each other (checked below). Anything
-# else a rule needs (the evaluation, the benchmark registry, grm.drops, grm.verdicts) is the plan step's, grm.plan.
-CONFIG_LEAVES = {"grm.errors", "grm.files", "grm.prompts", "grm.ablations"}
+# else a rule needs (the evaluation, the benchmark registry, grm.drops, grm.method.verdicts) is the plan step's, grm.plan.
+CONFIG_LEAVES = {"grm.errors", "grm.files", "grm.method.prompts", "grm.ablations"}
 
 
 def _closure(graph: dict[str, set[str]], start: set[str]) -> set[str]:
@@ -201,7 +201,7 @@ def test_the_config_names_the_same_tie_policies_as_the_verdicts() -> None:
     import typing
 
     from grm.config import TiePolicy
-    from grm.verdicts import TIE_POLICIES
+    from grm.method.verdicts import TIE_POLICIES
 
     assert typing.get_args(TiePolicy) == TIE_POLICIES
 
@@ -210,7 +210,7 @@ def test_the_config_names_the_requestable_meta_votes_of_the_verdicts() -> None:
     import typing
 
     from grm.config.eval import MetaVote
-    from grm.verdicts import META_VOTES
+    from grm.method.verdicts import META_VOTES
 
     assert typing.get_args(MetaVote) == tuple(v for v in META_VOTES if v != "fallback")  # eval.meta_min_auc picks it
 
@@ -260,7 +260,7 @@ def test_the_size_check_counts_methods_and_nested_functions() -> None:
 
 
 def test_training_does_not_import_the_serving_client() -> None:
-    """The in-process reward (grm.rewards, imported by GRPO training) shares only grm.completion_text with the remote
+    """The in-process reward (grm.rewards, imported by GRPO training) shares only grm.method.completion_text with the remote
     one: the serving client (httpx) stays out of training's import closure, function-level imports counted."""
     graph = import_graph()
     seen, todo = set(), ["grm.training.grpo"]
@@ -269,5 +269,5 @@ def test_training_does_not_import_the_serving_client() -> None:
         if mod not in seen:
             seen.add(mod)
             todo += graph.get(mod, ())
-    assert "grm.rewards" in seen and "grm.completion_text" in seen
+    assert "grm.rewards" in seen and "grm.method.completion_text" in seen
     assert not {m for m in seen if m.startswith("grm.serving")}, sorted(m for m in seen if m.startswith("grm.serving"))

@@ -12,12 +12,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from grm.config import EvalConfig, MetaRMTrainConfig
+from grm.eval.report.results import results_table
 from grm.eval.run import evaluate
 from grm.eval.spec import EvalSpec
-from grm.judging import ItemJudgement, SampleJudgement
-from grm.meta_rm_train import item_pairs, pairwise_loss
-from grm.report import results_table
-from grm.verdicts import decide, meta_vote_for, weighted_sum
+from grm.method.judging import ItemJudgement, SampleJudgement
+from grm.method.verdicts import decide, meta_vote_for, weighted_sum
+from grm.training.meta_rm_train import item_pairs, pairwise_loss
 from tests.unit.test_benchmarks_evaluation import QualitySampler, pairs
 
 

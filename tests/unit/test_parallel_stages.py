@@ -11,8 +11,8 @@ import pytest
 
 from grm import threads
 from grm.config import PipelineConfig, from_dict
-from tasks import timings, workers
-from tasks.runtime import parallel_stages
+from tasks.engine import timings, workers
+from tasks.engine.runtime import parallel_stages
 
 
 def _run_together(pool: workers.CpuPool, n: int, hold_s: float = 0.2) -> list[int]:

@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from grm import parsing, prompts
-from grm.parsing import extract_scores
+from grm.method import parsing, prompts
+from grm.method.parsing import extract_scores
 
 
 @pytest.mark.parametrize(

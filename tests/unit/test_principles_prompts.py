@@ -1,12 +1,12 @@
-"""Principles written into the judgement prompt and principles from the query alone (``grm.prompts``), and how the
+"""Principles written into the judgement prompt and principles from the query alone (``grm.method.prompts``), and how the
 world teacher reads them (issue 27, item 4)."""
 
 from __future__ import annotations
 
 import random
 
-from grm.parsing import extract_scores
-from grm.prompts import extract_principles, render_principles_prompt, render_prompt, with_principles
+from grm.method.parsing import extract_scores
+from grm.method.prompts import extract_principles, render_principles_prompt, render_prompt, with_principles
 from grm.world.teacher import TeacherSampler, parse_compact_prompt, read_principles
 
 QUERY = "capital of Zorvia ? ref Lima , terse"

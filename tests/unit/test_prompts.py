@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from grm import prompts
+from grm.method import prompts
 
 
 def test_default_template_layout_matches_spec():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from grm.eval.metrics import paired_gap
-from grm.report import claim_gaps, claim_pairs, gap_metrics, gaps_table, results_table
+from grm.eval.report.results import claim_gaps, claim_pairs, gap_metrics, gaps_table, results_table
 
 
 def test_paired_gap_sign_and_interval() -> None:
@@ -77,7 +77,7 @@ def test_results_table_rows_and_intervals() -> None:
 
 
 def test_ablation_rows_carry_the_papers_names_and_are_compared_with_full_rft():
-    from grm.report import claim_pairs, results_table
+    from grm.eval.report.results import claim_pairs, results_table
 
     metrics = {
         "eval/world/rft/greedy_k1/accuracy": 0.8,
@@ -94,7 +94,7 @@ def test_ablation_rows_carry_the_papers_names_and_are_compared_with_full_rft():
 
 
 def test_benchmark_table_shows_each_benchmarks_official_metric_and_the_context_counts():
-    from grm.report import benchmark_table
+    from grm.eval.report.results import benchmark_table
 
     metrics = {
         "eval/realmistake/rft/greedy_k1/roc_auc": 0.5,

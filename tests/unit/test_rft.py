@@ -1,7 +1,7 @@
 """Rejective sampling rules: drop incorrect, drop too-easy items, hinted samples with the hint stripped."""
 
-from grm.rft import RFTSamplingConfig, rejective_sample
 from grm.schemas import Item
+from grm.training.rft import RFTSamplingConfig, rejective_sample
 from tests.helpers.scripted import ScriptedSampler, shown_responses
 
 ITEMS = [
@@ -90,7 +90,7 @@ def test_too_easy_filter_can_be_turned_off_and_capped():
 def test_trajectories_round_trip_through_json():
     import json
 
-    from grm.rft import Trajectory
+    from grm.training.rft import Trajectory
 
     samples = rejective_sample(ITEMS, ScriptedSampler(rule), CFG).samples
     back = [Trajectory.from_dict(json.loads(json.dumps(t.to_dict()))) for t in samples]

@@ -1,5 +1,5 @@
 """What a user compares: run names from the config diff, the results text on the parent run, timings on a child run,
-and the UI links (``grm.run_label``, ``grm.report``, ``tasks.summary``, ``tasks.runtime.log_timings``)."""
+and the UI links (``grm.run_label``, ``grm.eval.report.results``, ``tasks.summary``, ``tasks.engine.runtime.log_timings``)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from grm.config import PipelineConfig
+from grm.eval.report.results import headline_metrics, report_html, results_report
 from grm.plan import load_pipeline
-from grm.report import headline_metrics, report_html, results_report
 from grm.run_label import config_diff, run_label
-from tasks import mlflow_store, runtime, summary, timings, tracking
-from tasks.stages import StageResult
+from tasks import mlflow_store, summary, tracking
+from tasks.engine import runtime, timings
+from tasks.engine.stages import StageResult
 
 TINY = Path(__file__).resolve().parents[2] / "configs" / "tiny.yaml"
 CELLS = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from grm.judging import SampleJudgement
+from grm.method.judging import SampleJudgement
 from grm.serving.engine import Engine, EngineSettings
 from grm.serving.metrics import Metrics
 from grm.serving.scoring import Job, ScoreSettings, item_result, make_item, split_judgement

@@ -16,7 +16,7 @@ from grm.plan import load_pipeline
 from grm.schemas import DataError
 from grm.source_check import TeacherCannotJudgeError, check_source
 from tasks import data, tracking
-from tasks.runtime import RunContext, pipeline_run
+from tasks.engine.runtime import RunContext, pipeline_run
 from tests.unit.test_drops import drop
 
 REAL = {"responses": ["Yes.", "No, it is green."], "best": 0}

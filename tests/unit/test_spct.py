@@ -4,8 +4,8 @@ import dataclasses
 
 import pytest
 
-from grm.rft import Trajectory
-from grm.spct import rft_mix, unfiltered_trajectories
+from grm.training.rft import Trajectory
+from grm.training.spct import rft_mix, unfiltered_trajectories
 
 
 def _traj(i, correct=True, hinted=False):
@@ -35,7 +35,7 @@ def test_unfiltered_ablation_has_the_same_size_and_ignores_correctness():
 def test_meta_rm_examples_mixed_only_keeps_items_with_both_labels():
     from grm.config import MetaRMConfig
     from grm.schemas import Item
-    from grm.spct import meta_rm_examples
+    from grm.training.spct import meta_rm_examples
     from tests.helpers.scripted import ScriptedSampler, shown_responses
 
     items = [
@@ -73,8 +73,8 @@ PAPER_CRITIQUE = (
 
 
 def test_strip_principles_cuts_the_criteria_of_both_output_formats_and_keeps_the_rest():
-    from grm.parsing import extract_scores
-    from grm.spct import strip_principles
+    from grm.method.parsing import extract_scores
+    from grm.training.spct import strip_principles
 
     for text, scores in ((WORLD_CRITIQUE, (10, 2)), (PAPER_CRITIQUE, (9, 3))):
         stripped = strip_principles(text)
@@ -86,7 +86,7 @@ def test_strip_principles_cuts_the_criteria_of_both_output_formats_and_keeps_the
 
 
 def test_each_ablation_keeps_the_trajectories_the_paper_removes_the_others_from():
-    from grm.spct import ablation_examples, ablation_trajectories
+    from grm.training.spct import ablation_examples, ablation_trajectories
 
     accepted = [_traj(i) for i in range(6)] + [_traj(10 + i, hinted=True) for i in range(2)]
     accepted = [dataclasses.replace(t, completion=WORLD_CRITIQUE) for t in accepted]

@@ -10,8 +10,8 @@ import pytest
 
 from grm.config import PipelineConfig
 from tasks import data_store
-from tasks.runtime import RunContext, StageError, run_stage
-from tasks.stages import BuildContext, FileInput, HashedFile, Stage, StageOutput, StageStore, file_md5
+from tasks.engine.runtime import RunContext, StageError, run_stage
+from tasks.engine.stages import BuildContext, FileInput, HashedFile, Stage, StageOutput, StageStore, file_md5
 from tasks.tracking import NullTracker
 
 

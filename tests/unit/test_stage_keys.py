@@ -5,7 +5,7 @@ embedded defaults; local folders for data, base model, teacher and meta-RM backb
 key changes, or the stage's build provably receives the same thing (equal slice, equal file contents). A build can
 read nothing else: it is a module-level function of ``(slice, BuildContext)`` and neither holds a config.
 File inputs count too: changing a declared file's content (or creating an absent optional one), an upstream key, or
-a source file in the stage's import closure (``tasks.stage_code``) changes the key.
+a source file in the stage's import closure (``tasks.engine.stage_code``) changes the key.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import pytest
 
 from grm.ablations import ABLATIONS
 from grm.config import ConfigError, PipelineConfig, from_dict, to_dict
-from tasks.runtime import RunContext
-from tasks.stage_code import (
+from tasks.engine.runtime import RunContext
+from tasks.engine.stage_code import (
     STAGE_MODULES,
     files_hash,
     import_closure,
@@ -34,7 +34,7 @@ from tasks.stage_code import (
     stage_code,
     stage_modules,
 )
-from tasks.stages import (
+from tasks.engine.stages import (
     BuildContext,
     Skip,
     Stage,
@@ -475,14 +475,16 @@ def test_an_import_inside_a_function_is_in_the_closure(tmp_path: Path) -> None:
 def test_every_stage_module_is_listed_once_and_preloaded() -> None:
     """``STAGE_MODULES`` is the one list: every module of ``tasks`` that declares a Stage is in it (so the tests
     above, which enumerate ``load_stages()``, cover it), and the fork server preloads exactly it."""
-    from tasks.workers import PRELOAD
+    from tasks.engine.workers import PRELOAD
 
     declaring = {
         f"tasks.{p.stem}"
         for p in Path(package_roots()["tasks"]).glob("*.py")
         if re.search(r"register\(\s*Stage\(", p.read_text(encoding="utf-8"))
     }
-    assert declaring == set(STAGE_MODULES), f"add to tasks.stage_code.STAGE_MODULES: {declaring - set(STAGE_MODULES)}"
+    assert declaring == set(STAGE_MODULES), (
+        f"add to tasks.engine.stage_code.STAGE_MODULES: {declaring - set(STAGE_MODULES)}"
+    )
     assert set(STAGE_MODULES) <= set(PRELOAD)
     assert {stage.build.__module__ for stage in REGISTRY.values()} <= set(STAGE_MODULES)
 

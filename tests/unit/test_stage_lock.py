@@ -12,13 +12,13 @@ import threading
 import time
 from pathlib import Path
 
-from tasks.locks import file_lock
-from tasks.stages import StageOutput, StageStore
+from tasks.engine.locks import file_lock
+from tasks.engine.stages import StageOutput, StageStore
 
 WORKER = r"""
 import json, os, sys, time
 from pathlib import Path
-from tasks.stages import StageOutput, StageStore
+from tasks.engine.stages import StageOutput, StageStore
 
 root, key, counter, sleep = sys.argv[1], sys.argv[2], Path(sys.argv[3]), float(sys.argv[4])
 

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from tasks.stages import MARKER, VERIFY_ENV, StageOutput, StageStore, stage_key
+from tasks.engine.stages import MARKER, VERIFY_ENV, StageOutput, StageStore, stage_key
 
 
 def _store(tmp_path):
@@ -43,7 +43,7 @@ def test_a_truncated_cached_output_is_rebuilt_not_reused(tmp_path, caplog):
     weights = store.final_dir("train", key) / "model" / "model.safetensors"
     weights.write_bytes(b"w" * 700)  # a disk-full copy, a partial rsync
     assert store.lookup("train", key) is None
-    with caplog.at_level(logging.WARNING, logger="tasks.stages"):
+    with caplog.at_level(logging.WARNING, logger="tasks.engine.stages"):
         again = store.run("train", key, build)
     assert len(builds) == 2 and not again.cached and again.metrics == {"n": 2.0}
     assert weights.stat().st_size == 1000

@@ -4,7 +4,7 @@ import pytest
 from prefect import get_run_logger  # noqa: F401  (pipeline_run's logger() imports it: pay that at collection)
 
 from grm.config import ConfigError
-from tasks.runtime import pipeline_run
+from tasks.engine.runtime import pipeline_run
 
 
 @pytest.mark.parametrize(("flow", "refused"), [("spct_pipeline", True), ("evaluate", False)])

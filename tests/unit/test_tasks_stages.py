@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from grm.config import PipelineConfig, from_dict
-from tasks import prefect_env, timings, training
-from tasks.runtime import RunContext, StageError, run_stage
-from tasks.stages import (
+from tasks import prefect_env, training
+from tasks.engine import timings
+from tasks.engine.runtime import RunContext, StageError, run_stage
+from tasks.engine.stages import (
     BuildContext,
     FileInput,
     Skip,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from grm import judging
 from grm.errors import UserError
+from grm.method import judging
 from grm.schemas import DataError, Item
 from grm.world.teacher import TeacherSampler, item_problem
 

@@ -3,9 +3,9 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from grm import voting
-from grm.judging import ItemJudgement, SampleJudgement
-from grm.verdicts import decide
+from grm.method import voting
+from grm.method.judging import ItemJudgement, SampleJudgement
+from grm.method.verdicts import decide
 
 
 def test_paper_worked_example_votes_20_vs_27():

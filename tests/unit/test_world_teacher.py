@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from grm.correctness import is_correct
-from grm.parsing import extract_scores
-from grm.prompts import render_prompt
+from grm.method.correctness import is_correct
+from grm.method.parsing import extract_scores
+from grm.method.prompts import render_prompt
+from grm.method.voting import shuffle_order
 from grm.sampling.base import Sampler
-from grm.voting import shuffle_order
 from grm.world import TeacherConfig, TeacherSampler, WorldConfig, generate_world, parse_compact_prompt
 from grm.world.generator import COMMON_CUES, World, facts_cue, facts_style, response_value
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from grm.prompts import render_prompt
-from grm.voting import shuffle_order
+from grm.method.prompts import render_prompt
+from grm.method.voting import shuffle_order
 from grm.world import TeacherSampler, WorldConfig, general_instruction_examples, generate_world
 from grm.world.tokenizer import build_tokenizer, pretokenize
 
@@ -69,7 +69,7 @@ def test_short_sequences(tok) -> None:
 
 
 def test_meta_rm_input_has_no_unknown_tokens(tok) -> None:
-    from grm.prompts import render_meta_prompt
+    from grm.method.prompts import render_meta_prompt
     from grm.world import World
 
     world = World(CFG)

@@ -23,7 +23,7 @@ One module per group of sections, each class named after its key:
 Two layers of rules are checked when the config is built (so at load, before any compute): a section's
 ``__post_init__`` checks its own fields (``rl.num_generations >= 2``); ``PipelineConfig.__post_init__`` resolves
 every stage seed left ``null`` to the run's ``seed`` and checks the rules across sections that need nothing but
-the config. The package is a leaf of the core (it imports only ``grm.errors``, ``grm.files``, ``grm.prompts`` and
+the config. The package is a leaf of the core (it imports only ``grm.errors``, ``grm.files``, ``grm.method.prompts`` and
 ``grm.ablations``): the rules that need other modules (a registered benchmark, the metric names the evaluation
 produces, ``registry.gate_metric: null`` resolved to one of them, the data folder's files) are the plan step's,
 ``grm.plan``, which every entry point runs right after loading.

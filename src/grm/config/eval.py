@@ -7,9 +7,9 @@ from typing import Literal, get_args
 
 from grm.config.fields import fail, seed_field
 
-# the top-tie rules of grm.verdicts.TIE_POLICIES (a test checks the two agree)
+# the top-tie rules of grm.method.verdicts.TIE_POLICIES (a test checks the two agree)
 TiePolicy = Literal["random", "strict", "half"]
-# the requestable ways MetaRM@k uses meta scores (grm.verdicts.META_VOTES less 'fallback', which eval.meta_min_auc picks)
+# the requestable ways MetaRM@k uses meta scores (grm.method.verdicts.META_VOTES less 'fallback', which eval.meta_min_auc picks)
 MetaVote = Literal["top", "weighted"]
 
 

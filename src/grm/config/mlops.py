@@ -84,7 +84,7 @@ class RuntimeConfig:
         default=2,
         metadata={
             "help": "model stages that may build at once (RFT's variants beside rl.train, the evaluations side by "
-            "side), each in its own process, splitting the cores (at most one per core; tasks/workers.py). The tiny "
+            "side), each in its own process, splitting the cores (at most one per core; tasks/engine/workers.py). The tiny "
             "default model scales poorly to a second thread, so two stages on one thread each beat the two one "
             "after the other on two (bench/stage_concurrency.py). Thread counts never change a result on the "
             "tested CPUs (tests/integration/test_thread_count.py). 1: one build at a time in the run's process; "

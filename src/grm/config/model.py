@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from grm.config.fields import at_least, fail, positive, seed_field
-from grm.prompts import TEMPLATES
+from grm.method.prompts import TEMPLATES
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from grm.config.fields import (
     rdzv_field,
     seed_field,
 )
-from grm.prompts import TEMPLATES
+from grm.method.prompts import TEMPLATES
 
 
 @dataclass(frozen=True)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 
-from grm import judging, voting
 from grm.benchmarks import scoring
 from grm.eval.metrics import summarize
-from grm.judging import ItemJudgement
+from grm.method import judging, voting
+from grm.method.judging import ItemJudgement
+from grm.method.verdicts import Verdict
 from grm.sampling.base import Sampler
 from grm.schemas import DataError, Item
-from grm.verdicts import Verdict
 
 SINGLE_MIDPOINT = 5.5  # middle of the 1..10 score range: the imputed score of an unparsed single response
 GENERATIVE_ONLY = ("parse_fail_rate", "item_fail_rate")  # scalar scores are never parsed

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from grm.verdicts import Verdict
+from grm.method.verdicts import Verdict
 
 
 def bootstrap_ci(

@@ -15,7 +15,7 @@ from typing import Any
 
 from grm.benchmarks import registry
 from grm.eval.metric_key import METARM, VOTING, MetricKey
-from grm.verdicts import META_VOTES, TIE_POLICIES
+from grm.method.verdicts import META_VOTES, TIE_POLICIES
 
 GREEDY_ORDERS = ("shuffled", "original")
 OFFICIAL = "official"
@@ -32,7 +32,7 @@ class EvalSpec:
         ks: sample counts for Voting@k / MetaRM@k; all read from one set of ``max(ks)`` samples (kept sorted, unique).
         methods: ``voting`` and/or ``metarm`` (``metarm`` needs a meta scorer); greedy is always run.
         k_meta: samples kept by the meta RM (default k // 2).
-        meta_vote: how MetaRM@k uses the meta scores (``grm.verdicts.META_VOTES``: ``top`` keeps ``k_meta``,
+        meta_vote: how MetaRM@k uses the meta scores (``grm.method.verdicts.META_VOTES``: ``top`` keeps ``k_meta``,
             ``weighted``, ``fallback`` = Voting@k, marked by ``fell_back`` = 1 in every MetaRM@k cell); the
             standard protocol only (another protocol with MetaRM@k and not ``top`` is refused).
         temperature: sampling temperature of the voting samples (paper: 0.5).

@@ -139,7 +139,7 @@ class HFSampler(DecodeLoops, PromptInputs):
             device: torch device ("cpu", "cuda", "cuda:1", ...).
             num_threads: if given, the torch CPU threads (``grm.threads.set_torch_threads``: under the process's cap).
             batch_size: prompts per prefill batch (the decode batch is ``batch_size * n`` rows).
-            chat_template: wrap each prompt with ``grm.prompts.wrap_chat`` (instruct models).
+            chat_template: wrap each prompt with ``grm.method.prompts.wrap_chat`` (instruct models).
             trust_remote_code: allow custom modelling code from ``model_dir`` (off by default).
             dtype: "float32", "bfloat16", "float16" or "auto".
             progress: report progress over prompts (``grm.progress``: a bar on a TTY, else a line every 15 s).

@@ -33,7 +33,7 @@ class PromptInputs:
         prompts = [self._escape_special_tokens(p) for p in prompts]
         if not self.chat_template:
             return prompts
-        from grm.prompts import wrap_chat
+        from grm.method.prompts import wrap_chat
 
         return [wrap_chat(self.tokenizer, p) for p in prompts]
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from grm import voting
+from grm.method import voting
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class HTTPStats:
 def derive_seed(*parts: int) -> int:
     """A stable 31-bit seed from integers (e.g. the call seed, the prompt index, a retry round).
 
-    ``grm.voting.derive_seed`` cut to the range servers accept (vLLM and OpenAI-style APIs take int32 seeds).
+    ``grm.method.voting.derive_seed`` cut to the range servers accept (vLLM and OpenAI-style APIs take int32 seeds).
 
     Args:
         parts: integers to mix.

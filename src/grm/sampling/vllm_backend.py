@@ -126,7 +126,7 @@ class VLLMSampler:
             enable_prefix_caching: reuse KV blocks of shared prefixes across prompts.
             max_model_len: context length cap (None = the model's).
             trust_remote_code: allow custom modelling code.
-            chat_template: wrap each prompt with ``grm.prompts.wrap_chat`` (instruct models).
+            chat_template: wrap each prompt with ``grm.method.prompts.wrap_chat`` (instruct models).
             top_p: nucleus threshold.
             dtype: vLLM dtype ("auto", "bfloat16", ...).
             progress: show vLLM's progress bar on a TTY (a start and an end log line elsewhere).
@@ -170,7 +170,7 @@ class VLLMSampler:
             return []
         texts: list[Any] = list(prompts)
         if self.chat_template:
-            from grm.prompts import wrap_chat
+            from grm.method.prompts import wrap_chat
 
             # The template already holds BOS: pass token ids so that vLLM does not add a second one.
             tokenizer = self.llm.get_tokenizer()

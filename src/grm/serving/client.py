@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from grm.completion_text import completion_text
+from grm.method.completion_text import completion_text
 
 RETRYABLE = (429, 502, 503, 504)
 

@@ -19,8 +19,8 @@ is full; when the window closes first it falls back to pointwise scoring of each
 window decides: two or more members are judged together, a lone one pointwise.
 
 **Principles.** An item may carry principles (the caller's): they are written into every judgement prompt of the
-item (``grm.prompts.with_principles``). With ``principle_mode="query_only"`` the engine first generates principles
-from the query alone (``grm.prompts.render_principles_prompt``, one sample at the request's temperature, seed and
+item (``grm.method.prompts.with_principles``). With ``principle_mode="query_only"`` the engine first generates principles
+from the query alone (``grm.method.prompts.render_principles_prompt``, one sample at the request's temperature, seed and
 token budget), once per (query, settings): concurrent requests share one generation and one sampler call, later
 ones a bounded cache; every response and every sample of the query is then judged against them. A generation with
 no principles in it leaves the item to the default mode (the judge writes its own; reported as source ``model``).

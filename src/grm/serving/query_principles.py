@@ -1,4 +1,4 @@
-"""``principle_mode: query_only``: principles generated from the query alone (``grm.prompts.render_principles_prompt``,
+"""``principle_mode: query_only``: principles generated from the query alone (``grm.method.prompts.render_principles_prompt``,
 one sample at the request's temperature, seed and token budget), once per (query, settings): concurrent requests
 share one generation and one sampler call, later ones a bounded cache (``PRINCIPLES_CACHE`` entries). A generation
 with no principles in it gives None (the judge writes its own). The engine owns one ``QueryPrinciples``."""
@@ -11,7 +11,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from grm import prompts
+from grm.method import prompts
 from grm.serving.errors import EngineError
 from grm.serving.metrics import Metrics
 from grm.serving.scoring import ScoreSettings

@@ -3,7 +3,7 @@
 A **job** is one request's items with its settings. It is cut into **units**: one distinct GRM prompt and how many
 samples it needs (the k samples of an n = 1 item share one prompt, so they share one prefill; n >= 2 samples each
 have their own shuffled order). The engine runs units of several jobs in one sampler call when their call key
-``(temperature, max_new_tokens, call seed, count)`` is equal, which is exactly how ``grm.judging.sample_requests``
+``(temperature, max_new_tokens, call seed, count)`` is equal, which is exactly how ``grm.method.judging.sample_requests``
 calls the sampler for one job alone: on a backend whose output depends only on (seed, prompt, sample index) (the
 world teacher, vLLM with per-request seeds) a job's result does not depend on what it was batched with.
 
@@ -22,8 +22,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from grm import judging, prompts, voting
-from grm.judging import SampleJudgement
+from grm.method import judging, prompts, voting
+from grm.method.judging import SampleJudgement
 from grm.sampling.base import Sampler
 from grm.schemas import Item
 

@@ -7,7 +7,7 @@ settings (``ServerLimits``, ``ScoringDefaults``, ``EngineSettings``, ``Connectio
 ``DEFAULTS``, so a default is stated once. A value that fails its check raises ``ServeConfigError`` (a
 ``UserError``: the CLI prints it and exits 2) naming the option.
 
-This module is a leaf of ``grm.serving``: it imports nothing of it (only ``grm.errors`` and ``grm.prompts``).
+This module is a leaf of ``grm.serving``: it imports nothing of it (only ``grm.errors`` and ``grm.method.prompts``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
 from grm.errors import UserError
-from grm.prompts import TEMPLATES
+from grm.method.prompts import TEMPLATES
 
 PERF = "Throughput"
 LIMITS = "Limits"

@@ -23,9 +23,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from grm import judging, prompts, voting
 from grm.config import RLConfig, seed_or_zero
-from grm.correctness import is_correct
+from grm.method import judging, prompts, voting
+from grm.method.correctness import is_correct
 from grm.model_files import load_pretrained
 from grm.progress import use_progress_callback
 from grm.rewards import CorrectnessReward

@@ -5,7 +5,7 @@ Three kinds launch, each a section with the same launcher fields (``launcher``, 
 
 * ``sft`` (``rft.train``): ``grm.training.sft.train_sft`` (TRL's SFTTrainer; DDP, FSDP2, ZeRO-3 via accelerate);
 * ``grpo`` (``rl``): ``grm.training.grpo.train_grpo`` (TRL's GRPOTrainer; the same);
-* ``meta_rm`` (``meta_rm.train``): ``grm.meta_rm_train.train_meta_rm`` (a hand loop under ``torch.nn.parallel.DDP``).
+* ``meta_rm`` (``meta_rm.train``): ``grm.training.meta_rm_train.train_meta_rm`` (a hand loop under ``torch.nn.parallel.DDP``).
 
 The caller (the kind's function when ``cfg.launcher == "torchrun"``) calls ``run_launched``: it writes the records
 (JSONL), the picklable extras (GRPO's reward functions and callbacks) and a JSON spec into a work folder, starts

@@ -48,7 +48,7 @@ def _rank_meta_rm(spec: dict[str, Any], data: dict[str, Any], objects: dict[str,
     import torch.distributed as dist
 
     from grm.config import MetaRMTrainConfig
-    from grm.meta_rm_train import train_meta_rm
+    from grm.training.meta_rm_train import train_meta_rm
 
     if os.environ.get("ACCELERATE_USE_FSDP") == "true" or os.environ.get("ACCELERATE_USE_DEEPSPEED") == "true":
         raise UserError(

@@ -31,10 +31,10 @@ Noise (all seeded, deterministic in (seed, prompt, sample index)):
 A hint line (``The best response is: Response j``) makes it follow the hint with probability ``hint_strength``
 (then no bias applies); otherwise it judges as usual, so hinted samples are more accurate but not perfect.
 
-Principles written for it (``grm.prompts.with_principles``: the prompt ends ``Specific Criteria: ...``) it follows
+Principles written for it (``grm.method.prompts.with_principles``: the prompt ends ``Specific Criteria: ...``) it follows
 instead of writing its own: the criterion names it knows (``accuracy``, ``brevity``, ``detail``, ...) and their
 weights (no cue misread, no weight noise), continuing with the analysis; text naming none of them it ignores (it
-writes its own). A principles-only prompt (``grm.prompts.render_principles_prompt``) gets just the principles line,
+writes its own). A principles-only prompt (``grm.method.prompts.render_principles_prompt``) gets just the principles line,
 written from the query as in a judgement (cue misread and weight noise included).
 """
 
@@ -46,7 +46,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from grm.prompts import PRINCIPLES_MARK
+from grm.method.prompts import PRINCIPLES_MARK
 from grm.world.generator import (
     ARITH_RE,
     COMMON_CUES,
@@ -83,7 +83,7 @@ class ParsedPrompt:
 
 
 def parse_compact_prompt(prompt: str) -> ParsedPrompt:
-    """Read a ``compact`` prompt (see ``grm.prompts.render_prompt``) back into its parts.
+    """Read a ``compact`` prompt (see ``grm.method.prompts.render_prompt``) back into its parts.
 
     Args:
         prompt: the rendered prompt (multi-response, single-response, with or without a hint line).
@@ -251,7 +251,7 @@ class TeacherSampler:
         self.seed = seed
         self.world = World(world or WorldConfig())
 
-    # ---- input check (called by grm.judging before sampling) --------------------------------------------------
+    # ---- input check (called by grm.method.judging before sampling) --------------------------------------------------
     def check_items(self, items: Sequence[Item], template: str) -> None:
         """Refuse, before any sampling, items or a template this teacher cannot read, naming every item id.
 

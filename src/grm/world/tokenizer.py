@@ -47,7 +47,7 @@ TEMPLATE_TEXT = " ".join(
         " ".join(name for pair in PRINCIPLES.values() for name, _ in pair),
         " ".join([*CUES, *STYLE_PRINCIPLES]),
         GENERAL_PROMPT,
-        # the meta-RM input (grm.prompts.render_meta_prompt)
+        # the meta-RM input (grm.method.prompts.render_meta_prompt)
         "Prompt: Please score the responses. #### Conversation Context #### Responses to be Scored",
         "[The Begin of Response 1] [The End of Response 1]",
     ]

@@ -7,7 +7,7 @@
   ``temperature`` (each sample with its own seeded shuffle); MetaRM@k keeps the top ``k_meta`` samples
   (``meta_vote="top"``), lets every parsed sample vote weighted by its meta score (``weighted``), or is Voting@k
   (``fallback``, marked ``fell_back`` = 1 in every MetaRM@k cell). A single
-  response's score (ReaLMistake ROC-AUC) is the mean over the samples that voted (``grm.verdicts.decide``).
+  response's score (ReaLMistake ROC-AUC) is the mean over the samples that voted (``grm.method.verdicts.decide``).
 - Ties are settled by ``tie_policy`` (``random`` = paper, ``strict``, ``half``, or ``official`` = the benchmark's
   own rule from ``BenchmarkSpec.official_tie_policy``); the report states the one used.
 - Hygiene: ``parse_fail_rate`` and ``tie_rate`` in every cell; ``greedy_k1/position_flip_rate`` = share of
@@ -29,16 +29,16 @@ from typing import Any
 
 import numpy as np
 
-from grm import judging, voting
 from grm.benchmarks import scoring
 from grm.eval.judge import GENERATIVE_ONLY, cell_metrics, check_scores, decided, judge_in_order
 from grm.eval.metric_key import FELL_BACK, GREEDY, GREEDY_SWAP, METARM, VOTING, Cell
 from grm.eval.metrics import bootstrap_ci
 from grm.eval.protocols.base import SCALAR_CELL, EvalProtocol, MetaScorer
 from grm.eval.spec import EvalReport, EvalSpec
+from grm.method import judging, voting
+from grm.method.verdicts import Verdict, decide, tie_credit
 from grm.sampling.base import Sampler
 from grm.schemas import Item
-from grm.verdicts import Verdict, decide, tie_credit
 
 GREEDY_CELL, SWAP_CELL = str(Cell(GREEDY, 1)), str(Cell(GREEDY_SWAP, 1))
 

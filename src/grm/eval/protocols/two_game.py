@@ -21,10 +21,10 @@ from grm.eval.metric_key import GREEDY, METARM, VOTING, Cell
 from grm.eval.metrics import bootstrap_ci
 from grm.eval.protocols.base import SCALAR_CELL, EvalProtocol, MetaScorer
 from grm.eval.spec import EvalReport, EvalSpec
-from grm.judging import ItemJudgement
+from grm.method.judging import ItemJudgement
+from grm.method.verdicts import Verdict, decide
 from grm.sampling.base import Sampler
 from grm.schemas import Item
-from grm.verdicts import Verdict, decide
 
 TWO_GAME_POLICY = "two-game (a tied or unparsed game adds 0; a pair needs counter > 0)"
 TWO_GAME_NOTE = (

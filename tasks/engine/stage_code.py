@@ -1,7 +1,7 @@
 """Which code a stage's key hashes: the stage modules, and each stage's import closure.
 
-``STAGE_MODULES`` is the one list of the modules that declare stages (``tasks.stages.register``): the fork server
-preloads them (``tasks.workers.PRELOAD``), ``tasks.stages.load_stages`` imports them for the generated key test, and a test
+``STAGE_MODULES`` is the one list of the modules that declare stages (``tasks.engine.stages.register``): the fork server
+preloads them (``tasks.engine.workers.PRELOAD``), ``tasks.engine.stages.load_stages`` imports them for the generated key test, and a test
 fails when a module of ``tasks`` declares a ``Stage`` without being listed here. A new stage module is added here,
 and only here.
 

@@ -15,7 +15,7 @@ make that safe and result-neutral:
   the stage modules once (``multiprocessing`` forkserver), so a build starts in milliseconds, its torch threads,
   environment (the MLflow variables TRL's callback reads) and memory are its own, and nothing of one build leaks
   into another. Everything else stays in the flow's process: the stage lock, the tmp folder and its atomic rename,
-  tracking and timing (``tasks.stages``, ``tasks.runtime``). The child dies with the flow (SIGKILL included: a
+  tracking and timing (``tasks.engine.stages``, ``tasks.engine.runtime``). The child dies with the flow (SIGKILL included: a
   parent-death signal plus a watchdog on the flow's pid), so a killed run never completes a stage behind a rerun.
 
 With ``parallel_stages: 1`` builds run one at a time in the flow's process, all on one thread (``BuildThread``:
@@ -47,7 +47,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from tasks.stage_code import STAGE_MODULES
+from tasks.engine.stage_code import STAGE_MODULES
 
 log = logging.getLogger("grm.workers")
 

@@ -14,14 +14,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from grm import judging
 from grm.config import MetaRMConfig, SamplingConfig
 from grm.meta_rm import examples_from_judgements, examples_from_trajectories, mixed_item_ids
-from grm.rft import Trajectory, to_sft_examples
+from grm.method import judging
+from grm.method.voting import derive_seed
 from grm.sampling.base import Sampler
 from grm.sampling.spec import is_world_teacher
 from grm.schemas import Item
-from grm.voting import derive_seed
+from grm.training.rft import Trajectory, to_sft_examples
 from grm.world.generator import WorldConfig
 from grm.world.model import ModelTinyConfig
 

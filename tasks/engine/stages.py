@@ -11,7 +11,7 @@ receives only that slice and a ``BuildContext`` without any config, so the key b
 - the content hashes of its declared files (tree md5 of a folder, md5 of a file, ``absent`` for a missing optional
   file) and its upstream inputs (a ``StageResult`` by key, a ``HashedFile`` by its DVC md5),
 - the stage's code: a hash of the source of every ``grm``/``tasks`` module its functions' modules import,
-  transitively, function-level imports included (``tasks.stage_code``): a docstring edit in ``grm/serving`` keeps
+  transitively, function-level imports included (``tasks.engine.stage_code``): a docstring edit in ``grm/serving`` keeps
   the training stages' keys.
 
 Layout: ``{root}/{stage}/{key}/`` holds the outputs plus ``stage.json`` (outputs, metrics, info, timings). A build
@@ -25,7 +25,7 @@ truncated ``model.safetensors``, a deleted file), every hash as well when ``GRM_
 that fails is reported (a warning naming the file), removed under the key's lock and rebuilt: a damaged output is
 never reused, logged or registered. Folders published before manifests existed are reused as they are.
 
-Concurrency: a build holds ``{root}/.locks/{stage}/{key}.lock`` (``tasks.locks.file_lock``, an ``flock`` the kernel
+Concurrency: a build holds ``{root}/.locks/{stage}/{key}.lock`` (``tasks.engine.locks.file_lock``, an ``flock`` the kernel
 releases when the holder dies). A second process (or thread) asking for the same key waits for it, then finds the
 completed folder and reuses it (``cached``): two runs started together compute each stage once. A lock whose
 holder died (SIGKILL) is free, so the waiter takes over and builds.
@@ -61,8 +61,8 @@ from typing import Any, Generic, TypeVar
 from grm.benchmarks import bundled
 from grm.config import to_dict
 from grm.files import project_path, write_json_atomic
-from tasks.locks import file_lock
-from tasks.stage_code import STAGE_MODULES, package_roots
+from tasks.engine.locks import file_lock
+from tasks.engine.stage_code import STAGE_MODULES, package_roots
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +210,7 @@ def code_hash(roots: Mapping[str, Path]) -> str:
 def code_version() -> str:
     """``code_hash`` of ``grm`` + ``tasks``, once per process: the run's code version (tag ``grm.code_version``).
 
-    Stage keys do not use it: a stage's key hashes its own import closure (``tasks.stage_code.stage_code``), so an
+    Stage keys do not use it: a stage's key hashes its own import closure (``tasks.engine.stage_code.stage_code``), so an
     edit changes the keys of the stages whose code can reach it, and only those. ``flows`` counts for neither: it
     only composes stages, and what it passes them (upstream results, parameters) is keyed.
     """
@@ -389,13 +389,13 @@ class Stage(Generic[S]):
             with a ``project_dir`` parameter also gets the project folder, to list a folder's files).
         after: ``after(slice, tracker, run_id, result)`` logs artifacts (tables, figures) on every run, reused or
             not; it cannot change the stage's outputs.
-        version: bump when the stage's logic changes outside its import closure (``tasks.stage_code``: what it
+        version: bump when the stage's logic changes outside its import closure (``tasks.engine.stage_code``: what it
             imports is hashed anyway; code loaded by a string, ``importlib``, is not).
         category: bench category of the build (``compute``, ``validation``, ...).
         examples: ``examples(tmp_dir) -> [params, ...]``: parameter sets for the generated key test (one ``{}``
             when the stage takes none).
-        process: a heavy model stage: its build waits for a CPU slot (``tasks.workers.CpuPool``) and, when stages run
-            at once (``runtime.parallel_stages`` > 1), runs in a process of its own (``tasks.workers.run_build``).
+        process: a heavy model stage: its build waits for a CPU slot (``tasks.engine.workers.CpuPool``) and, when stages run
+            at once (``runtime.parallel_stages`` > 1), runs in a process of its own (``tasks.engine.workers.run_build``).
     """
 
     name: str

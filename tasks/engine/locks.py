@@ -6,7 +6,7 @@ is ever left to clean up by hand; lock files stay (empty but for the last holder
 names) and are never deleted (deleting a lock file that a waiter has open would let a third process take a second
 lock on a new file of the same name).
 
-Used for: a stage key being built (``tasks.stages.StageStore``), the MLflow SQLite store's first use (its schema
+Used for: a stage key being built (``tasks.engine.stages.StageStore``), the MLflow SQLite store's first use (its schema
 migration, ``tasks.tracking``), Prefect's temporary-server database (``tasks.prefect_env``) and the DVC repository
 (``dvc init``, ``dvc add``/``push`` and the rollback of ``data.version``).
 

@@ -5,7 +5,7 @@
 ``tasks.summary``), and on exit closes it (FAILED with the failing stage named, or FINISHED) and prints the
 benchmark table (its metrics go to the child run ``timings``, ``log_timings``). Stage tasks call ``run_stage`` with their
 ``Stage`` declaration and upstream inputs; ``run_stage`` selects the stage's config slice from ``ctx.cfg`` and hands
-the build only that slice; completed stages are reused (``tasks.stages``).
+the build only that slice; completed stages are reused (``tasks.engine.stages``).
 """
 
 from __future__ import annotations
@@ -28,9 +28,10 @@ from grm.files import project_path
 from grm.plan import check_benchdata, check_data_files, load_pipeline
 from grm.source_check import check_source
 from grm.threads import strict_math
-from tasks import stages, summary, timings, tracking, workers
-from tasks.logs import logger  # noqa: F401  (re-exported: tasks import it from here)
-from tasks.stage_code import stage_code
+from tasks import summary, tracking
+from tasks.engine import stages, timings, workers
+from tasks.engine.logs import logger  # noqa: F401  (re-exported: tasks import it from here)
+from tasks.engine.stage_code import stage_code
 
 ENV_ARTIFACTS = "GRM_ARTIFACTS_DIR"
 
@@ -109,7 +110,7 @@ def artifacts_root(project_dir: str | Path) -> Path:
 
 def build_in_process(build: Any, selected: Any, bctx: stages.BuildContext, runtime: Any) -> stages.StageOutput:
     """``build(selected, bctx)`` under the run's executor (``runtime.*`` decides where shards are sampled, never
-    what, so it is in no slice); module-level, so that ``tasks.workers.run_build`` can run it in a child."""
+    what, so it is in no slice); module-level, so that ``tasks.engine.workers.run_build`` can run it in a child."""
     with executors.using(runtime, shutdown=False):
         return build(selected, bctx)
 
@@ -123,7 +124,7 @@ def run_stage(
     """Run (or reuse) one declared stage inside its own nested MLflow run.
 
     The stage's slice is selected from ``ctx.cfg`` here, hashed with its files, upstream inputs, its code (the hash
-    of its import closure, ``tasks.stage_code``) and its version into the key (``tasks.stages.plan``); the build
+    of its import closure, ``tasks.engine.stage_code``) and its version into the key (``tasks.engine.stages.plan``); the build
     then receives only that slice and a ``BuildContext`` (no config).
 
     Args:
@@ -158,7 +159,7 @@ def run_stage(
             out, run_id, ctx.tracker, Path(ctx.project_dir), Path(ctx.store_root), planned.inputs, planned.files
         )
         args = (spec.build, planned.slice, bctx, ctx.cfg.runtime)
-        if not spec.process:  # on this process's one build thread (tasks.workers.BuildThread: one OpenMP team)
+        if not spec.process:  # on this process's one build thread (tasks.engine.workers.BuildThread: one OpenMP team)
             return workers.BUILD_THREAD.run(build_in_process, *args)
         pool = workers.pool()
         asked = time.perf_counter()

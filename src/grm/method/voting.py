@@ -125,7 +125,7 @@ def meta_vote(
     """Meta-guided voting (SPEC §6): S*_i = **sum** of S_{i,j} over the samples ``meta_voters`` keeps (range
     ``m..10m`` for ``m = min(k_meta, parsed)`` kept samples, not ``k..10k``: only the argmax is comparable with
     Voting@k totals). ``None`` when no sample parsed. A single response's score is this sum divided by ``m``
-    (``grm.verdicts.decide``), never by the number of parsed samples.
+    (``grm.method.verdicts.decide``), never by the number of parsed samples.
 
     Example:
         >>> meta_vote([[8, 8], [5, 9], [7, 10], [9, 1]], [0.2, 0.9, 0.8, 0.1], k_meta=2, n=2)

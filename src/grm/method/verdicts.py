@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from grm import voting
-from grm.judging import ItemJudgement
+from grm.method import voting
+from grm.method.judging import ItemJudgement
 
 TIE_POLICIES = ("random", "strict", "half")
 METHODS = ("voting", "metarm")
@@ -85,7 +85,7 @@ def decide(
             doc). Ignored by ``voting``.
 
     Example:
-        >>> from grm.judging import ItemJudgement, SampleJudgement
+        >>> from grm.method.judging import ItemJudgement, SampleJudgement
         >>> j = ItemJudgement("a", 2, 1, None, False, [SampleJudgement([0, 1], "", s, "ok") for s in
         ...     ([8, 8], [5, 9], [7, 10])])
         >>> decide(j, k=3).totals, decide(j, k=3).credit

@@ -3,7 +3,7 @@
 A held-out gate metric is decided on the **same items**: the champion is evaluated on the challenger's test split
 with the same protocol, and the new version is promoted only when the lower end of the paired 95% bootstrap
 interval of (challenger - champion) per-item credit clears ``registry.margin`` (``paired_gate_gap``, the paired
-bootstrap of ``grm.report``/``eval.compare``). A raw score on one split against a stored score on another says
+bootstrap of ``grm.eval.report.results``/``eval.compare``). A raw score on one split against a stored score on another says
 nothing: an easy split makes any model look better. A benchmark gate metric is paired the same way over the
 benchmark items both versions evaluated. Without a measured champion (``promote`` called directly), the old rule
 stays: the new value must beat the champion's stored one by more than the margin.

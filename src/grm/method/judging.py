@@ -1,6 +1,6 @@
 """Judge items with any sampler: seeded shuffles, one generation per sample, parsing, and the per-sample record.
 
-Aggregation into verdicts (greedy, Voting@k, MetaRM@k) lives in ``grm.verdicts``; this module only produces the
+Aggregation into verdicts (greedy, Voting@k, MetaRM@k) lives in ``grm.method.verdicts``; this module only produces the
 samples, so several k can be read from one set of k_max samples (Voting@k uses the first k samples).
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from grm import parsing, prompts, voting
+from grm.method import parsing, prompts, voting
 from grm.sampling.base import Sampler
 from grm.schemas import Item
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-from grm import judging, prompts
 from grm.config import RFTSamplingConfig, seed_or_zero
-from grm.correctness import is_correct
+from grm.method import judging, prompts
+from grm.method.correctness import is_correct
 from grm.sampling.base import Sampler
 from grm.schemas import Item
 

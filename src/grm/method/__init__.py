@@ -1,0 +1,1 @@
+"""The paper's rules: prompts, parsing, correctness, voting, verdicts, judging (pure)."""

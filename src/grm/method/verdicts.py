@@ -123,7 +123,8 @@ def decide(
         totals = weighted_sum([scores[i] for i in voters], weights, judgement.n)  # type: ignore[misc]
         mass = sum(weights)
     if judgement.n == 1:
-        voted = (len(voters), mass, weights is not None)
+        exact = _weighted_mean([scores[i][0] for i in voters], weights) if weights is not None else None  # type: ignore[index]
+        voted = (len(voters), mass, exact)
         return _decide_single(judgement, len(samples), totals, n_failed, voted, seed, tie_policy)
     if totals is None:  # nothing parsed: every response is "tied"
         winners = list(range(judgement.n))
@@ -139,23 +140,40 @@ def _decide_single(
     n_used: int,
     totals: list[float] | None,
     n_failed: int,
-    voted: tuple[int, float, bool],
+    voted: tuple[int, float, float | None],
     seed: int,
     policy: str,
 ) -> Verdict:
     """n = 1: the mean over the ``n_voted`` voting samples against the midpoint of the score range decides the 0/1
     label (dividing by every parsed sample instead would shrink MetaRM@k's score by ~k_meta/k). ``voted`` =
-    (``n_voted``, their total weight: ``n_voted`` unweighted, the sum of meta scores when weighted, whether
-    weighted: a weighted mean is rounded like ``weighted_sum``'s totals)."""
-    n_voted, mass, weighted = voted
+    (``n_voted``, their total weight: ``n_voted`` unweighted, the sum of meta scores when weighted; the weighted
+    mean computed exactly, None when unweighted)."""
+    n_voted, mass, weighted_mean = voted
     low, high = (0, 1) if judgement.single_label else (1, 10)
     mean = totals[0] / mass if totals is not None and n_voted and mass > 0 else None
-    if mean is not None and weighted:
-        mean = round(mean, WEIGHTED_DIGITS)
+    if mean is not None and weighted_mean is not None:
+        mean = weighted_mean
     mid = (low + high) / 2
     winners = [0, 1] if mean is None or mean == mid else [1 if mean > mid else 0]
     credit, pick = tie_credit(winners, int(judgement.label), policy, seed, judgement.id)  # type: ignore[arg-type]
     return Verdict(judgement.id, credit, len(winners) > 1, pick, totals, n_failed, n_used, mean, n_voted)
+
+
+def _weighted_mean(scores: list[int], weights: list[float]) -> float | None:
+    """sum(w * s) / sum(w) in exact arithmetic, rounded to ``WEIGHTED_DIGITS`` decimals: equal weights give
+    exactly the plain mean (5.5 stays the midpoint, whatever float noise 0.0134 * 11 / 0.0268 would add).
+
+    Example:
+        >>> _weighted_mean([1, 10], [0.013434809068788462] * 2)
+        5.5
+    """
+    from fractions import Fraction
+
+    mass = sum(Fraction(w) for w in weights)
+    if not scores or mass <= 0:
+        return None
+    exact = sum(Fraction(w) * s for w, s in zip(weights, scores, strict=True)) / mass
+    return round(float(exact), WEIGHTED_DIGITS)
 
 
 def weighted_sum(samples: list[list[int]], weights: list[float], n: int) -> list[float] | None:

@@ -6,9 +6,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 CONFIG ?= configs/default.yaml
 PYTEST_ARGS ?=
-# `make test` runs the suite on every core (pytest-xdist); tests sharing a module- or session-level fixture stay on
-# one worker (tests/helpers/xdist_groups.py). PYTEST_WORKERS=0 runs it in one process.
-PYTEST_WORKERS ?= auto
+# `make test` runs the suite in one process; PYTEST_WORKERS=auto (or N) runs it on pytest-xdist workers, tests
+# sharing a module- or session-level fixture on one worker (tests/helpers/xdist_groups.py). Not the default: on 2
+# cores it was not measured faster (docs/development.md).
+PYTEST_WORKERS ?= 0
 XDIST := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadgroup)
 # GPU tests run in the vLLM venv when there is one (requirements-gpu.txt: vLLM's pins clash with Prefect's)
 GPU_PY ?= $(if $(wildcard .venv-gpu/bin/python),.venv-gpu/bin/python,$(PY))

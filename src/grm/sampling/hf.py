@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from grm.model_files import load_pretrained
 from grm.progress import Progress, track
+from grm.sampling.base import check_generate_args
 from grm.sampling.hf_decode import DecodeLoops
 from grm.sampling.hf_inputs import PromptInputs
 from grm.threads import set_torch_threads
@@ -238,7 +239,7 @@ class HFSampler(DecodeLoops, PromptInputs):
         Returns:
             ``n`` generated texts per prompt, in prompt order.
         """
-        self._check_args(n, temperature, max_new_tokens)
+        check_generate_args(n, temperature, max_new_tokens)
         texts = self._prepare_texts(prompts)
         out: list[list[str]] = []
         start = time.perf_counter()
@@ -265,7 +266,7 @@ class HFSampler(DecodeLoops, PromptInputs):
         *,
         share_prefill: bool,
     ) -> list[list[Completion]]:
-        self._check_args(n, temperature, max_new_tokens)
+        check_generate_args(n, temperature, max_new_tokens)
         texts = self._prepare_texts(prompts)
         if not texts:
             return []

@@ -92,12 +92,3 @@ class PromptInputs:
             self.stats.prompts_budget_clipped += clipped
             logger.info("%d prompt(s): max_new_tokens cut to fit the context", clipped)
         return max(1, min(max_new_tokens, self._max_positions - max(lengths)))
-
-    @staticmethod
-    def _check_args(n: int, temperature: float, max_new_tokens: int) -> None:
-        if n < 1:
-            raise ValueError(f"n must be >= 1, got {n}")
-        if temperature < 0:
-            raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
-        if max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from grm.method import voting
+from grm.sampling.base import check_generate_args
 
 logger = logging.getLogger(__name__)
 
@@ -219,12 +220,7 @@ class OpenAICompatSampler:
         """
         if isinstance(prompts, str):
             raise TypeError("prompts must be a sequence of strings, not a single string; wrap it in a list.")
-        if n < 1:
-            raise ValueError(f"n must be >= 1, got {n}")
-        if temperature < 0:
-            raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
-        if max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        check_generate_args(n, temperature, max_new_tokens)
         start = time.perf_counter()
         jobs = list(enumerate(prompts))
 

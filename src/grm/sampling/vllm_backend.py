@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from grm.progress import format_seconds, stderr_is_tty
+from grm.sampling.base import check_generate_args
 from grm.sampling.openai_http import derive_seed
 
 logger = logging.getLogger(__name__)
@@ -56,12 +57,7 @@ def sampling_params_kwargs(
     Returns:
         The kwargs dict.
     """
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
-    if max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    check_generate_args(n, temperature, max_new_tokens)
     greedy = temperature == 0.0
     kwargs: dict[str, Any] = {
         "n": 1 if greedy else n,

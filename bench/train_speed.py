@@ -244,7 +244,6 @@ class BenchData:
 
 def build_data(tmp: Path, config: Path, overrides: list[str], n_items: int) -> BenchData:
     """The default recipe's model and data, built as the pipeline builds them (on ``n_items`` train items)."""
-    from grm import meta_rm
     from grm.plan import load_pipeline
     from grm.training import grpo, rft, spct
     from grm.world.generator import general_instruction_examples, generate_world
@@ -255,7 +254,7 @@ def build_data(tmp: Path, config: Path, overrides: list[str], n_items: int) -> B
     sampled = rft.rejective_sample(items, teacher, cfg.rft.sampling)
     general = general_instruction_examples(cfg.world, seed=cfg.rft.train.seed)
     sft_examples = spct.rft_mix(sampled.accepted, general, cfg.rft.general_ratio, cfg.rft.train.seed)
-    meta_examples = meta_rm.examples_from_trajectories({it.id: it for it in items}, sampled.samples)
+    meta_examples = rft.examples_from_trajectories({it.id: it for it in items}, sampled.samples)
     rl_rows = grpo.build_rl_rows(items, cfg.rl.template, cfg.rl.seed)
     model_dir = spct.build_base_model("embedded", cfg.model.tiny, cfg.world, tmp / "base", cfg.model.seed)
     return BenchData(cfg, model_dir, sft_examples, meta_examples, rl_rows, general)

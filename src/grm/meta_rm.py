@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,6 @@ from grm.model_files import check_model_dir, load_pretrained
 from grm.progress import Progress
 from grm.schemas import Item
 from grm.threads import set_torch_threads
-from grm.training.rft import Trajectory
 
 log = logging.getLogger(__name__)
 
@@ -36,41 +35,11 @@ INFO_FILE = "meta_rm.json"  # beside the weights: what scoring must reproduce of
 LEGACY_MAX_LENGTH = 192  # meta_rm.train.max_length's default before the length was stored with the model
 
 
-def examples_from_trajectories(
-    items: Mapping[str, Item],
-    trajectories: Sequence[Trajectory],
-    include_hinted: bool = False,
-    keep_parse_failures: bool = False,
-) -> list[dict[str, Any]]:
-    """Meta-RM pairs from rejective-sampling trajectories (non-hinted by default, as in the paper).
-
-    Parse failures are left out unless ``keep_parse_failures``: at inference they never take a slot (only parsed
-    samples are scored and voted), so as label-0 examples they only teach a format feature nobody asks about.
-    """
-    out = []
-    for t in trajectories:
-        if t.hinted and not include_hinted:
-            continue
-        if t.status != "ok" and not keep_parse_failures:
-            continue
-        item = items[t.id]
-        shown = [item.responses[o] for o in t.order]
-        out.append(
-            {
-                "text": prompts.render_meta_prompt(item.query, shown, t.completion),
-                "label": int(t.correct),
-                "id": t.id,
-                "source": "teacher",
-            }
-        )
-    return out
-
-
 def examples_from_judgements(
     items: Sequence[Item], judgements: Sequence[ItemJudgement], keep_parse_failures: bool = False
 ) -> list[dict[str, Any]]:
     """Meta-RM pairs from the trained GRM's own samples (so the meta RM sees the policy it will guide); parse
-    failures (``scores is None``) are left out unless ``keep_parse_failures`` (see ``examples_from_trajectories``)."""
+    failures (``scores is None``) are left out unless ``keep_parse_failures`` (see ``grm.training.rft.examples_from_trajectories``)."""
     from grm.method.correctness import is_correct
 
     out = []

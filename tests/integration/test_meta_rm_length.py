@@ -12,7 +12,7 @@ from grm import meta_rm
 from grm.config import MetaRMConfig, MetaRMTrainConfig
 from grm.method.judging import ItemJudgement, SampleJudgement
 from grm.schemas import Item
-from grm.training import meta_rm_train
+from grm.training import meta_rm_train, rft
 from grm.training.rft import Trajectory
 
 GOOD = "Response: " + "filler " * 24 + "good"  # longer than the 16 tokens trained below: cut on the left
@@ -146,8 +146,8 @@ def test_parse_failures_are_not_label_zero_examples_unless_asked():
         Trajectory("i0", 1, "p", "garbled", False, False, "no_scores", (1, 0), 2),
     ]
     by_id = {it.id: it for it in items}
-    assert [e["label"] for e in meta_rm.examples_from_trajectories(by_id, trajs)] == [1]
-    assert len(meta_rm.examples_from_trajectories(by_id, trajs, keep_parse_failures=True)) == 2
+    assert [e["label"] for e in rft.examples_from_trajectories(by_id, trajs)] == [1]
+    assert len(rft.examples_from_trajectories(by_id, trajs, keep_parse_failures=True)) == 2
 
 
 def test_meta_config_refuses_unknown_grm_split_and_negative_select_every():

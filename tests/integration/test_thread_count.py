@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from grm import meta_rm
 from grm.config import PipelineConfig
 from grm.training import meta_rm_train, rft, spct
 from grm.world.generator import general_instruction_examples, generate_world
@@ -40,7 +39,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "tmp": tmp,
         "model": model,
         "sft": spct.rft_mix(sampled.accepted, general, cfg.rft.general_ratio, 0),
-        "meta": meta_rm.examples_from_trajectories({it.id: it for it in items}, sampled.samples),
+        "meta": rft.examples_from_trajectories({it.id: it for it in items}, sampled.samples),
         "prompts": [t.prompt for t in sampled.samples[:48]],
         "items": items,
         "general": general,

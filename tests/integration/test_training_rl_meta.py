@@ -10,7 +10,7 @@ from transformers import AutoModelForCausalLM, AutoModelForSequenceClassificatio
 from grm import meta_rm
 from grm.config import MetaRMTrainConfig
 from grm.schemas import Item
-from grm.training import meta_rm_train
+from grm.training import meta_rm_train, rft
 from grm.training.grpo import RLConfig, build_rl_rows, drop_too_easy, general_batches, train_grpo
 from grm.training.rft import Trajectory
 
@@ -185,11 +185,11 @@ def test_meta_rm_labels_come_from_correctness_and_skip_hinted():
         Trajectory("i0", 1, "p", "Scores: \\boxed{2, 9}", False, False, "ok", (1, 0), 2),
         Trajectory("i0", -1, "p", "Scores: \\boxed{9, 2}", True, True, "ok", (0, 1), 2),
     ]
-    ex = meta_rm.examples_from_trajectories(items, trajs)
+    ex = rft.examples_from_trajectories(items, trajs)
     assert [e["label"] for e in ex] == [1, 0]
     # the meta prompt shows responses in the order that sample saw
     assert ex[1]["text"].index("bad answer") < ex[1]["text"].index("good answer")
-    assert len(meta_rm.examples_from_trajectories(items, trajs, include_hinted=True)) == 3
+    assert len(rft.examples_from_trajectories(items, trajs, include_hinted=True)) == 3
 
 
 @pytest.mark.slow

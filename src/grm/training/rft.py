@@ -9,8 +9,9 @@ label for the meta RM. Single-response items (n = 1) use the 0/1 training templa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from grm.config import RFTSamplingConfig, seed_or_zero
 from grm.method import judging, prompts
@@ -143,3 +144,33 @@ def rejective_sample(items: Sequence[Item], teacher: Sampler, cfg: RFTSamplingCo
 def to_sft_examples(trajectories: Sequence[Trajectory]) -> list[dict[str, str]]:
     """Prompt/completion pairs for TRL's SFT trainer (loss on the completion only)."""
     return [{"prompt": t.prompt, "completion": t.completion} for t in trajectories]
+
+
+def examples_from_trajectories(
+    items: Mapping[str, Item],
+    trajectories: Sequence[Trajectory],
+    include_hinted: bool = False,
+    keep_parse_failures: bool = False,
+) -> list[dict[str, Any]]:
+    """Meta-RM pairs from rejective-sampling trajectories (non-hinted by default, as in the paper).
+
+    Parse failures are left out unless ``keep_parse_failures``: at inference they never take a slot (only parsed
+    samples are scored and voted), so as label-0 examples they only teach a format feature nobody asks about.
+    """
+    out = []
+    for t in trajectories:
+        if t.hinted and not include_hinted:
+            continue
+        if t.status != "ok" and not keep_parse_failures:
+            continue
+        item = items[t.id]
+        shown = [item.responses[o] for o in t.order]
+        out.append(
+            {
+                "text": prompts.render_meta_prompt(item.query, shown, t.completion),
+                "label": int(t.correct),
+                "id": t.id,
+                "source": "teacher",
+            }
+        )
+    return out

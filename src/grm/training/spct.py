@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from grm.config import MetaRMConfig, SamplingConfig
-from grm.meta_rm import examples_from_judgements, examples_from_trajectories, mixed_item_ids
+from grm.meta_rm import examples_from_judgements, mixed_item_ids
 from grm.method import judging
 from grm.method.voting import derive_seed
 from grm.sampling.base import Sampler
 from grm.sampling.spec import is_world_teacher
 from grm.schemas import Item
-from grm.training.rft import Trajectory, to_sft_examples
+from grm.training.rft import Trajectory, examples_from_trajectories, to_sft_examples
 from grm.world.generator import WorldConfig
 from grm.world.model import ModelTinyConfig
 

@@ -69,4 +69,4 @@ mlflow-ui: $(STAMP)  ## browse runs of the embedded store at http://127.0.0.1:50
 	$(VENV)/bin/mlflow server --backend-store-uri sqlite:///mlruns/mlflow.db --default-artifact-root mlruns/artifacts --host 127.0.0.1 --port 5000
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .rl-clients .pytest_cache .ruff_cache

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from grm.eval.gate import Comparison, decide_alias  # noqa: F401 (decide_alias: the gate's rule, re-exported)
+from grm.eval.gate import Comparison, decide_alias
 from tasks import mlflow_store
 
 MAX_PARAM_CHARS = 6000  # MLflow's limit on one param value
@@ -72,16 +72,16 @@ def git_commit(project_dir: str | Path = ".") -> str | None:
 
 
 def gate_tags_of(paired: Any, champion_version: str | None, facts: Mapping[str, Any]) -> dict[str, str]:
-    """The gate's evidence as tags (``grm.eval.gate.*``) for the run and the new version (none without a paired gap)."""
+    """The gate's evidence as tags (``grm.gate.*``) for the run and the new version (none without a paired gap)."""
     if paired is None:
         return {}
     tags = {
-        "grm.eval.gate.gap": paired.gap,
-        "grm.eval.gate.ci_low": paired.ci_low,
-        "grm.eval.gate.ci_high": paired.ci_high,
+        "grm.gate.gap": paired.gap,
+        "grm.gate.ci_low": paired.ci_low,
+        "grm.gate.ci_high": paired.ci_high,
     }
-    tags |= {"grm.eval.gate.n_items": paired.n_items, "grm.eval.gate.champion_version": champion_version}
-    tags |= {f"grm.eval.gate.{k}": v for k, v in facts.items()}
+    tags |= {"grm.gate.n_items": paired.n_items, "grm.gate.champion_version": champion_version}
+    tags |= {f"grm.gate.{k}": v for k, v in facts.items()}
     return {k: str(v) for k, v in tags.items() if v is not None}
 
 
@@ -476,11 +476,11 @@ class Tracker:
         client.set_model_version_tag(registry.model_name, version, PROMOTION_TAG, "done")
         if current is not None and paired is not None:  # the champion's side of the comparison, per challenger
             for key, value in gate_tags.items():
-                if key != "grm.eval.gate.champion_version":
+                if key != "grm.gate.champion_version":
                     client.set_model_version_tag(
                         registry.model_name,
                         current.version,
-                        key.replace("grm.eval.gate.", f"grm.eval.gate.vs_v{version}."),
+                        key.replace("grm.gate.", f"grm.gate.vs_v{version}."),
                         value,
                     )
         decision = {

@@ -101,14 +101,18 @@ def expected_metrics(cfg: PipelineConfig) -> set[str]:
 
     Derived from the ``EvalSpec`` of each evaluated model (``grm.eval.expected``: no probe evaluation) with the
     run's ks, methods, hygiene and seed-agreement settings. Benchmarks of ``eval.benchmarks`` are not included
-    (their metrics depend on the benchmark's subsets): ``gate_metric_problem`` accepts their prefixes.
+    (their metrics depend on the benchmark's subsets): ``gate_metric_problem`` accepts their prefixes. With
+    ``eval.meta_min_auc`` set, MetaRM@k may fall back at run time, so its cells' ``fell_back`` names are included.
     """
-    return set(
+    votes = (cfg.eval.meta_vote, "fallback") if cfg.eval.meta_min_auc is not None else (cfg.eval.meta_vote,)
+    return set().union(*(
         _spec_metrics(
             evaluated_models(cfg), heldout_name(cfg), tuple(cfg.eval.ks), cfg.meta_rm.enabled, cfg.eval.k_meta,
             cfg.eval.temperature, cfg.sampling.template, cfg.eval.tie_policy, cfg.eval.hygiene, cfg.eval.seed_agreement,
+            vote,
         )
-    )  # fmt: skip
+        for vote in votes
+    ))  # fmt: skip
 
 
 @functools.lru_cache(maxsize=256)
@@ -123,6 +127,7 @@ def _spec_metrics(
     tie_policy: str,
     hygiene: bool,
     seed_agreement: bool,
+    meta_vote: str = "top",
 ) -> frozenset[str]:
     """``expected_metrics`` of one combination of the settings metric names depend on (memoised: every config
     build checks its gate metric)."""
@@ -146,6 +151,7 @@ def _spec_metrics(
             tie_policy=tie_policy,
             hygiene=hygiene,
             seed_agreement=seed_agreement,
+            meta_vote=meta_vote if meta else "top",
         )
         names |= spec_metrics(spec)
     return frozenset(names)

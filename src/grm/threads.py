@@ -9,7 +9,7 @@ sampling, the meta RM and GRPO), the Xeon with MKL's strict reproducibility mode
 
 ``strict_math`` sets ``MKL_CBWR=AUTO,STRICT`` (unless the environment sets ``MKL_CBWR``), MKL's strict conditional
 numerical reproducibility, where a build starts: every ``set_torch_threads`` call, the ``grm`` CLI and a pipeline
-run (``tasks.engine.runtime.run_context``, before the fork server that builds fork from starts), so a build's processes
+run (``tasks.engine.runtime.pipeline_run``, before the fork server that builds fork from starts), so a build's processes
 have it before torch runs a kernel. Without it MKL splits the reduction of a large-K matmul (a weight gradient
 summed over every token of a batch) across threads on AVX-512 Xeons, so 1 and 2 threads give different last bits,
 and a stage's result would follow the thread count the parallel-stage schedule gave it (``tasks.engine.workers``). With

@@ -119,17 +119,14 @@ def test_a_challenger_worse_on_the_same_items_stays_challenger_though_its_raw_sc
     client = project.tracker.client()
     name = project.cfg.registry.model_name
     new_tags = client.get_model_version(name, decision["version"]).tags
-    assert new_tags["grm.eval.gate.gap"] == str(decision["gap"]) and new_tags["grm.eval.gate.champion_version"] == "1"
-    assert new_tags["grm.eval.gate.n_items"] == "24" and new_tags["grm.eval.gate.test_md5"] == decision["test_md5"]
+    assert new_tags["grm.gate.gap"] == str(decision["gap"]) and new_tags["grm.gate.champion_version"] == "1"
+    assert new_tags["grm.gate.n_items"] == "24" and new_tags["grm.gate.test_md5"] == decision["test_md5"]
     champ_tags = client.get_model_version(name, first["version"]).tags
     v = decision["version"]
-    assert champ_tags[f"grm.eval.gate.vs_v{v}.ci_low"] == str(decision["ci_low"])
-    assert champ_tags[f"grm.eval.gate.vs_v{v}.test_split_changed"] == "True"
+    assert champ_tags[f"grm.gate.vs_v{v}.ci_low"] == str(decision["ci_low"])
+    assert champ_tags[f"grm.gate.vs_v{v}.test_split_changed"] == "True"
     run_tags = client.get_run(parent).data.tags
-    assert (
-        run_tags["grm.eval.gate.ci_high"] == str(decision["ci_high"])
-        and run_tags["grm.registry.alias"] == "challenger"
-    )
+    assert run_tags["grm.gate.ci_high"] == str(decision["ci_high"]) and run_tags["grm.registry.alias"] == "challenger"
 
     better = model(project.root / "m", "better", [])  # right on every new item: +8 items over the champion
     promoted, again, _ = run(project, new, better)

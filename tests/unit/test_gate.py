@@ -117,14 +117,14 @@ def test_gate_tags_say_the_gap_the_champion_and_the_split() -> None:
     facts = {"test_md5": "new", "champion_test_md5": "old", "test_split_changed": True}
     tags = tracking.gate_tags_of(PairedGap(0.1, 0.02, 0.2, 24), "3", facts)
     assert tags == {
-        "grm.eval.gate.gap": "0.1",
-        "grm.eval.gate.ci_low": "0.02",
-        "grm.eval.gate.ci_high": "0.2",
-        "grm.eval.gate.n_items": "24",
-        "grm.eval.gate.champion_version": "3",
-        "grm.eval.gate.test_md5": "new",
-        "grm.eval.gate.champion_test_md5": "old",
-        "grm.eval.gate.test_split_changed": "True",
+        "grm.gate.gap": "0.1",
+        "grm.gate.ci_low": "0.02",
+        "grm.gate.ci_high": "0.2",
+        "grm.gate.n_items": "24",
+        "grm.gate.champion_version": "3",
+        "grm.gate.test_md5": "new",
+        "grm.gate.champion_test_md5": "old",
+        "grm.gate.test_split_changed": "True",
     }
     assert tracking.gate_tags_of(None, "3", facts) == {}
 

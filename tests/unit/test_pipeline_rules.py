@@ -322,3 +322,12 @@ def test_the_plan_step_refuses_what_only_other_modules_can_check():
     window = load_config(PipelineConfig, [], ["data.window=last:0"])
     with pytest.raises(ConfigError, match=r"^data: data.window='last:0': use 'all'"):
         resolve_config(window)
+
+
+def test_the_fall_back_marker_is_an_expected_metric_only_when_a_fall_back_can_happen():
+    plain = expected_metrics(load_pipeline([], []))
+    guarded = expected_metrics(load_pipeline([], ["eval.meta_min_auc=0.6"]))
+    assert not any(name.endswith("/fell_back") for name in plain)
+    assert guarded - plain == {
+        n.replace("/accuracy", "/fell_back") for n in plain if "/metarm_k" in n and n.endswith("/accuracy")
+    }

@@ -59,7 +59,7 @@ class DataConfig:
         positive("data", self, ("max_responses", "max_chars"))
         if not self.source:
             fail("data.source", self.source, "use 'world' or a folder with train/val/test JSONL files")
-        # data.window's forms are grm.drops' rule: the plan step checks it (grm.plan.check_pipeline)
+        # data.window's forms are grm.drops' rule: the plan step checks it (grm.plan.resolve_config)
 
 
 @dataclass(frozen=True)

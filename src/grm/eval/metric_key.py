@@ -45,7 +45,7 @@ def heldout_benchmark(source: str) -> str:
 
     Never the folder's name: a weekly drop in ``data/2026-w50/`` must log the same metric names as last week's
     ``data/2026-w49/``, or the registry gate finds no champion value to compare with. The dataset's identity is
-    kept elsewhere: the parent run's dataset inputs (``tasks.tracking.log_datasets``) and its ``grm.data.source``
+    kept elsewhere: the parent run's dataset inputs (``tasks.tracking.Tracker.log_datasets``) and its ``grm.data.source``
     tag.
 
     Example:

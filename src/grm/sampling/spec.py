@@ -17,7 +17,7 @@ a folder path       ``folder``                     the path (Hugging Face transf
 
 A registry spec names a model in the MLflow registry; the core cannot read the registry (it imports nothing of
 ``tasks``), so it is resolved to a folder at the edge (``grm_cli.models.resolve_model`` for the CLI,
-``tasks.registry.resolve_model`` in the pipeline; both through ``tasks.registry.fetch_registered``, under the
+``tasks.registry.resolve_model`` in the pipeline; both through ``tasks.model_fetch.fetch_registered``, under the
 registry lock after repairing half-done promotions) before ``build_sampler`` sees it.
 """
 

@@ -1,7 +1,7 @@
 """Meta-RM training (SPEC §6): the loop, the objective, the checkpoint selection and the saving.
 
 ``train_meta_rm`` trains a one-logit sequence classifier on ``{"text", "label", "id"}`` examples
-(``grm.meta_rm.examples_from_*``) and saves it with ``meta_rm.json`` (``grm.meta_rm.write_info``), which every
+(``grm.meta_rm.examples_from_judgements``, ``grm.training.rft.examples_from_trajectories``) and saves it with ``meta_rm.json`` (``grm.meta_rm.write_info``), which every
 scorer (``grm.meta_rm.load_meta_scorer``) reads back. Objectives (``meta_rm.train.objective``):
 
 - ``pointwise`` (paper, default): binary cross-entropy on each example's Eq. 10 label.
